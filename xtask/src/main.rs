@@ -1,0 +1,5 @@
+mod manifest;
+mod resolve;
+mod version;
+
+fn main() {}

@@ -1,0 +1,528 @@
+//! `recipes-manifest.toml`: the typed form of the file, parsing with
+//! source positions, and validation of everything that can be checked
+//! without resolving the dependency graph.
+//!
+//! Every struct denies unknown keys, so a typo is an error with a line and
+//! column instead of a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::version::Version;
+
+/// A string with the byte range it came from in the manifest.
+pub type Name = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub distro: Distro,
+    #[serde(default)]
+    pub host: Host,
+    pub arch: BTreeMap<String, Arch>,
+    #[serde(rename = "recipe")]
+    pub recipes: Vec<Recipe>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Distro {
+    /// Install prefix of everything on the target.
+    pub prefix: String,
+    /// Run-time roots of the image: what `rootfs` puts on the board.
+    pub image: Vec<Name>,
+    #[serde(default)]
+    pub preferred_provider: BTreeMap<String, Name>,
+    #[serde(default)]
+    pub preferred_version: BTreeMap<String, Name>,
+    /// pip requirement specifiers cross-installed into the target.
+    #[serde(default)]
+    pub python_packages: Vec<String>,
+    /// Requirement specifiers that must be built from source (pip --no-binary).
+    #[serde(default)]
+    pub python_no_binary: Vec<String>,
+}
+
+/// What the build machine must have, mapped to the Debian package that
+/// provides it, so that `doctor` can install it or print the apt line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// command -> Debian package
+    #[serde(default)]
+    pub tools: BTreeMap<String, String>,
+    /// Debian packages checked with dpkg (libraries the native recipes use).
+    #[serde(default)]
+    pub packages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arch {
+    /// GNU triplet; also the prefix of the cross tools (`<triplet>-gcc`).
+    pub triplet: String,
+    /// Rust target name, used to find the compiler the way the `cc` crate
+    /// does (`CC_<target>`, `CROSS_COMPILE`, `<triplet>-gcc`).
+    pub rust_target: String,
+    /// Debian architecture name (for `apt-get download pkg:<arch>`).
+    pub debian_arch: String,
+    pub qemu: String,
+    /// What `platform.machine()` prints on the target.
+    pub machine: String,
+    /// OpenSSL `Configure` target.
+    pub openssl: String,
+    /// meson `cpu_family` / `cpu`, and the long double format for numpy.
+    pub meson_cpu_family: String,
+    pub meson_cpu: String,
+    pub longdouble_format: String,
+    pub elf: ElfExpect,
+    /// Answers for autoconf tests that cannot run when cross compiling.
+    #[serde(default)]
+    pub config_site: BTreeMap<String, String>,
+    /// Extra C flags for every target recipe of this arch.
+    #[serde(default)]
+    pub cflags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElfExpect {
+    /// `object` crate machine name, e.g. "aarch64", "arm", "mips", "riscv".
+    pub machine: String,
+    pub bits: u8,
+    pub endian: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// `configure --build --host --prefix`, `make`, `make install DESTDIR=`.
+    Autotools,
+    /// A hand-written `configure` script that takes no --host (zlib).
+    Configure,
+    /// Only a Makefile (bzip2).
+    Make,
+    /// CPython: autotools plus the cross-build python and CONFIG_SITE.
+    Cpython,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// `https://...`, `http://...`, `file://...`, or `debian:<pool path>`.
+    pub url: Name,
+    pub sha256: Option<Name>,
+    /// Where the same bytes can also be found.
+    #[serde(default)]
+    pub mirrors: Vec<Name>,
+    /// Leading path components to strip when unpacking (default 1).
+    #[serde(default = "one")]
+    pub strip_components: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Build fields that an arch override (`[recipe.arch.<arch>]`, with
+/// `native` for the native variant) may replace or append to.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    pub depends: Option<Vec<Name>>,
+    pub rdepends: Option<Vec<Name>>,
+    pub configure: Option<Vec<String>>,
+    #[serde(default)]
+    pub configure_append: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub make_args: Option<Vec<String>>,
+    pub out_of_tree: Option<bool>,
+    pub do_configure: Option<String>,
+    pub do_compile: Option<String>,
+    pub do_install: Option<String>,
+    pub do_install_append: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub name: Name,
+    pub version: Name,
+    pub class: Class,
+    pub license: String,
+    #[serde(default)]
+    pub summary: String,
+    pub source: Source,
+    /// Other tarballs of the same release with their own checksum, tried
+    /// after `source` (Debian's dfsg repacks, for example).
+    #[serde(default)]
+    pub alternatives: Vec<Source>,
+    #[serde(default)]
+    pub depends: Vec<Name>,
+    #[serde(default)]
+    pub rdepends: Vec<Name>,
+    #[serde(default)]
+    pub rrecommends: Vec<Name>,
+    #[serde(default)]
+    pub provides: Vec<Name>,
+    #[serde(default)]
+    pub rprovides: Vec<Name>,
+    #[serde(default)]
+    pub rconflicts: Vec<Name>,
+    #[serde(default)]
+    pub rreplaces: Vec<Name>,
+    /// Also define `<name>-native`, built for the build machine.
+    #[serde(default)]
+    pub native: bool,
+    /// Run `autoreconf -fi` in the source before configure.
+    #[serde(default)]
+    pub autoreconf: bool,
+    #[serde(default)]
+    pub configure: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub make_args: Vec<String>,
+    #[serde(default = "yes")]
+    pub out_of_tree: bool,
+    pub do_configure: Option<String>,
+    pub do_compile: Option<String>,
+    pub do_install: Option<String>,
+    pub do_install_append: Option<String>,
+    /// Per-arch overrides; the key `native` applies to the native variant.
+    #[serde(default)]
+    pub arch: BTreeMap<String, Overrides>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One problem found in the manifest, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: `{}`: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.key,
+            self.message
+        )
+    }
+}
+
+/// All problems of one manifest, shown one per line.
+#[derive(Debug)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(f, "{n} problem{} in the manifest:", if n == 1 { "" } else { "s" })?;
+        for p in &self.0 {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// The manifest with the text it was read from, so that positions can be
+/// turned into lines and columns.
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub path: PathBuf,
+    text: String,
+}
+
+impl Loaded {
+    pub fn read(path: &Path) -> Result<Loaded> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+        Loaded::parse(path, text)
+    }
+
+    /// Parse and validate; every problem found is reported, not only the first.
+    pub fn parse(path: &Path, text: String) -> Result<Loaded> {
+        let manifest: Manifest = match toml::from_str(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                let (line, column) = e
+                    .span()
+                    .map(|s| line_col(&text, s.start))
+                    .unwrap_or((0, 0));
+                let key = e.span().map(|s| word_at(&text, s.start)).unwrap_or_default();
+                let problem = Problem {
+                    file: path.to_path_buf(),
+                    line,
+                    column,
+                    key,
+                    message: e.message().to_string(),
+                };
+                return Err(Problems(vec![problem]).into());
+            }
+        };
+        let loaded = Loaded { manifest, path: path.to_path_buf(), text };
+        let problems = loaded.validate();
+        if !problems.is_empty() {
+            return Err(Problems(problems).into());
+        }
+        Ok(loaded)
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// A problem located at the span of `at`.
+    pub fn problem<T>(&self, at: &Spanned<T>, key: &str, message: impl Into<String>) -> Problem {
+        let (line, column) = line_col(&self.text, at.span().start);
+        Problem {
+            file: self.path.clone(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Checks of single fields: versions, checksums, URL schemes, duplicates.
+    fn validate(&self) -> Vec<Problem> {
+        let m = &self.manifest;
+        let mut problems = Vec::new();
+        let mut seen: BTreeMap<(String, String), &Name> = BTreeMap::new();
+        for r in &m.recipes {
+            let key = |k: &str| format!("recipe {}.{k}", r.name.get_ref());
+            if !valid_name(r.name.get_ref()) {
+                problems.push(self.problem(&r.name, &key("name"), "a recipe name is lowercase letters, digits, `-`, `_`, `+` and `.`"));
+            }
+            if let Err(e) = Version::parse(r.version.get_ref()) {
+                problems.push(self.problem(&r.version, &key("version"), e.to_string()));
+            }
+            let id = (r.name.get_ref().clone(), r.version.get_ref().clone());
+            if let Some(first) = seen.get(&id) {
+                let (line, _) = line_col(&self.text, first.span().start);
+                problems.push(self.problem(
+                    &r.name,
+                    &key("name"),
+                    format!("{} {} is defined twice (first at line {line})", id.0, id.1),
+                ));
+            } else {
+                seen.insert(id, &r.name);
+            }
+            for (i, s) in std::iter::once(&r.source).chain(&r.alternatives).enumerate() {
+                let field = if i == 0 { key("source") } else { key(&format!("alternatives[{}]", i - 1)) };
+                problems.extend(self.check_source(s, &field));
+            }
+            for arch in r.arch.keys() {
+                if arch != "native" && !m.arch.contains_key(arch) {
+                    problems.push(self.problem(
+                        &r.name,
+                        &key(&format!("arch.{arch}")),
+                        format!(
+                            "override for unknown arch `{arch}`; known: native, {}",
+                            m.arch.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+            if r.arch.contains_key("native") && !r.native {
+                problems.push(self.problem(&r.name, &key("arch.native"), "a `native` override needs `native = true`"));
+            }
+        }
+        for (name, pattern) in &m.distro.preferred_version {
+            let p = pattern.get_ref();
+            let stem = p.strip_suffix('%').unwrap_or(p);
+            if stem.contains('%') || (!stem.is_empty() && Version::parse(stem.trim_end_matches('.')).is_err()) {
+                problems.push(self.problem(
+                    pattern,
+                    &format!("distro.preferred_version.{name}"),
+                    format!("`{p}` is not a version; `%` may only end it, as in \"3.13.%\""),
+                ));
+            }
+        }
+        problems
+    }
+
+    fn check_source(&self, s: &Source, key: &str) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (i, url) in std::iter::once(&s.url).chain(&s.mirrors).enumerate() {
+            let field = if i == 0 { format!("{key}.url") } else { format!("{key}.mirrors[{}]", i - 1) };
+            if !valid_url(url.get_ref()) {
+                problems.push(self.problem(
+                    url,
+                    &field,
+                    format!(
+                        "`{}` has an unsupported scheme; use https://, http://, file:// or debian:<pool path>",
+                        url.get_ref()
+                    ),
+                ));
+            }
+        }
+        match &s.sha256 {
+            None => problems.push(self.problem(&s.url, &format!("{key}.sha256"), "every source needs a sha256")),
+            Some(h) if !is_sha256(h.get_ref()) => {
+                problems.push(self.problem(h, &format!("{key}.sha256"), "a sha256 is 64 lowercase hex digits"))
+            }
+            Some(_) => {}
+        }
+        problems
+    }
+}
+
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_+./".contains(c))
+}
+
+fn valid_url(url: &str) -> bool {
+    ["https://", "http://", "file://", "debian:"].iter().any(|s| url.starts_with(s) && url.len() > s.len())
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'))
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    (line, column)
+}
+
+fn word_at(text: &str, offset: usize) -> String {
+    text[offset.min(text.len())..]
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || "_-.\"".contains(*c))
+        .collect::<String>()
+        .trim_matches('"')
+        .to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const MINIMAL: &str = r#"
+[distro]
+prefix = "/usr/local"
+image = ["a"]
+
+[arch.aarch64]
+triplet = "aarch64-linux-gnu"
+rust_target = "aarch64-unknown-linux-gnu"
+debian_arch = "arm64"
+qemu = "qemu-aarch64"
+machine = "aarch64"
+openssl = "linux-aarch64"
+meson_cpu_family = "aarch64"
+meson_cpu = "aarch64"
+longdouble_format = "IEEE_QUAD_LE"
+elf = { machine = "aarch64", bits = 64, endian = "little" }
+
+[[recipe]]
+name = "a"
+version = "1.0"
+class = "autotools"
+license = "MIT"
+source = { url = "https://example.org/a-1.0.tar.gz", sha256 = "0000000000000000000000000000000000000000000000000000000000000000" }
+"#;
+
+    fn parse(text: &str) -> Result<Loaded> {
+        Loaded::parse(Path::new("m.toml"), text.to_string())
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text) {
+            Ok(_) => vec![],
+            Err(e) => e.downcast::<Problems>().unwrap().0.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_minimal_manifest_parses() {
+        let m = parse(MINIMAL).unwrap();
+        assert_eq!(m.manifest.recipes[0].name.get_ref(), "a");
+        assert!(m.manifest.recipes[0].out_of_tree, "out-of-tree builds are the default");
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_with_its_line_and_column() {
+        let text = MINIMAL.replace("license = \"MIT\"", "license = \"MIT\"\nlicence = \"MIT\"");
+        let p = problems(&text);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("m.toml:23:1: `licence`: unknown field `licence`"), "{}", p[0]);
+    }
+
+    #[test]
+    fn a_missing_sha256_is_an_error() {
+        let text = MINIMAL.replace(
+            ", sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"",
+            "",
+        );
+        assert_eq!(
+            problems(&text),
+            ["m.toml:23:18: `recipe a.source.sha256`: every source needs a sha256"]
+        );
+    }
+
+    #[test]
+    fn a_bad_url_scheme_is_an_error() {
+        let text = MINIMAL.replace("https://example.org", "ftp://example.org");
+        let p = problems(&text);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("`recipe a.source.url`: `ftp://example.org/a-1.0.tar.gz` has an unsupported scheme"), "{}", p[0]);
+    }
+
+    #[test]
+    fn an_invalid_version_is_an_error() {
+        let text = MINIMAL.replace("version = \"1.0\"", "version = \"1..0\"");
+        let p = problems(&text);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("m.toml:20:11: `recipe a.version`: invalid version `1..0`"), "{}", p[0]);
+    }
+
+    #[test]
+    fn a_recipe_defined_twice_is_an_error() {
+        let recipe = &MINIMAL[MINIMAL.find("[[recipe]]").unwrap()..];
+        let text = format!("{MINIMAL}\n{recipe}");
+        let p = problems(&text);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("`recipe a.name`: a 1.0 is defined twice (first at line 19)"), "{}", p[0]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_only_the_first() {
+        let text = MINIMAL
+            .replace("version = \"1.0\"", "version = \"x\"")
+            .replace("https://", "gopher://");
+        assert_eq!(problems(&text).len(), 2);
+    }
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}
