@@ -1,5 +1,224 @@
-mod manifest;
-mod resolve;
-mod version;
+//! crosspython: CPython, its C libraries and Python packages, cross-built
+//! for embedded Linux boards from one manifest, tested under qemu-user and
+//! packaged.
 
-fn main() {}
+mod classes;
+mod elf;
+mod engine;
+mod fetch;
+mod host;
+mod image;
+mod inspect;
+mod manifest;
+mod mirror;
+mod package;
+mod progress;
+mod project;
+mod qemu;
+mod resolve;
+mod sstate;
+mod sysroot;
+mod tasks;
+mod toolchain;
+mod unpack;
+mod version;
+mod work;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::project::{BuildLock, Project};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Cross-build CPython and its libraries for embedded Linux boards")]
+struct Cli {
+    /// The manifest (default: recipes-manifest.toml in the workspace).
+    #[arg(long, global = true)]
+    manifest: Option<PathBuf>,
+    /// The build directory (default: build/ in the workspace; or CROSSPYTHON_BUILD_DIR).
+    #[arg(long, global = true)]
+    build_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Fetch, build every recipe and assemble sysroots/<arch>.
+    Build {
+        /// An arch of the manifest, a comma list, or `all`.
+        #[arg(long)]
+        arch: String,
+        /// Parallel jobs for the whole build (default: the number of cores).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Say why each task runs.
+        #[arg(long, short = 'v', alias = "verbose")]
+        explain: bool,
+        /// Wait for another build holding the build directory.
+        #[arg(long)]
+        wait: bool,
+        /// Cross toolchain: a directory with bin/<triplet>-gcc, or a prefix like /opt/sdk/bin/aarch64-linux-gnu-.
+        #[arg(long)]
+        toolchain: Option<String>,
+    },
+    /// Run the target tree (or a package) under qemu-user and check it.
+    QemuTest {
+        #[arg(long)]
+        arch: String,
+        /// Test this archive, unpacked into an empty directory, instead of sysroots/<arch>.
+        #[arg(long)]
+        package: Option<PathBuf>,
+    },
+    /// Write deploy/<arch>/crosspython-<version>-<arch>.tar.gz.
+    Package {
+        #[arg(long)]
+        arch: String,
+    },
+    /// Validate the manifest and list every problem.
+    Check,
+    /// The resolved build (or run-time) graph.
+    Graph {
+        #[arg(long)]
+        arch: String,
+        /// Graphviz DOT instead of a tree.
+        #[arg(long)]
+        dot: bool,
+        /// The run-time graph (rdepends) instead of the build graph.
+        #[arg(long)]
+        runtime: bool,
+        /// The dependency chain that pulls this recipe in.
+        #[arg(long)]
+        why: Option<String>,
+    },
+    /// Every resolved value of a recipe, and where it came from.
+    Show {
+        recipe: String,
+        #[arg(long, default_value = "aarch64")]
+        arch: String,
+    },
+    /// Download and verify every source of the arches' builds.
+    Fetch {
+        #[arg(long, default_value = "all")]
+        arch: String,
+    },
+    /// Check the host's prerequisites; install them with --install (as root).
+    Doctor {
+        #[arg(long, default_value = "all")]
+        arch: String,
+        #[arg(long)]
+        install: bool,
+    },
+    /// Remove the build directory's outputs of a recipe (or all of them).
+    Clean {
+        recipe: Option<String>,
+        #[arg(long, default_value = "all")]
+        arch: String,
+    },
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    let project = Project::locate(cli.manifest, cli.build_dir)?;
+    match cli.command {
+        Cmd::Build { arch, jobs, explain, wait, toolchain } => build(&project, &arch, jobs, explain, wait, toolchain.as_deref()),
+        Cmd::QemuTest { arch, package } => {
+            let loaded = project.load()?;
+            for a in project.arches(&loaded, &arch)? {
+                qemu::test(&project, &loaded, &a, package.as_deref())?;
+            }
+            Ok(())
+        }
+        Cmd::Package { arch } => {
+            let loaded = project.load()?;
+            for a in project.arches(&loaded, &arch)? {
+                package::package(&project, &loaded, &a)?;
+            }
+            Ok(())
+        }
+        Cmd::Check => inspect::check(&project),
+        Cmd::Graph { arch, dot, runtime, why } => inspect::graph(&project, &arch, dot, runtime, why.as_deref()),
+        Cmd::Show { recipe, arch } => inspect::show(&project, &recipe, &arch),
+        Cmd::Fetch { arch } => inspect::fetch_all(&project, &arch),
+        Cmd::Doctor { arch, install } => {
+            let loaded = project.load()?;
+            let names = project.arches(&loaded, &arch)?;
+            let arches: Vec<_> = names.iter().map(|n| &loaded.manifest.arch[n]).collect();
+            if install {
+                host::ensure(&loaded.manifest, &arches, false)?;
+            }
+            let missing = host::missing(&loaded.manifest, &arches, false);
+            if missing.0.is_empty() {
+                println!("host prerequisites: all present");
+                return Ok(());
+            }
+            for (pkg, why) in &missing.0 {
+                println!("missing: {pkg:28} for {why}");
+            }
+            anyhow::bail!("host prerequisites missing; run `cargo xtask doctor --install` as root")
+        }
+        Cmd::Clean { recipe, arch } => inspect::clean(&project, recipe.as_deref(), &arch),
+    }
+}
+
+fn build(project: &Project, arch: &str, jobs: Option<usize>, explain: bool, wait: bool, toolchain: Option<&str>) -> Result<()> {
+    let t0 = Instant::now();
+    let loaded = project.load()?;
+    let names = project.arches(&loaded, arch)?;
+    let arches: Vec<_> = names.iter().map(|n| &loaded.manifest.arch[n]).collect();
+    host::ensure(&loaded.manifest, &arches, toolchain.is_some() || std::env::var_os("CROSSPYTHON_TOOLCHAIN").is_some())?;
+    let _lock = BuildLock::take(&project.build_dir, wait)?;
+    let plan = project.plan(&loaded, &names, toolchain)?;
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    ctrlc::set_handler(|| {
+        engine::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+        work::stop_children();
+    })
+    .context("cannot install the interrupt handler")?;
+    let worker = work::Worker {
+        fetcher: fetch::Fetcher::new(project.dl_dir.clone()),
+        patches_dir: project.root.join("patches"),
+        prefix: loaded.manifest.distro.prefix.clone(),
+        build_sys: toolchain::build_triplet()?,
+        launcher: std::env::var("CROSSPYTHON_CC_LAUNCHER").ok().filter(|l| !l.is_empty()),
+        tail_lines: 40,
+    };
+    let sstate = sstate::Sstate::new(project.sstate_dir.clone());
+    eprintln!(
+        "crosspython: building {} ({} recipes, {} tasks, {jobs} jobs)",
+        names.join(", "),
+        plan.units.len(),
+        plan.tasks.len()
+    );
+    let stats = engine::run(&plan, &worker, &sstate, &engine::Options { jobs, explain })?;
+    let wall = t0.elapsed().as_secs_f64();
+    if stats.tasks_run == 0 {
+        eprintln!("crosspython: nothing to do, all {} tasks are up to date ({})", stats.tasks_total, engine::human(wall));
+    } else {
+        eprintln!(
+            "crosspython: ran {} of {} tasks in {}{}",
+            stats.tasks_run,
+            stats.tasks_total,
+            engine::human(wall),
+            if stats.restored_from_sstate.is_empty() { String::new() } else { format!(", {} restored from the artifact cache", stats.restored_from_sstate.len()) }
+        );
+        eprintln!("critical path: {} ({} tasks)", engine::human(stats.critical_path_secs), stats.critical_path.len());
+        for step in &stats.critical_path {
+            eprintln!("  {step}");
+        }
+    }
+    for n in &names {
+        eprintln!("target tree: {}", project.tree(n).display());
+    }
+    Ok(())
+}

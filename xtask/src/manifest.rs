@@ -185,6 +185,10 @@ pub struct Recipe {
     pub autoreconf: bool,
     #[serde(default)]
     pub configure: Vec<String>,
+    /// Configure arguments added when the named recipe is a direct
+    /// dependency (after provider selection), like BitBake's PACKAGECONFIG.
+    #[serde(default)]
+    pub configure_with: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default)]

@@ -262,6 +262,13 @@ impl<'a> Resolver<'a> {
             .iter()
             .map(|&c| {
                 let mut node = self.node(&candidates[c]);
+                for (dep, args) in &candidates[c].recipe.configure_with {
+                    if depends[c].iter().any(|&d| candidates[d].recipe.name.get_ref() == dep) {
+                        node.configure.extend(args.iter().cloned());
+                        let prev = node.origin["configure"].clone();
+                        node.origin.insert("configure".into(), format!("{prev} + configure_with.{dep} (a dependency)"));
+                    }
+                }
                 node.depends = depends[c].iter().map(|d| position[d]).collect();
                 node.rdepends = rdepends[c].iter().filter_map(|d| position.get(d).copied()).collect();
                 node
@@ -504,7 +511,7 @@ impl<'a> Resolver<'a> {
                 Variant::Target => self.arch.to_string(),
             };
             let from = format!("[recipe.arch.{key}] of {} {}", r.name.get_ref(), r.version.get_ref());
-            let mut set = |field: &str, origin: &mut BTreeMap<String, String>| {
+            let set = |field: &str, origin: &mut BTreeMap<String, String>| {
                 origin.insert(field.to_string(), from.clone());
             };
             if let Some(v) = &o.configure {

@@ -215,3 +215,15 @@ fn why_gives_the_chain_that_pulls_a_recipe_in() {
     let path: Vec<&str> = g.why(g.index("zlib").unwrap(), false).unwrap().iter().map(|&i| g.nodes[i].name.as_str()).collect();
     assert_eq!(path, ["app", "ssl", "zlib"]);
 }
+
+#[test]
+fn configure_with_follows_the_chosen_provider() {
+    let recipes = recipe("app", "1", "depends = [\"virtual/readline\"]\nconfigure_with = { readline = [\"--with-readline=readline\"], libedit = [\"--with-readline=editline\"] }")
+        + &recipe("readline", "8.2", "provides = [\"virtual/readline\"]")
+        + &recipe("libedit", "3.1", "provides = [\"virtual/readline\"]");
+    for (choice, arg) in [("readline", "--with-readline=readline"), ("libedit", "--with-readline=editline")] {
+        let pref = format!("preferred_provider = {{ \"virtual/readline\" = \"{choice}\" }}");
+        let g = graph(&manifest("\"app\"", &pref, &recipes)).unwrap();
+        assert_eq!(g.nodes[g.index("app").unwrap()].configure, [arg]);
+    }
+}

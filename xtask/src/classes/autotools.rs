@@ -1,0 +1,17 @@
+//! GNU autotools: `configure --build --host --prefix`, out of tree.
+
+use anyhow::Result;
+
+use super::{Ctx, Step};
+
+pub fn configure(ctx: &Ctx) -> Result<Vec<Step>> {
+    let script = ctx.dirs.src.join("configure");
+    let mut argv = vec![
+        script.display().to_string(),
+        format!("--build={}", ctx.build_sys),
+        format!("--host={}", ctx.host_sys()),
+        format!("--prefix={}", ctx.prefix()),
+    ];
+    argv.extend(ctx.configure_args()?);
+    Ok(vec![ctx.run(argv)])
+}

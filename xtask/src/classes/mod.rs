@@ -1,0 +1,260 @@
+//! Recipe classes: how `configure`, `compile` and `install` run for each
+//! kind of build system, and the environment every recipe builds in
+//! (like BitBake's classes and its cross environment).
+//!
+//! A recipe may replace a step with a shell script (`do_configure`,
+//! `do_compile`, `do_install`) or add to install (`do_install_append`);
+//! the scripts see the same variables as the environment below.
+
+mod autotools;
+mod configure;
+mod make;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use crate::manifest::{Arch, Class};
+use crate::resolve::Node;
+use crate::toolchain::Toolchain;
+
+/// Bumped when what the classes run changes, so that signatures change.
+pub const CLASS_VERSION: &str = "classes-1";
+
+/// One command of a task.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A program with its arguments, run in `cwd`.
+    Run { argv: Vec<String>, cwd: PathBuf },
+    /// A shell script from the manifest, run with `sh -e` in `cwd`.
+    Shell { script: String, cwd: PathBuf },
+    /// Copy the source tree into the build directory (in-tree builds).
+    CopySource,
+}
+
+/// The directories of one recipe, as BitBake names them.
+#[derive(Debug, Clone)]
+pub struct WorkDirs {
+    pub workdir: PathBuf,
+    /// `S`: the unpacked, patched source.
+    pub src: PathBuf,
+    /// `B`: where configure and make run.
+    pub build: PathBuf,
+    /// `D`: the install destination.
+    pub image: PathBuf,
+    pub sysroot_destdir: PathBuf,
+    pub recipe_sysroot: PathBuf,
+    pub recipe_sysroot_native: PathBuf,
+    pub temp: PathBuf,
+}
+
+impl WorkDirs {
+    pub fn new(workdir: PathBuf) -> WorkDirs {
+        WorkDirs {
+            src: workdir.join("src"),
+            build: workdir.join("build"),
+            image: workdir.join("image"),
+            sysroot_destdir: workdir.join("sysroot-destdir"),
+            recipe_sysroot: workdir.join("recipe-sysroot"),
+            recipe_sysroot_native: workdir.join("recipe-sysroot-native"),
+            temp: workdir.join("temp"),
+            workdir,
+        }
+    }
+}
+
+/// Everything a class needs to know about the recipe it builds.
+pub struct Ctx<'a> {
+    pub node: &'a Node,
+    pub dirs: &'a WorkDirs,
+    /// None for native recipes.
+    pub target: Option<(&'a Arch, &'a Toolchain)>,
+    pub prefix: &'a str,
+    pub build_sys: &'a str,
+    /// The arch's `config_site` written as a file.
+    pub config_site: Option<&'a Path>,
+    /// `ccache` or `sccache`, from `CROSSPYTHON_CC_LAUNCHER`.
+    pub launcher: Option<&'a str>,
+}
+
+impl Ctx<'_> {
+    /// The prefix the recipe installs to: the distro's for target recipes,
+    /// `/usr` inside the native sysroot for native ones.
+    pub fn prefix(&self) -> &str {
+        match self.target {
+            Some(_) => self.prefix,
+            None => "/usr",
+        }
+    }
+
+    pub fn host_sys(&self) -> &str {
+        match self.target {
+            Some((arch, _)) => &arch.triplet,
+            None => self.build_sys,
+        }
+    }
+
+    /// Variables for `${VAR}` in manifest strings and for the environment.
+    pub fn vars(&self) -> BTreeMap<String, String> {
+        let d = self.dirs;
+        let pv = self.node.pv();
+        let mut v = BTreeMap::new();
+        let mut set = |k: &str, val: String| {
+            v.insert(k.to_string(), val);
+        };
+        set("PN", self.node.name.clone());
+        set("PV", self.node.version.clone());
+        set("PV_MAJMIN", pv.major_minor());
+        set("S", d.src.display().to_string());
+        set("B", d.build.display().to_string());
+        set("D", d.image.display().to_string());
+        set("WORKDIR", d.workdir.display().to_string());
+        set("RECIPE_SYSROOT", d.recipe_sysroot.display().to_string());
+        set("RECIPE_SYSROOT_NATIVE", d.recipe_sysroot_native.display().to_string());
+        set("prefix", self.prefix().to_string());
+        set("HOST_SYS", self.host_sys().to_string());
+        set("BUILD_SYS", self.build_sys.to_string());
+        if let Some((arch, _)) = self.target {
+            set("OPENSSL_TARGET", arch.openssl.clone());
+            set("MACHINE", arch.machine.clone());
+        }
+        v
+    }
+
+    /// The build environment: cross tools, flags that see only the
+    /// recipe's own sysroot, and pkg-config that never sees the host's.
+    pub fn env(&self) -> Result<BTreeMap<String, String>> {
+        let mut env = self.vars();
+        let d = self.dirs;
+        let native_bin = d.recipe_sysroot_native.join("usr/bin");
+        let path = format!("{}:{}", native_bin.display(), std::env::var("PATH").unwrap_or_default());
+        env.insert("PATH".into(), path);
+        env.insert("CC_FOR_BUILD".into(), "gcc".into());
+        env.insert("BUILD_CC".into(), "gcc".into());
+        match self.target {
+            Some((arch, tc)) => {
+                let sysroot = d.recipe_sysroot.display().to_string();
+                let prefix = self.prefix;
+                env.insert("CC".into(), tc.cc_command(self.launcher));
+                for (var, tool) in [("AR", "ar"), ("RANLIB", "ranlib"), ("STRIP", "strip"), ("NM", "nm"), ("LD", "ld"), ("OBJDUMP", "objdump"), ("READELF", "readelf")] {
+                    env.insert(var.into(), tc.tool(tool));
+                }
+                let mut cflags = vec!["-O2".to_string(), "-pipe".to_string()];
+                cflags.extend(arch.cflags.iter().cloned());
+                env.insert("CFLAGS".into(), cflags.join(" "));
+                env.insert("CPPFLAGS".into(), format!("-I{sysroot}{prefix}/include"));
+                env.insert("LDFLAGS".into(), format!("-L{sysroot}{prefix}/lib -Wl,-rpath-link,{sysroot}{prefix}/lib"));
+                env.insert(
+                    "PKG_CONFIG_LIBDIR".into(),
+                    format!("{sysroot}{prefix}/lib/pkgconfig:{sysroot}{prefix}/share/pkgconfig"),
+                );
+                env.insert("PKG_CONFIG_SYSROOT_DIR".into(), sysroot);
+                env.insert("PKG_CONFIG_PATH".into(), String::new());
+                if let Some(site) = self.config_site {
+                    env.insert("CONFIG_SITE".into(), site.display().to_string());
+                }
+            }
+            None => {
+                let native = d.recipe_sysroot_native.display().to_string();
+                let cc = match self.launcher {
+                    Some(l) => format!("{l} gcc"),
+                    None => "gcc".to_string(),
+                };
+                env.insert("CC".into(), cc);
+                env.insert("CFLAGS".into(), "-O2 -pipe".into());
+                env.insert("CPPFLAGS".into(), format!("-I{native}/usr/include"));
+                env.insert("LDFLAGS".into(), format!("-L{native}/usr/lib"));
+            }
+        }
+        for (k, val) in &self.node.env {
+            env.insert(k.clone(), self.expand(val)?);
+        }
+        Ok(env)
+    }
+
+    /// Replace `${VAR}` with the recipe's variables; an unknown one is an error.
+    pub fn expand(&self, s: &str) -> Result<String> {
+        expand(s, &self.vars(), &self.node.name)
+    }
+
+    /// The steps of `configure`, `compile` or `install`.
+    pub fn steps(&self, task: &str) -> Result<Vec<Step>> {
+        let n = self.node;
+        let script = match task {
+            "configure" => &n.do_configure,
+            "compile" => &n.do_compile,
+            "install" => &n.do_install,
+            _ => bail!("no class step `{task}`"),
+        };
+        let cwd = self.dirs.build.clone();
+        let mut steps = Vec::new();
+        if task == "configure" && !n.out_of_tree {
+            steps.push(Step::CopySource);
+        }
+        match script {
+            Some(s) => steps.push(Step::Shell { script: s.clone(), cwd: cwd.clone() }),
+            None => steps.extend(match (n.class, task) {
+                (Class::Autotools | Class::Cpython, "configure") => autotools::configure(self)?,
+                (Class::Configure, "configure") => configure::configure(self)?,
+                (Class::Make, "configure") => vec![],
+                (_, "compile") => make::compile(self)?,
+                (_, "install") => make::install(self)?,
+                _ => unreachable!("task checked above"),
+            }),
+        }
+        if task == "install" {
+            if let Some(s) = &n.do_install_append {
+                steps.push(Step::Shell { script: s.clone(), cwd });
+            }
+        }
+        Ok(steps)
+    }
+
+    fn configure_args(&self) -> Result<Vec<String>> {
+        self.node.configure.iter().map(|a| self.expand(a)).collect()
+    }
+
+    fn make_args(&self) -> Result<Vec<String>> {
+        self.node.make_args.iter().map(|a| self.expand(a)).collect()
+    }
+
+    fn run(&self, argv: Vec<String>) -> Step {
+        Step::Run { argv, cwd: self.dirs.build.clone() }
+    }
+}
+
+pub fn expand(s: &str, vars: &BTreeMap<String, String>, recipe: &str) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find('}') else {
+            bail!("recipe {recipe}: unterminated `${{` in `{s}`");
+        };
+        let name = &rest[start + 2..start + len];
+        match vars.get(name) {
+            Some(v) => out.push_str(v),
+            None => bail!(
+                "recipe {recipe}: unknown variable `${{{name}}}` in `{s}`; known: {}",
+                vars.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        }
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_expand_and_unknown_ones_are_errors() {
+        let vars = BTreeMap::from([("prefix".to_string(), "/usr/local".to_string())]);
+        assert_eq!(expand("--prefix=${prefix}/x", &vars, "r").unwrap(), "--prefix=/usr/local/x");
+        let err = expand("${prefx}", &vars, "r").unwrap_err().to_string();
+        assert!(err.contains("recipe r: unknown variable `${prefx}`"), "{err}");
+    }
+}

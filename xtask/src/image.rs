@@ -1,0 +1,239 @@
+//! do_rootfs: the target tree `sysroots/<arch>/`: the image's run-time
+//! packages, the toolchain's shared objects they need (found by walking
+//! `DT_NEEDED` from every ELF file, the dynamic loader at its `PT_INTERP`
+//! path), `$ORIGIN` run paths so that the tree works under any prefix, and
+//! the ELF checks every file must pass.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use walkdir::WalkDir;
+
+use crate::elf::{self, ElfInfo};
+use crate::manifest::ElfExpect;
+use crate::tasks::{Kind, Plan};
+use crate::toolchain::Toolchain;
+
+/// `sysroots/<arch>` next to the build directory.
+pub fn tree_dir(build_dir: &Path, arch: &str) -> PathBuf {
+    sysroots_dir(build_dir).join(arch)
+}
+
+pub fn sysroots_dir(build_dir: &Path) -> PathBuf {
+    build_dir.parent().map(|p| p.join("sysroots")).unwrap_or_else(|| PathBuf::from("sysroots"))
+}
+
+pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
+    let ab = &plan.arches[a];
+    let rootfs_task = plan.tasks.iter().position(|t| t.kind == Kind::Rootfs && t.arch == Some(a)).expect("every arch has a rootfs task");
+    let tree = tree_dir(&plan.build_dir, &ab.name);
+    let tmp = tree.with_file_name(format!(".{}.tmp", ab.name));
+    crate::sysroot::remove(&tmp)?;
+    fs::create_dir_all(&tmp)?;
+    for &t in &plan.tasks[rootfs_task].deps {
+        let u = plan.tasks[t].unit.expect("rootfs depends on recipe tasks");
+        crate::sysroot::copy_tree(&plan.units[u].dirs.sysroot_destdir, &tmp)?;
+    }
+    let prefix = plan.prefix.clone();
+    let mut report = String::new();
+    add_toolchain_libs(&tmp, &ab.toolchain, &mut report)?;
+    set_run_paths(&tmp, &prefix, &mut report)?;
+    let checked = check_tree(&tmp, &ab.arch.elf)?;
+    report.push_str(&checked.summary());
+    fs::write(tmp.join(".crosspython-rootfs.txt"), &report)?;
+    crate::sysroot::remove(&tree)?;
+    fs::rename(&tmp, &tree).with_context(|| format!("cannot move the tree into {}", tree.display()))?;
+    Ok(())
+}
+
+/// Every ELF file below `root`, with what it says.
+pub fn elf_files(root: &Path) -> Result<Vec<(PathBuf, ElfInfo)>> {
+    let mut out = vec![];
+    for e in WalkDir::new(root).sort_by_file_name() {
+        let e = e?;
+        if e.file_type().is_file() {
+            if let Some(info) = elf::inspect(e.path())? {
+                out.push((e.path().to_path_buf(), info));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Names a library can be found under in the tree (file and symlink names
+/// in the library directories), by directory.
+fn tree_libraries(root: &Path) -> BTreeMap<String, PathBuf> {
+    let mut libs = BTreeMap::new();
+    for e in WalkDir::new(root).into_iter().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains(".so") && (e.file_type().is_file() || e.file_type().is_symlink()) {
+            libs.entry(name).or_insert_with(|| e.path().parent().unwrap().to_path_buf());
+        }
+    }
+    libs
+}
+
+/// Copy the toolchain's shared objects that the tree needs into `/lib`,
+/// following their own `DT_NEEDED`, and the dynamic loader to its path.
+fn add_toolchain_libs(root: &Path, tc: &Toolchain, report: &mut String) -> Result<()> {
+    let in_tree = tree_libraries(root);
+    let mut queue: Vec<(String, String)> = vec![];
+    let mut interps = BTreeSet::new();
+    for (path, info) in elf_files(root)? {
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        for n in &info.needed {
+            if !in_tree.contains_key(n) {
+                queue.push((n.clone(), rel.clone()));
+            }
+        }
+        if let Some(i) = info.interp {
+            interps.insert((i, rel));
+        }
+    }
+    let lib = root.join("lib");
+    fs::create_dir_all(&lib)?;
+    let mut added: BTreeMap<String, String> = BTreeMap::new();
+    while let Some((soname, needed_by)) = queue.pop() {
+        if added.contains_key(&soname) || in_tree.contains_key(&soname) {
+            continue;
+        }
+        let Some(found) = tc.find_lib(&soname) else {
+            bail!("{needed_by} needs {soname}, which is neither in the tree nor in the toolchain ({})", tc.cc.display());
+        };
+        let dest = lib.join(&soname);
+        fs::copy(&found, &dest).with_context(|| format!("cannot copy {}", found.display()))?;
+        writeln!(report, "lib/{soname}: from {} (needed by {needed_by})", found.display())?;
+        added.insert(soname.clone(), needed_by);
+        if let Some(info) = elf::inspect(&dest)? {
+            for n in info.needed {
+                queue.push((n, format!("lib/{soname}")));
+            }
+        }
+    }
+    for (interp, needed_by) in interps {
+        let dest = root.join(interp.trim_start_matches('/'));
+        if dest.exists() {
+            continue;
+        }
+        let name = Path::new(&interp).file_name().unwrap().to_string_lossy().into_owned();
+        let Some(found) = tc.find_lib(&name) else {
+            bail!("{needed_by} names the dynamic loader {interp}, which the toolchain ({}) does not have", tc.cc.display());
+        };
+        fs::create_dir_all(dest.parent().unwrap())?;
+        fs::copy(&found, &dest)?;
+        writeln!(report, "{interp}: dynamic loader from {} (PT_INTERP of {needed_by})", found.display())?;
+    }
+    Ok(())
+}
+
+/// Give every ELF file that needs a library of `<prefix>/lib` a run path
+/// relative to itself (`$ORIGIN/../lib`), so the tree works under any
+/// prefix and needs no `LD_LIBRARY_PATH`.
+fn set_run_paths(root: &Path, prefix: &str, report: &mut String) -> Result<()> {
+    let libdir = root.join(prefix.trim_start_matches('/')).join("lib");
+    let provided: BTreeSet<String> = fs::read_dir(&libdir)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    let mut count = 0;
+    for (path, info) in elf_files(root)? {
+        if !info.needed.iter().any(|n| provided.contains(n)) {
+            continue;
+        }
+        let dir = path.parent().unwrap();
+        let rel = relative(dir, &libdir);
+        let want = if rel.as_os_str().is_empty() { "$ORIGIN".to_string() } else { format!("$ORIGIN/{}", rel.display()) };
+        if info.runpath.as_deref() == Some(want.as_str()) {
+            continue;
+        }
+        let out = Command::new("patchelf")
+            .arg("--set-rpath")
+            .arg(&want)
+            .arg(&path)
+            .output()
+            .context("cannot run patchelf (Debian package patchelf)")?;
+        if !out.status.success() {
+            bail!("patchelf --set-rpath {want} {} failed: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        count += 1;
+    }
+    writeln!(report, "run paths set on {count} files")?;
+    Ok(())
+}
+
+/// The path from `from` to `to`, both below the same root.
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let f: Vec<_> = from.components().collect();
+    let t: Vec<_> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut p = PathBuf::new();
+    for _ in common..f.len() {
+        p.push("..");
+    }
+    for c in &t[common..] {
+        p.push(c);
+    }
+    p
+}
+
+/// The result of checking every ELF file of a tree.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub files: usize,
+    pub max_glibc: Option<(u32, u32)>,
+    pub max_glibc_file: String,
+}
+
+impl Checked {
+    pub fn summary(&self) -> String {
+        let glibc = self.max_glibc.map(|(a, b)| format!("GLIBC_{a}.{b} (by {})", self.max_glibc_file)).unwrap_or_else(|| "none".into());
+        format!("ELF check: {} files, all for the target, every DT_NEEDED present; highest glibc symbol version needed: {glibc}\n", self.files)
+    }
+}
+
+/// Every ELF file: the arch's machine, class and endianness, and every
+/// `DT_NEEDED` found in the tree (through its run path or `/lib`).
+pub fn check_tree(root: &Path, want: &ElfExpect) -> Result<Checked> {
+    let files = elf_files(root)?;
+    let libs = tree_libraries(root);
+    let mut problems = vec![];
+    let mut checked = Checked::default();
+    for (path, info) in &files {
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        if let Err(e) = elf::check_machine(info, want) {
+            problems.push(format!("{rel}: wrong target: {e}"));
+        }
+        for n in &info.needed {
+            if !libs.contains_key(n) {
+                problems.push(format!("{rel}: needs {n}, which is not in the tree"));
+            }
+        }
+        if info.max_glibc > checked.max_glibc {
+            checked.max_glibc = info.max_glibc;
+            checked.max_glibc_file = rel;
+        }
+    }
+    checked.files = files.len();
+    if !problems.is_empty() {
+        bail!("the ELF check of {} failed:\n  {}", root.display(), problems.join("\n  "));
+    }
+    Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_climb_then_descend() {
+        assert_eq!(relative(Path::new("/t/usr/local/bin"), Path::new("/t/usr/local/lib")), PathBuf::from("../lib"));
+        assert_eq!(
+            relative(Path::new("/t/usr/local/lib/python3.13/lib-dynload"), Path::new("/t/usr/local/lib")),
+            PathBuf::from("../..")
+        );
+        assert_eq!(relative(Path::new("/t/usr/local/lib"), Path::new("/t/usr/local/lib")), PathBuf::new());
+    }
+}

@@ -1,0 +1,157 @@
+//! Where things are (the clone, the build directory, the caches), the
+//! build-directory lock, and turning the manifest into a plan for a set of
+//! arches.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use fs4::fs_std::FileExt;
+
+use crate::manifest::Loaded;
+use crate::tasks::{ArchBuild, Plan, PlanInputs};
+use crate::toolchain::Toolchain;
+
+pub struct Project {
+    pub root: PathBuf,
+    pub manifest_path: PathBuf,
+    pub build_dir: PathBuf,
+    pub dl_dir: PathBuf,
+    pub sstate_dir: PathBuf,
+    pub wheel_dir: PathBuf,
+}
+
+impl Project {
+    pub fn locate(manifest: Option<PathBuf>, build_dir: Option<PathBuf>) -> Result<Project> {
+        // The workspace root: xtask's parent, where cargo runs us from.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_path_buf();
+        let cache = std::env::var_os("CROSSPYTHON_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("crosspython")))
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/crosspython")))
+            .context("no HOME: set CROSSPYTHON_CACHE_DIR")?;
+        let env_dir = |var: &str, default: PathBuf| std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
+        Ok(Project {
+            manifest_path: manifest.unwrap_or_else(|| root.join("recipes-manifest.toml")),
+            build_dir: build_dir.or_else(|| std::env::var_os("CROSSPYTHON_BUILD_DIR").map(PathBuf::from)).unwrap_or_else(|| root.join("build")),
+            dl_dir: env_dir("CROSSPYTHON_DL_DIR", cache.join("downloads")),
+            sstate_dir: env_dir("CROSSPYTHON_SSTATE_DIR", cache.join("sstate")),
+            wheel_dir: env_dir("CROSSPYTHON_WHEEL_DIR", cache.join("wheels")),
+            root,
+        })
+    }
+
+    pub fn load(&self) -> Result<Loaded> {
+        Loaded::read(&self.manifest_path)
+    }
+
+    pub fn deploy_dir(&self, arch: &str) -> PathBuf {
+        self.build_dir.parent().unwrap_or(&self.root).join("deploy").join(arch)
+    }
+
+    pub fn tree(&self, arch: &str) -> PathBuf {
+        crate::image::tree_dir(&self.build_dir, arch)
+    }
+
+    /// `--arch all`, a comma list, or one name; unknown names list the known.
+    pub fn arches(&self, loaded: &Loaded, spec: &str) -> Result<Vec<String>> {
+        let known: Vec<String> = loaded.manifest.arch.keys().cloned().collect();
+        if spec == "all" {
+            return Ok(known);
+        }
+        let mut out = vec![];
+        for a in spec.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            if !known.iter().any(|k| k == a) {
+                bail!("unknown arch `{a}`; known arches: {} (or `all`)", known.join(", "));
+            }
+            out.push(a.to_string());
+        }
+        if out.is_empty() {
+            bail!("no arch given; known arches: {}", known.join(", "));
+        }
+        Ok(out)
+    }
+
+    /// Resolve the manifest for each arch, find its toolchain and write its
+    /// CONFIG_SITE, and build the task plan.
+    pub fn plan(&self, loaded: &Loaded, arches: &[String], toolchain: Option<&str>) -> Result<Plan> {
+        let mut builds = vec![];
+        for name in arches {
+            let arch = loaded.manifest.arch[name].clone();
+            let graph = crate::resolve::resolve(loaded, name)?;
+            for w in &graph.warnings {
+                eprintln!("warning: {w}");
+            }
+            let toolchain = Toolchain::find(&arch, toolchain).with_context(|| format!("arch {name}"))?;
+            let config_site = self.build_dir.join(name).join("config.site");
+            let mut site = String::from("# Answers for tests that cannot run when cross compiling (arch.config_site in the manifest).\n");
+            for (k, v) in &arch.config_site {
+                site.push_str(&format!("{k}={v}\n"));
+            }
+            if fs::read_to_string(&config_site).ok().as_deref() != Some(site.as_str()) {
+                crate::tasks::atomic_write(&config_site, site.as_bytes())?;
+            }
+            builds.push(ArchBuild { name: name.clone(), arch, graph, toolchain, config_site });
+        }
+        let host_identity = crate::toolchain::host_identity();
+        Plan::new(
+            PlanInputs {
+                build_dir: &self.build_dir,
+                patches_dir: &self.root.join("patches"),
+                prefix: &loaded.manifest.distro.prefix,
+                host_identity: &host_identity,
+            },
+            builds,
+        )
+    }
+}
+
+/// An exclusive lock on the build directory, held while the value lives.
+/// The lock file says who holds it.
+pub struct BuildLock {
+    _file: File,
+}
+
+impl BuildLock {
+    pub fn take(build_dir: &Path, wait: bool) -> Result<BuildLock> {
+        fs::create_dir_all(build_dir).with_context(|| format!("cannot create {}", build_dir.display()))?;
+        let path = build_dir.join("lock");
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let got = FileExt::try_lock_exclusive(&file)?;
+        if !got {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            if !wait {
+                bail!(
+                    "the build directory {} is in use by another crosspython ({}); wait for it to finish, or pass --wait",
+                    build_dir.display(),
+                    if holder.is_empty() { "unknown process" } else { holder }
+                );
+            }
+            eprintln!("waiting for the build directory lock ({holder})");
+            FileExt::lock_exclusive(&file)?;
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        let args: Vec<String> = std::env::args().collect();
+        write!(file, "pid {}: {}", std::process::id(), args.join(" "))?;
+        file.flush()?;
+        Ok(BuildLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_and_names_the_holder() {
+        let t = tempfile::tempdir().unwrap();
+        let _first = BuildLock::take(t.path(), false).unwrap();
+        let err = BuildLock::take(t.path(), false).err().expect("the second lock must be refused").to_string();
+        assert!(err.contains("is in use by another crosspython (pid"), "{err}");
+        assert!(err.contains("pass --wait"), "{err}");
+    }
+}

@@ -1,0 +1,162 @@
+//! qemu-test: run the target tree (or an unpacked package) under qemu-user
+//! with the tree as the only library prefix, and report what works.
+//!
+//! Child processes of the target interpreter (`subprocess`,
+//! `multiprocessing` spawn, `sys.executable`) need the kernel to start
+//! target binaries through qemu: qemu-user is registered with binfmt_misc
+//! from Debian's own `/usr/lib/binfmt.d/qemu-*.conf`, and the prefix is
+//! passed in `QEMU_LD_PREFIX` so that children inherit it.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::manifest::{Arch, Loaded};
+use crate::project::Project;
+
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option<&Path>) -> Result<()> {
+    let arch = &loaded.manifest.arch[arch_name];
+    let unpacked;
+    let tree: PathBuf = match package {
+        Some(archive) => {
+            unpacked = tempfile::Builder::new().prefix("crosspython-package-").tempdir()?;
+            crate::unpack::unpack(archive, &unpacked.path().join("root"), 0)
+                .with_context(|| format!("cannot unpack the package {}", archive.display()))?;
+            eprintln!("unpacked {} into {}", archive.display(), unpacked.path().join("root").display());
+            unpacked.path().join("root")
+        }
+        None => project.tree(arch_name),
+    };
+    let prefix = &loaded.manifest.distro.prefix;
+    let python = tree.join(prefix.trim_start_matches('/')).join("bin/python3");
+    if !python.exists() {
+        bail!("{} does not exist; run `cargo xtask build --arch {arch_name}` first", python.display());
+    }
+    let checked = crate::image::check_tree(&tree, &arch.elf)?;
+    eprint!("{}", checked.summary());
+
+    let binfmt = ensure_binfmt(arch);
+    if let Err(why) = &binfmt {
+        eprintln!("note: child processes of the target interpreter cannot start: {why}");
+    }
+    let certs = tempfile::tempdir()?;
+    make_test_certificate(certs.path())?;
+    let script = project.root.join("tests/target/checks.py");
+    let mut cmd = match binfmt {
+        Ok(()) => Command::new(&python),
+        Err(_) => {
+            let mut c = Command::new(&arch.qemu);
+            c.arg("-L").arg(&tree).arg(&python);
+            c
+        }
+    };
+    cmd.arg("-I").arg(&script);
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", certs.path())
+        .env("LC_ALL", "C.UTF-8")
+        .env("QEMU_LD_PREFIX", &tree)
+        .env("CROSSPYTHON_MACHINE", &arch.machine)
+        .env("CROSSPYTHON_CHILDREN", if binfmt.is_ok() { "1" } else { "0" })
+        .env("CROSSPYTHON_TLS_CERT", certs.path().join("cert.pem"))
+        .env("CROSSPYTHON_TLS_KEY", certs.path().join("key.pem"))
+        .env("CROSSPYTHON_PACKAGES", loaded.manifest.distro.python_packages.join(" "))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    eprintln!("running {} under {} ...", script.display(), arch.qemu);
+    let out = cmd.output().with_context(|| format!("cannot run {}", python.display()))?;
+    let mut results: Vec<CheckResult> = vec![];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        match line.strip_prefix("CHECK ") {
+            Some(json) => results.push(serde_json::from_str(json).with_context(|| format!("bad check line: {line}"))?),
+            None => eprintln!("  | {line}"),
+        }
+    }
+    print_table(arch_name, &results);
+    let deploy = project.deploy_dir(arch_name);
+    fs::create_dir_all(&deploy)?;
+    let name = if package.is_some() { "qemu-test-package-checks.json" } else { "qemu-test-checks.json" };
+    crate::tasks::atomic_write(&deploy.join(name), &serde_json::to_vec_pretty(&results)?)?;
+    let failed: Vec<&str> = results.iter().filter(|r| !r.ok).map(|r| r.name.as_str()).collect();
+    if !out.status.success() && results.is_empty() {
+        bail!("the target interpreter failed to run ({}); nothing was checked", out.status);
+    }
+    if !failed.is_empty() {
+        bail!("{} of {} checks failed on {arch_name}: {}", failed.len(), results.len(), failed.join(", "));
+    }
+    if !out.status.success() {
+        bail!("the check script exited with {}", out.status);
+    }
+    println!("{arch_name}: all {} checks passed", results.len());
+    Ok(())
+}
+
+fn print_table(arch: &str, results: &[CheckResult]) {
+    let width = results.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
+    println!("\n{:width$}  result  detail ({arch})", "check");
+    println!("{}  ------  ------", "-".repeat(width));
+    for r in results {
+        let detail: String = r.detail.chars().take(100).collect();
+        println!("{:width$}  {:6}  {detail}", r.name, if r.ok { "ok" } else { "FAILED" });
+    }
+    let passed = results.iter().filter(|r| r.ok).count();
+    println!("\n{} passed, {} failed", passed, results.len() - passed);
+}
+
+/// A self-signed certificate for `localhost`, made with the host's openssl,
+/// for the TLS handshake check.
+fn make_test_certificate(dir: &Path) -> Result<()> {
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .context("cannot run the host's `openssl` (Debian package openssl)")?;
+    if !out.status.success() {
+        bail!("openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
+
+/// Make sure the kernel runs the arch's binaries through qemu: mount
+/// binfmt_misc if needed and register Debian's entry for the qemu binary.
+pub fn ensure_binfmt(arch: &Arch) -> Result<(), String> {
+    let dir = Path::new(BINFMT);
+    if !dir.join("register").exists() {
+        let status = Command::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT]).stderr(Stdio::null()).status();
+        if !dir.join("register").exists() {
+            return Err(format!("binfmt_misc is not mounted at {BINFMT} and mounting it failed ({status:?}); run as root, or mount it"));
+        }
+    }
+    let entry = dir.join(&arch.qemu);
+    if let Ok(text) = fs::read_to_string(&entry) {
+        if text.starts_with("enabled") {
+            return Ok(());
+        }
+        return Err(format!("{} is registered but disabled: echo 1 > {}", arch.qemu, entry.display()));
+    }
+    let conf = Path::new("/usr/lib/binfmt.d").join(format!("{}.conf", arch.qemu));
+    let line = fs::read_to_string(&conf).map_err(|_| format!("{} is missing; install Debian's qemu-user-binfmt", conf.display()))?;
+    let mut register = fs::OpenOptions::new().write(true).open(dir.join("register")).map_err(|e| format!("cannot open {BINFMT}/register: {e} (root needed)"))?;
+    register.write_all(line.trim().as_bytes()).map_err(|e| format!("registering {} failed: {e}", arch.qemu))?;
+    if entry.exists() {
+        Ok(())
+    } else {
+        Err(format!("registering {} did not take", arch.qemu))
+    }
+}

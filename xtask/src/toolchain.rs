@@ -1,0 +1,188 @@
+//! The cross toolchain of an arch: which compiler, its binutils, its
+//! identity (for task signatures) and where its shared objects live.
+//!
+//! Chosen, in order: `--toolchain <dir or prefix>` (or
+//! `CROSSPYTHON_TOOLCHAIN`), `CROSS_COMPILE=<prefix>`, then whatever the `cc`
+//! crate picks for the arch's Rust target, which honours `CC_<target>` and
+//! falls back to Debian's `<triplet>-gcc`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::manifest::Arch;
+
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    /// The C compiler, by full path.
+    pub cc: PathBuf,
+    /// Arguments that belong to the compiler (`--target=`, `--sysroot=` for clang).
+    pub cc_args: Vec<String>,
+    /// Prefix of the binutils (`/usr/bin/aarch64-linux-gnu-`), or `llvm-`.
+    pub tool_prefix: String,
+    /// First line of `--version`.
+    pub version: String,
+    /// `-dumpmachine`.
+    pub machine: String,
+}
+
+impl Toolchain {
+    pub fn find(arch: &Arch, choice: Option<&str>) -> Result<Toolchain> {
+        let choice = choice.map(str::to_string).or_else(|| std::env::var("CROSSPYTHON_TOOLCHAIN").ok());
+        let (cc, cc_args) = if let Some(choice) = choice {
+            (from_choice(&choice, &arch.triplet)?, vec![])
+        } else if let Ok(prefix) = std::env::var("CROSS_COMPILE") {
+            (PathBuf::from(format!("{prefix}gcc")), vec![])
+        } else {
+            let tool = cc::Build::new()
+                .target(&arch.rust_target)
+                .host(&host_rust_target())
+                .opt_level(2)
+                .cargo_metadata(false)
+                .cargo_warnings(false)
+                .try_get_compiler()
+                .with_context(|| format!("no C compiler for {}", arch.rust_target))?;
+            let args = tool.args().iter().map(|a| a.to_string_lossy().into_owned()).filter(|a| !is_default_flag(a)).collect();
+            (tool.path().to_path_buf(), args)
+        };
+        let cc = which::which(&cc).map_err(|_| {
+            anyhow::anyhow!(
+                "the C compiler `{}` for {} is not installed (install Debian's gcc-{}, or pass --toolchain <dir or prefix>)",
+                cc.display(),
+                arch.triplet,
+                arch.triplet
+            )
+        })?;
+        let sh = Shell::new()?;
+        let args = &cc_args;
+        let version = cmd!(sh, "{cc} {args...} --version").quiet().read()?.lines().next().unwrap_or_default().to_string();
+        let machine = cmd!(sh, "{cc} {args...} -dumpmachine").quiet().read()?.trim().to_string();
+        let tool_prefix = binutils_prefix(&cc, &arch.triplet);
+        Ok(Toolchain { cc, cc_args, tool_prefix, version, machine })
+    }
+
+    /// Everything about the compiler that can change what it produces.
+    pub fn identity(&self) -> String {
+        format!("{} {} | {} | {}", self.cc.display(), self.cc_args.join(" "), self.version, self.machine)
+    }
+
+    /// The compiler command line for `CC`.
+    pub fn cc_command(&self, launcher: Option<&str>) -> String {
+        let mut words: Vec<String> = launcher.into_iter().map(str::to_string).collect();
+        words.push(self.cc.display().to_string());
+        words.extend(self.cc_args.iter().cloned());
+        words.join(" ")
+    }
+
+    /// A binutils program (`ar`, `strip`, ...).
+    pub fn tool(&self, name: &str) -> String {
+        format!("{}{name}", self.tool_prefix)
+    }
+
+    /// Where the toolchain keeps a shared object the target needs at run
+    /// time (`libc.so.6`), as the compiler's own search finds it.
+    pub fn find_lib(&self, soname: &str) -> Option<PathBuf> {
+        let sh = Shell::new().ok()?;
+        let (cc, args) = (&self.cc, &self.cc_args);
+        let out = cmd!(sh, "{cc} {args...} -print-file-name={soname}").quiet().read().ok()?;
+        let p = PathBuf::from(out.trim());
+        // gcc echoes the bare name back when it does not find the file.
+        (p.is_absolute() && p.exists()).then_some(p)
+    }
+}
+
+/// `--toolchain` takes a directory (with `bin/<triplet>-gcc` or `bin/*-gcc`)
+/// or a prefix such as `/opt/sdk/bin/aarch64-poky-linux-`.
+fn from_choice(choice: &str, triplet: &str) -> Result<PathBuf> {
+    let path = Path::new(choice);
+    if path.is_dir() {
+        let bin = if path.join("bin").is_dir() { path.join("bin") } else { path.to_path_buf() };
+        let wanted = bin.join(format!("{triplet}-gcc"));
+        if wanted.exists() {
+            return Ok(wanted);
+        }
+        let mut gccs: Vec<PathBuf> = std::fs::read_dir(&bin)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("-gcc")))
+            .collect();
+        gccs.sort();
+        match gccs.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => bail!("--toolchain {choice}: no `*-gcc` in {}", bin.display()),
+            many => bail!(
+                "--toolchain {choice}: several compilers ({}); pass the prefix instead, e.g. {}",
+                many.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                many[0].display().to_string().trim_end_matches("gcc")
+            ),
+        }
+    } else if choice.ends_with('-') {
+        Ok(PathBuf::from(format!("{choice}gcc")))
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
+/// Binutils that go with `cc`: the same prefix for `<prefix>gcc`, the
+/// triplet's for other compilers when they are installed, else LLVM's.
+fn binutils_prefix(cc: &Path, triplet: &str) -> String {
+    let s = cc.display().to_string();
+    if let Some(prefix) = s.strip_suffix("gcc") {
+        if prefix.ends_with('-') {
+            return prefix.to_string();
+        }
+    }
+    match which::which(format!("{triplet}-ar")) {
+        Ok(p) => p.display().to_string().trim_end_matches("ar").to_string(),
+        Err(_) => "llvm-".to_string(),
+    }
+}
+
+/// Flags the `cc` crate adds for Rust builds; recipes set their own.
+fn is_default_flag(a: &str) -> bool {
+    a.starts_with("-O") || a == "-ffunction-sections" || a == "-fdata-sections" || a == "-fPIC" || a == "-g" || a == "-gdwarf-4"
+}
+
+pub fn host_rust_target() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+}
+
+/// The build machine's GNU triplet (`--build=`), from the host compiler.
+pub fn build_triplet() -> Result<String> {
+    let sh = Shell::new()?;
+    Ok(cmd!(sh, "gcc -dumpmachine").quiet().read().context("the host C compiler `gcc` is needed")?.trim().to_string())
+}
+
+/// Identity of the host compiler, for the signatures of native recipes.
+pub fn host_identity() -> String {
+    let sh = match Shell::new() {
+        Ok(sh) => sh,
+        Err(_) => return String::new(),
+    };
+    cmd!(sh, "gcc --version").quiet().read().unwrap_or_default().lines().next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_choice_names_its_gcc() {
+        assert_eq!(from_choice("/opt/sdk/bin/aarch64-poky-linux-", "aarch64-linux-gnu").unwrap(), PathBuf::from("/opt/sdk/bin/aarch64-poky-linux-gcc"));
+    }
+
+    #[test]
+    fn a_directory_choice_finds_the_triplet_gcc_in_bin() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("bin")).unwrap();
+        std::fs::write(t.path().join("bin/aarch64-linux-gnu-gcc"), "").unwrap();
+        std::fs::write(t.path().join("bin/aarch64-linux-gnu-ar"), "").unwrap();
+        assert_eq!(from_choice(t.path().to_str().unwrap(), "aarch64-linux-gnu").unwrap(), t.path().join("bin/aarch64-linux-gnu-gcc"));
+    }
+
+    #[test]
+    fn binutils_follow_a_gcc_prefix() {
+        assert_eq!(binutils_prefix(Path::new("/opt/x/bin/mipsel-buildroot-linux-gnu-gcc"), "mipsel-linux-gnu"), "/opt/x/bin/mipsel-buildroot-linux-gnu-");
+    }
+}
