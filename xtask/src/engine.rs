@@ -290,3 +290,7 @@ pub fn human(secs: f64) -> String {
         format!("{secs:.1}s")
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

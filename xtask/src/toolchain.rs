@@ -141,7 +141,7 @@ fn binutils_prefix(cc: &Path, triplet: &str) -> String {
 
 /// Flags the `cc` crate adds for Rust builds; recipes set their own.
 fn is_default_flag(a: &str) -> bool {
-    a.starts_with("-O") || a == "-ffunction-sections" || a == "-fdata-sections" || a == "-fPIC" || a == "-g" || a == "-gdwarf-4"
+    a.starts_with("-O") || a.starts_with("-W") || a.starts_with("-g") || ["-ffunction-sections", "-fdata-sections", "-fPIC"].contains(&a)
 }
 
 pub fn host_rust_target() -> String {

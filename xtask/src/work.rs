@@ -168,6 +168,9 @@ impl Worker {
                 Step::Shell { script, cwd } => {
                     let mut cmd = Command::new("sh");
                     cmd.arg("-ec").arg(&script);
+                    // Scripts from the manifest see the recipe variables too.
+                    let mut env = env.clone();
+                    env.extend(ctx.vars());
                     run_logged(cmd, &cwd, &env, log, jobserver, &script)?;
                 }
             }

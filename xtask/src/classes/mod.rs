@@ -117,15 +117,16 @@ impl Ctx<'_> {
         set("BUILD_SYS", self.build_sys.to_string());
         if let Some((arch, _)) = self.target {
             set("OPENSSL_TARGET", arch.openssl.clone());
-            set("MACHINE", arch.machine.clone());
         }
         v
     }
 
     /// The build environment: cross tools, flags that see only the
     /// recipe's own sysroot, and pkg-config that never sees the host's.
+    /// The recipe variables (`S`, `D`, `prefix`, ...) are not in it: make
+    /// would take them as defaults for Makefile variables of the same name.
     pub fn env(&self) -> Result<BTreeMap<String, String>> {
-        let mut env = self.vars();
+        let mut env = BTreeMap::new();
         let d = self.dirs;
         let native_bin = d.recipe_sysroot_native.join("usr/bin");
         let path = format!("{}:{}", native_bin.display(), std::env::var("PATH").unwrap_or_default());

@@ -1,0 +1,269 @@
+"""Checks that run ON THE TARGET interpreter, under qemu-user.
+
+`cargo xtask qemu-test` runs this file with the target's python3 and reads
+one `CHECK {json}` line per check from its output. Every check does real
+work with the module it is named for; an import alone proves little.
+
+Environment (set by qemu-test):
+  CROSSPYTHON_MACHINE    what platform.machine() must print
+  CROSSPYTHON_CHILDREN   "1" when target child processes can start (binfmt_misc)
+  CROSSPYTHON_TLS_CERT   a self-signed certificate for localhost, and
+  CROSSPYTHON_TLS_KEY    its key, for the TLS handshake
+  CROSSPYTHON_PACKAGES   pip requirement specifiers cross-installed into the tree
+"""
+
+import json
+import os
+import sys
+import traceback
+
+CHECKS = []
+
+
+def check(fn):
+    CHECKS.append(fn)
+    return fn
+
+
+def children_can_start():
+    return os.environ.get("CROSSPYTHON_CHILDREN") == "1"
+
+
+@check
+def machine():
+    import platform
+
+    want = os.environ["CROSSPYTHON_MACHINE"]
+    got = platform.machine()
+    assert got == want, f"platform.machine() is {got!r}, want {want!r}"
+    return f"{got}, {platform.libc_ver()[0]} {platform.libc_ver()[1]}, Python {platform.python_version()}"
+
+
+@check
+def ssl():
+    import socket
+    import ssl
+    import threading
+
+    cert, key = os.environ["CROSSPYTHON_TLS_CERT"], os.environ["CROSSPYTHON_TLS_KEY"]
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def serve():
+        conn, _ = listener.accept()
+        with server_ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.sendall(tls.recv(100).upper())
+
+    t = threading.Thread(target=serve)
+    t.start()
+    client_ctx = ssl.create_default_context(cafile=cert)
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
+        with client_ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(b"hello")
+            reply = tls.recv(100)
+            version, cipher = tls.version(), tls.cipher()[0]
+    t.join()
+    listener.close()
+    assert reply == b"HELLO", reply
+    return f"{ssl.OPENSSL_VERSION}; verified handshake {version} {cipher}"
+
+
+@check
+def hashlib():
+    import _hashlib  # the OpenSSL backend
+    import hashlib
+
+    assert hashlib.sha256(b"abc").hexdigest().startswith("ba7816bf")
+    # sha3 and blake2 come from HACL*/libb2; these two only from OpenSSL.
+    h = hashlib.new("sha512_256", b"abc").hexdigest()
+    assert h.startswith("53048e26"), h
+    dk = hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 1000).hex()
+    assert len(dk) == 64
+    return f"OpenSSL backend {_hashlib.__name__}, {len(hashlib.algorithms_available)} algorithms"
+
+
+@check
+def zlib():
+    import zlib
+
+    data = b"crosspython " * 1000
+    packed = zlib.compress(data, 9)
+    assert zlib.decompress(packed) == data and len(packed) < len(data) // 10
+    return f"zlib {zlib.ZLIB_RUNTIME_VERSION}, {len(data)} -> {len(packed)} bytes"
+
+
+@check
+def bz2():
+    import bz2
+
+    data = bytes(range(256)) * 200
+    assert bz2.decompress(bz2.compress(data)) == data
+    return f"round trip of {len(data)} bytes"
+
+
+@check
+def lzma():
+    import lzma
+
+    data = b"lzma " * 5000
+    for fmt in (lzma.FORMAT_XZ, lzma.FORMAT_ALONE):
+        assert lzma.decompress(lzma.compress(data, format=fmt)) == data
+    return "xz and lzma-alone round trips"
+
+
+@check
+def ctypes():
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.strlen.restype = ctypes.c_size_t
+    assert libc.strlen(b"crosspython") == 11
+    # A callback through libffi's closures: qsort calling back into Python.
+    arr = (ctypes.c_int * 5)(5, 1, 4, 2, 3)
+    CMP = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int))
+    libc.qsort(arr, 5, ctypes.sizeof(ctypes.c_int), CMP(lambda a, b: a[0] - b[0]))
+    assert list(arr) == [1, 2, 3, 4, 5], list(arr)
+    return "strlen via libc.so.6, qsort with a Python callback"
+
+
+@check
+def sqlite3():
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    db.execute("create table t (k integer primary key, v text)")
+    db.executemany("insert into t (v) values (?)", [(f"row{i}",) for i in range(100)])
+    (count, last) = db.execute("select count(*), max(v) from t").fetchone()
+    assert (count, last) == (100, "row99"), (count, last)
+    db.execute("create virtual table f using fts5(body)")
+    db.execute("insert into f values ('cross compiled python')")
+    assert db.execute("select count(*) from f where f match 'python'").fetchone()[0] == 1
+    return f"SQLite {sqlite3.sqlite_version}, query and fts5"
+
+
+@check
+def decimal():
+    import _decimal
+    import decimal
+
+    decimal.getcontext().prec = 50
+    r = decimal.Decimal(1) / decimal.Decimal(7)
+    assert str(r).startswith("0.142857142857"), r
+    return f"C _decimal with libmpdec {decimal.__libmpdec_version__}"
+
+
+@check
+def uuid():
+    import _uuid
+    import uuid
+
+    u1, u4 = uuid.uuid1(), uuid.uuid4()
+    assert u1.version == 1 and u4.version == 4
+    return f"_uuid (libuuid) safe={_uuid.has_uuid_generate_time_safe}"
+
+
+@check
+def readline():
+    import readline
+
+    readline.add_history("print(42)")
+    assert readline.get_current_history_length() == 1
+    return f"{readline._READLINE_LIBRARY_VERSION} (backend {getattr(readline, 'backend', 'readline')})"
+
+
+@check
+def curses():
+    import _curses
+    import curses
+
+    return f"ncurses {'.'.join(map(str, curses.ncurses_version))}"
+
+
+@check
+def pyexpat():
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring("<a><b x='1'/><b x='2'/></a>")
+    assert [b.get("x") for b in root] == ["1", "2"]
+    return "parsed with pyexpat"
+
+
+@check
+def every_extension_module_imports():
+    import importlib
+    import sysconfig
+
+    dynload = os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload")
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    names = sorted(f[: -len(suffix)] for f in os.listdir(dynload) if f.endswith(suffix))
+    failed = []
+    for name in names:
+        if name.startswith(("_test", "xx")):
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # noqa: BLE001 - any failure is reported
+            failed.append(f"{name}: {e}")
+    assert not failed, "; ".join(failed)
+    return f"{len(names)} modules in lib-dynload"
+
+
+@check
+def subprocess():
+    import subprocess
+
+    if not children_can_start():
+        raise RuntimeError("binfmt_misc is not available: target child processes cannot start")
+    out = subprocess.run([sys.executable, "-c", "import platform; print(platform.machine())"], capture_output=True, text=True, check=True)
+    want = os.environ["CROSSPYTHON_MACHINE"]
+    assert out.stdout.strip() == want, out
+    return f"child {sys.executable} printed {want}"
+
+
+@check
+def multiprocessing():
+    import multiprocessing
+
+    if not children_can_start():
+        raise RuntimeError("binfmt_misc is not available: spawned interpreters cannot start")
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        squares = pool.map(pow, [2, 3, 4], [2, 2, 2])
+    assert squares == [4, 9, 16], squares
+    return "spawn pool of 2 workers"
+
+
+@check
+def pip():
+    import subprocess
+
+    if not children_can_start():
+        import pip
+
+        return f"pip {pip.__version__} (imported; children cannot start)"
+    out = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("pip "), out.stdout
+    return out.stdout.strip()
+
+
+def main():
+    failed = 0
+    for fn in CHECKS:
+        try:
+            detail = fn() or ""
+            ok = True
+        except Exception as e:  # noqa: BLE001 - every failure becomes a result
+            ok = False
+            failed += 1
+            tb = traceback.extract_tb(e.__traceback__)[-1]
+            detail = f"{type(e).__name__}: {e} (line {tb.lineno})"
+        print("CHECK " + json.dumps({"name": fn.__name__, "ok": ok, "detail": str(detail)}), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
