@@ -12,6 +12,22 @@ use crate::resolve::{self, Graph};
 /// Validate the manifest for every arch; print every problem, not only the first.
 pub fn check(project: &Project) -> Result<()> {
     let loaded = project.load()?;
+    let problems = problems(&loaded)?;
+    if problems.is_empty() {
+        println!(
+            "{}: ok ({} recipes, {} arches)",
+            project.manifest_path.display(),
+            loaded.manifest.recipes.len(),
+            loaded.manifest.arch.len()
+        );
+        Ok(())
+    } else {
+        Err(Problems(problems).into())
+    }
+}
+
+/// Every problem of resolving the manifest for each of its arches.
+fn problems(loaded: &crate::manifest::Loaded) -> Result<Vec<crate::manifest::Problem>> {
     let mut problems = vec![];
     for arch in loaded.manifest.arch.keys() {
         match resolve::resolve(&loaded, arch) {
@@ -32,17 +48,7 @@ pub fn check(project: &Project) -> Result<()> {
             },
         }
     }
-    if problems.is_empty() {
-        println!(
-            "{}: ok ({} recipes, {} arches)",
-            project.manifest_path.display(),
-            loaded.manifest.recipes.len(),
-            loaded.manifest.arch.len()
-        );
-        Ok(())
-    } else {
-        Err(Problems(problems).into())
-    }
+    Ok(problems)
 }
 
 pub fn graph(project: &Project, arch: &str, dot: bool, runtime: bool, why: Option<&str>) -> Result<()> {
@@ -195,4 +201,42 @@ pub fn clean(project: &Project, recipe: Option<&str>, arch: &str) -> Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::manifest::Loaded;
+
+    /// `tests/manifests/<case>.toml` must fail with exactly `<case>.expected`.
+    #[test]
+    fn manifest_errors() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/manifests");
+        let mut cases = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            let expected = std::fs::read_to_string(path.with_extension("expected")).unwrap().replace("FILE", &name);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let got: Vec<String> = match Loaded::parse(Path::new(&name), text) {
+                Err(e) => e.downcast::<Problems>().unwrap().0.iter().map(|p| p.to_string()).collect(),
+                Ok(loaded) => problems(&loaded).unwrap().iter().map(|p| p.to_string()).collect(),
+            };
+            assert_eq!(got.join("\n"), expected.trim_end(), "{name}");
+            cases += 1;
+        }
+        assert!(cases >= 10, "one bad manifest per error class, found {cases}");
+    }
+
+    #[test]
+    fn the_shipped_manifest_is_clean() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml");
+        let loaded = Loaded::read(&path).unwrap();
+        assert_eq!(problems(&loaded).unwrap(), vec![]);
+    }
 }
