@@ -232,7 +232,7 @@ def multiprocessing():
     if not children_can_start():
         raise RuntimeError("binfmt_misc is not available: spawned interpreters cannot start")
     with multiprocessing.get_context("spawn").Pool(2) as pool:
-        squares = pool.map(pow, [2, 3, 4], [2, 2, 2])
+        squares = pool.starmap(pow, [(2, 2), (3, 2), (4, 2)])
     assert squares == [4, 9, 16], squares
     return "spawn pool of 2 workers"
 

@@ -93,6 +93,32 @@ fn parse<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo> {
     Ok(info)
 }
 
+/// The highest `GLIBC_x.y` version a library defines (its `.gnu.version_d`):
+/// for a toolchain's `libc.so.6`, the glibc the board must have at least.
+pub fn glibc_defined(path: &Path) -> Result<Option<(u32, u32)>> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    fn defined<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Option<(u32, u32)>> {
+        let header = E::parse(data)?;
+        let endian = header.endian()?;
+        let sections = header.sections(endian, data)?;
+        let mut max = None;
+        if let Some((mut verdef, link)) = sections.gnu_verdef(endian, data)? {
+            let strings = sections.strings(endian, data, link)?;
+            while let Some((_, mut aux)) = verdef.next()? {
+                if let Some(a) = aux.next()? {
+                    max = max.max(glibc_version(&String::from_utf8_lossy(a.name(endian, strings)?)));
+                }
+            }
+        }
+        Ok(max)
+    }
+    match data.get(4) {
+        Some(&elf::ELFCLASS32) => defined::<elf::FileHeader32<Endianness>>(&data),
+        Some(&elf::ELFCLASS64) => defined::<elf::FileHeader64<Endianness>>(&data),
+        _ => bail!("{} is not an ELF file", path.display()),
+    }
+}
+
 /// `GLIBC_2.34` -> (2, 34)
 pub fn glibc_version(name: &str) -> Option<(u32, u32)> {
     let v = name.strip_prefix("GLIBC_")?;

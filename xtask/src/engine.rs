@@ -117,7 +117,7 @@ pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Res
             }
         }
     }
-    let rank = ranks(plan, &needed, &dependents, &previous_times(plan));
+    let rank = ranks(plan, &needed, &dependents, &previous_times(plan), &|u| worker.source_mib(&plan.units[u].node));
     let ready: Vec<usize> = needed.iter().copied().filter(|&t| waiting[t] == 0).collect();
     let state = Mutex::new(State { waiting, ready, running: 0, left: needed.len(), failed: vec![], started: BTreeMap::new() });
     let cv = Condvar::new();
@@ -205,23 +205,29 @@ pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Res
     stats.critical_path_secs = cp;
     stats.critical_path = path;
     save_times(plan, &stats);
-    if let Some(e) = st.failed.into_iter().next() {
-        return Err(e);
-    }
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted; finished tasks are kept, run the same command again to resume");
+    }
+    if let Some(e) = st.failed.into_iter().next() {
+        return Err(e);
     }
     Ok(stats)
 }
 
 /// Priority of each needed task: the longest chain of (estimated) task
 /// times from it to the end of the build.
-fn ranks(plan: &Plan, needed: &[usize], dependents: &[Vec<usize>], previous: &BTreeMap<String, f64>) -> Vec<u64> {
+/// Without a previous run's times, a task's cost is guessed from the size of
+/// its recipe's source: a rough but real measure of how much there is to compile.
+fn ranks(plan: &Plan, needed: &[usize], dependents: &[Vec<usize>], previous: &BTreeMap<String, f64>, source_mib: &dyn Fn(usize) -> f64) -> Vec<u64> {
     let mut rank = vec![0u64; plan.tasks.len()];
     // Tasks are created in dependency order, so reverse order visits
     // dependents first.
     for &t in needed.iter().rev() {
-        let own = previous.get(&plan.label(t)).copied().unwrap_or_else(|| default_secs(plan.tasks[t].kind));
+        let task = &plan.tasks[t];
+        let own = previous.get(&plan.label(t)).copied().unwrap_or_else(|| {
+            let mib = task.unit.map(source_mib).unwrap_or(0.0);
+            default_secs(task.kind) * (1.0 + mib / 4.0)
+        });
         let after = dependents[t].iter().map(|&d| rank[d]).max().unwrap_or(0);
         rank[t] = (own * 1000.0) as u64 + after;
     }

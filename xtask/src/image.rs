@@ -34,12 +34,31 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     let tmp = tree.with_file_name(format!(".{}.tmp", ab.name));
     crate::sysroot::remove(&tmp)?;
     fs::create_dir_all(&tmp)?;
+    let mut native_python = None;
+    let mut target_python = None;
     for &t in &plan.tasks[rootfs_task].deps {
         let u = plan.tasks[t].unit.expect("rootfs depends on recipe tasks");
-        crate::sysroot::copy_tree(&plan.units[u].dirs.sysroot_destdir, &tmp)?;
+        let unit = &plan.units[u];
+        if unit.node.is_native() {
+            native_python = Some(unit.dirs.sysroot_destdir.join(format!("usr/bin/python{}", unit.node.pv().major_minor())));
+            continue;
+        }
+        if unit.node.recipe == "python3" {
+            target_python = Some(unit.node.pv().major_minor());
+        }
+        crate::sysroot::copy_tree(&unit.dirs.sysroot_destdir, &tmp)?;
     }
     let prefix = plan.prefix.clone();
     let mut report = String::new();
+    let log_path = plan.build_dir.join(&ab.name).join("image/temp/log.do_rootfs");
+    fs::create_dir_all(log_path.parent().unwrap())?;
+    let mut log = String::new();
+    let packages = match (native_python, target_python) {
+        (Some(native), Some(pyver)) => python_packages(plan, ab, &native, &tmp, pyver, &mut log),
+        _ => Ok(()),
+    };
+    fs::write(&log_path, &log)?;
+    packages.with_context(|| format!("log: {}", log_path.display()))?;
     add_toolchain_libs(&tmp, &ab.toolchain, &mut report)?;
     set_run_paths(&tmp, &prefix, &mut report)?;
     let checked = check_tree(&tmp, &ab.arch.elf)?;
@@ -48,6 +67,23 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     crate::sysroot::remove(&tree)?;
     fs::rename(&tmp, &tree).with_context(|| format!("cannot move the tree into {}", tree.display()))?;
     Ok(())
+}
+
+/// pip, and the distro's Python packages, into the tree.
+fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, tree: &Path, pyver: String, log: &mut String) -> Result<()> {
+    use crate::crosspip;
+    let libc = ab.toolchain.find_lib("libc.so.6").context("the toolchain has no libc.so.6")?;
+    let glibc = elf::glibc_defined(&libc)?.with_context(|| format!("{} defines no GLIBC version", libc.display()))?;
+    let bp = crosspip::BuildPython::ensure(native, &plan.build_dir.join("native/pip-venv"), log)?;
+    let target = crosspip::Target { arch: &ab.arch, tree, prefix: &plan.prefix, pyver, glibc };
+    crosspip::install_pip(&bp, &target, log)?;
+    if plan.python_packages.is_empty() {
+        return Ok(());
+    }
+    let downloads = tempfile::tempdir()?;
+    let cache = plan.build_dir.join(&ab.name).join("image/wheels");
+    let wheels = crosspip::download(&bp, &target, &plan.python_packages, &cache, downloads.path(), log)?;
+    crosspip::install_wheels(&bp, &target, &wheels, log)
 }
 
 /// Every ELF file below `root`, with what it says.

@@ -3,6 +3,7 @@
 //! packaged.
 
 mod classes;
+mod crosspip;
 mod elf;
 mod engine;
 mod fetch;

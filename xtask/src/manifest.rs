@@ -24,6 +24,9 @@ pub struct Manifest {
     pub distro: Distro,
     #[serde(default)]
     pub host: Host,
+    /// Configure answers shared by every arch (an arch's own add to them).
+    #[serde(default)]
+    pub config_site: BTreeMap<String, String>,
     pub arch: BTreeMap<String, Arch>,
     #[serde(rename = "recipe")]
     pub recipes: Vec<Recipe>,

@@ -86,18 +86,21 @@ impl Project {
             let toolchain = Toolchain::find(&arch, toolchain).with_context(|| format!("arch {name}"))?;
             let config_site = self.build_dir.join(name).join("config.site");
             let mut site = String::from("# Answers for tests that cannot run when cross compiling (arch.config_site in the manifest).\n");
-            for (k, v) in &arch.config_site {
+            let mut answers = loaded.manifest.config_site.clone();
+            answers.extend(arch.config_site.clone());
+            for (k, v) in &answers {
                 site.push_str(&format!("{k}={v}\n"));
             }
             if fs::read_to_string(&config_site).ok().as_deref() != Some(site.as_str()) {
                 crate::tasks::atomic_write(&config_site, site.as_bytes())?;
             }
-            builds.push(ArchBuild { name: name.clone(), arch, graph, toolchain, config_site });
+            builds.push(ArchBuild { name: name.clone(), arch, graph, toolchain, config_site, config_site_text: site });
         }
         let host_identity = crate::toolchain::host_identity();
         Plan::new(
             PlanInputs {
                 build_dir: &self.build_dir,
+                python_packages: &loaded.manifest.distro.python_packages,
                 patches_dir: &self.root.join("patches"),
                 prefix: &loaded.manifest.distro.prefix,
                 host_identity: &host_identity,

@@ -102,6 +102,8 @@ pub struct ArchBuild {
     pub graph: Graph,
     pub toolchain: Toolchain,
     pub config_site: PathBuf,
+    /// What `config_site` holds: an input of every target configure.
+    pub config_site_text: String,
 }
 
 pub struct Task {
@@ -120,6 +122,7 @@ pub struct Plan {
     pub build_dir: PathBuf,
     /// The distro's install prefix on the target.
     pub prefix: String,
+    pub python_packages: Vec<String>,
     pub units: Vec<Unit>,
     pub arches: Vec<ArchBuild>,
     pub tasks: Vec<Task>,
@@ -129,6 +132,8 @@ pub struct Plan {
 
 pub struct PlanInputs<'a> {
     pub build_dir: &'a Path,
+    /// pip requirements cross-installed into the image.
+    pub python_packages: &'a [String],
     pub patches_dir: &'a Path,
     pub prefix: &'a str,
     pub host_identity: &'a str,
@@ -136,7 +141,7 @@ pub struct PlanInputs<'a> {
 
 impl Plan {
     pub fn new(inp: PlanInputs, arches: Vec<ArchBuild>) -> Result<Plan> {
-        let mut plan = Plan { build_dir: inp.build_dir.to_path_buf(), prefix: inp.prefix.to_string(), units: vec![], arches: vec![], tasks: vec![], index: BTreeMap::new() };
+        let mut plan = Plan { build_dir: inp.build_dir.to_path_buf(), prefix: inp.prefix.to_string(), python_packages: inp.python_packages.to_vec(), units: vec![], arches: vec![], tasks: vec![], index: BTreeMap::new() };
         let mut by_key: BTreeMap<(Scope, String), usize> = BTreeMap::new();
         for (ai, ab) in arches.iter().enumerate() {
             let g = &ab.graph;
@@ -172,12 +177,22 @@ impl Plan {
             sigdata.insert("arch".into(), toml::to_string(&ab.arch)?);
             sigdata.insert("toolchain".into(), ab.toolchain.identity());
             sigdata.insert("prefix".into(), inp.prefix.into());
+            sigdata.insert("python_packages".into(), inp.python_packages.join(" "));
+            sigdata.insert("crosspip".into(), crate::crosspip::VERSION.into());
             let mut deps = vec![];
             for &r in &g.runtime {
                 let u = unit_of[r];
                 let t = plan.index[&(u, Kind::PopulateSysroot)];
                 sigdata.insert(format!("runtime {}", plan.units[u].node.name), plan.tasks[t].sig.clone());
                 deps.push(t);
+            }
+            // The build python installs pip and the packages.
+            for (ni, node) in g.nodes.iter().enumerate() {
+                if node.is_native() && node.recipe == "python3" {
+                    let t = plan.index[&(unit_of[ni], Kind::PopulateSysroot)];
+                    sigdata.insert(format!("tool {}", node.name), plan.tasks[t].sig.clone());
+                    deps.push(t);
+                }
             }
             plan.push(Task { kind: Kind::Rootfs, unit: None, arch: Some(ai), deps, sig: String::new(), sigdata });
         }
@@ -234,6 +249,7 @@ impl Plan {
                         }
                         Scope::Arch(_) => {
                             sigdata.insert("arch".into(), toml::to_string(&ab.arch)?);
+                            sigdata.insert("config_site".into(), ab.config_site_text.clone());
                             sigdata.insert("toolchain".into(), ab.toolchain.identity());
                             sigdata.insert("prefix".into(), inp.prefix.into());
                         }

@@ -43,6 +43,16 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Size of the recipe's source in the download cache, in MiB (0 when not fetched yet).
+    pub fn source_mib(&self, node: &crate::resolve::Node) -> f64 {
+        node.sources
+            .iter()
+            .filter_map(|s| std::fs::metadata(self.fetcher.dl_dir.join(crate::fetch::file_name(s.url.get_ref()))).ok())
+            .map(|m| m.len() as f64 / 1048576.0)
+            .next()
+            .unwrap_or(0.0)
+    }
+
     /// Restore a recipe's `populate_sysroot` output from the artifact cache.
     pub fn restore(&self, plan: &Plan, t: usize, sstate: &Sstate) -> Result<()> {
         let u = plan.tasks[t].unit.expect("populate_sysroot belongs to a unit");

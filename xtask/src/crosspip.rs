@@ -1,0 +1,169 @@
+//! Python packages for the target, crossenv-style: pip resolves and
+//! downloads wheels for the target's platform, Python version,
+//! implementation and ABI (`pip download --platform ...`), and the wheels
+//! are installed into the target tree by pypa/installer with the board's
+//! interpreter in every script's shebang. pip itself goes in the same way,
+//! from the wheel CPython bundles, so that `pip` works on the board.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::manifest::Arch;
+
+/// Bumped when what this module installs changes (an input of `rootfs`).
+pub const VERSION: &str = "crosspip-1";
+
+/// The build-side environment: the native python of the target's version
+/// and a venv beside it with the packaging tools.
+pub struct BuildPython {
+    pub venv: PathBuf,
+}
+
+/// Packages the build venv needs, pinned so that signatures mean something.
+const BUILD_TOOLS: [&str; 1] = ["installer==0.7.0"];
+
+impl BuildPython {
+    /// Create (once) the venv at `dir` from `native_python`.
+    pub fn ensure(native_python: &Path, dir: &Path, log: &mut String) -> Result<BuildPython> {
+        let stamp = dir.join(".crosspython-ready");
+        let wanted = format!("{}\n{}\n", native_python.display(), BUILD_TOOLS.join("\n"));
+        if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+            return Ok(BuildPython { venv: dir.to_path_buf() });
+        }
+        crate::sysroot::remove(dir)?;
+        run(Command::new(native_python).args(["-m", "venv"]).arg(dir), log)
+            .with_context(|| format!("cannot create the build venv {}", dir.display()))?;
+        run(Command::new(dir.join("bin/python")).args(["-m", "pip", "install", "--quiet"]).args(BUILD_TOOLS), log)
+            .context("cannot install the build tools into the build venv (is PyPI reachable?)")?;
+        fs::write(&stamp, wanted)?;
+        Ok(BuildPython { venv: dir.to_path_buf() })
+    }
+
+    fn python(&self) -> PathBuf {
+        self.venv.join("bin/python")
+    }
+}
+
+/// Where and for what the packages go.
+pub struct Target<'a> {
+    pub arch: &'a Arch,
+    pub tree: &'a Path,
+    pub prefix: &'a str,
+    /// "3.13"
+    pub pyver: String,
+    /// The toolchain's glibc: the newest manylinux that fits.
+    pub glibc: (u32, u32),
+}
+
+impl Target<'_> {
+    /// Platform tags whose wheels run on the board, most specific first.
+    pub fn platform_tags(&self) -> Vec<String> {
+        let arch = wheel_arch(&self.arch.rust_target, &self.arch.machine);
+        let mut tags: Vec<String> = (17..=self.glibc.1).rev().map(|m| format!("manylinux_2_{m}_{arch}")).collect();
+        tags.push(format!("manylinux2014_{arch}"));
+        tags.push(format!("linux_{arch}"));
+        tags
+    }
+
+    fn site_packages(&self) -> PathBuf {
+        self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}/site-packages", self.pyver))
+    }
+}
+
+/// The architecture part of a wheel's platform tag.
+fn wheel_arch(rust_target: &str, machine: &str) -> String {
+    match rust_target.split('-').next().unwrap_or(machine) {
+        "armv7" => "armv7l".into(),
+        "riscv64gc" => "riscv64".into(),
+        other => other.into(),
+    }
+}
+
+pub fn install_wheels(bp: &BuildPython, t: &Target, wheels: &[PathBuf], log: &mut String) -> Result<()> {
+    if wheels.is_empty() {
+        return Ok(());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/install_wheels.py");
+    let mut cmd = Command::new(bp.python());
+    cmd.arg(&script).arg("--root").arg(t.tree).args(["--prefix", t.prefix, "--pyver", &t.pyver]).args(wheels);
+    run(&mut cmd, log)
+}
+
+/// pip from the wheel that CPython bundles in `ensurepip`.
+pub fn install_pip(bp: &BuildPython, t: &Target, log: &mut String) -> Result<()> {
+    let bundled = t.tree.join(t.prefix.trim_start_matches('/')).join(format!("lib/python{}/ensurepip/_bundled", t.pyver));
+    let wheels: Vec<PathBuf> = fs::read_dir(&bundled)
+        .with_context(|| format!("{} is missing: the target python has no bundled pip", bundled.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("pip-") && n.ends_with(".whl")))
+        .collect();
+    if wheels.len() != 1 {
+        bail!("expected one bundled pip wheel in {}, found {}", bundled.display(), wheels.len());
+    }
+    install_wheels(bp, t, &wheels, log)?;
+    if !t.site_packages().join("pip").is_dir() {
+        bail!("pip was not installed into {}", t.site_packages().display());
+    }
+    Ok(())
+}
+
+/// Resolve `requirements` for the target with pip and download the wheels
+/// into `dest`; wheels already in `find_links` (the built-wheel cache) count.
+pub fn download(bp: &BuildPython, t: &Target, requirements: &[String], find_links: &Path, dest: &Path, log: &mut String) -> Result<Vec<PathBuf>> {
+    if requirements.is_empty() {
+        return Ok(vec![]);
+    }
+    fs::create_dir_all(dest)?;
+    fs::create_dir_all(find_links)?;
+    let mut cmd = Command::new(bp.python());
+    cmd.args(["-m", "pip", "download", "--only-binary=:all:", "--python-version", &t.pyver, "--implementation", "cp"]);
+    let abi = format!("cp{}", t.pyver.replace('.', ""));
+    for a in [abi.as_str(), "abi3", "none"] {
+        cmd.args(["--abi", a]);
+    }
+    for p in t.platform_tags() {
+        cmd.args(["--platform", &p]);
+    }
+    cmd.arg("--find-links").arg(find_links).arg("--dest").arg(dest).args(requirements);
+    run(&mut cmd, log).with_context(|| {
+        format!(
+            "pip found no wheels for the target ({}, cp{}) for: {}",
+            t.platform_tags()[0],
+            t.pyver.replace('.', ""),
+            requirements.join(" ")
+        )
+    })?;
+    let mut wheels: Vec<PathBuf> = fs::read_dir(dest)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "whl")).collect();
+    wheels.sort();
+    Ok(wheels)
+}
+
+fn run(cmd: &mut Command, log: &mut String) -> Result<()> {
+    let _ = writeln!(log, "+ {cmd:?}");
+    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
+    log.push_str(&String::from_utf8_lossy(&out.stdout));
+    log.push_str(&String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+        bail!("{cmd:?} exited with {}:\n{}", out.status, tail.join("\n"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wheel_architectures_follow_pep_600_names() {
+        assert_eq!(wheel_arch("aarch64-unknown-linux-gnu", "aarch64"), "aarch64");
+        assert_eq!(wheel_arch("armv7-unknown-linux-gnueabihf", "armv7l"), "armv7l");
+        assert_eq!(wheel_arch("riscv64gc-unknown-linux-gnu", "riscv64"), "riscv64");
+        assert_eq!(wheel_arch("mipsel-unknown-linux-gnu", "mips"), "mipsel");
+    }
+}
