@@ -24,7 +24,7 @@ pub struct BuildPython {
 }
 
 /// Packages the build venv needs, pinned so that signatures mean something.
-const BUILD_TOOLS: [&str; 1] = ["installer==0.7.0"];
+const BUILD_TOOLS: [&str; 2] = ["installer==0.7.0", "crossenv==1.6.2"];
 
 impl BuildPython {
     /// Create (once) the venv at `dir` from `native_python`.
@@ -112,6 +112,12 @@ pub fn install_pip(bp: &BuildPython, t: &Target, log: &mut String) -> Result<()>
     Ok(())
 }
 
+/// The normalized project name of a requirement specifier (PEP 503).
+pub fn project_name(requirement: &str) -> String {
+    let end = requirement.find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).unwrap_or(requirement.len());
+    requirement[..end].to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
 /// Resolve `requirements` for the target with pip and download the wheels
 /// into `dest`; wheels already in `find_links` (the built-wheel cache) count.
 pub fn download(bp: &BuildPython, t: &Target, requirements: &[String], find_links: &Path, dest: &Path, log: &mut String) -> Result<Vec<PathBuf>> {
@@ -143,6 +149,97 @@ pub fn download(bp: &BuildPython, t: &Target, requirements: &[String], find_link
     Ok(wheels)
 }
 
+/// A crossenv: a "cross python" whose sysconfig is the target's (compiler,
+/// EXT_SUFFIX, platform tag) and a "build python" beside it where build
+/// dependencies (setuptools, Cython, meson, ...) are installed as
+/// build-machine tools, never as target wheels.
+pub struct CrossEnv {
+    dir: PathBuf,
+}
+
+impl CrossEnv {
+    /// Create (once per target python and compiler) the crossenv at `dir`.
+    /// `host_python` is the target interpreter in a tree that holds its
+    /// `_sysconfigdata_*.py`.
+    pub fn ensure(bp: &BuildPython, t: &Target, host_python: &Path, cc: &str, ar: &str, dir: &Path, log: &mut String) -> Result<CrossEnv> {
+        let stamp = dir.join(".crosspython-ready");
+        let wanted = format!("{}\n{cc}\n{ar}\n{}\n", host_python.display(), t.platform_tags().join(" "));
+        if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+            return Ok(CrossEnv { dir: dir.to_path_buf() });
+        }
+        crate::sysroot::remove(dir)?;
+        let mut cmd = Command::new(bp.python());
+        cmd.args(["-m", "crossenv", "--cc", cc, "--ar", ar]);
+        for tag in t.platform_tags().iter().filter(|p| p.starts_with("manylinux_")) {
+            cmd.args(["--manylinux", tag.rsplit_once('_').map(|(m, _)| m).unwrap_or(tag)]);
+        }
+        cmd.arg(host_python).arg(dir);
+        run(&mut cmd, log).with_context(|| format!("cannot create the crossenv {}", dir.display()))?;
+        fs::write(&stamp, wanted)?;
+        Ok(CrossEnv { dir: dir.to_path_buf() })
+    }
+
+    fn build_python(&self) -> PathBuf {
+        self.dir.join("build/bin/python")
+    }
+
+    fn cross_python(&self) -> PathBuf {
+        self.dir.join("cross/bin/python")
+    }
+}
+
+/// Build a wheel for the target from the sdist of `requirement`: its build
+/// requirements go into the crossenv's build python, then the cross python
+/// builds without isolation. `env` carries the flags that find the tree's
+/// C libraries.
+pub fn build_wheel(bp: &BuildPython, ce: &CrossEnv, requirement: &str, env: &[(String, String)], out: &Path, log: &mut String) -> Result<PathBuf> {
+    let sdists = tempfile::tempdir()?;
+    run(
+        Command::new(bp.python()).args(["-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--dest"]).arg(sdists.path()).arg(requirement),
+        log,
+    )
+    .with_context(|| format!("{requirement}: no source distribution on the index"))?;
+    let sdist = fs::read_dir(sdists.path())?.flatten().map(|e| e.path()).next().context("pip downloaded nothing")?;
+    let requires = build_requires(&sdist)?;
+    let _ = writeln!(log, "{}: build requirements {requires:?}", sdist.display());
+    if !requires.is_empty() {
+        run(Command::new(ce.build_python()).args(["-m", "pip", "install", "--quiet"]).args(&requires), log)
+            .with_context(|| format!("{requirement}: cannot install its build requirements on the build side"))?;
+    }
+    let built = tempfile::tempdir()?;
+    let mut cmd = Command::new(ce.cross_python());
+    cmd.args(["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir"]).arg(built.path()).arg(&sdist);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd, log).with_context(|| format!("{requirement}: building the wheel for the target failed"))?;
+    let wheel = fs::read_dir(built.path())?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "whl")).context("pip built no wheel")?;
+    fs::create_dir_all(out)?;
+    let dest = out.join(wheel.file_name().unwrap());
+    fs::copy(&wheel, &dest)?;
+    Ok(dest)
+}
+
+/// `[build-system] requires` of an sdist's pyproject.toml (setuptools and
+/// wheel when it has none, as pip assumes).
+fn build_requires(sdist: &Path) -> Result<Vec<String>> {
+    let file = fs::File::open(sdist)?;
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in ar.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        if path.components().count() == 2 && path.ends_with("pyproject.toml") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text)?;
+            let doc: toml::Value = toml::from_str(&text).with_context(|| format!("{}: bad pyproject.toml", sdist.display()))?;
+            if let Some(req) = doc.get("build-system").and_then(|b| b.get("requires")).and_then(|r| r.as_array()) {
+                return Ok(req.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+            }
+        }
+    }
+    Ok(vec!["setuptools>=40.8.0".into(), "wheel".into()])
+}
+
 fn run(cmd: &mut Command, log: &mut String) -> Result<()> {
     let _ = writeln!(log, "+ {cmd:?}");
     let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
@@ -158,6 +255,13 @@ fn run(cmd: &mut Command, log: &mut String) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_names_are_normalized() {
+        assert_eq!(project_name("PyYAML>=6"), "pyyaml");
+        assert_eq!(project_name("markupsafe"), "markupsafe");
+        assert_eq!(project_name("zope.interface[test]"), "zope-interface");
+    }
 
     #[test]
     fn wheel_architectures_follow_pep_600_names() {

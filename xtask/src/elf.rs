@@ -17,7 +17,6 @@ pub struct ElfInfo {
     pub machine: u16,
     pub bits: u8,
     pub little_endian: bool,
-    pub is_shared_object: bool,
     pub needed: Vec<String>,
     pub soname: Option<String>,
     pub interp: Option<String>,
@@ -50,7 +49,6 @@ fn parse<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo> {
         machine: header.e_machine(endian),
         bits: if header.is_class_64() { 64 } else { 32 },
         little_endian: endian == Endianness::Little,
-        is_shared_object: header.e_type(endian) == elf::ET_DYN,
         ..Default::default()
     };
     for ph in header.program_headers(endian, data)? {

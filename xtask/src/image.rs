@@ -36,6 +36,7 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     fs::create_dir_all(&tmp)?;
     let mut native_python = None;
     let mut target_python = None;
+    let mut host_python = None;
     for &t in &plan.tasks[rootfs_task].deps {
         let u = plan.tasks[t].unit.expect("rootfs depends on recipe tasks");
         let unit = &plan.units[u];
@@ -45,6 +46,7 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
         }
         if unit.node.recipe == "python3" {
             target_python = Some(unit.node.pv().major_minor());
+            host_python = Some(unit.dirs.sysroot_destdir.join(plan.prefix.trim_start_matches('/')).join(format!("bin/python{}", unit.node.pv().major_minor())));
         }
         crate::sysroot::copy_tree(&unit.dirs.sysroot_destdir, &tmp)?;
     }
@@ -53,8 +55,8 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     let log_path = plan.build_dir.join(&ab.name).join("image/temp/log.do_rootfs");
     fs::create_dir_all(log_path.parent().unwrap())?;
     let mut log = String::new();
-    let packages = match (native_python, target_python) {
-        (Some(native), Some(pyver)) => python_packages(plan, ab, &native, &tmp, pyver, &mut log),
+    let packages = match (native_python, target_python, host_python) {
+        (Some(native), Some(pyver), Some(host)) => python_packages(plan, ab, &native, &host, &tmp, pyver, &mut log),
         _ => Ok(()),
     };
     fs::write(&log_path, &log)?;
@@ -70,19 +72,44 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
 }
 
 /// pip, and the distro's Python packages, into the tree.
-fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, tree: &Path, pyver: String, log: &mut String) -> Result<()> {
+fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, host: &Path, tree: &Path, pyver: String, log: &mut String) -> Result<()> {
     use crate::crosspip;
     let libc = ab.toolchain.find_lib("libc.so.6").context("the toolchain has no libc.so.6")?;
     let glibc = elf::glibc_defined(&libc)?.with_context(|| format!("{} defines no GLIBC version", libc.display()))?;
     let bp = crosspip::BuildPython::ensure(native, &plan.build_dir.join("native/pip-venv"), log)?;
-    let target = crosspip::Target { arch: &ab.arch, tree, prefix: &plan.prefix, pyver, glibc };
+    let target = crosspip::Target { arch: &ab.arch, tree, prefix: &plan.prefix, pyver: pyver.clone(), glibc };
     crosspip::install_pip(&bp, &target, log)?;
-    if plan.python_packages.is_empty() {
+    let py = &plan.python;
+    if py.requirements.is_empty() {
         return Ok(());
     }
+    let cache = py.wheel_cache.join(format!("{}-cp{}", ab.name, pyver.replace('.', "")));
+    let mut crossenv = None;
+    let libdir = tree.join(plan.prefix.trim_start_matches('/'));
+    let mut env: Vec<(String, String)> = py.build_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    env.push(("CFLAGS".into(), format!("-O2 -I{}/include", libdir.display())));
+    env.push(("LDFLAGS".into(), format!("-L{0}/lib -Wl,-rpath-link,{0}/lib", libdir.display())));
     let downloads = tempfile::tempdir()?;
-    let cache = plan.build_dir.join(&ab.name).join("image/wheels");
-    let wheels = crosspip::download(&bp, &target, &plan.python_packages, &cache, downloads.path(), log)?;
+    let mut wanted = vec![];
+    for req in &py.requirements {
+        let name = crosspip::project_name(req);
+        let from_source = py.no_binary.iter().any(|n| crosspip::project_name(n) == name || n == ":all:");
+        if !from_source && crosspip::download(&bp, &target, std::slice::from_ref(req), &cache, downloads.path(), log).is_ok() {
+            writeln!(log, "ROUTE {req}: wheel")?;
+            wanted.push(req.clone());
+            continue;
+        }
+        if crossenv.is_none() {
+            let cc = ab.toolchain.cc_command(None);
+            let ar = ab.toolchain.tool("ar");
+            crossenv = Some(crosspip::CrossEnv::ensure(&bp, &target, host, &cc, &ar, &plan.build_dir.join(&ab.name).join("crossenv"), log)?);
+        }
+        let wheel = crosspip::build_wheel(&bp, crossenv.as_ref().unwrap(), req, &env, &cache, log)?;
+        writeln!(log, "ROUTE {req}: built from sdist ({})", wheel.file_name().unwrap().to_string_lossy())?;
+        wanted.push(wheel.display().to_string());
+    }
+    crate::sysroot::remove(downloads.path())?;
+    let wheels = crosspip::download(&bp, &target, &wanted, &cache, downloads.path(), log)?;
     crosspip::install_wheels(&bp, &target, &wheels, log)
 }
 

@@ -46,9 +46,12 @@ pub struct Distro {
     /// pip requirement specifiers cross-installed into the target.
     #[serde(default)]
     pub python_packages: Vec<String>,
-    /// Requirement specifiers that must be built from source (pip --no-binary).
+    /// Project names that must be built from source (pip's --no-binary).
     #[serde(default)]
     pub python_no_binary: Vec<String>,
+    /// Environment of every source build of a Python package.
+    #[serde(default)]
+    pub python_build_env: BTreeMap<String, String>,
 }
 
 /// What the build machine must have, mapped to the Debian package that

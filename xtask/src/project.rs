@@ -100,7 +100,12 @@ impl Project {
         Plan::new(
             PlanInputs {
                 build_dir: &self.build_dir,
-                python_packages: &loaded.manifest.distro.python_packages,
+                python: &crate::tasks::PythonPackages {
+                    requirements: loaded.manifest.distro.python_packages.clone(),
+                    no_binary: loaded.manifest.distro.python_no_binary.clone(),
+                    build_env: loaded.manifest.distro.python_build_env.clone(),
+                    wheel_cache: self.wheel_dir.clone(),
+                },
                 patches_dir: &self.root.join("patches"),
                 prefix: &loaded.manifest.distro.prefix,
                 host_identity: &host_identity,

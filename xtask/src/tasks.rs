@@ -122,7 +122,7 @@ pub struct Plan {
     pub build_dir: PathBuf,
     /// The distro's install prefix on the target.
     pub prefix: String,
-    pub python_packages: Vec<String>,
+    pub python: PythonPackages,
     pub units: Vec<Unit>,
     pub arches: Vec<ArchBuild>,
     pub tasks: Vec<Task>,
@@ -130,10 +130,21 @@ pub struct Plan {
     index: BTreeMap<(usize, Kind), usize>,
 }
 
+/// The distro's Python packages and how to build them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PythonPackages {
+    pub requirements: Vec<String>,
+    pub no_binary: Vec<String>,
+    pub build_env: BTreeMap<String, String>,
+    /// Built wheels, by arch and python version (not a signature input).
+    #[serde(skip)]
+    pub wheel_cache: PathBuf,
+}
+
 pub struct PlanInputs<'a> {
     pub build_dir: &'a Path,
-    /// pip requirements cross-installed into the image.
-    pub python_packages: &'a [String],
+    /// pip requirements cross-installed into the image, and how.
+    pub python: &'a PythonPackages,
     pub patches_dir: &'a Path,
     pub prefix: &'a str,
     pub host_identity: &'a str,
@@ -141,7 +152,7 @@ pub struct PlanInputs<'a> {
 
 impl Plan {
     pub fn new(inp: PlanInputs, arches: Vec<ArchBuild>) -> Result<Plan> {
-        let mut plan = Plan { build_dir: inp.build_dir.to_path_buf(), prefix: inp.prefix.to_string(), python_packages: inp.python_packages.to_vec(), units: vec![], arches: vec![], tasks: vec![], index: BTreeMap::new() };
+        let mut plan = Plan { build_dir: inp.build_dir.to_path_buf(), prefix: inp.prefix.to_string(), python: inp.python.clone(), units: vec![], arches: vec![], tasks: vec![], index: BTreeMap::new() };
         let mut by_key: BTreeMap<(Scope, String), usize> = BTreeMap::new();
         for (ai, ab) in arches.iter().enumerate() {
             let g = &ab.graph;
@@ -177,7 +188,7 @@ impl Plan {
             sigdata.insert("arch".into(), toml::to_string(&ab.arch)?);
             sigdata.insert("toolchain".into(), ab.toolchain.identity());
             sigdata.insert("prefix".into(), inp.prefix.into());
-            sigdata.insert("python_packages".into(), inp.python_packages.join(" "));
+            sigdata.insert("python packages".into(), serde_json::to_string(inp.python)?);
             sigdata.insert("crosspip".into(), crate::crosspip::VERSION.into());
             let mut deps = vec![];
             for &r in &g.runtime {

@@ -49,10 +49,6 @@ impl Version {
         Ok(Version { text: text.to_string(), parts })
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
     /// `major.minor` ("3.13" for "3.13.5").
     pub fn major_minor(&self) -> String {
         self.text.split('.').take(2).collect::<Vec<_>>().join(".")
