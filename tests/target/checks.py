@@ -250,6 +250,105 @@ def pip():
     return out.stdout.strip()
 
 
+def packages():
+    """The cross-installed packages, by project name (PEP 503 normalized)."""
+    import re
+
+    names = os.environ.get("CROSSPYTHON_PACKAGES", "").split()
+    return [re.split(r"[^A-Za-z0-9._-]", n)[0].lower().replace("_", "-") for n in names]
+
+
+@check
+def python_packages_import():
+    import importlib
+    import importlib.metadata as md
+
+    wanted = packages()
+    if not wanted:
+        return "no python_packages in the manifest"
+    by_dist = {}
+    for module, dists in md.packages_distributions().items():
+        for d in dists:
+            by_dist.setdefault(d.lower().replace("_", "-"), []).append(module)
+    done = []
+    for name in wanted:
+        dist = md.distribution(name)
+        modules = [m for m in by_dist.get(name, []) if not m.startswith("_")]
+        assert modules, f"{name}: installed but provides no importable module"
+        for m in modules:
+            importlib.import_module(m)
+        done.append(f"{name} {dist.version}")
+    return ", ".join(done)
+
+
+@check
+def numpy():
+    if "numpy" not in packages():
+        return "not installed"
+    import io
+    import contextlib
+    import numpy as np
+
+    a = np.arange(12, dtype=np.float64).reshape(3, 4)
+    b = np.arange(8, dtype=np.float64).reshape(4, 2)
+    c = a @ b
+    assert c.tolist() == [[28.0, 34.0], [76.0, 98.0], [124.0, 162.0]], c
+    assert abs(np.linalg.det(np.array([[2.0, 1.0], [1.0, 3.0]])) - 5.0) < 1e-9
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        np.show_config()
+    machine = [l.strip() for l in out.getvalue().splitlines() if "cpu" in l.lower()][:2]
+    return f"numpy {np.__version__}: matmul and det ok; show_config: {'; '.join(machine)}"
+
+
+@check
+def pyyaml():
+    if "pyyaml" not in packages():
+        return "not installed"
+    import yaml
+
+    assert yaml.__with_libyaml__, "PyYAML was built without its libyaml C extension"
+    doc = yaml.load("a: [1, 2, {b: c}]", Loader=yaml.CSafeLoader)
+    assert doc == {"a": [1, 2, {"b": "c"}]}, doc
+    return f"PyYAML {yaml.__version__} with libyaml (CSafeLoader)"
+
+
+@check
+def markupsafe():
+    if "markupsafe" not in packages():
+        return "not installed"
+    import markupsafe
+    from markupsafe import _speedups
+
+    assert str(markupsafe.escape("<a & b>")) == "&lt;a &amp; b&gt;"
+    return f"markupsafe {markupsafe.__version__} with its C speedups ({os.path.basename(_speedups.__file__)})"
+
+
+@check
+def requests():
+    if "requests" not in packages():
+        return "not installed"
+    import http.server
+    import threading
+    import requests
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"hello from the board")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.handle_request).start()
+    r = requests.get(f"http://127.0.0.1:{server.server_port}/", timeout=60)
+    server.server_close()
+    assert r.status_code == 200 and r.text == "hello from the board", r.text
+    return f"requests {requests.__version__}: GET from a local server"
+
+
 def main():
     failed = 0
     for fn in CHECKS:

@@ -195,7 +195,12 @@ impl CrossEnv {
 pub fn build_wheel(bp: &BuildPython, ce: &CrossEnv, requirement: &str, env: &[(String, String)], out: &Path, log: &mut String) -> Result<PathBuf> {
     let sdists = tempfile::tempdir()?;
     run(
-        Command::new(bp.python()).args(["-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--dest"]).arg(sdists.path()).arg(requirement),
+        // --no-binary names the project only: its build requirements may
+        // come as wheels for the build machine while pip prepares metadata.
+        Command::new(bp.python())
+            .args(["-m", "pip", "download", "--no-deps", "--no-binary", &project_name(requirement), "--dest"])
+            .arg(sdists.path())
+            .arg(requirement),
         log,
     )
     .with_context(|| format!("{requirement}: no source distribution on the index"))?;
@@ -242,7 +247,10 @@ fn build_requires(sdist: &Path) -> Result<Vec<String>> {
 
 fn run(cmd: &mut Command, log: &mut String) -> Result<()> {
     let _ = writeln!(log, "+ {cmd:?}");
-    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
+    if crate::engine::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    let out = crate::work::wait_stoppable(cmd).with_context(|| format!("cannot run {cmd:?}"))?;
     log.push_str(&String::from_utf8_lossy(&out.stdout));
     log.push_str(&String::from_utf8_lossy(&out.stderr));
     if !out.status.success() {

@@ -78,6 +78,9 @@ pub struct Arch {
     /// Debian architecture name (for `apt-get download pkg:<arch>`).
     pub debian_arch: String,
     pub qemu: String,
+    /// The CPU qemu emulates (`QEMU_CPU`): a real board's core rather than
+    /// qemu's "max", whose newest extensions real boards lack.
+    pub qemu_cpu: Option<String>,
     /// What `platform.machine()` prints on the target.
     pub machine: String,
     /// OpenSSL `Configure` target.
@@ -93,6 +96,14 @@ pub struct Arch {
     /// Extra C flags for every target recipe of this arch.
     #[serde(default)]
     pub cflags: Vec<String>,
+}
+
+impl Arch {
+    /// The fields that change what gets built (not how it is tested or
+    /// named): an input of every target task's signature.
+    pub fn build_inputs(&self) -> String {
+        format!("triplet={} rust_target={} openssl={} cflags={:?}", self.triplet, self.rust_target, self.openssl, self.cflags)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]

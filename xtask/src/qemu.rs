@@ -66,6 +66,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
         .env("HOME", certs.path())
         .env("LC_ALL", "C.UTF-8")
         .env("QEMU_LD_PREFIX", &tree)
+        .env("QEMU_CPU", arch.qemu_cpu.as_deref().unwrap_or("max"))
         .env("CROSSPYTHON_MACHINE", &arch.machine)
         .env("CROSSPYTHON_CHILDREN", if binfmt.is_ok() { "1" } else { "0" })
         .env("CROSSPYTHON_TLS_CERT", certs.path().join("cert.pem"))

@@ -185,7 +185,8 @@ impl Plan {
             // The image of this arch.
             let mut sigdata = BTreeMap::new();
             sigdata.insert("engine".into(), ENGINE_VERSION.into());
-            sigdata.insert("arch".into(), toml::to_string(&ab.arch)?);
+            sigdata.insert("arch".into(), ab.arch.build_inputs());
+            sigdata.insert("elf".into(), format!("{:?}", ab.arch.elf));
             sigdata.insert("toolchain".into(), ab.toolchain.identity());
             sigdata.insert("prefix".into(), inp.prefix.into());
             sigdata.insert("python packages".into(), serde_json::to_string(inp.python)?);
@@ -259,7 +260,7 @@ impl Plan {
                             sigdata.insert("host compiler".into(), inp.host_identity.into());
                         }
                         Scope::Arch(_) => {
-                            sigdata.insert("arch".into(), toml::to_string(&ab.arch)?);
+                            sigdata.insert("arch".into(), ab.arch.build_inputs());
                             sigdata.insert("config_site".into(), ab.config_site_text.clone());
                             sigdata.insert("toolchain".into(), ab.toolchain.identity());
                             sigdata.insert("prefix".into(), inp.prefix.into());

@@ -32,6 +32,18 @@ pub fn stop_children() {
     }
 }
 
+/// Run a command to completion as a stoppable child (its own process
+/// group, stopped with the build on SIGINT/SIGTERM).
+pub fn wait_stoppable(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    cmd.process_group(0);
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).spawn()?;
+    let pgid = child.id() as i32;
+    CHILDREN.lock().unwrap().insert(pgid);
+    let out = child.wait_with_output();
+    CHILDREN.lock().unwrap().remove(&pgid);
+    out
+}
+
 pub struct Worker {
     pub fetcher: Fetcher,
     pub patches_dir: PathBuf,
