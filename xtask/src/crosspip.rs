@@ -188,11 +188,39 @@ impl CrossEnv {
     }
 }
 
+/// A meson cross file for meson-python packages (numpy): the cross tools,
+/// the target's pkg-config, qemu as the exe_wrapper, the CPU family and the
+/// long double format that meson cannot probe on a foreign machine.
+pub fn meson_cross_file(t: &Target, tc: &crate::toolchain::Toolchain, path: &Path) -> Result<()> {
+    let list = |words: Vec<String>| format!("[{}]", words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", "));
+    let mut cc = vec![tc.cc.display().to_string()];
+    cc.extend(tc.cc_args.iter().cloned());
+    let cxx_path = tc.tool("g++");
+    let mut text = String::from("# Written by crosspython for meson-python source builds.\n[binaries]\n");
+    let _ = writeln!(text, "c = {}", list(cc));
+    if which::which(&cxx_path).is_ok() {
+        let _ = writeln!(text, "cpp = {}", list(vec![cxx_path]));
+    }
+    for (k, tool) in [("ar", "ar"), ("strip", "strip"), ("nm", "nm"), ("objcopy", "objcopy")] {
+        let _ = writeln!(text, "{k} = '{}'", tc.tool(tool));
+    }
+    let _ = writeln!(text, "pkg-config = 'pkg-config'");
+    let _ = writeln!(text, "exe_wrapper = {}", list(vec![t.arch.qemu.clone(), "-L".into(), t.tree.display().to_string()]));
+    let _ = writeln!(text, "\n[properties]\nneeds_exe_wrapper = true\nlongdouble_format = '{}'", t.arch.longdouble_format);
+    let _ = writeln!(
+        text,
+        "\n[host_machine]\nsystem = 'linux'\ncpu_family = '{}'\ncpu = '{}'\nendian = '{}'",
+        t.arch.meson_cpu_family, t.arch.meson_cpu, t.arch.elf.endian
+    );
+    fs::write(path, text)?;
+    Ok(())
+}
+
 /// Build a wheel for the target from the sdist of `requirement`: its build
 /// requirements go into the crossenv's build python, then the cross python
 /// builds without isolation. `env` carries the flags that find the tree's
 /// C libraries.
-pub fn build_wheel(bp: &BuildPython, ce: &CrossEnv, requirement: &str, env: &[(String, String)], out: &Path, log: &mut String) -> Result<PathBuf> {
+pub fn build_wheel(bp: &BuildPython, ce: &CrossEnv, requirement: &str, env: &[(String, String)], meson_cross: &Path, out: &Path, log: &mut String) -> Result<PathBuf> {
     let sdists = tempfile::tempdir()?;
     run(
         // --no-binary names the project only: its build requirements may
@@ -205,7 +233,13 @@ pub fn build_wheel(bp: &BuildPython, ce: &CrossEnv, requirement: &str, env: &[(S
     )
     .with_context(|| format!("{requirement}: no source distribution on the index"))?;
     let sdist = fs::read_dir(sdists.path())?.flatten().map(|e| e.path()).next().context("pip downloaded nothing")?;
-    let requires = build_requires(&sdist)?;
+    // Built wheels are kept by (name, version) in a cache per arch and
+    // python: a rebuild does not compile numpy again.
+    if let Some(cached) = cached_wheel(&sdist, out)? {
+        let _ = writeln!(log, "{}: using the built wheel {}", requirement, cached.display());
+        return Ok(cached);
+    }
+    let (requires, backend) = build_system(&sdist)?;
     let _ = writeln!(log, "{}: build requirements {requires:?}", sdist.display());
     if !requires.is_empty() {
         run(Command::new(ce.build_python()).args(["-m", "pip", "install", "--quiet"]).args(&requires), log)
@@ -214,6 +248,9 @@ pub fn build_wheel(bp: &BuildPython, ce: &CrossEnv, requirement: &str, env: &[(S
     let built = tempfile::tempdir()?;
     let mut cmd = Command::new(ce.cross_python());
     cmd.args(["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir"]).arg(built.path()).arg(&sdist);
+    if backend == "mesonpy" {
+        cmd.arg(format!("--config-settings=setup-args=--cross-file={}", meson_cross.display()));
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -225,9 +262,22 @@ pub fn build_wheel(bp: &BuildPython, ce: &CrossEnv, requirement: &str, env: &[(S
     Ok(dest)
 }
 
-/// `[build-system] requires` of an sdist's pyproject.toml (setuptools and
-/// wheel when it has none, as pip assumes).
-fn build_requires(sdist: &Path) -> Result<Vec<String>> {
+/// A wheel built before from the same sdist (same project and version).
+fn cached_wheel(sdist: &Path, cache: &Path) -> Result<Option<PathBuf>> {
+    let file = sdist.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let stem = file.trim_end_matches(".tar.gz").trim_end_matches(".zip");
+    let Some((name, version)) = stem.rsplit_once('-') else { return Ok(None) };
+    let prefix = format!("{}-{version}-", name.to_ascii_lowercase().replace(['-', '.'], "_"));
+    let Ok(entries) = fs::read_dir(cache) else { return Ok(None) };
+    Ok(entries
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix) && n.ends_with(".whl"))))
+}
+
+/// `[build-system] requires` and `build-backend` of an sdist's
+/// pyproject.toml (setuptools and wheel when it has none, as pip assumes).
+fn build_system(sdist: &Path) -> Result<(Vec<String>, String)> {
     let file = fs::File::open(sdist)?;
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     for entry in ar.entries()? {
@@ -237,12 +287,14 @@ fn build_requires(sdist: &Path) -> Result<Vec<String>> {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut entry, &mut text)?;
             let doc: toml::Value = toml::from_str(&text).with_context(|| format!("{}: bad pyproject.toml", sdist.display()))?;
-            if let Some(req) = doc.get("build-system").and_then(|b| b.get("requires")).and_then(|r| r.as_array()) {
-                return Ok(req.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+            let system = doc.get("build-system");
+            let backend = system.and_then(|b| b.get("build-backend")).and_then(|b| b.as_str()).unwrap_or("setuptools.build_meta:__legacy__");
+            if let Some(req) = system.and_then(|b| b.get("requires")).and_then(|r| r.as_array()) {
+                return Ok((req.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(), backend.to_string()));
             }
         }
     }
-    Ok(vec!["setuptools>=40.8.0".into(), "wheel".into()])
+    Ok((vec!["setuptools>=40.8.0".into(), "wheel".into()], "setuptools.build_meta:__legacy__".into()))
 }
 
 fn run(cmd: &mut Command, log: &mut String) -> Result<()> {

@@ -89,6 +89,10 @@ fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, hos
     let mut env: Vec<(String, String)> = py.build_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     env.push(("CFLAGS".into(), format!("-O2 -I{}/include", libdir.display())));
     env.push(("LDFLAGS".into(), format!("-L{0}/lib -Wl,-rpath-link,{0}/lib", libdir.display())));
+    env.push(("PKG_CONFIG_LIBDIR".into(), format!("{}/lib/pkgconfig", libdir.display())));
+    env.push(("PKG_CONFIG_SYSROOT_DIR".into(), tree.display().to_string()));
+    let meson_cross = plan.build_dir.join(&ab.name).join("meson-cross.ini");
+    crosspip::meson_cross_file(&target, &ab.toolchain, &meson_cross)?;
     let downloads = tempfile::tempdir()?;
     let mut wanted = vec![];
     for req in &py.requirements {
@@ -104,7 +108,7 @@ fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, hos
             let ar = ab.toolchain.tool("ar");
             crossenv = Some(crosspip::CrossEnv::ensure(&bp, &target, host, &cc, &ar, &plan.build_dir.join(&ab.name).join("crossenv"), log)?);
         }
-        let wheel = crosspip::build_wheel(&bp, crossenv.as_ref().unwrap(), req, &env, &cache, log)?;
+        let wheel = crosspip::build_wheel(&bp, crossenv.as_ref().unwrap(), req, &env, &meson_cross, &cache, log)?;
         writeln!(log, "ROUTE {req}: built from sdist ({})", wheel.file_name().unwrap().to_string_lossy())?;
         wanted.push(wheel.display().to_string());
     }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every arch of the manifest end to end, in one build (native recipes and
+# downloads shared): build, qemu-test, package, qemu-test of the package.
+# Long: a cold run compiles every library and CPython once per arch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arches=${1:-all}
+cargo xtask build --arch "$arches"
+cargo xtask qemu-test --arch "$arches"
+cargo xtask package --arch "$arches"
+for archive in deploy/*/crosspython-*.tar.gz; do
+  arch=$(basename "$(dirname "$archive")")
+  cargo xtask qemu-test --arch "$arch" --package "$archive"
+done
