@@ -73,6 +73,9 @@ enum Cmd {
         /// Test this archive, unpacked into an empty directory, instead of sysroots/<arch>.
         #[arg(long)]
         package: Option<PathBuf>,
+        /// Also run CPython's own tests listed in the manifest's distro.cpython_tests.
+        #[arg(long)]
+        cpython_tests: bool,
     },
     /// Write deploy/<arch>/crosspython-<version>-<arch>.tar.gz.
     Package {
@@ -133,10 +136,10 @@ fn real_main() -> Result<()> {
     let project = Project::locate(cli.manifest, cli.build_dir)?;
     match cli.command {
         Cmd::Build { arch, jobs, explain, wait, toolchain } => build(&project, &arch, jobs, explain, wait, toolchain.as_deref()),
-        Cmd::QemuTest { arch, package } => {
+        Cmd::QemuTest { arch, package, cpython_tests } => {
             let loaded = project.load()?;
             for a in project.arches(&loaded, &arch)? {
-                qemu::test(&project, &loaded, &a, package.as_deref())?;
+                qemu::test(&project, &loaded, &a, package.as_deref(), cpython_tests)?;
             }
             Ok(())
         }

@@ -52,6 +52,12 @@ pub struct Distro {
     /// Environment of every source build of a Python package.
     #[serde(default)]
     pub python_build_env: BTreeMap<String, String>,
+    /// CPython's own test modules that `qemu-test --cpython-tests` runs on the target.
+    #[serde(default)]
+    pub cpython_tests: Vec<String>,
+    /// Test modules that fail only because qemu-user lacks a feature: module -> why.
+    #[serde(default)]
+    pub cpython_tests_qemu_limits: BTreeMap<String, String>,
 }
 
 /// What the build machine must have, mapped to the Debian package that
