@@ -52,6 +52,7 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     }
     let prefix = plan.prefix.clone();
     let mut report = String::new();
+    scrub_build_paths(plan, rootfs_task, &tmp, &mut report)?;
     let log_path = plan.build_dir.join(&ab.name).join("image/temp/log.do_rootfs");
     fs::create_dir_all(log_path.parent().unwrap())?;
     let mut log = String::new();
@@ -69,6 +70,62 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     crate::sysroot::remove(&tree)?;
     fs::rename(&tmp, &tree).with_context(|| format!("cannot move the tree into {}", tree.display()))?;
     Ok(())
+}
+
+/// Text files that recorded this build's directories (`_sysconfigdata`,
+/// the `config-*` Makefile, `*-config` scripts, headers) get the paths
+/// they mean on the board: a recipe sysroot path is the target path
+/// itself, any other work directory path becomes the debug-source path the
+/// compiler's `-ffile-prefix-map` uses.
+fn scrub_build_paths(plan: &Plan, rootfs_task: usize, tree: &Path, report: &mut String) -> Result<()> {
+    let mut rules: Vec<(Vec<u8>, Vec<u8>)> = vec![];
+    for &t in &plan.tasks[rootfs_task].deps {
+        let unit = &plan.units[plan.tasks[t].unit.expect("recipe task")];
+        let d = &unit.dirs;
+        let debug_src = format!("/usr/src/debug/{}/{}", unit.node.name, unit.node.version);
+        rules.push((d.recipe_sysroot_native.display().to_string().into_bytes(), format!("{debug_src}/recipe-sysroot-native").into_bytes()));
+        rules.push((d.recipe_sysroot.display().to_string().into_bytes(), Vec::new()));
+        rules.push((d.workdir.display().to_string().into_bytes(), debug_src.into_bytes()));
+    }
+    let needle = plan.build_dir.display().to_string().into_bytes();
+    let mut count = 0;
+    for e in WalkDir::new(tree) {
+        let e = e?;
+        if !e.file_type().is_file() || e.metadata()?.len() > 16 << 20 {
+            continue;
+        }
+        let bytes = fs::read(e.path())?;
+        if bytes.starts_with(b"\x7fELF") || !contains(&bytes, &needle) {
+            continue;
+        }
+        let mut out = bytes;
+        for (from, to) in &rules {
+            out = replace_all(&out, from, to);
+        }
+        fs::write(e.path(), out)?;
+        count += 1;
+    }
+    writeln!(report, "build paths rewritten in {count} text files")?;
+    Ok(())
+}
+
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn replace_all(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// pip, and the distro's Python packages, into the tree.
@@ -293,6 +350,13 @@ pub fn check_tree(root: &Path, want: &ElfExpect) -> Result<Checked> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_all_replaces_every_occurrence() {
+        assert_eq!(replace_all(b"-I/b/rs/usr/include -L/b/rs/usr/lib", b"/b/rs", b""), b"-I/usr/include -L/usr/lib");
+        assert!(contains(b"abc/work/x", b"/work"));
+        assert!(!contains(b"abc", b""));
+    }
 
     #[test]
     fn relative_paths_climb_then_descend() {

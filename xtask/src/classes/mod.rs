@@ -20,7 +20,7 @@ use crate::resolve::Node;
 use crate::toolchain::Toolchain;
 
 /// Bumped when what the classes run changes, so that signatures change.
-pub const CLASS_VERSION: &str = "classes-1";
+pub const CLASS_VERSION: &str = "classes-2";
 
 /// One command of a task.
 #[derive(Debug, Clone)]
@@ -141,7 +141,11 @@ impl Ctx<'_> {
                 for (var, tool) in [("AR", "ar"), ("RANLIB", "ranlib"), ("STRIP", "strip"), ("NM", "nm"), ("LD", "ld"), ("OBJDUMP", "objdump"), ("READELF", "readelf")] {
                     env.insert(var.into(), tc.tool(tool));
                 }
-                let mut cflags = vec!["-O2".to_string(), "-pipe".to_string()];
+                // Paths of this build directory must not end up in the
+                // binaries (__FILE__, debug info): they are mapped to where a
+                // debug source package would put them.
+                let prefix_map = format!("-ffile-prefix-map={}=/usr/src/debug/{}/{}", d.workdir.display(), self.node.name, self.node.version);
+                let mut cflags = vec!["-O2".to_string(), "-pipe".to_string(), prefix_map];
                 cflags.extend(arch.cflags.iter().cloned());
                 env.insert("CFLAGS".into(), cflags.join(" "));
                 env.insert("CPPFLAGS".into(), format!("-I{sysroot}{prefix}/include"));
@@ -152,6 +156,7 @@ impl Ctx<'_> {
                 );
                 env.insert("PKG_CONFIG_SYSROOT_DIR".into(), sysroot);
                 env.insert("PKG_CONFIG_PATH".into(), String::new());
+                env.insert("PKG_CONFIG".into(), "pkg-config".into());
                 if let Some(site) = self.config_site {
                     env.insert("CONFIG_SITE".into(), site.display().to_string());
                 }
@@ -168,8 +173,11 @@ impl Ctx<'_> {
                 env.insert("LDFLAGS".into(), format!("-L{native}/usr/lib"));
             }
         }
+        // A recipe's env may build on the class's: "${CFLAGS} -DX".
+        let mut known = self.vars();
+        known.extend(env.clone());
         for (k, val) in &self.node.env {
-            env.insert(k.clone(), self.expand(val)?);
+            env.insert(k.clone(), expand(val, &known, &self.node.name)?);
         }
         Ok(env)
     }
