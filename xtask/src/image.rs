@@ -144,7 +144,16 @@ fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, hos
     let mut crossenv = None;
     let libdir = tree.join(plan.prefix.trim_start_matches('/'));
     let mut env: Vec<(String, String)> = py.build_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    env.push(("CFLAGS".into(), format!("-O2 -I{}/include", libdir.display())));
+    // The prefix maps keep this build's paths out of the extension modules.
+    env.push((
+        "CFLAGS".into(),
+        format!(
+            "-O2 -I{}/include -ffile-prefix-map={}=/usr/src/debug -ffile-prefix-map={}=/",
+            libdir.display(),
+            plan.build_dir.display(),
+            tree.display()
+        ),
+    ));
     env.push(("LDFLAGS".into(), format!("-L{0}/lib -Wl,-rpath-link,{0}/lib", libdir.display())));
     env.push(("PKG_CONFIG_LIBDIR".into(), format!("{}/lib/pkgconfig", libdir.display())));
     env.push(("PKG_CONFIG_SYSROOT_DIR".into(), tree.display().to_string()));
@@ -289,7 +298,7 @@ fn set_run_paths(root: &Path, prefix: &str, report: &mut String) -> Result<()> {
 }
 
 /// The path from `from` to `to`, both below the same root.
-fn relative(from: &Path, to: &Path) -> PathBuf {
+pub fn relative(from: &Path, to: &Path) -> PathBuf {
     let f: Vec<_> = from.components().collect();
     let t: Vec<_> = to.components().collect();
     let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();

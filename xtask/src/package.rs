@@ -22,6 +22,7 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str) -> Result<PathBuf
     }
     let graph = crate::resolve::resolve(loaded, arch)?;
     let python = graph.nodes.iter().find(|n| n.recipe == "python3" && !n.is_native()).context("the image has no python3")?;
+    audit(&tree, &[project.build_dir.clone(), crate::image::sysroots_dir(&project.build_dir)])?;
     let epoch = source_date_epoch()?;
     let deploy = project.deploy_dir(arch);
     fs::create_dir_all(&deploy)?;
@@ -40,6 +41,46 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str) -> Result<PathBuf
     let size = fs::metadata(&out)?.len();
     println!("{}: {:.1} MiB, sha256 {sha}", out.display(), size as f64 / 1048576.0);
     Ok(out)
+}
+
+/// What must never reach a board: build-machine paths in any file (text or
+/// binary), setuid or world-writable files, absolute symlinks.
+fn audit(tree: &Path, build_paths: &[PathBuf]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let needles: Vec<Vec<u8>> = build_paths.iter().map(|p| p.display().to_string().into_bytes()).collect();
+    let mut problems = vec![];
+    for e in WalkDir::new(tree).min_depth(1) {
+        let e = e?;
+        let rel = e.path().strip_prefix(tree).unwrap().display().to_string();
+        if BUILD_NOTES.iter().any(|n| rel == *n) {
+            continue;
+        }
+        let meta = fs::symlink_metadata(e.path())?;
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(e.path())?;
+            if target.is_absolute() {
+                problems.push(format!("{rel}: absolute symlink to {}", target.display()));
+            }
+            continue;
+        }
+        let mode = meta.permissions().mode();
+        if mode & 0o6000 != 0 {
+            problems.push(format!("{rel}: setuid/setgid (mode {mode:o})"));
+        }
+        if meta.is_file() {
+            if mode & 0o002 != 0 {
+                problems.push(format!("{rel}: world-writable (mode {mode:o})"));
+            }
+            let bytes = fs::read(e.path())?;
+            if let Some(n) = needles.iter().find(|n| crate::image::contains(&bytes, n)) {
+                problems.push(format!("{rel}: contains the build-machine path {}", String::from_utf8_lossy(n)));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("the tree {} is not fit for a board:\n  {}", tree.display(), problems.join("\n  "));
+    }
+    Ok(())
 }
 
 /// Every file, directory and symlink of the tree, sorted, with fixed owner

@@ -5,9 +5,8 @@ use anyhow::Result;
 use super::{Ctx, Step};
 
 pub fn configure(ctx: &Ctx) -> Result<Vec<Step>> {
-    let script = ctx.dirs.src.join("configure");
     let mut argv = vec![
-        script.display().to_string(),
+        ctx.configure_script(),
         format!("--build={}", ctx.build_sys),
         format!("--host={}", ctx.host_sys()),
         format!("--prefix={}", ctx.prefix()),

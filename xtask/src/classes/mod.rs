@@ -20,7 +20,7 @@ use crate::resolve::Node;
 use crate::toolchain::Toolchain;
 
 /// Bumped when what the classes run changes, so that signatures change.
-pub const CLASS_VERSION: &str = "classes-2";
+pub const CLASS_VERSION: &str = "classes-3";
 
 /// One command of a task.
 #[derive(Debug, Clone)]
@@ -226,6 +226,14 @@ impl Ctx<'_> {
 
     fn make_args(&self) -> Result<Vec<String>> {
         self.node.make_args.iter().map(|a| self.expand(a)).collect()
+    }
+
+    /// `configure` named relative to the build directory (`../src/configure`):
+    /// autoconf then records a relative `srcdir`, so no absolute path of
+    /// this build is compiled into the programs (CPython's VPATH, for one).
+    fn configure_script(&self) -> String {
+        let rel = crate::image::relative(&self.dirs.build, &self.dirs.src);
+        rel.join("configure").display().to_string()
     }
 
     fn run(&self, argv: Vec<String>) -> Step {
