@@ -33,6 +33,10 @@ pub fn missing(m: &Manifest, arches: &[&Arch], own_toolchain: bool) -> Missing {
         if !own_toolchain && which::which(format!("{}-gcc", a.triplet)).is_err() {
             out.0.push((format!("gcc-{}", a.triplet), format!("cross compiler {}-gcc", a.triplet)));
         }
+        // C++ parts of Python packages built from source (numpy).
+        if !own_toolchain && !m.distro.python_packages.is_empty() && which::which(format!("{}-g++", a.triplet)).is_err() {
+            out.0.push((format!("g++-{}", a.triplet), format!("cross C++ compiler {}-g++ (Python packages built from source)", a.triplet)));
+        }
         if which::which(&a.qemu).is_err() {
             out.0.push(("qemu-user".into(), format!("command `{}`", a.qemu)));
         }
