@@ -120,7 +120,9 @@ pub fn project_name(requirement: &str) -> String {
 
 /// Resolve `requirements` for the target with pip and download the wheels
 /// into `dest`; wheels already in `find_links` (the built-wheel cache) count.
-pub fn download(bp: &BuildPython, t: &Target, requirements: &[String], find_links: &Path, dest: &Path, log: &mut String) -> Result<Vec<PathBuf>> {
+/// With `cache_only`, only `find_links` is looked at: the built-wheel cache
+/// answers whether a source build can be skipped.
+pub fn download(bp: &BuildPython, t: &Target, requirements: &[String], find_links: &Path, dest: &Path, cache_only: bool, log: &mut String) -> Result<Vec<PathBuf>> {
     if requirements.is_empty() {
         return Ok(vec![]);
     }
@@ -134,6 +136,9 @@ pub fn download(bp: &BuildPython, t: &Target, requirements: &[String], find_link
     }
     for p in t.platform_tags() {
         cmd.args(["--platform", &p]);
+    }
+    if cache_only {
+        cmd.arg("--no-index");
     }
     cmd.arg("--find-links").arg(find_links).arg("--dest").arg(dest).args(requirements);
     run(&mut cmd, log).with_context(|| {
@@ -216,41 +221,29 @@ pub fn meson_cross_file(t: &Target, tc: &crate::toolchain::Toolchain, path: &Pat
     Ok(())
 }
 
-/// Build a wheel for the target from the sdist of `requirement`: its build
-/// requirements go into the crossenv's build python, then the cross python
-/// builds without isolation. `env` carries the flags that find the tree's
-/// C libraries.
-pub fn build_wheel(bp: &BuildPython, ce: &CrossEnv, requirement: &str, env: &[(String, String)], meson_cross: &Path, out: &Path, log: &mut String) -> Result<PathBuf> {
-    let sdists = tempfile::tempdir()?;
-    run(
-        // --no-binary names the project only: its build requirements may
-        // come as wheels for the build machine while pip prepares metadata.
-        Command::new(bp.python())
-            .args(["-m", "pip", "download", "--no-deps", "--no-binary", &project_name(requirement), "--dest"])
-            .arg(sdists.path())
-            .arg(requirement),
-        log,
-    )
-    .with_context(|| format!("{requirement}: no source distribution on the index"))?;
-    let sdist = fs::read_dir(sdists.path())?.flatten().map(|e| e.path()).next().context("pip downloaded nothing")?;
-    // Built wheels are kept by (name, version) in a cache per arch and
-    // python: a rebuild does not compile numpy again.
-    if let Some(cached) = cached_wheel(&sdist, out)? {
-        let _ = writeln!(log, "{}: using the built wheel {}", requirement, cached.display());
-        return Ok(cached);
-    }
-    let (requires, backend) = build_system(&sdist)?;
-    let _ = writeln!(log, "{}: build requirements {requires:?}", sdist.display());
-    if !requires.is_empty() {
-        run(Command::new(ce.build_python()).args(["-m", "pip", "install", "--quiet"]).args(&requires), log)
-            .with_context(|| format!("{requirement}: cannot install its build requirements on the build side"))?;
+/// Build backends and build tools every source build gets on the build
+/// side. pip cannot tell an sdist's build requirements without preparing
+/// its metadata, and for meson-python that means a whole (native, wrong)
+/// build: so the common backends are installed up front instead.
+const BUILD_BACKENDS: [&str; 6] = ["setuptools", "wheel", "Cython>=3.0.6", "meson-python>=0.15", "meson", "ninja"];
+
+/// Build a wheel for the target from the sdist of `requirement` with the
+/// crossenv's cross python, without build isolation (build requirements
+/// are build-machine tools, already in its build python). meson-python
+/// gets the meson cross file; setuptools ignores that setting.
+pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], meson_cross: &Path, out: &Path, log: &mut String) -> Result<PathBuf> {
+    let stamp = ce.dir.join(".build-backends");
+    if !stamp.exists() {
+        run(Command::new(ce.build_python()).args(["-m", "pip", "install", "--quiet"]).args(BUILD_BACKENDS), log)
+            .context("cannot install the build backends into the crossenv's build python")?;
+        fs::write(&stamp, BUILD_BACKENDS.join("\n"))?;
     }
     let built = tempfile::tempdir()?;
     let mut cmd = Command::new(ce.cross_python());
-    cmd.args(["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir"]).arg(built.path()).arg(&sdist);
-    if backend == "mesonpy" {
-        cmd.arg(format!("--config-settings=setup-args=--cross-file={}", meson_cross.display()));
-    }
+    cmd.args(["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-binary", &project_name(requirement), "--wheel-dir"])
+        .arg(built.path())
+        .arg(format!("--config-settings=setup-args=--cross-file={}", meson_cross.display()))
+        .arg(requirement);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -260,41 +253,6 @@ pub fn build_wheel(bp: &BuildPython, ce: &CrossEnv, requirement: &str, env: &[(S
     let dest = out.join(wheel.file_name().unwrap());
     fs::copy(&wheel, &dest)?;
     Ok(dest)
-}
-
-/// A wheel built before from the same sdist (same project and version).
-fn cached_wheel(sdist: &Path, cache: &Path) -> Result<Option<PathBuf>> {
-    let file = sdist.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let stem = file.trim_end_matches(".tar.gz").trim_end_matches(".zip");
-    let Some((name, version)) = stem.rsplit_once('-') else { return Ok(None) };
-    let prefix = format!("{}-{version}-", name.to_ascii_lowercase().replace(['-', '.'], "_"));
-    let Ok(entries) = fs::read_dir(cache) else { return Ok(None) };
-    Ok(entries
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.to_ascii_lowercase().starts_with(&prefix) && n.ends_with(".whl"))))
-}
-
-/// `[build-system] requires` and `build-backend` of an sdist's
-/// pyproject.toml (setuptools and wheel when it has none, as pip assumes).
-fn build_system(sdist: &Path) -> Result<(Vec<String>, String)> {
-    let file = fs::File::open(sdist)?;
-    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    for entry in ar.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
-        if path.components().count() == 2 && path.ends_with("pyproject.toml") {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut entry, &mut text)?;
-            let doc: toml::Value = toml::from_str(&text).with_context(|| format!("{}: bad pyproject.toml", sdist.display()))?;
-            let system = doc.get("build-system");
-            let backend = system.and_then(|b| b.get("build-backend")).and_then(|b| b.as_str()).unwrap_or("setuptools.build_meta:__legacy__");
-            if let Some(req) = system.and_then(|b| b.get("requires")).and_then(|r| r.as_array()) {
-                return Ok((req.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(), backend.to_string()));
-            }
-        }
-    }
-    Ok((vec!["setuptools>=40.8.0".into(), "wheel".into()], "setuptools.build_meta:__legacy__".into()))
 }
 
 fn run(cmd: &mut Command, log: &mut String) -> Result<()> {

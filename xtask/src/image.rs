@@ -164,22 +164,33 @@ fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, hos
     for req in &py.requirements {
         let name = crosspip::project_name(req);
         let from_source = py.no_binary.iter().any(|n| crosspip::project_name(n) == name || n == ":all:");
-        if !from_source && crosspip::download(&bp, &target, std::slice::from_ref(req), &cache, downloads.path(), log).is_ok() {
+        if !from_source && crosspip::download(&bp, &target, std::slice::from_ref(req), &cache, downloads.path(), false, log).is_ok() {
             writeln!(log, "ROUTE {req}: wheel")?;
             wanted.push(req.clone());
             continue;
+        }
+        // A wheel built before for this arch and python that satisfies the
+        // requirement: no second build.
+        let cached = tempfile::tempdir()?;
+        if let Ok(found) = crosspip::download(&bp, &target, std::slice::from_ref(req), &cache, cached.path(), true, log) {
+            if let Some(w) = found.iter().find(|w| w.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.to_ascii_lowercase().starts_with(&name.replace('-', "_")))) {
+                let kept = cache.join(w.file_name().unwrap());
+                writeln!(log, "ROUTE {req}: built from sdist earlier ({})", kept.file_name().unwrap().to_string_lossy())?;
+                wanted.push(kept.display().to_string());
+                continue;
+            }
         }
         if crossenv.is_none() {
             let cc = ab.toolchain.cc_command(None);
             let ar = ab.toolchain.tool("ar");
             crossenv = Some(crosspip::CrossEnv::ensure(&bp, &target, host, &cc, &ar, &plan.build_dir.join(&ab.name).join("crossenv"), log)?);
         }
-        let wheel = crosspip::build_wheel(&bp, crossenv.as_ref().unwrap(), req, &env, &meson_cross, &cache, log)?;
+        let wheel = crosspip::build_wheel(crossenv.as_ref().unwrap(), req, &env, &meson_cross, &cache, log)?;
         writeln!(log, "ROUTE {req}: built from sdist ({})", wheel.file_name().unwrap().to_string_lossy())?;
         wanted.push(wheel.display().to_string());
     }
     crate::sysroot::remove(downloads.path())?;
-    let wheels = crosspip::download(&bp, &target, &wanted, &cache, downloads.path(), log)?;
+    let wheels = crosspip::download(&bp, &target, &wanted, &cache, downloads.path(), false, log)?;
     crosspip::install_wheels(&bp, &target, &wheels, log)
 }
 
