@@ -60,11 +60,14 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
             c
         }
     };
-    cmd.arg("-I").arg(&script);
+    // -I ignores PYTHON* variables, so -B says it again.
+    cmd.arg("-I").arg("-B").arg(&script);
     cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", certs.path())
         .env("LC_ALL", "C.UTF-8")
+        // Testing must not change the tree: no __pycache__ written into it.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("QEMU_LD_PREFIX", &tree)
         .env("QEMU_CPU", arch.qemu_cpu.as_deref().unwrap_or("max"))
         .env("CROSSPYTHON_MACHINE", &arch.machine)
@@ -104,6 +107,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
             ("PATH", "/usr/bin:/bin".into()),
             ("HOME", certs.path().display().to_string()),
             ("LC_ALL", "C.UTF-8".into()),
+            ("PYTHONDONTWRITEBYTECODE", "1".into()),
             ("QEMU_LD_PREFIX", tree.display().to_string()),
             ("QEMU_CPU", arch.qemu_cpu.clone().unwrap_or_else(|| "max".into())),
         ];
@@ -144,7 +148,7 @@ fn cpython_tests(python: &Path, env: &[(&str, String)], loaded: &Loaded) -> Resu
         return Ok(vec![]);
     }
     let mut cmd = Command::new(python);
-    cmd.args(["-m", "test", "-j2", "--timeout", "1200", "-W"]).args(&d.cpython_tests);
+    cmd.args(["-B", "-m", "test", "-j2", "--timeout", "1200", "-W"]).args(&d.cpython_tests);
     cmd.env_clear().envs(env.iter().map(|(k, v)| (*k, v.as_str()))).stdin(Stdio::null());
     eprintln!("running {} CPython test modules on the target (python -m test -j2) ...", d.cpython_tests.len());
     let out = cmd.output().context("cannot run the target's python -m test")?;

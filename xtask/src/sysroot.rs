@@ -106,6 +106,9 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
                 symlink(fs::read_link(entry.path())?, &dest)?;
             } else {
                 fs::copy(entry.path(), &dest).with_context(|| format!("cannot copy {} to {}", entry.path().display(), dest.display()))?;
+                // Keep mtimes: CPython's .pyc files name their source's.
+                let modified = entry.metadata()?.modified()?;
+                fs::File::options().write(true).open(&dest)?.set_modified(modified)?;
             }
         }
     }
