@@ -56,6 +56,9 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     let log_path = plan.build_dir.join(&ab.name).join("image/temp/log.do_rootfs");
     fs::create_dir_all(log_path.parent().unwrap())?;
     let mut log = String::new();
+    // The toolchain's run-time first: source builds of Python packages run
+    // target programs under qemu with the tree as prefix (meson's checks).
+    add_toolchain_libs(&tmp, &ab.toolchain, &mut report)?;
     let packages = match (native_python, target_python, host_python) {
         (Some(native), Some(pyver), Some(host)) => python_packages(plan, ab, &native, &host, &tmp, pyver, &mut log),
         _ => Ok(()),
