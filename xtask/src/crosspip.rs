@@ -247,6 +247,9 @@ pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], m
     for (k, v) in env {
         cmd.env(k, v);
     }
+    // As an activated crossenv: its build tools (cython, meson, ninja) on PATH.
+    let path = format!("{}:{}:{}", ce.dir.join("cross/bin").display(), ce.dir.join("build/bin").display(), std::env::var("PATH").unwrap_or_default());
+    cmd.env("PATH", path);
     run(&mut cmd, log).with_context(|| format!("{requirement}: building the wheel for the target failed"))?;
     let wheel = fs::read_dir(built.path())?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "whl")).context("pip built no wheel")?;
     fs::create_dir_all(out)?;
