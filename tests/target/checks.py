@@ -321,7 +321,10 @@ def markupsafe():
     from markupsafe import _speedups
 
     assert str(markupsafe.escape("<a & b>")) == "&lt;a &amp; b&gt;"
-    return f"markupsafe {markupsafe.__version__} with its C speedups ({os.path.basename(_speedups.__file__)})"
+    import importlib.metadata
+
+    version = importlib.metadata.version("markupsafe")
+    return f"markupsafe {version} with its C speedups ({os.path.basename(_speedups.__file__)})"
 
 
 @check

@@ -69,7 +69,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
         // Testing must not change the tree: no __pycache__ written into it.
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("QEMU_LD_PREFIX", &tree)
-        .env("QEMU_CPU", arch.qemu_cpu.as_deref().unwrap_or("max"))
+        .envs(arch.qemu_cpu.iter().map(|c| ("QEMU_CPU", c.as_str())))
         .env("CROSSPYTHON_MACHINE", &arch.machine)
         .env("CROSSPYTHON_CHILDREN", if binfmt.is_ok() { "1" } else { "0" })
         .env("CROSSPYTHON_TLS_CERT", certs.path().join("cert.pem"))
@@ -109,8 +109,8 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
             ("LC_ALL", "C.UTF-8".into()),
             ("PYTHONDONTWRITEBYTECODE", "1".into()),
             ("QEMU_LD_PREFIX", tree.display().to_string()),
-            ("QEMU_CPU", arch.qemu_cpu.clone().unwrap_or_else(|| "max".into())),
         ];
+        let env: Vec<(&str, String)> = env.into_iter().chain(arch.qemu_cpu.iter().map(|c| ("QEMU_CPU", c.clone()))).collect();
         let modules = cpython_tests(&python, &env, loaded)?;
         crate::tasks::atomic_write(&deploy.join("qemu-test.json"), &serde_json::to_vec_pretty(&modules)?)?;
         println!("\nCPython tests on {arch_name} (deploy/{arch_name}/qemu-test.json):");
