@@ -52,7 +52,6 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     }
     let prefix = plan.prefix.clone();
     let mut report = String::new();
-    scrub_build_paths(plan, rootfs_task, &tmp, &mut report)?;
     let log_path = plan.build_dir.join(&ab.name).join("image/temp/log.do_rootfs");
     fs::create_dir_all(log_path.parent().unwrap())?;
     let mut log = String::new();
@@ -65,6 +64,7 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     };
     fs::write(&log_path, &log)?;
     packages.with_context(|| format!("log: {}", log_path.display()))?;
+    scrub_build_paths(plan, rootfs_task, &tmp, &mut report)?;
     add_toolchain_libs(&tmp, &ab.toolchain, &mut report)?;
     set_run_paths(&tmp, &prefix, &mut report)?;
     let checked = check_tree(&tmp, &ab.arch.elf)?;
@@ -90,7 +90,12 @@ fn scrub_build_paths(plan: &Plan, rootfs_task: usize, tree: &Path, report: &mut 
         rules.push((d.recipe_sysroot.display().to_string().into_bytes(), Vec::new()));
         rules.push((d.workdir.display().to_string().into_bytes(), debug_src.into_bytes()));
     }
-    let needle = plan.build_dir.display().to_string().into_bytes();
+    // What Python packages built from source recorded (numpy's
+    // __config__.py): the tree being assembled is the board's root, and
+    // the crossenv stands for the build python.
+    rules.push((tree.display().to_string().into_bytes(), Vec::new()));
+    rules.push((plan.build_dir.display().to_string().into_bytes(), b"/usr/src/debug/build".to_vec()));
+    let needles = [plan.build_dir.display().to_string().into_bytes(), tree.display().to_string().into_bytes()];
     let mut count = 0;
     for e in WalkDir::new(tree) {
         let e = e?;
@@ -98,7 +103,7 @@ fn scrub_build_paths(plan: &Plan, rootfs_task: usize, tree: &Path, report: &mut 
             continue;
         }
         let bytes = fs::read(e.path())?;
-        if bytes.starts_with(b"\x7fELF") || !contains(&bytes, &needle) {
+        if bytes.starts_with(b"\x7fELF") || !needles.iter().any(|n| contains(&bytes, n)) {
             continue;
         }
         let mut out = bytes;
