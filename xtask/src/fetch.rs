@@ -31,11 +31,7 @@ struct Attempt {
 
 impl Fetcher {
     pub fn new(dl_dir: PathBuf) -> Fetcher {
-        let premirrors = std::env::var("CROSSPYTHON_PREMIRRORS")
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(|s| s.trim_end_matches('/').to_string())
-            .collect();
+        let premirrors = crate::mirror::bases_from_env("CROSSPYTHON_PREMIRRORS");
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(15))
             .timeout_read(Duration::from_secs(60))

@@ -4,12 +4,20 @@
 
 use std::path::Path;
 
+/// A space-separated list of URL bases from an environment variable
+/// (`CROSSPYTHON_PREMIRRORS`, `CROSSPYTHON_SSTATE_MIRRORS`, ...), without
+/// trailing slashes; empty when the variable is unset.
+pub fn bases_from_env(var: &str) -> Vec<String> {
+    std::env::var(var).unwrap_or_default().split_whitespace().map(|s| s.trim_end_matches('/').to_string()).collect()
+}
+
 /// Base URIs of the host's Debian archive mirrors (without a trailing
 /// slash), security and update archives excluded. `CROSSPYTHON_DEBIAN_MIRROR`
 /// overrides them.
 pub fn debian_mirrors() -> Vec<String> {
-    if let Ok(m) = std::env::var("CROSSPYTHON_DEBIAN_MIRROR") {
-        return m.split_whitespace().map(|s| s.trim_end_matches('/').to_string()).collect();
+    let chosen = bases_from_env("CROSSPYTHON_DEBIAN_MIRROR");
+    if !chosen.is_empty() {
+        return chosen;
     }
     let mut texts = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {

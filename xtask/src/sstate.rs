@@ -20,11 +20,7 @@ pub struct Sstate {
 
 impl Sstate {
     pub fn new(dir: PathBuf) -> Sstate {
-        let mirrors = std::env::var("CROSSPYTHON_SSTATE_MIRRORS")
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(|s| s.trim_end_matches('/').to_string())
-            .collect();
+        let mirrors = crate::mirror::bases_from_env("CROSSPYTHON_SSTATE_MIRRORS");
         Sstate { dir, mirrors }
     }
 

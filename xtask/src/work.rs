@@ -115,7 +115,7 @@ impl Worker {
         let result = match task.kind {
             Kind::Fetch => self.fetcher.fetch(&unit.node.name, &unit.node.sources, &mut log).map(|_| ()),
             Kind::Unpack => self.unpack(&ctx, &mut log),
-            Kind::Patch => self.patch(plan, &ctx, &mut log),
+            Kind::Patch => self.patch(&ctx, &mut log),
             Kind::PrepareRecipeSysroot => prepare_recipe_sysroot(plan, u, &mut log),
             Kind::Configure => {
                 sysroot::remove(&d.build).and_then(|_| {
@@ -147,8 +147,7 @@ impl Worker {
         crate::unpack::unpack(&archive, &ctx.dirs.src, source.strip_components)
     }
 
-    fn patch(&self, plan: &Plan, ctx: &Ctx, log: &mut File) -> Result<()> {
-        let _ = plan;
+    fn patch(&self, ctx: &Ctx, log: &mut File) -> Result<()> {
         for (name, _) in crate::tasks::patch_files(&self.patches_dir, ctx.node)? {
             let path = self.patches_dir.join(&name);
             writeln!(log, "applying {}", path.display())?;
