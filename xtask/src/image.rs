@@ -18,6 +18,112 @@ use crate::manifest::ElfExpect;
 use crate::tasks::{Kind, Plan};
 use crate::toolchain::Toolchain;
 
+/// Bumped when the tree's layout or its build notes change.
+pub const IMAGE_VERSION: &str = "image-2";
+
+/// Where each file of the tree came from and which wheels were installed,
+/// for `package`'s size report and SBOM; not part of the package.
+pub const IMAGE_NOTE: &str = ".crosspython-image.json";
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ImageNote {
+    /// Tree path -> `recipe:<name>`, `wheel:<project>`, `toolchain` or `other`.
+    pub owners: BTreeMap<String, String>,
+    pub wheels: Vec<WheelNote>,
+    /// The toolchain the tree was built with: `package` strips with its
+    /// `strip` and holds the tree to its glibc.
+    pub toolchain: String,
+    pub strip: String,
+    pub toolchain_glibc: Option<(u32, u32)>,
+    /// The build machine's python of the same version (byte code).
+    pub build_python: Option<PathBuf>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct WheelNote {
+    pub file: String,
+    pub sha256: String,
+}
+
+impl ImageNote {
+    pub fn read(tree: &Path) -> Result<ImageNote> {
+        let path = tree.join(IMAGE_NOTE);
+        let text = fs::read(&path).with_context(|| format!("cannot read {}; rebuild the tree with `cargo xtask build`", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("{} is damaged; rebuild the tree", path.display()))
+    }
+
+    fn collect(plan: &Plan, rootfs_task: usize, tree: &Path, wheels: Vec<WheelNote>) -> Result<ImageNote> {
+        let mut by_path: BTreeMap<String, String> = BTreeMap::new();
+        for &t in &plan.tasks[rootfs_task].deps {
+            let unit = &plan.units[plan.tasks[t].unit.expect("recipe task")];
+            if unit.node.is_native() {
+                continue;
+            }
+            let destdir = &unit.dirs.sysroot_destdir;
+            for e in WalkDir::new(destdir).min_depth(1) {
+                let e = e?;
+                if !e.file_type().is_dir() {
+                    let rel = e.path().strip_prefix(destdir).unwrap().display().to_string();
+                    by_path.insert(rel, format!("recipe:{}", unit.node.recipe));
+                }
+            }
+        }
+        // Python packages list their files in RECORD, relative to site-packages.
+        for record in WalkDir::new(tree).into_iter().flatten().filter(|e| e.file_name() == "RECORD") {
+            let dist_info = record.path().parent().unwrap();
+            let site = dist_info.parent().unwrap();
+            let Some(project) = dist_info.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".dist-info")) else { continue };
+            let project = project.split('-').next().unwrap_or(project).to_ascii_lowercase().replace('_', "-");
+            for line in fs::read_to_string(record.path())?.lines() {
+                let Some(path) = line.split(',').next().filter(|p| !p.is_empty()) else { continue };
+                let full = crate::image::normalize(&site.join(path));
+                if let Ok(rel) = full.strip_prefix(tree) {
+                    by_path.insert(rel.display().to_string(), format!("wheel:{project}"));
+                }
+            }
+        }
+        let mut owners = BTreeMap::new();
+        for e in WalkDir::new(tree).min_depth(1).sort_by_file_name() {
+            let e = e?;
+            if e.file_type().is_dir() {
+                continue;
+            }
+            let rel = e.path().strip_prefix(tree).unwrap().display().to_string();
+            let owner = match by_path.get(&rel) {
+                Some(o) => o.clone(),
+                None if rel.starts_with("lib/") => "toolchain".to_string(),
+                // Byte code compiled at install time belongs to its source.
+                None if rel.contains("/__pycache__/") => owner_of_pyc(&rel, &by_path).unwrap_or_else(|| "other".into()),
+                None => "other".to_string(),
+            };
+            owners.insert(rel, owner);
+        }
+        Ok(ImageNote { owners, wheels, ..Default::default() })
+    }
+}
+
+/// `a/__pycache__/b.cpython-313.pyc` belongs to whoever owns `a/b.py`.
+fn owner_of_pyc(rel: &str, by_path: &BTreeMap<String, String>) -> Option<String> {
+    let (dir, file) = rel.rsplit_once("/__pycache__/")?;
+    let stem = file.split('.').next()?;
+    by_path.get(&format!("{dir}/{stem}.py")).cloned()
+}
+
+/// `a/b/../c` as `a/c`, without touching the file system.
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `sysroots/<arch>` next to the build directory.
 pub fn tree_dir(build_dir: &Path, arch: &str) -> PathBuf {
     sysroots_dir(build_dir).join(arch)
@@ -58,18 +164,25 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     // The toolchain's run-time first: source builds of Python packages run
     // target programs under qemu with the tree as prefix (meson's checks).
     add_toolchain_libs(&tmp, &ab.toolchain, &mut report)?;
+    let native_python_path = native_python.clone();
     let packages = match (native_python, target_python, host_python) {
         (Some(native), Some(pyver), Some(host)) => python_packages(plan, ab, &native, &host, &tmp, pyver, &mut log),
-        _ => Ok(()),
+        _ => Ok(vec![]),
     };
     fs::write(&log_path, &log)?;
-    packages.with_context(|| format!("log: {}", log_path.display()))?;
+    let wheels = packages.with_context(|| format!("log: {}", log_path.display()))?;
     scrub_build_paths(plan, rootfs_task, &tmp, &mut report)?;
     add_toolchain_libs(&tmp, &ab.toolchain, &mut report)?;
     set_run_paths(&tmp, &prefix, &mut report)?;
     let checked = check_tree(&tmp, &ab.arch.elf)?;
     report.push_str(&checked.summary());
     fs::write(tmp.join(".crosspython-rootfs.txt"), &report)?;
+    let mut note = ImageNote::collect(plan, rootfs_task, &tmp, wheels)?;
+    note.toolchain = ab.toolchain.identity();
+    note.strip = ab.toolchain.tool("strip");
+    note.toolchain_glibc = ab.toolchain.find_lib("libc.so.6").map(|l| elf::glibc_defined(&l)).transpose()?.flatten();
+    note.build_python = native_python_path;
+    fs::write(tmp.join(IMAGE_NOTE), serde_json::to_vec_pretty(&note)?)?;
     crate::sysroot::remove(&tree)?;
     fs::rename(&tmp, &tree).with_context(|| format!("cannot move the tree into {}", tree.display()))?;
     Ok(())
@@ -137,7 +250,7 @@ fn replace_all(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 }
 
 /// pip, and the distro's Python packages, into the tree.
-fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, host: &Path, tree: &Path, pyver: String, log: &mut String) -> Result<()> {
+fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, host: &Path, tree: &Path, pyver: String, log: &mut String) -> Result<Vec<WheelNote>> {
     use crate::crosspip;
     let libc = ab.toolchain.find_lib("libc.so.6").context("the toolchain has no libc.so.6")?;
     let glibc = elf::glibc_defined(&libc)?.with_context(|| format!("{} defines no GLIBC version", libc.display()))?;
@@ -146,7 +259,7 @@ fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, hos
     crosspip::install_pip(&bp, &target, log)?;
     let py = &plan.python;
     if py.requirements.is_empty() {
-        return Ok(());
+        return Ok(vec![]);
     }
     let cache = py.wheel_cache.join(format!("{}-cp{}", ab.name, pyver.replace('.', "")));
     let mut crossenv = None;
@@ -199,7 +312,12 @@ fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, hos
     }
     crate::sysroot::remove(downloads.path())?;
     let wheels = crosspip::download(&bp, &target, &wanted, &cache, downloads.path(), false, log)?;
-    crosspip::install_wheels(&bp, &target, &wheels, log)
+    crosspip::install_wheels(&bp, &target, &wheels, log)?;
+    // Noted now: the downloads are a temporary directory.
+    wheels
+        .iter()
+        .map(|w| Ok(WheelNote { file: w.file_name().unwrap().to_string_lossy().into_owned(), sha256: crate::fetch::sha256_file(w)? }))
+        .collect()
 }
 
 /// Every ELF file below `root`, with what it says.

@@ -16,6 +16,7 @@ mod package;
 mod progress;
 mod project;
 mod qemu;
+mod regrtest;
 mod resolve;
 mod sstate;
 mod sysroot;
@@ -81,6 +82,18 @@ enum Cmd {
     Package {
         #[arg(long)]
         arch: String,
+        /// full, runtime (default) or minimal: see [package.profile.*] in the manifest.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Where the tree lives on the board (default: the manifest's prefix).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Install into this root filesystem directory instead of writing archives.
+        #[arg(long)]
+        rootfs: Option<PathBuf>,
+        /// With --rootfs: overwrite files that differ.
+        #[arg(long, requires = "rootfs")]
+        force: bool,
     },
     /// Validate the manifest and list every problem.
     Check,
@@ -143,10 +156,11 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Package { arch } => {
+        Cmd::Package { arch, profile, prefix, rootfs, force } => {
             let loaded = project.load()?;
+            let opts = package::Options { profile, prefix, rootfs, force };
             for a in project.arches(&loaded, &arch)? {
-                package::package(&project, &loaded, &a)?;
+                package::package(&project, &loaded, &a, &opts)?;
             }
             Ok(())
         }

@@ -30,6 +30,55 @@ pub struct Manifest {
     pub arch: BTreeMap<String, Arch>,
     #[serde(rename = "recipe")]
     pub recipes: Vec<Recipe>,
+    #[serde(default)]
+    pub package: Package,
+}
+
+/// What `cargo xtask package` makes of the tree, by profile.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Package {
+    /// The profile used when `--profile` is not given.
+    pub default_profile: Option<String>,
+    #[serde(default)]
+    pub profile: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(default)]
+    pub description: String,
+    /// Start from another profile's settings; `exclude` adds to its list.
+    pub inherits: Option<String>,
+    pub strip: Option<Strip>,
+    pub pyc: Option<Pyc>,
+    /// Optimization levels compiled (0, 1, 2), as `python -O`/`-OO` use them.
+    pub pyc_opt_levels: Option<Vec<u8>>,
+    /// Globs relative to the tree root; `{prefix}` is the distro prefix
+    /// without its leading `/`, `{py}` is `python3.X`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strip {
+    /// Leave every ELF file as built.
+    None,
+    /// Drop debug information only (`strip --strip-debug`).
+    Debug,
+    /// Drop every symbol not needed to run or link (`--strip-unneeded`).
+    All,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pyc {
+    /// `.py` sources with `__pycache__/*.pyc` next to them.
+    WithSource,
+    /// `.pyc` in place of each `.py` (no sources, no `__pycache__`).
+    Sourceless,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,9 +104,50 @@ pub struct Distro {
     /// CPython's own test modules that `qemu-test --cpython-tests` runs on the target.
     #[serde(default)]
     pub cpython_tests: Vec<String>,
-    /// Test modules that fail only because qemu-user lacks a feature: module -> why.
+    /// CPython tests that cannot pass on a target for a reason outside the
+    /// build; they are left out with regrtest's `--ignore` and reported.
     #[serde(default)]
-    pub cpython_tests_qemu_limits: BTreeMap<String, String>,
+    pub cpython_test_limits: Vec<TestLimit>,
+}
+
+/// One CPython test (a regrtest id or fnmatch pattern) that cannot pass
+/// under emulation or on a target's ABI, and why.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TestLimit {
+    pub test: Spanned<String>,
+    pub kind: LimitKind,
+    pub why: String,
+    /// The arches it applies to; all when empty.
+    #[serde(default)]
+    pub arches: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LimitKind {
+    /// qemu-user does not emulate a syscall, a /proc file or timing.
+    QemuUser,
+    /// The test assumes a calling convention or layout the target does not have.
+    TargetAbi,
+    /// The test uses a tool of the machine it runs on (a build-machine gcc).
+    TestHost,
+}
+
+impl LimitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::QemuUser => "qemu-user",
+            LimitKind::TargetAbi => "target-abi",
+            LimitKind::TestHost => "test-host",
+        }
+    }
+}
+
+impl TestLimit {
+    pub fn applies_to(&self, arch: &str) -> bool {
+        self.arches.is_empty() || self.arches.iter().any(|a| a == arch)
+    }
 }
 
 /// What the build machine must have, mapped to the Debian package that
@@ -331,6 +421,15 @@ impl Loaded {
         }
     }
 
+    /// A problem located where `[key]`'s table starts (for fields read
+    /// without a span).
+    pub fn problem_at_start(&self, key: &str, message: impl Into<String>) -> Problem {
+        let table = key.rsplit_once('.').map_or(key, |(t, _)| t);
+        let offset = self.text.find(&format!("[{table}]")).unwrap_or(0);
+        let (line, column) = line_col(&self.text, offset);
+        Problem { file: self.path.clone(), line, column, key: key.to_string(), message: message.into() }
+    }
+
     /// Checks of single fields: versions, checksums, URL schemes, duplicates.
     fn validate(&self) -> Vec<Problem> {
         let m = &self.manifest;
@@ -384,6 +483,38 @@ impl Loaded {
                     &format!("distro.preferred_version.{name}"),
                     format!("`{p}` is not a version; `%` may only end it, as in \"3.13.%\""),
                 ));
+            }
+        }
+        for (name, p) in &m.package.profile {
+            if let Some(parent) = &p.inherits {
+                if !m.package.profile.contains_key(parent) {
+                    problems.push(self.problem_at_start(
+                        &format!("package.profile.{name}.inherits"),
+                        format!("no profile `{parent}`; known: {}", m.package.profile.keys().cloned().collect::<Vec<_>>().join(", ")),
+                    ));
+                }
+            }
+            for g in &p.exclude {
+                if let Err(e) = globset::Glob::new(g) {
+                    problems.push(self.problem_at_start(&format!("package.profile.{name}.exclude"), format!("`{g}` is not a glob: {e}")));
+                }
+            }
+        }
+        if let Some(d) = &m.package.default_profile {
+            if !m.package.profile.contains_key(d) {
+                problems.push(self.problem_at_start("package.default_profile", format!("no profile `{d}`")));
+            }
+        }
+        for (i, limit) in m.distro.cpython_test_limits.iter().enumerate() {
+            for arch in limit.arches.iter().filter(|a| !m.arch.contains_key(*a)) {
+                problems.push(self.problem(
+                    &limit.test,
+                    &format!("distro.cpython_test_limits[{i}].arches"),
+                    format!("unknown arch `{arch}`; known: {}", m.arch.keys().cloned().collect::<Vec<_>>().join(", ")),
+                ));
+            }
+            if limit.why.trim().is_empty() {
+                problems.push(self.problem(&limit.test, &format!("distro.cpython_test_limits[{i}].why"), "say why the test cannot pass"));
             }
         }
         problems

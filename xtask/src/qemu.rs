@@ -111,81 +111,21 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
             ("QEMU_LD_PREFIX", tree.display().to_string()),
         ];
         let env: Vec<(&str, String)> = env.into_iter().chain(arch.qemu_cpu.iter().map(|c| ("QEMU_CPU", c.clone()))).collect();
-        let modules = cpython_tests(&python, &env, loaded)?;
-        crate::tasks::atomic_write(&deploy.join("qemu-test.json"), &serde_json::to_vec_pretty(&modules)?)?;
-        println!("\nCPython tests on {arch_name} (deploy/{arch_name}/qemu-test.json):");
-        for m in &modules {
-            let why = m.qemu_limit.as_deref().map(|w| format!("  [qemu-user: {w}]")).unwrap_or_default();
-            println!("  {:24} {:8} {}{why}", m.module, m.result, m.detail);
-        }
-        let count = |r: &str| modules.iter().filter(|m| m.result == r).count();
-        println!("  {} modules: {} passed, {} failed, {} skipped", modules.len(), count("passed"), count("failed"), count("skipped"));
-        let bugs: Vec<&str> = modules.iter().filter(|m| m.result != "passed" && m.result != "skipped" && m.qemu_limit.is_none()).map(|m| m.module.as_str()).collect();
+        let report = crate::regrtest::run(&python, &env, loaded, arch_name)?;
+        let table = report.table();
+        crate::tasks::atomic_write(&deploy.join("qemu-test.json"), &serde_json::to_vec_pretty(&report)?)?;
+        crate::tasks::atomic_write(&deploy.join("qemu-test.txt"), table.as_bytes())?;
+        println!("\n{table}(deploy/{arch_name}/qemu-test.json, qemu-test.txt)");
+        let bugs = report.bugs();
         if !bugs.is_empty() {
-            bail!("CPython test modules failed on {arch_name} (not known qemu-user limits): {}", bugs.join(", "));
+            bail!(
+                "CPython test modules failed on {arch_name}: {}\n\
+                 a failure that only qemu-user or the target's ABI causes belongs in distro.cpython_test_limits with its reason",
+                bugs.join(", ")
+            );
         }
     }
     Ok(())
-}
-
-/// The result of one CPython test module on the target.
-#[derive(Debug, serde::Serialize)]
-pub struct ModuleResult {
-    pub module: String,
-    /// passed, failed, skipped, or an error such as "timed out".
-    pub result: String,
-    /// regrtest's own words (the skip reason, the failure count).
-    pub detail: String,
-    /// Why a failure is qemu-user's, not the build's (from the manifest).
-    pub qemu_limit: Option<String>,
-}
-
-/// Run CPython's own tests on the target (`python -m test`), one line of
-/// regrtest output per module, and classify each.
-fn cpython_tests(python: &Path, env: &[(&str, String)], loaded: &Loaded) -> Result<Vec<ModuleResult>> {
-    let d = &loaded.manifest.distro;
-    if d.cpython_tests.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut cmd = Command::new(python);
-    cmd.args(["-B", "-m", "test", "-j2", "--timeout", "1200", "-W"]).args(&d.cpython_tests);
-    cmd.env_clear().envs(env.iter().map(|(k, v)| (*k, v.as_str()))).stdin(Stdio::null());
-    eprintln!("running {} CPython test modules on the target (python -m test -j2) ...", d.cpython_tests.len());
-    let out = cmd.output().context("cannot run the target's python -m test")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut results: Vec<ModuleResult> = vec![];
-    for line in text.lines() {
-        // "0:00:12 load avg: 0.86 [ 2/17] test_bz2 passed" and
-        // "[ 3/17/1] test_os failed (1 failure)", "test_x skipped -- why"
-        let Some(rest) = line.split_once("] ").map(|(_, r)| r) else { continue };
-        let mut words = rest.splitn(2, ' ');
-        let (Some(module), Some(outcome)) = (words.next(), words.next()) else { continue };
-        if !module.starts_with("test_") || !d.cpython_tests.iter().any(|t| t == module) {
-            continue;
-        }
-        let result = if outcome.starts_with("passed") {
-            "passed"
-        } else if outcome.starts_with("skipped") {
-            "skipped"
-        } else if outcome.starts_with("failed") {
-            "failed"
-        } else {
-            outcome.split_whitespace().next().unwrap_or("unknown")
-        };
-        results.retain(|r| r.module != module); // a rerun replaces the first result
-        results.push(ModuleResult {
-            module: module.to_string(),
-            result: result.to_string(),
-            detail: outcome.to_string(),
-            qemu_limit: d.cpython_tests_qemu_limits.get(module).cloned(),
-        });
-    }
-    for t in &d.cpython_tests {
-        if !results.iter().any(|r| &r.module == t) {
-            results.push(ModuleResult { module: t.clone(), result: "not run".into(), detail: "no result line from regrtest".into(), qemu_limit: None });
-        }
-    }
-    Ok(results)
 }
 
 fn print_table(arch: &str, results: &[CheckResult]) {

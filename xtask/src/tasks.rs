@@ -191,6 +191,7 @@ impl Plan {
             sigdata.insert("prefix".into(), inp.prefix.into());
             sigdata.insert("python packages".into(), serde_json::to_string(inp.python)?);
             sigdata.insert("crosspip".into(), crate::crosspip::VERSION.into());
+            sigdata.insert("image".into(), crate::image::IMAGE_VERSION.into());
             let mut deps = vec![];
             for &r in &g.runtime {
                 let u = unit_of[r];
