@@ -19,7 +19,7 @@ use crate::tasks::{Kind, Plan};
 use crate::toolchain::Toolchain;
 
 /// Bumped when the tree's layout or its build notes change.
-pub const IMAGE_VERSION: &str = "image-2";
+pub const IMAGE_VERSION: &str = "image-4";
 
 /// Where each file of the tree came from and which wheels were installed,
 /// for `package`'s size report and SBOM; not part of the package.
@@ -402,35 +402,53 @@ fn add_toolchain_libs(root: &Path, tc: &Toolchain, report: &mut String) -> Resul
 
 /// Give every ELF file that needs a library of `<prefix>/lib` a run path
 /// relative to itself (`$ORIGIN/../lib`), so the tree works under any
-/// prefix and needs no `LD_LIBRARY_PATH`.
+/// prefix and needs no `LD_LIBRARY_PATH`; drop the run paths that libtool
+/// and readline's build record (`/usr/local/lib`) from the others.
 fn set_run_paths(root: &Path, prefix: &str, report: &mut String) -> Result<()> {
     let libdir = root.join(prefix.trim_start_matches('/')).join("lib");
     let provided: BTreeSet<String> = fs::read_dir(&libdir)
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
-    let mut count = 0;
+    let (mut set, mut removed) = (0, 0);
     for (path, info) in elf_files(root)? {
-        if !info.needed.iter().any(|n| provided.contains(n)) {
+        let want = info.needed.iter().any(|n| provided.contains(n)).then(|| {
+            let rel = relative(path.parent().unwrap(), &libdir);
+            if rel.as_os_str().is_empty() { "$ORIGIN".to_string() } else { format!("$ORIGIN/{}", rel.display()) }
+        });
+        let entries = run_path(&info, want.as_deref());
+        if info.rpath.is_none() && info.runpath.as_deref().unwrap_or("") == entries {
             continue;
         }
-        let dir = path.parent().unwrap();
-        let rel = relative(dir, &libdir);
-        let want = if rel.as_os_str().is_empty() { "$ORIGIN".to_string() } else { format!("$ORIGIN/{}", rel.display()) };
-        if info.runpath.as_deref() == Some(want.as_str()) {
-            continue;
+        patchelf(&path, &["--remove-rpath"])?;
+        if entries.is_empty() {
+            removed += 1;
+        } else {
+            patchelf(&path, &["--set-rpath", &entries])?;
+            set += 1;
         }
-        let out = Command::new("patchelf")
-            .arg("--set-rpath")
-            .arg(&want)
-            .arg(&path)
-            .output()
-            .context("cannot run patchelf (Debian package patchelf)")?;
-        if !out.status.success() {
-            bail!("patchelf --set-rpath {want} {} failed: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-        }
-        count += 1;
     }
-    writeln!(report, "run paths set on {count} files")?;
+    writeln!(report, "run paths set on {set} files, removed from {removed}")?;
+    Ok(())
+}
+
+/// The run path a file should have: `want` first, then the entries it has
+/// that are relative to itself (a wheel's `$ORIGIN/../../numpy.libs`);
+/// absolute entries name build-machine or board directories and go.
+fn run_path(info: &ElfInfo, want: Option<&str>) -> String {
+    let mut entries: Vec<&str> = want.into_iter().collect();
+    for e in [&info.rpath, &info.runpath].into_iter().flatten().flat_map(|p| p.split(':')) {
+        if e.starts_with("$ORIGIN") && !entries.contains(&e) {
+            entries.push(e);
+        }
+    }
+    entries.join(":")
+}
+
+fn patchelf(path: &Path, args: &[&str]) -> Result<()> {
+    let out = Command::new("patchelf").args(args).arg(path).output().context("cannot run patchelf (Debian package patchelf)")?;
+    if !out.status.success() {
+        bail!("patchelf {} {} failed: {}", args.join(" "), path.display(), String::from_utf8_lossy(&out.stderr));
+    }
     Ok(())
 }
 
@@ -502,6 +520,15 @@ mod tests {
         assert_eq!(replace_all(b"-I/b/rs/usr/include -L/b/rs/usr/lib", b"/b/rs", b""), b"-I/usr/include -L/usr/lib");
         assert!(contains(b"abc/work/x", b"/work"));
         assert!(!contains(b"abc", b""));
+    }
+
+    #[test]
+    fn run_paths_keep_origin_entries_and_drop_absolute_ones() {
+        let info = |rpath: Option<&str>, runpath: Option<&str>| ElfInfo { rpath: rpath.map(String::from), runpath: runpath.map(String::from), ..Default::default() };
+        assert_eq!(run_path(&info(Some("/usr/local/lib"), None), None), "");
+        assert_eq!(run_path(&info(Some("/usr/local/lib"), None), Some("$ORIGIN/../lib")), "$ORIGIN/../lib");
+        assert_eq!(run_path(&info(None, Some("$ORIGIN/../../numpy.libs")), None), "$ORIGIN/../../numpy.libs");
+        assert_eq!(run_path(&info(None, Some("$ORIGIN/../lib:/opt/x")), Some("$ORIGIN/../lib")), "$ORIGIN/../lib");
     }
 
     #[test]

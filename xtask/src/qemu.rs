@@ -38,7 +38,13 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
         None => project.tree(arch_name),
     };
     let prefix = &loaded.manifest.distro.prefix;
-    let python = tree.join(prefix.trim_start_matches('/')).join("bin/python3");
+    let mut python = tree.join(prefix.trim_start_matches('/')).join("bin/python3");
+    if package.is_some() && !python.exists() {
+        // A package made with `--prefix`: its interpreter is wherever bin/python3 is.
+        if let Some(found) = walkdir::WalkDir::new(&tree).max_depth(5).into_iter().flatten().find(|e| e.path().ends_with("bin/python3")) {
+            python = found.into_path();
+        }
+    }
     if !python.exists() {
         bail!("{} does not exist; run `cargo xtask build --arch {arch_name}` first", python.display());
     }
