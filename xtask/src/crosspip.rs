@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::manifest::Arch;
 
 /// Bumped when what this module installs changes (an input of `rootfs`).
-pub const VERSION: &str = "crosspip-2";
+pub const VERSION: &str = "crosspip-3";
 
 /// The build-side environment: the native python of the target's version
 /// and a venv beside it with the packaging tools.
@@ -62,7 +62,8 @@ pub struct Target<'a> {
 impl Target<'_> {
     /// Platform tags whose wheels run on the board, most specific first.
     pub fn platform_tags(&self) -> Vec<String> {
-        let arch = wheel_arch(&self.arch.rust_target, &self.arch.machine);
+        // pip on the board tags by `uname -m`: the arch's `machine`.
+        let arch = &self.arch.machine;
         let mut tags: Vec<String> = (17..=self.glibc.1).rev().map(|m| format!("manylinux_2_{m}_{arch}")).collect();
         tags.push(format!("manylinux2014_{arch}"));
         tags.push(format!("linux_{arch}"));
@@ -71,15 +72,6 @@ impl Target<'_> {
 
     fn site_packages(&self) -> PathBuf {
         self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}/site-packages", self.pyver))
-    }
-}
-
-/// The architecture part of a wheel's platform tag.
-fn wheel_arch(rust_target: &str, machine: &str) -> String {
-    match rust_target.split('-').next().unwrap_or(machine) {
-        "armv7" => "armv7l".into(),
-        "riscv64gc" => "riscv64".into(),
-        other => other.into(),
     }
 }
 
@@ -168,13 +160,15 @@ impl CrossEnv {
     /// `_sysconfigdata_*.py`.
     pub fn ensure(bp: &BuildPython, t: &Target, host_python: &Path, cc: &str, ar: &str, dir: &Path, log: &mut String) -> Result<CrossEnv> {
         let stamp = dir.join(".crosspython-ready");
-        let wanted = format!("{}\n{cc}\n{ar}\n{}\n", host_python.display(), t.platform_tags().join(" "));
+        let wanted = format!("{}\n{cc}\n{ar}\n{}\n{}\n", host_python.display(), t.platform_tags().join(" "), t.arch.machine);
         if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
             return Ok(CrossEnv { dir: dir.to_path_buf() });
         }
         crate::sysroot::remove(dir)?;
         let mut cmd = Command::new(bp.python());
-        cmd.args(["-m", "crossenv", "--cc", cc, "--ar", ar]);
+        // --machine: wheels built here get the tag pip computes on the board
+        // (linux_armv7l), not the one of the configure triplet (linux_arm).
+        cmd.args(["-m", "crossenv", "--cc", cc, "--ar", ar, "--machine", &t.arch.machine]);
         for tag in t.platform_tags().iter().filter(|p| p.starts_with("manylinux_")) {
             cmd.args(["--manylinux", tag.rsplit_once('_').map(|(m, _)| m).unwrap_or(tag)]);
         }
@@ -285,10 +279,12 @@ mod tests {
     }
 
     #[test]
-    fn wheel_architectures_follow_pep_600_names() {
-        assert_eq!(wheel_arch("aarch64-unknown-linux-gnu", "aarch64"), "aarch64");
-        assert_eq!(wheel_arch("armv7-unknown-linux-gnueabihf", "armv7l"), "armv7l");
-        assert_eq!(wheel_arch("riscv64gc-unknown-linux-gnu", "riscv64"), "riscv64");
-        assert_eq!(wheel_arch("mipsel-unknown-linux-gnu", "mips"), "mipsel");
+    fn platform_tags_are_those_pip_computes_on_the_board_up_to_the_toolchain_glibc() {
+        let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
+        let t = Target { arch: &loaded.manifest.arch["aarch64"], tree: Path::new("/t"), prefix: "/usr/local", pyver: "3.13".into(), glibc: (2, 19) };
+        assert_eq!(
+            t.platform_tags(),
+            ["manylinux_2_19_aarch64", "manylinux_2_18_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64", "linux_aarch64"]
+        );
     }
 }
