@@ -50,6 +50,8 @@ impl BuildPython {
 
 /// Where and for what the packages go.
 pub struct Target<'a> {
+    /// The manifest's name of the arch.
+    pub name: &'a str,
     pub arch: &'a Arch,
     pub tree: &'a Path,
     pub prefix: &'a str,
@@ -59,7 +61,13 @@ pub struct Target<'a> {
     pub glibc: (u32, u32),
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    pub fn new(name: &'a str, arch: &'a Arch, tree: &'a Path, prefix: &'a str, pyver: String, tc: &crate::toolchain::Toolchain) -> Result<Target<'a>> {
+        let libc = tc.find_lib("libc.so.6").context("the toolchain has no libc.so.6")?;
+        let glibc = crate::elf::glibc_defined(&libc)?.with_context(|| format!("{} defines no GLIBC version", libc.display()))?;
+        Ok(Target { name, arch, tree, prefix, pyver, glibc })
+    }
+
     /// Platform tags whose wheels run on the board, most specific first.
     pub fn platform_tags(&self) -> Vec<String> {
         // pip on the board tags by `uname -m`: the arch's `machine`.
@@ -68,6 +76,29 @@ impl Target<'_> {
         tags.push(format!("manylinux2014_{arch}"));
         tags.push(format!("linux_{arch}"));
         tags
+    }
+
+    /// A wheel file given by path must carry a platform tag of the target
+    /// (or `any`): pip's own refusal does not say which tags would fit.
+    pub fn check_wheel_fits(&self, wheel: &str) -> Result<()> {
+        let name = Path::new(wheel).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = name.strip_suffix(".whl").context("not a .whl file")?;
+        let parts: Vec<&str> = stem.split('-').collect();
+        if parts.len() < 5 {
+            bail!("{name} is not a wheel file name (name-version-python-abi-platform.whl)");
+        }
+        let platforms: Vec<&str> = parts[parts.len() - 1].split('.').collect();
+        let tags = self.platform_tags();
+        if !platforms.iter().any(|p| *p == "any" || tags.iter().any(|t| t == p)) {
+            bail!(
+                "{name} is built for {}, not for {} ({}); the target accepts {} or any",
+                platforms.join("."),
+                self.name,
+                self.arch.triplet,
+                [tags.first().map(String::as_str).unwrap_or(""), "...", tags.last().map(String::as_str).unwrap_or("")].join(" ")
+            );
+        }
+        Ok(())
     }
 
     fn site_packages(&self) -> PathBuf {
@@ -102,6 +133,125 @@ pub fn install_pip(bp: &BuildPython, t: &Target, log: &mut String) -> Result<()>
         bail!("pip was not installed into {}", t.site_packages().display());
     }
     Ok(())
+}
+
+/// The requirement specifiers of a requirements file: one per line,
+/// `#` comments and blank lines skipped. pip options are refused rather
+/// than ignored: their meaning (an index, a constraint) would be lost.
+pub fn read_requirements(path: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read the requirements file {}", path.display()))?;
+    let mut out = vec![];
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split(" #").next().unwrap_or(line).trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('-') {
+            bail!(
+                "{}:{}: `{line}`: pip options are not supported here; list requirement specifiers only \
+                 (source builds: distro.python_no_binary or --no-binary)",
+                path.display(),
+                i + 1
+            );
+        }
+        out.push(line.to_string());
+    }
+    Ok(out)
+}
+
+/// Turns requirements into wheels that fit the target: a wheel from the
+/// index when one fits, else one built earlier for this arch and python
+/// (the built-wheel cache), else one built now from the sdist in a
+/// crossenv with the target's sysconfig and compiler.
+pub struct Session<'a> {
+    pub bp: BuildPython,
+    pub target: Target<'a>,
+    /// Built wheels of this arch and python.
+    cache: PathBuf,
+    env: Vec<(String, String)>,
+    meson_cross: PathBuf,
+    crossenv_dir: PathBuf,
+    host_python: PathBuf,
+    cc: String,
+    ar: String,
+    crossenv: Option<CrossEnv>,
+}
+
+impl<'a> Session<'a> {
+    /// `work` is the arch's build directory (crossenv, meson cross file);
+    /// `host_python` the target interpreter in a tree with its sysconfig.
+    pub fn new(
+        bp: BuildPython,
+        target: Target<'a>,
+        py: &crate::tasks::PythonPackages,
+        build_dir: &Path,
+        work: &Path,
+        tc: &crate::toolchain::Toolchain,
+        host_python: &Path,
+    ) -> Result<Session<'a>> {
+        let tree = target.tree;
+        let libdir = tree.join(target.prefix.trim_start_matches('/'));
+        let mut env: Vec<(String, String)> = py.build_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        // The prefix maps keep this build's paths out of the extension modules.
+        env.push((
+            "CFLAGS".into(),
+            format!("-O2 -I{}/include -ffile-prefix-map={}=/usr/src/debug -ffile-prefix-map={}=/", libdir.display(), build_dir.display(), tree.display()),
+        ));
+        env.push(("LDFLAGS".into(), format!("-L{0}/lib -Wl,-rpath-link,{0}/lib", libdir.display())));
+        env.push(("PKG_CONFIG_LIBDIR".into(), format!("{}/lib/pkgconfig", libdir.display())));
+        env.push(("PKG_CONFIG_SYSROOT_DIR".into(), tree.display().to_string()));
+        let meson_cross = work.join("meson-cross.ini");
+        meson_cross_file(&target, tc, &meson_cross)?;
+        let cache = py.wheel_cache.join(format!("{}-cp{}", target.name, target.pyver.replace('.', "")));
+        Ok(Session {
+            bp,
+            target,
+            cache,
+            env,
+            meson_cross,
+            crossenv_dir: work.join("crossenv"),
+            host_python: host_python.to_path_buf(),
+            cc: tc.cc_command(None),
+            ar: tc.tool("ar"),
+            crossenv: None,
+        })
+    }
+
+    /// Download (or build) into `dest` the wheels of `requirements` and of
+    /// everything they need; `no_binary` names projects (or `:all:`) to
+    /// build from source. Each route is logged as `ROUTE <req>: ...`.
+    pub fn wheels(&mut self, requirements: &[String], no_binary: &[String], dest: &Path, log: &mut String) -> Result<Vec<PathBuf>> {
+        let mut wanted = vec![];
+        for req in requirements {
+            let name = project_name(req);
+            let from_source = no_binary.iter().any(|n| project_name(n) == name || n == ":all:");
+            let probe = tempfile::tempdir()?;
+            if !from_source && download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, probe.path(), false, log).is_ok() {
+                writeln!(log, "ROUTE {req}: wheel")?;
+                wanted.push(req.clone());
+                continue;
+            }
+            // A wheel built before for this arch and python that satisfies
+            // the requirement: no second build.
+            let cached = tempfile::tempdir()?;
+            if let Ok(found) = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, cached.path(), true, log) {
+                if let Some(w) = found.iter().find(|w| w.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.to_ascii_lowercase().starts_with(&format!("{}-", name.replace('-', "_"))))) {
+                    let kept = self.cache.join(w.file_name().unwrap());
+                    writeln!(log, "ROUTE {req}: built from sdist earlier ({})", kept.file_name().unwrap().to_string_lossy())?;
+                    wanted.push(kept.display().to_string());
+                    continue;
+                }
+            }
+            if self.crossenv.is_none() {
+                self.crossenv = Some(CrossEnv::ensure(&self.bp, &self.target, &self.host_python, &self.cc, &self.ar, &self.crossenv_dir, log)?);
+            }
+            let started = std::time::Instant::now();
+            let wheel = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &self.meson_cross, &self.cache, log)?;
+            writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({})", started.elapsed().as_secs_f64(), wheel.file_name().unwrap().to_string_lossy())?;
+            wanted.push(wheel.display().to_string());
+        }
+        download(&self.bp, &self.target, &wanted, &self.cache, dest, false, log)
+    }
 }
 
 /// The normalized project name of a requirement specifier (PEP 503).
@@ -279,9 +429,31 @@ mod tests {
     }
 
     #[test]
+    fn a_wheel_for_another_arch_is_refused_with_the_tags_that_fit() {
+        let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
+        let t = Target { name: "aarch64", arch: &loaded.manifest.arch["aarch64"], tree: Path::new("/t"), prefix: "/usr/local", pyver: "3.13".into(), glibc: (2, 36) };
+        let err = t.check_wheel_fits("/w/numpy-2.5.5-cp313-cp313-linux_mips.whl").unwrap_err().to_string();
+        assert!(err.contains("built for linux_mips, not for aarch64"), "{err}");
+        assert!(err.contains("manylinux_2_36_aarch64 ... linux_aarch64"), "{err}");
+        t.check_wheel_fits("numpy-2.5.5-cp313-cp313-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl").unwrap();
+        t.check_wheel_fits("idna-3.10-py3-none-any.whl").unwrap();
+    }
+
+    #[test]
+    fn requirements_files_hold_specifiers_and_refuse_pip_options() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("req.txt");
+        fs::write(&f, "# board packages\nnumpy>=2  # math\n\ncffi\n").unwrap();
+        assert_eq!(read_requirements(&f).unwrap(), ["numpy>=2", "cffi"]);
+        fs::write(&f, "numpy\n--index-url http://x\n").unwrap();
+        let err = read_requirements(&f).unwrap_err().to_string();
+        assert!(err.contains("req.txt:2: `--index-url http://x`: pip options are not supported"), "{err}");
+    }
+
+    #[test]
     fn platform_tags_are_those_pip_computes_on_the_board_up_to_the_toolchain_glibc() {
         let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
-        let t = Target { arch: &loaded.manifest.arch["aarch64"], tree: Path::new("/t"), prefix: "/usr/local", pyver: "3.13".into(), glibc: (2, 19) };
+        let t = Target { name: "aarch64", arch: &loaded.manifest.arch["aarch64"], tree: Path::new("/t"), prefix: "/usr/local", pyver: "3.13".into(), glibc: (2, 19) };
         assert_eq!(
             t.platform_tags(),
             ["manylinux_2_19_aarch64", "manylinux_2_18_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64", "linux_aarch64"]

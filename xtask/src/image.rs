@@ -252,67 +252,17 @@ fn replace_all(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 /// pip, and the distro's Python packages, into the tree.
 fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, host: &Path, tree: &Path, pyver: String, log: &mut String) -> Result<Vec<WheelNote>> {
     use crate::crosspip;
-    let libc = ab.toolchain.find_lib("libc.so.6").context("the toolchain has no libc.so.6")?;
-    let glibc = elf::glibc_defined(&libc)?.with_context(|| format!("{} defines no GLIBC version", libc.display()))?;
     let bp = crosspip::BuildPython::ensure(native, &plan.build_dir.join("native/pip-venv"), log)?;
-    let target = crosspip::Target { arch: &ab.arch, tree, prefix: &plan.prefix, pyver: pyver.clone(), glibc };
+    let target = crosspip::Target::new(&ab.name, &ab.arch, tree, &plan.prefix, pyver, &ab.toolchain)?;
     crosspip::install_pip(&bp, &target, log)?;
     let py = &plan.python;
     if py.requirements.is_empty() {
         return Ok(vec![]);
     }
-    let cache = py.wheel_cache.join(format!("{}-cp{}", ab.name, pyver.replace('.', "")));
-    let mut crossenv = None;
-    let libdir = tree.join(plan.prefix.trim_start_matches('/'));
-    let mut env: Vec<(String, String)> = py.build_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    // The prefix maps keep this build's paths out of the extension modules.
-    env.push((
-        "CFLAGS".into(),
-        format!(
-            "-O2 -I{}/include -ffile-prefix-map={}=/usr/src/debug -ffile-prefix-map={}=/",
-            libdir.display(),
-            plan.build_dir.display(),
-            tree.display()
-        ),
-    ));
-    env.push(("LDFLAGS".into(), format!("-L{0}/lib -Wl,-rpath-link,{0}/lib", libdir.display())));
-    env.push(("PKG_CONFIG_LIBDIR".into(), format!("{}/lib/pkgconfig", libdir.display())));
-    env.push(("PKG_CONFIG_SYSROOT_DIR".into(), tree.display().to_string()));
-    let meson_cross = plan.build_dir.join(&ab.name).join("meson-cross.ini");
-    crosspip::meson_cross_file(&target, &ab.toolchain, &meson_cross)?;
+    let mut session = crosspip::Session::new(bp, target, py, &plan.build_dir, &plan.build_dir.join(&ab.name), &ab.toolchain, host)?;
     let downloads = tempfile::tempdir()?;
-    let mut wanted = vec![];
-    for req in &py.requirements {
-        let name = crosspip::project_name(req);
-        let from_source = py.no_binary.iter().any(|n| crosspip::project_name(n) == name || n == ":all:");
-        if !from_source && crosspip::download(&bp, &target, std::slice::from_ref(req), &cache, downloads.path(), false, log).is_ok() {
-            writeln!(log, "ROUTE {req}: wheel")?;
-            wanted.push(req.clone());
-            continue;
-        }
-        // A wheel built before for this arch and python that satisfies the
-        // requirement: no second build.
-        let cached = tempfile::tempdir()?;
-        if let Ok(found) = crosspip::download(&bp, &target, std::slice::from_ref(req), &cache, cached.path(), true, log) {
-            if let Some(w) = found.iter().find(|w| w.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.to_ascii_lowercase().starts_with(&name.replace('-', "_")))) {
-                let kept = cache.join(w.file_name().unwrap());
-                writeln!(log, "ROUTE {req}: built from sdist earlier ({})", kept.file_name().unwrap().to_string_lossy())?;
-                wanted.push(kept.display().to_string());
-                continue;
-            }
-        }
-        if crossenv.is_none() {
-            let cc = ab.toolchain.cc_command(None);
-            let ar = ab.toolchain.tool("ar");
-            crossenv = Some(crosspip::CrossEnv::ensure(&bp, &target, host, &cc, &ar, &plan.build_dir.join(&ab.name).join("crossenv"), log)?);
-        }
-        let wheel = crosspip::build_wheel(crossenv.as_ref().unwrap(), req, &env, &meson_cross, &cache, log)?;
-        writeln!(log, "ROUTE {req}: built from sdist ({})", wheel.file_name().unwrap().to_string_lossy())?;
-        wanted.push(wheel.display().to_string());
-    }
-    crate::sysroot::remove(downloads.path())?;
-    let wheels = crosspip::download(&bp, &target, &wanted, &cache, downloads.path(), false, log)?;
-    crosspip::install_wheels(&bp, &target, &wheels, log)?;
+    let wheels = session.wheels(&py.requirements, &py.no_binary, downloads.path(), log)?;
+    crosspip::install_wheels(&session.bp, &session.target, &wheels, log)?;
     // Noted now: the downloads are a temporary directory.
     wheels
         .iter()
@@ -336,7 +286,7 @@ pub fn elf_files(root: &Path) -> Result<Vec<(PathBuf, ElfInfo)>> {
 
 /// Names a library can be found under in the tree (file and symlink names
 /// in the library directories), by directory.
-fn tree_libraries(root: &Path) -> BTreeMap<String, PathBuf> {
+pub fn tree_libraries(root: &Path) -> BTreeMap<String, PathBuf> {
     let mut libs = BTreeMap::new();
     for e in WalkDir::new(root).into_iter().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -350,7 +300,14 @@ fn tree_libraries(root: &Path) -> BTreeMap<String, PathBuf> {
 /// Copy the toolchain's shared objects that the tree needs into `/lib`,
 /// following their own `DT_NEEDED`, and the dynamic loader to its path.
 fn add_toolchain_libs(root: &Path, tc: &Toolchain, report: &mut String) -> Result<()> {
-    let in_tree = tree_libraries(root);
+    add_toolchain_libs_beside(root, &BTreeMap::new(), tc, report)
+}
+
+/// As `add_toolchain_libs`, for files staged in `root` that will join a
+/// tree whose libraries are `present`.
+pub fn add_toolchain_libs_beside(root: &Path, present: &BTreeMap<String, PathBuf>, tc: &Toolchain, report: &mut String) -> Result<()> {
+    let mut in_tree = tree_libraries(root);
+    in_tree.extend(present.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut queue: Vec<(String, String)> = vec![];
     let mut interps = BTreeSet::new();
     for (path, info) in elf_files(root)? {
@@ -405,8 +362,14 @@ fn add_toolchain_libs(root: &Path, tc: &Toolchain, report: &mut String) -> Resul
 /// prefix and needs no `LD_LIBRARY_PATH`; drop the run paths that libtool
 /// and readline's build record (`/usr/local/lib`) from the others.
 fn set_run_paths(root: &Path, prefix: &str, report: &mut String) -> Result<()> {
+    set_run_paths_beside(root, root, prefix, report)
+}
+
+/// As `set_run_paths`, for files staged in `root` that will join `tree`
+/// (whose `<prefix>/lib` provides the libraries).
+pub fn set_run_paths_beside(root: &Path, tree: &Path, prefix: &str, report: &mut String) -> Result<()> {
     let libdir = root.join(prefix.trim_start_matches('/')).join("lib");
-    let provided: BTreeSet<String> = fs::read_dir(&libdir)
+    let provided: BTreeSet<String> = fs::read_dir(tree.join(prefix.trim_start_matches('/')).join("lib"))
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     let (mut set, mut removed) = (0, 0);

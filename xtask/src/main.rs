@@ -13,6 +13,7 @@ mod inspect;
 mod manifest;
 mod mirror;
 mod package;
+mod pip;
 mod progress;
 mod project;
 mod qemu;
@@ -45,6 +46,20 @@ struct Cli {
     build_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum PipAction {
+    /// Requirement specifiers or wheel files, as for `pip install`.
+    Install {
+        specs: Vec<String>,
+        /// A requirements file (specifiers only).
+        #[arg(short = 'r', long)]
+        requirement: Option<PathBuf>,
+        /// Build these projects from source (`:all:` for every one).
+        #[arg(long)]
+        no_binary: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,6 +109,16 @@ enum Cmd {
         /// With --rootfs: overwrite files that differ.
         #[arg(long, requires = "rootfs")]
         force: bool,
+    },
+    /// Install Python packages into the staged tree of an arch (ad hoc).
+    Pip {
+        #[arg(long)]
+        arch: String,
+        /// The cross toolchain the tree was built with (as for build).
+        #[arg(long)]
+        toolchain: Option<String>,
+        #[command(subcommand)]
+        action: PipAction,
     },
     /// Validate the manifest and list every problem.
     Check,
@@ -163,6 +188,17 @@ fn real_main() -> Result<()> {
                 package::package(&project, &loaded, &a, &opts)?;
             }
             Ok(())
+        }
+        Cmd::Pip { arch, toolchain, action: PipAction::Install { specs, requirement, no_binary } } => {
+            let loaded = project.load()?;
+            if !loaded.manifest.arch.contains_key(&arch) {
+                anyhow::bail!("unknown arch `{arch}`; the manifest has {}", loaded.manifest.arch.keys().cloned().collect::<Vec<_>>().join(", "));
+            }
+            pip::install(
+                &project,
+                &loaded,
+                &pip::Request { arch: &arch, toolchain: toolchain.as_deref(), specs: &specs, requirements: requirement.as_deref(), no_binary: &no_binary },
+            )
         }
         Cmd::Check => inspect::check(&project),
         Cmd::Graph { arch, dot, runtime, why } => inspect::graph(&project, &arch, dot, runtime, why.as_deref()),

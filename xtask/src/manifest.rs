@@ -95,6 +95,8 @@ pub struct Distro {
     /// pip requirement specifiers cross-installed into the target.
     #[serde(default)]
     pub python_packages: Vec<String>,
+    /// A requirements file (relative to the manifest) adding to python_packages.
+    pub python_requirements: Option<String>,
     /// Project names that must be built from source (pip's --no-binary).
     #[serde(default)]
     pub python_no_binary: Vec<String>,
@@ -403,6 +405,16 @@ impl Loaded {
             return Err(Problems(problems).into());
         }
         Ok(loaded)
+    }
+
+    /// `distro.python_packages` and the lines of `distro.python_requirements`.
+    pub fn python_requirements(&self) -> Result<Vec<String>> {
+        let mut out = self.manifest.distro.python_packages.clone();
+        if let Some(file) = &self.manifest.distro.python_requirements {
+            let path = self.path.parent().unwrap_or(Path::new(".")).join(file);
+            out.extend(crate::crosspip::read_requirements(&path).with_context(|| format!("distro.python_requirements in {}", self.path.display()))?);
+        }
+        Ok(out)
     }
 
     pub fn text(&self) -> &str {

@@ -97,11 +97,12 @@ impl Project {
             builds.push(ArchBuild { name: name.clone(), arch, graph, toolchain, config_site, config_site_text: site });
         }
         let host_identity = crate::toolchain::host_identity();
+        let requirements = loaded.python_requirements()?;
         Plan::new(
             PlanInputs {
                 build_dir: &self.build_dir,
                 python: &crate::tasks::PythonPackages {
-                    requirements: loaded.manifest.distro.python_packages.clone(),
+                    requirements,
                     no_binary: loaded.manifest.distro.python_no_binary.clone(),
                     build_env: loaded.manifest.distro.python_build_env.clone(),
                     wheel_cache: self.wheel_dir.clone(),

@@ -80,7 +80,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
         .env("CROSSPYTHON_CHILDREN", if binfmt.is_ok() { "1" } else { "0" })
         .env("CROSSPYTHON_TLS_CERT", certs.path().join("cert.pem"))
         .env("CROSSPYTHON_TLS_KEY", certs.path().join("key.pem"))
-        .env("CROSSPYTHON_PACKAGES", loaded.manifest.distro.python_packages.join(" "))
+        .env("CROSSPYTHON_PACKAGES", loaded.python_requirements()?.join(" "))
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());
     eprintln!("running {} under {} ...", script.display(), arch.qemu);

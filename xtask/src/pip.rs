@@ -1,0 +1,273 @@
+//! `cargo xtask pip --arch <a> install <spec>...`: ad-hoc installs into
+//! the staged tree `sysroots/<arch>`, all or nothing.
+//!
+//! Everything that can fail happens in a staging directory first: pip
+//! resolves for the target, sdists are built in the crossenv, the wheels
+//! are installed into the staging root, their ELF files checked (target
+//! machine, every `DT_NEEDED` in the tree or added from the toolchain, no
+//! build path) and their files compared with the tree. Only then are files
+//! moved into the tree, so a failure leaves the tree as it was. The tree is
+//! assembled again by the next `build` when its inputs change: packages
+//! meant to stay belong in the manifest's `python_packages`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use walkdir::WalkDir;
+
+use crate::crosspip;
+use crate::image::{ImageNote, WheelNote};
+use crate::manifest::Loaded;
+use crate::project::{BuildLock, Project};
+
+pub struct Request<'a> {
+    pub arch: &'a str,
+    pub toolchain: Option<&'a str>,
+    pub specs: &'a [String],
+    pub requirements: Option<&'a Path>,
+    pub no_binary: &'a [String],
+}
+
+pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
+    let _lock = BuildLock::take(&project.build_dir, false)?;
+    let tree = project.tree(r.arch);
+    let mut note = ImageNote::read(&tree).with_context(|| format!("no tree for {}: run `cargo xtask build --arch {}` first", r.arch, r.arch))?;
+    let mut specs = r.specs.to_vec();
+    if let Some(file) = r.requirements {
+        specs.extend(crate::crosspip::read_requirements(file)?);
+    }
+    if specs.is_empty() {
+        bail!("nothing to install: give requirement specifiers, wheel files or -r <requirements file>");
+    }
+    let plan = project.plan(loaded, &[r.arch.to_string()], r.toolchain)?;
+    let ab = &plan.arches[0];
+    let python = plan.units.iter().find(|u| u.node.recipe == "python3" && !u.node.is_native()).context("the image has no python3")?;
+    let native = plan.units.iter().find(|u| u.node.recipe == "python3" && u.node.is_native()).context("no python3-native")?;
+    let pyver = python.node.pv().major_minor();
+    let host_python = python.dirs.sysroot_destdir.join(plan.prefix.trim_start_matches('/')).join(format!("bin/python{pyver}"));
+    let native_python = native.dirs.sysroot_destdir.join(format!("usr/bin/python{pyver}"));
+    if !host_python.exists() || !native_python.exists() {
+        bail!("the build of {} is incomplete ({} missing); run `cargo xtask build --arch {}`", r.arch, host_python.display(), r.arch);
+    }
+    let work = project.build_dir.join(r.arch).join("pip");
+    fs::create_dir_all(work.join("temp"))?;
+    let log_path = work.join("temp/log.pip_install");
+    let mut log = String::new();
+    let result = stage_and_install(project, &plan, ab, &tree, &mut note, &native_python, &host_python, pyver, &specs, r.no_binary, &work, &mut log);
+    crate::tasks::atomic_write(&log_path, log.as_bytes())?;
+    match result {
+        Ok(summary) => {
+            print!("{summary}");
+            Ok(())
+        }
+        Err(e) => {
+            let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+            eprintln!("{}\n(log: {})", tail.join("\n"), log_path.display());
+            Err(e.context(format!("pip install for {} failed; the tree {} is unchanged", r.arch, tree.display())))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stage_and_install(
+    project: &Project,
+    plan: &crate::tasks::Plan,
+    ab: &crate::tasks::ArchBuild,
+    tree: &Path,
+    note: &mut ImageNote,
+    native_python: &Path,
+    host_python: &Path,
+    pyver: String,
+    specs: &[String],
+    no_binary: &[String],
+    work: &Path,
+    log: &mut String,
+) -> Result<String> {
+    let bp = crosspip::BuildPython::ensure(native_python, &project.build_dir.join("native/pip-venv"), log)?;
+    let target = crosspip::Target::new(&ab.name, &ab.arch, tree, &plan.prefix, pyver.clone(), &ab.toolchain)?;
+    for spec in specs.iter().filter(|s| s.ends_with(".whl")) {
+        target.check_wheel_fits(spec)?;
+    }
+    let mut session = crosspip::Session::new(bp, target, &plan.python, &project.build_dir, &project.build_dir.join(&ab.name), &ab.toolchain, host_python)?;
+    let downloads = tempfile::tempdir_in(work)?;
+    let wheels = session.wheels(specs, no_binary, downloads.path(), log)?;
+    let installed = installed_dists(tree, &plan.prefix, &pyver)?;
+    let mut summary = String::new();
+    let mut fresh = vec![];
+    let mut replaced = vec![];
+    for w in &wheels {
+        let (project_name, version) = wheel_name_version(w)?;
+        match installed.get(&project_name) {
+            Some((v, _)) if *v == version => writeln!(summary, "  {project_name} {version}: already installed")?,
+            Some((v, record)) => {
+                writeln!(summary, "  {project_name} {v} -> {version}")?;
+                replaced.push(record.clone());
+                fresh.push(w.clone());
+            }
+            None => {
+                writeln!(summary, "  {project_name} {version}: new")?;
+                fresh.push(w.clone());
+            }
+        }
+    }
+    let routes: Vec<&str> = log.lines().filter_map(|l| l.strip_prefix("ROUTE ")).collect();
+    for route in routes {
+        writeln!(summary, "  route {route}")?;
+    }
+    if fresh.is_empty() {
+        return Ok(format!("{}: nothing to do\n{summary}", ab.name));
+    }
+    // Install into a staging root laid out like the tree.
+    let staging = tempfile::tempdir_in(work)?;
+    let root = staging.path();
+    let staged_target = crosspip::Target::new(&ab.name, &ab.arch, root, &plan.prefix, pyver, &ab.toolchain)?;
+    crosspip::install_wheels(&session.bp, &staged_target, &fresh, log)?;
+    let mut report = String::new();
+    let present = crate::image::tree_libraries(tree);
+    crate::image::add_toolchain_libs_beside(root, &present, &ab.toolchain, &mut report)?;
+    crate::image::set_run_paths_beside(root, tree, &plan.prefix, &mut report)?;
+    log.push_str(&report);
+    check_staged(root, tree, &present, &ab.arch.elf, &[project.build_dir.clone(), root.to_path_buf()])?;
+    // Files of the tree the new packages would overwrite must be theirs.
+    let replaced_files: Vec<PathBuf> = replaced.iter().map(|r| record_files(r, tree)).collect::<Result<Vec<_>>>()?.concat();
+    let mut conflicts = vec![];
+    for e in WalkDir::new(root).min_depth(1) {
+        let e = e?;
+        let rel = e.path().strip_prefix(root).unwrap();
+        if !e.file_type().is_dir() && tree.join(rel).exists() && !replaced_files.iter().any(|f| f == &tree.join(rel)) {
+            conflicts.push(format!("{} (owned by {})", rel.display(), note.owners.get(&rel.display().to_string()).map_or("the tree", |o| o.as_str())));
+        }
+    }
+    if !conflicts.is_empty() {
+        bail!("the new packages would overwrite files they do not own:\n  {}", conflicts.join("\n  "));
+    }
+    // Nothing can fail for a reason of the packages from here on.
+    for f in &replaced_files {
+        let _ = fs::remove_file(f);
+        note.owners.remove(&f.strip_prefix(tree).unwrap().display().to_string());
+    }
+    let new_owners = owners_from_records(root)?;
+    for e in WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let e = e?;
+        let rel = e.path().strip_prefix(root).unwrap();
+        let dest = tree.join(rel);
+        if e.file_type().is_dir() {
+            fs::create_dir_all(&dest)?;
+        } else {
+            fs::rename(e.path(), &dest).with_context(|| format!("cannot move {} into the tree", rel.display()))?;
+            let owner = new_owners.get(&rel.display().to_string()).cloned().unwrap_or_else(|| "toolchain".into());
+            note.owners.insert(rel.display().to_string(), owner);
+        }
+    }
+    for w in &fresh {
+        note.wheels.push(WheelNote { file: w.file_name().unwrap().to_string_lossy().into_owned(), sha256: crate::fetch::sha256_file(w)? });
+    }
+    crate::tasks::atomic_write(&tree.join(crate::image::IMAGE_NOTE), &serde_json::to_vec_pretty(note)?)?;
+    Ok(format!("{}: installed into {}\n{summary}", ab.name, tree.display()))
+}
+
+/// Every ELF file staged: the target's machine, every `DT_NEEDED` in the
+/// staging root or the tree; no file holds a build-machine path.
+fn check_staged(root: &Path, tree: &Path, present: &BTreeMap<String, PathBuf>, want: &crate::manifest::ElfExpect, build_paths: &[PathBuf]) -> Result<()> {
+    let staged = crate::image::tree_libraries(root);
+    let mut problems = vec![];
+    for (path, info) in crate::image::elf_files(root)? {
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        if let Err(e) = crate::elf::check_machine(&info, want) {
+            problems.push(format!("{rel}: not for this arch: {e}"));
+        }
+        for n in info.needed.iter().filter(|n| !present.contains_key(*n) && !staged.contains_key(*n)) {
+            problems.push(format!("{rel}: needs {n}, which is neither in {} nor in the toolchain", tree.display()));
+        }
+    }
+    for e in WalkDir::new(root).min_depth(1) {
+        let e = e?;
+        if e.file_type().is_file() {
+            let bytes = fs::read(e.path())?;
+            if let Some(p) = build_paths.iter().find(|p| crate::image::contains(&bytes, p.display().to_string().as_bytes())) {
+                problems.push(format!("{}: contains the build-machine path {}", e.path().strip_prefix(root).unwrap().display(), p.display()));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("the new packages are not fit for the board:\n  {}", problems.join("\n  "));
+    }
+    Ok(())
+}
+
+/// Installed distributions of the tree: normalized name -> (version, RECORD).
+fn installed_dists(tree: &Path, prefix: &str, pyver: &str) -> Result<BTreeMap<String, (String, PathBuf)>> {
+    let site = tree.join(prefix.trim_start_matches('/')).join(format!("lib/python{pyver}/site-packages"));
+    let mut out = BTreeMap::new();
+    for e in fs::read_dir(&site).with_context(|| format!("cannot read {}", site.display()))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".dist-info") {
+            if let Some((project, version)) = stem.rsplit_once('-') {
+                out.insert(crosspip::project_name(project), (version.to_string(), e.path().join("RECORD")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Project name (normalized) and version from a wheel's file name.
+fn wheel_name_version(w: &Path) -> Result<(String, String)> {
+    let name = w.file_name().unwrap().to_string_lossy();
+    let mut parts = name.split('-');
+    match (parts.next(), parts.next()) {
+        (Some(p), Some(v)) => Ok((crosspip::project_name(p), v.to_string())),
+        _ => bail!("{name} is not a wheel file name"),
+    }
+}
+
+/// The files a RECORD lists, as paths in the tree.
+fn record_files(record: &Path, tree: &Path) -> Result<Vec<PathBuf>> {
+    let site = record.parent().and_then(Path::parent).context("RECORD outside a dist-info")?;
+    let text = fs::read_to_string(record).with_context(|| format!("cannot read {}", record.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split(',').next().filter(|p| !p.is_empty()))
+        .map(|p| crate::image::normalize(&site.join(p)))
+        .filter(|p| p.starts_with(tree))
+        .collect())
+}
+
+/// Tree path -> `wheel:<project>` for every file a staged RECORD lists.
+fn owners_from_records(root: &Path) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for e in WalkDir::new(root).into_iter().flatten().filter(|e| e.file_name() == "RECORD") {
+        let dist = e.path().parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        let project = crosspip::project_name(dist.split('-').next().unwrap_or(&dist));
+        for f in record_files(e.path(), root)? {
+            out.insert(f.strip_prefix(root).unwrap().display().to_string(), format!("wheel:{project}"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wheel_file_names_give_project_and_version() {
+        assert_eq!(
+            wheel_name_version(Path::new("/c/PyYAML-6.0.3-cp313-cp313-linux_mips.whl")).unwrap(),
+            ("pyyaml".to_string(), "6.0.3".to_string())
+        );
+    }
+
+    #[test]
+    fn record_files_resolve_against_site_packages_and_stay_in_the_tree() {
+        let t = tempfile::tempdir().unwrap();
+        let site = t.path().join("usr/local/lib/python3.13/site-packages");
+        fs::create_dir_all(site.join("x-1.0.dist-info")).unwrap();
+        fs::write(site.join("x-1.0.dist-info/RECORD"), "x/__init__.py,sha256=a,1\n../../../bin/x,sha256=b,2\n../../../../../../etc/passwd,,\n").unwrap();
+        let files = record_files(&site.join("x-1.0.dist-info/RECORD"), t.path()).unwrap();
+        assert_eq!(files, vec![site.join("x/__init__.py"), t.path().join("usr/local/bin/x")]);
+    }
+}
