@@ -9,7 +9,7 @@ Environment (set by qemu-test):
   CROSSPYTHON_CHILDREN   "1" when target child processes can start (binfmt_misc)
   CROSSPYTHON_TLS_CERT   a self-signed certificate for localhost, and
   CROSSPYTHON_TLS_KEY    its key, for the TLS handshake
-  CROSSPYTHON_PACKAGES   pip requirement specifiers cross-installed into the tree
+  CROSSPYTHON_PACKAGES   the manifest's pip requirement specifiers (each must be installed)
 """
 
 import json
@@ -251,11 +251,21 @@ def pip():
 
 
 def packages():
-    """The cross-installed packages, by project name (PEP 503 normalized)."""
+    """Every distribution installed in the tree (the manifest's packages,
+    their dependencies and ad-hoc `cargo xtask pip install`s), by project
+    name (PEP 503 normalized); pip itself has its own check."""
+    import importlib.metadata as md
+
+    names = {d.metadata["Name"].lower().replace("_", "-").replace(".", "-") for d in md.distributions()}
+    return sorted(names - {"pip"})
+
+
+def manifest_packages():
+    """The project names of the manifest's python_packages."""
     import re
 
     names = os.environ.get("CROSSPYTHON_PACKAGES", "").split()
-    return [re.split(r"[^A-Za-z0-9._-]", n)[0].lower().replace("_", "-") for n in names]
+    return [re.split(r"[^A-Za-z0-9._-]", n)[0].lower().replace("_", "-").replace(".", "-") for n in names]
 
 
 @check
@@ -264,8 +274,10 @@ def python_packages_import():
     import importlib.metadata as md
 
     wanted = packages()
+    missing = [n for n in manifest_packages() if n not in wanted]
+    assert not missing, f"in the manifest but not installed: {missing}"
     if not wanted:
-        return "no python_packages in the manifest"
+        return "no Python packages installed"
     by_dist = {}
     for module, dists in md.packages_distributions().items():
         for d in dists:
@@ -325,6 +337,32 @@ def markupsafe():
 
     version = importlib.metadata.version("markupsafe")
     return f"markupsafe {version} with its C speedups ({os.path.basename(_speedups.__file__)})"
+
+
+@check
+def cffi():
+    if "cffi" not in packages():
+        return "not installed"
+    import cffi
+    import _cffi_backend
+
+    ffi = cffi.FFI()
+    ffi.cdef("size_t strlen(const char *); int abs(int);")
+    libc = ffi.dlopen(None)
+    assert libc.strlen(b"crosspython") == 11
+    # A callback goes through libffi's closures, the part that differs by ABI.
+    ffi.cdef("void qsort(void *, size_t, size_t, int (*)(const void *, const void *));")
+    @ffi.callback("int(const void *, const void *)")
+    def cmp(a, b):
+        x, y = ffi.cast("int *", a)[0], ffi.cast("int *", b)[0]
+        return (x > y) - (x < y)
+    arr = ffi.new("int[]", [5, 3, 9, 1])
+    libc.qsort(arr, 4, ffi.sizeof("int"), cmp)
+    assert list(arr) == [1, 3, 5, 9], list(arr)
+    with open(_cffi_backend.__file__, "rb") as f:
+        uses_libffi = b"libffi.so.8" in f.read()
+    assert uses_libffi, f"{_cffi_backend.__file__} does not link the tree's libffi.so.8"
+    return f"cffi {cffi.__version__}: strlen and a qsort callback through libffi.so.8 of the tree"
 
 
 @check

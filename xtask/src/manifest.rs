@@ -117,7 +117,8 @@ pub struct Distro {
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct TestLimit {
-    pub test: Spanned<String>,
+    /// regrtest test ids or fnmatch patterns, as `--ignore` takes them.
+    pub tests: Spanned<Vec<String>>,
     pub kind: LimitKind,
     pub why: String,
     /// The arches it applies to; all when empty.
@@ -520,13 +521,13 @@ impl Loaded {
         for (i, limit) in m.distro.cpython_test_limits.iter().enumerate() {
             for arch in limit.arches.iter().filter(|a| !m.arch.contains_key(*a)) {
                 problems.push(self.problem(
-                    &limit.test,
+                    &limit.tests,
                     &format!("distro.cpython_test_limits[{i}].arches"),
                     format!("unknown arch `{arch}`; known: {}", m.arch.keys().cloned().collect::<Vec<_>>().join(", ")),
                 ));
             }
             if limit.why.trim().is_empty() {
-                problems.push(self.problem(&limit.test, &format!("distro.cpython_test_limits[{i}].why"), "say why the test cannot pass"));
+                problems.push(self.problem(&limit.tests, &format!("distro.cpython_test_limits[{i}].why"), "say why the test cannot pass"));
             }
         }
         problems

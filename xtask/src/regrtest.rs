@@ -113,11 +113,11 @@ pub fn run(python: &Path, env: &[(&str, String)], loaded: &Loaded, arch: &str) -
     let junit = scratch.path().join("junit.xml");
     let mut args: Vec<String> = ["-B", "-m", "test", "-j2", "--timeout", "1200", "-W"].map(String::from).to_vec();
     args.extend(["--junit-xml".to_string(), junit.display().to_string()]);
-    for l in &limits {
-        args.extend(["--ignore".to_string(), l.test.get_ref().clone()]);
+    for pattern in limits.iter().flat_map(|l| l.tests.get_ref()) {
+        args.extend(["--ignore".to_string(), pattern.clone()]);
     }
     args.extend(d.cpython_tests.iter().cloned());
-    let command = format!("python3 -m test -j2 {} (+{} --ignore)", d.cpython_tests.join(" "), limits.len());
+    let command = format!("python3 -m test -j2 {} (+{} --ignore)", d.cpython_tests.join(" "), limits.iter().map(|l| l.tests.get_ref().len()).sum::<usize>());
     eprintln!("running {} CPython test modules on the target (python -m test -j2) ...", d.cpython_tests.len());
     let out = Command::new(python)
         .args(&args)
@@ -192,10 +192,11 @@ fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestL
         }
     }
     for l in limits {
-        let pattern = l.test.get_ref();
-        let excluded = Excluded { test: pattern.clone(), kind: l.kind.as_str(), why: l.why.clone() };
-        if let Some(i) = pattern.split('.').nth(1).and_then(index) {
-            modules[i].excluded.push(excluded);
+        for pattern in l.tests.get_ref() {
+            let excluded = Excluded { test: pattern.clone(), kind: l.kind.as_str(), why: l.why.clone() };
+            if let Some(i) = pattern.split('.').nth(1).and_then(index) {
+                modules[i].excluded.push(excluded);
+            }
         }
     }
     Ok(modules)
@@ -221,7 +222,7 @@ mod tests {
 </testsuite></testsuites>"#;
 
     fn limit(test: &str) -> TestLimit {
-        let text = format!("test = \"{test}\"\nkind = \"qemu-user\"\nwhy = \"no emulation\"\n");
+        let text = format!("tests = [\"{test}\"]\nkind = \"qemu-user\"\nwhy = \"no emulation\"\n");
         toml::from_str(&text).unwrap()
     }
 
