@@ -224,18 +224,24 @@ impl<'a> Session<'a> {
         let mut wanted = vec![];
         for req in requirements {
             let name = project_name(req);
-            let from_source = no_binary.iter().any(|n| project_name(n) == name || n == ":all:");
+            let local_sdist = Path::new(req).is_file() && !req.ends_with(".whl");
+            let from_source = local_sdist || no_binary.iter().any(|n| project_name(n) == name || n == ":all:");
             let probe = tempfile::tempdir()?;
-            if !from_source && download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, probe.path(), false, log).is_ok() {
-                writeln!(log, "ROUTE {req}: wheel")?;
-                wanted.push(req.clone());
-                continue;
+            if !from_source {
+                // pip may succeed without a wheel of the project (a direct
+                // sdist link): only a wheel of it counts.
+                let found = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, probe.path(), false, log);
+                if found.is_ok_and(|w| w.iter().any(|w| wheel_project(w) == name)) {
+                    writeln!(log, "ROUTE {req}: wheel")?;
+                    wanted.push(req.clone());
+                    continue;
+                }
             }
             // A wheel built before for this arch and python that satisfies
             // the requirement: no second build.
             let cached = tempfile::tempdir()?;
             if let Ok(found) = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, cached.path(), true, log) {
-                if let Some(w) = found.iter().find(|w| w.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.to_ascii_lowercase().starts_with(&format!("{}-", name.replace('-', "_"))))) {
+                if let Some(w) = found.iter().find(|w| wheel_project(w) == name) {
                     let kept = self.cache.join(w.file_name().unwrap());
                     writeln!(log, "ROUTE {req}: built from sdist earlier ({})", kept.file_name().unwrap().to_string_lossy())?;
                     wanted.push(kept.display().to_string());
@@ -254,8 +260,21 @@ impl<'a> Session<'a> {
     }
 }
 
-/// The normalized project name of a requirement specifier (PEP 503).
+/// The normalized project name of a wheel file.
+fn wheel_project(wheel: &Path) -> String {
+    project_name(&wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+}
+
+/// The normalized project name of a requirement specifier (PEP 503), or
+/// of a wheel or sdist file (`dir/PyYAML-6.0.tar.gz`).
 pub fn project_name(requirement: &str) -> String {
+    let requirement = match requirement.rsplit_once('/') {
+        Some((_, file)) => file.split('-').next().unwrap_or(file),
+        None if requirement.ends_with(".whl") || requirement.ends_with(".tar.gz") || requirement.ends_with(".zip") => {
+            requirement.split('-').next().unwrap_or(requirement)
+        }
+        None => requirement,
+    };
     let end = requirement.find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).unwrap_or(requirement.len());
     requirement[..end].to_ascii_lowercase().replace(['_', '.'], "-")
 }
@@ -280,7 +299,9 @@ pub fn download(bp: &BuildPython, t: &Target, requirements: &[String], find_link
         cmd.args(["--platform", &p]);
     }
     if cache_only {
-        cmd.arg("--no-index");
+        // Only whether this project was built before: its dependencies
+        // are resolved with the index in the final download.
+        cmd.args(["--no-index", "--no-deps"]);
     }
     cmd.arg("--find-links").arg(find_links).arg("--dest").arg(dest).args(requirements);
     run(&mut cmd, log).with_context(|| {
@@ -291,7 +312,11 @@ pub fn download(bp: &BuildPython, t: &Target, requirements: &[String], find_link
             requirements.join(" ")
         )
     })?;
-    let mut wheels: Vec<PathBuf> = fs::read_dir(dest)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "whl")).collect();
+    let files: Vec<PathBuf> = fs::read_dir(dest)?.flatten().map(|e| e.path()).collect();
+    if let Some(other) = files.iter().find(|p| !p.extension().is_some_and(|e| e == "whl")) {
+        bail!("pip gave {} instead of a wheel for the target", other.file_name().unwrap().to_string_lossy());
+    }
+    let mut wheels = files;
     wheels.sort();
     Ok(wheels)
 }
@@ -394,7 +419,12 @@ pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], m
     // As an activated crossenv: its build tools (cython, meson, ninja) on PATH.
     let path = format!("{}:{}:{}", ce.dir.join("cross/bin").display(), ce.dir.join("build/bin").display(), std::env::var("PATH").unwrap_or_default());
     cmd.env("PATH", path);
-    run(&mut cmd, log).with_context(|| format!("{requirement}: building the wheel for the target failed"))?;
+    if let Err(e) = run(&mut cmd, log) {
+        if format!("{e:#}").contains("No matching distribution found") {
+            bail!("{requirement}: there is neither a wheel for the target nor an sdist to build ({e:#})");
+        }
+        return Err(e.context(format!("{requirement}: building the wheel for the target failed")));
+    }
     let wheel = fs::read_dir(built.path())?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "whl")).context("pip built no wheel")?;
     fs::create_dir_all(out)?;
     let dest = out.join(wheel.file_name().unwrap());
@@ -408,11 +438,15 @@ fn run(cmd: &mut Command, log: &mut String) -> Result<()> {
         bail!("interrupted");
     }
     let out = crate::work::wait_stoppable(cmd).with_context(|| format!("cannot run {cmd:?}"))?;
-    log.push_str(&String::from_utf8_lossy(&out.stdout));
-    log.push_str(&String::from_utf8_lossy(&out.stderr));
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    log.push_str(&output);
     if !out.status.success() {
-        let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-        bail!("{cmd:?} exited with {}:\n{}", out.status, tail.join("\n"));
+        // Say what ran (`python -m pip wheel`), and what it said last;
+        // the full command line and environment are in the log.
+        let args: Vec<String> = cmd.get_args().take(3).map(|a| a.to_string_lossy().into_owned()).collect();
+        let program = Path::new(cmd.get_program()).file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let tail: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+        bail!("`{program} {}` exited with {}:\n{}", args.join(" "), out.status, tail.join("\n"));
     }
     Ok(())
 }
@@ -426,6 +460,8 @@ mod tests {
         assert_eq!(project_name("PyYAML>=6"), "pyyaml");
         assert_eq!(project_name("markupsafe"), "markupsafe");
         assert_eq!(project_name("zope.interface[test]"), "zope-interface");
+        assert_eq!(project_name("/tmp/x/Broken_Pkg-0.1.tar.gz"), "broken-pkg");
+        assert_eq!(project_name("PyYAML-6.0.3-cp313-cp313-linux_mips.whl"), "pyyaml");
     }
 
     #[test]
