@@ -31,7 +31,7 @@ impl Toolchain {
     pub fn find(arch: &Arch, choice: Option<&str>) -> Result<Toolchain> {
         let choice = choice.map(str::to_string).or_else(|| std::env::var("CROSSPYTHON_TOOLCHAIN").ok());
         let (cc, cc_args) = if let Some(choice) = choice {
-            (from_choice(&choice, &arch.triplet)?, vec![])
+            from_choice(&choice, &arch.triplet)?
         } else if let Ok(prefix) = std::env::var("CROSS_COMPILE") {
             (PathBuf::from(format!("{prefix}gcc")), vec![])
         } else {
@@ -92,9 +92,23 @@ impl Toolchain {
     }
 }
 
-/// `--toolchain` takes a directory (with `bin/<triplet>-gcc` or `bin/*-gcc`)
-/// or a prefix such as `/opt/sdk/bin/aarch64-poky-linux-`.
-fn from_choice(choice: &str, triplet: &str) -> Result<PathBuf> {
+/// `--toolchain` takes a directory (with `bin/<triplet>-gcc` or `bin/*-gcc`),
+/// a prefix such as `/opt/sdk/bin/aarch64-poky-linux-`, or a compiler
+/// command with its arguments (`clang --sysroot=/opt/sysroot`); clang gets
+/// `--target=<triplet>` unless the command names one.
+fn from_choice(choice: &str, triplet: &str) -> Result<(PathBuf, Vec<String>)> {
+    let mut words = choice.split_whitespace();
+    let first = words.next().with_context(|| "--toolchain is empty".to_string())?;
+    let mut args: Vec<String> = words.map(str::to_string).collect();
+    let cc = compiler_of(first, triplet)?;
+    let is_clang = cc.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("clang"));
+    if is_clang && !args.iter().any(|a| a.starts_with("--target") || a == "-target") {
+        args.insert(0, format!("--target={triplet}"));
+    }
+    Ok((cc, args))
+}
+
+fn compiler_of(choice: &str, triplet: &str) -> Result<PathBuf> {
     let path = Path::new(choice);
     if path.is_dir() {
         let bin = if path.join("bin").is_dir() { path.join("bin") } else { path.to_path_buf() };
@@ -169,7 +183,10 @@ mod tests {
 
     #[test]
     fn a_prefix_choice_names_its_gcc() {
-        assert_eq!(from_choice("/opt/sdk/bin/aarch64-poky-linux-", "aarch64-linux-gnu").unwrap(), PathBuf::from("/opt/sdk/bin/aarch64-poky-linux-gcc"));
+        assert_eq!(
+            from_choice("/opt/sdk/bin/aarch64-poky-linux-", "aarch64-linux-gnu").unwrap(),
+            (PathBuf::from("/opt/sdk/bin/aarch64-poky-linux-gcc"), vec![])
+        );
     }
 
     #[test]
@@ -178,7 +195,16 @@ mod tests {
         std::fs::create_dir(t.path().join("bin")).unwrap();
         std::fs::write(t.path().join("bin/aarch64-linux-gnu-gcc"), "").unwrap();
         std::fs::write(t.path().join("bin/aarch64-linux-gnu-ar"), "").unwrap();
-        assert_eq!(from_choice(t.path().to_str().unwrap(), "aarch64-linux-gnu").unwrap(), t.path().join("bin/aarch64-linux-gnu-gcc"));
+        assert_eq!(from_choice(t.path().to_str().unwrap(), "aarch64-linux-gnu").unwrap().0, t.path().join("bin/aarch64-linux-gnu-gcc"));
+    }
+
+    #[test]
+    fn a_compiler_command_keeps_its_arguments_and_clang_gets_the_target() {
+        assert_eq!(
+            from_choice("clang --sysroot=/opt/sysroot", "mipsel-linux-gnu").unwrap(),
+            (PathBuf::from("clang"), vec!["--target=mipsel-linux-gnu".to_string(), "--sysroot=/opt/sysroot".to_string()])
+        );
+        assert_eq!(from_choice("clang-14 --target=arm-linux-gnueabihf", "x").unwrap().1, vec!["--target=arm-linux-gnueabihf".to_string()]);
     }
 
     #[test]
