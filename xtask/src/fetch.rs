@@ -102,6 +102,30 @@ impl Fetcher {
         }
     }
 
+    /// A file of the Debian archive (`dists/...` or `pool/...`) from the
+    /// first apt mirror that has it, checked against `sha256` (or, with
+    /// `None`, kept as fetched for a signature check), cached under
+    /// `<downloads>/debian/`.
+    pub fn debian_file(&self, path: &str, sha256: Option<&str>) -> Result<PathBuf> {
+        let dest = self.dl_dir.join("debian").join(path.trim_start_matches('/'));
+        if let Some(sha) = sha256 {
+            if dest.exists() && sha256_file(&dest)? == sha {
+                return Ok(dest);
+            }
+        }
+        fs::create_dir_all(dest.parent().unwrap())?;
+        let mut errors = vec![];
+        for m in &self.debian_mirrors {
+            let url = format!("{m}/{}", path.trim_start_matches('/'));
+            // An empty sha256 keeps the file as fetched: its signature is checked next.
+            match self.download(&url, &dest, sha256.unwrap_or("")) {
+                Ok(()) => return Ok(dest),
+                Err(e) => errors.push(format!("{url}: {e:#}")),
+            }
+        }
+        bail!("cannot fetch {path} from the Debian mirrors of the host's apt configuration:\n  {}", errors.join("\n  "))
+    }
+
     fn download(&self, url: &str, dest: &Path, sha: &str) -> Result<()> {
         let part = dest.with_extension(format!("part.{}", std::process::id()));
         let result = (|| -> Result<String> {
@@ -138,7 +162,7 @@ impl Fetcher {
             Ok(hex::encode(hasher.finalize()))
         })();
         match result {
-            Ok(actual) if actual == sha => {
+            Ok(actual) if actual == sha || sha.is_empty() => {
                 fs::rename(&part, dest)?;
                 Ok(())
             }

@@ -2,8 +2,10 @@
 //! for embedded Linux boards from one manifest, tested under qemu-user and
 //! packaged.
 
+mod bench;
 mod classes;
 mod crosspip;
+mod debian;
 mod elf;
 mod engine;
 mod fetch;
@@ -120,6 +122,23 @@ enum Cmd {
         #[command(subcommand)]
         action: PipAction,
     },
+    /// Build cost, footprint and target speed next to yardsticks (deploy/bench/<arch>.json).
+    Bench {
+        #[arg(long, default_value = "aarch64")]
+        arch: String,
+        /// Run one part only (the others keep their last results).
+        #[arg(long, value_enum)]
+        only: Option<bench::Phase>,
+        /// Runs of each runtime case and interpreter (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Job counts of the cold builds.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        cold_jobs: Vec<usize>,
+        /// Debian suite whose python3.13 is the yardstick.
+        #[arg(long, default_value = "trixie")]
+        suite: String,
+    },
     /// Validate the manifest and list every problem.
     Check,
     /// The resolved build (or run-time) graph.
@@ -199,6 +218,11 @@ fn real_main() -> Result<()> {
                 &loaded,
                 &pip::Request { arch: &arch, toolchain: toolchain.as_deref(), specs: &specs, requirements: requirement.as_deref(), no_binary: &no_binary },
             )
+        }
+        Cmd::Bench { arch, only, runs, cold_jobs, suite } => {
+            let loaded = project.load()?;
+            project.arches(&loaded, &arch)?;
+            bench::bench(&project, &loaded, &bench::Options { arch, only, runs, cold_jobs, suite })
         }
         Cmd::Check => inspect::check(&project),
         Cmd::Graph { arch, dot, runtime, why } => inspect::graph(&project, &arch, dot, runtime, why.as_deref()),

@@ -61,7 +61,17 @@ pub fn profile(loaded: &Loaded, name: Option<&str>) -> Result<(String, Profile)>
     Ok((name, out))
 }
 
-pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -> Result<()> {
+/// What `package` wrote.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Output {
+    pub profile: String,
+    pub unpacked_bytes: u64,
+    pub files: usize,
+    /// Archive file name and size.
+    pub archives: Vec<(String, u64)>,
+}
+
+pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -> Result<Output> {
     let tree = project.tree(arch);
     if !tree.exists() {
         bail!("{} does not exist; run `cargo xtask build --arch {arch}` first", tree.display());
@@ -94,7 +104,8 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
         eprintln!("warning: {w}");
     }
     if let Some(rootfs) = &opts.rootfs {
-        return install::install(&staged.root, rootfs, opts.force);
+        install::install(&staged.root, rootfs, opts.force)?;
+        return Ok(Output { profile: profile_name, ..Default::default() });
     }
     let deploy = project.deploy_dir(arch);
     fs::create_dir_all(&deploy)?;
@@ -114,7 +125,7 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
         sums.push(format!("{sha}  {name}\n"));
         archives.push((name, size));
     }
-    let files = report::file_list(&staged.root)?;
+    let (files, unpacked_bytes, file_count) = report::file_list(&staged.root)?;
     crate::tasks::atomic_write(&deploy.join(format!("{stem}.files.txt")), files.as_bytes())?;
     let sizes = report::sizes(&staged.root, &note, &from_prefix, &prefix, &archives)?;
     crate::tasks::atomic_write(&deploy.join(format!("{stem}.sizes.txt")), sizes.as_bytes())?;
@@ -124,5 +135,5 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     let sums_path = deploy.join(format!("{stem}.SHA256SUMS"));
     crate::tasks::atomic_write(&sums_path, sums.concat().as_bytes())?;
     println!("{} ({profile_name}: {}): {}.{{tar.gz,tar.zst,files.txt,sizes.txt,spdx.json,SHA256SUMS}}", arch, profile.description, deploy.join(&stem).display());
-    Ok(())
+    Ok(Output { profile: profile_name, unpacked_bytes, files: file_count, archives })
 }

@@ -15,9 +15,11 @@ use crate::image::ImageNote;
 use crate::manifest::Loaded;
 use crate::resolve::Graph;
 
-/// `size mode path` per file, `-> target` for symlinks, sorted.
-pub fn file_list(root: &Path) -> Result<String> {
+/// `size mode path` per file, `-> target` for symlinks, sorted; with the
+/// total bytes and the number of files.
+pub fn file_list(root: &Path) -> Result<(String, u64, usize)> {
     let mut out = String::new();
+    let (mut total, mut count) = (0, 0);
     for e in WalkDir::new(root).min_depth(1).sort_by_file_name() {
         let e = e?;
         let rel = e.path().strip_prefix(root).unwrap().display();
@@ -26,9 +28,11 @@ pub fn file_list(root: &Path) -> Result<String> {
             writeln!(out, "{:>10} {:04o} {rel} -> {}", 0, 0o777, fs::read_link(e.path())?.display())?;
         } else if meta.is_file() {
             writeln!(out, "{:>10} {:04o} {rel}", meta.len(), meta.permissions().mode() & 0o7777)?;
+            total += meta.len();
+            count += 1;
         }
     }
-    Ok(out)
+    Ok((out, total, count))
 }
 
 /// Who a file of the package came from, by its path in the tree the

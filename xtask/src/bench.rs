@@ -1,0 +1,358 @@
+//! `cargo xtask bench`: what the build costs, how big the result is and
+//! how fast the target interpreter runs, each next to a yardstick and
+//! measured in one run (ratios and medians: these machines are noisy).
+//! Results go to `deploy/bench/<arch>.json`; nothing here asserts a number.
+//!
+//! - build: cold builds (`--jobs 1` and `--jobs 2`) in fresh build dirs
+//!   with an empty artifact cache, the critical path and how close the
+//!   scheduler came to the best possible, a no-op rebuild, the rebuild
+//!   after one OpenSSL configure change, a fresh clone with a warm cache.
+//! - footprint: each package profile, unpacked and compressed, next to
+//!   Debian's own Python packages of the same arch and version.
+//! - runtime: our interpreter and Debian's under the same qemu-user,
+//!   alternating run by run: startup, imports, CPU-bound workloads.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::manifest::Loaded;
+use crate::project::Project;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    Build,
+    Footprint,
+    Runtime,
+}
+
+pub struct Options {
+    pub arch: String,
+    pub only: Option<Phase>,
+    pub runs: usize,
+    /// Cold builds with these job counts.
+    pub cold_jobs: Vec<usize>,
+    /// The Debian suite whose Python is the yardstick.
+    pub suite: String,
+}
+
+pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
+    let out_dir = project.build_dir.parent().unwrap_or(&project.root).join("deploy/bench");
+    fs::create_dir_all(&out_dir)?;
+    let out_path = out_dir.join(format!("{}.json", o.arch));
+    // Phases not run this time keep their last results.
+    let mut results: Value = fs::read(&out_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_else(|| json!({}));
+    results["arch"] = json!(o.arch);
+    let mut table = String::new();
+    let want = |p: Phase| o.only.is_none_or(|only| only == p);
+    if want(Phase::Build) {
+        let (v, t) = build(project, o)?;
+        results["build"] = v;
+        table.push_str(&t);
+    }
+    let debian = if want(Phase::Footprint) || want(Phase::Runtime) { Some(Debian::prepare(project, loaded, o)?) } else { None };
+    if want(Phase::Footprint) {
+        let (v, t) = footprint(project, loaded, o, debian.as_ref().unwrap())?;
+        results["footprint"] = v;
+        table.push_str(&t);
+    }
+    if want(Phase::Runtime) {
+        let (v, t) = runtime(project, loaded, o, debian.as_ref().unwrap())?;
+        results["runtime"] = v;
+        table.push_str(&t);
+    }
+    crate::tasks::atomic_write(&out_path, &serde_json::to_vec_pretty(&results)?)?;
+    crate::tasks::atomic_write(&out_path.with_extension("txt"), table.as_bytes())?;
+    println!("\n{table}\n(results: {}, {})", out_path.display(), out_path.with_extension("txt").display());
+    Ok(())
+}
+
+// ------------------------------------------------------------------ build
+
+/// One `cargo xtask build` as a child: wall time, CPU time of everything
+/// it ran (its waited-for descendants), and its buildstats.
+fn timed_build(build_dir: &Path, sstate: &Path, manifest: Option<&Path>, jobs: Option<usize>, arch: &str) -> Result<Value> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg("--build-dir").arg(build_dir);
+    if let Some(m) = manifest {
+        cmd.arg("--manifest").arg(m);
+    }
+    cmd.args(["build", "--arch", arch]);
+    if let Some(j) = jobs {
+        cmd.args(["--jobs", &j.to_string()]);
+    }
+    let before = children_cpu();
+    let started = Instant::now();
+    let status = cmd.env("CROSSPYTHON_SSTATE_DIR", sstate).stdin(Stdio::null()).status().with_context(|| format!("cannot run {}", exe.display()))?;
+    let wall = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("the benchmark build in {} failed ({status})", build_dir.display());
+    }
+    let cpu = children_cpu() - before;
+    let stats: Value = fs::read(build_dir.join("buildstats/last-build.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+    Ok(json!({
+        "wall_secs": wall,
+        "cpu_secs": cpu,
+        "critical_path_secs": stats["critical_path_secs"],
+        "critical_path": stats["critical_path"],
+        "tasks_run": stats["tasks_run"],
+        "task_secs": stats["task_secs"],
+    }))
+}
+
+/// User + system seconds of every waited-for descendant so far.
+fn children_cpu() -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
+    let root = std::env::temp_dir().join(format!("crosspython-bench-{}", o.arch));
+    crate::sysroot::remove(&root)?;
+    fs::create_dir_all(&root)?;
+    let mut v = json!({"note": "fresh build dirs and an empty artifact cache; downloads and built Python wheels come from the caches"});
+    let mut t = format!("build ({}; sources and built wheels cached)\n", o.arch);
+    let mut warm_sstate = None;
+    for &jobs in &o.cold_jobs {
+        let dir = root.join(format!("cold-j{jobs}/build"));
+        let sstate = root.join(format!("sstate-j{jobs}"));
+        let mut r = timed_build(&dir, &sstate, None, Some(jobs), &o.arch)?;
+        r["jobs"] = json!(jobs);
+        let wall = r["wall_secs"].as_f64().unwrap_or(0.0);
+        let cpu = r["cpu_secs"].as_f64().unwrap_or(0.0);
+        let cp = r["critical_path_secs"].as_f64().unwrap_or(0.0);
+        let best = cp.max(cpu / jobs as f64);
+        writeln!(t, "  cold build --jobs {jobs}: {}  (CPU {}, critical path {}, wall / best possible {:.2})", secs(wall), secs(cpu), secs(cp), wall / best)?;
+        v[format!("cold_jobs_{jobs}")] = r;
+        v[format!("cold_jobs_{jobs}")]["efficiency"] = json!(wall / best);
+        warm_sstate = Some((dir, sstate));
+    }
+    if let Some((dir, sstate)) = warm_sstate {
+        let noop = timed_build(&dir, &sstate, None, None, &o.arch)?;
+        writeln!(t, "  no-op rebuild: {}", secs(noop["wall_secs"].as_f64().unwrap_or(0.0)))?;
+        v["noop"] = noop;
+        let changed = manifest_with_openssl_change(project)?;
+        let r = timed_build(&dir, &sstate, Some(&changed), None, &o.arch);
+        let _ = fs::remove_file(&changed);
+        let r = r?;
+        writeln!(t, "  rebuild after one OpenSSL configure change: {} ({} tasks)", secs(r["wall_secs"].as_f64().unwrap_or(0.0)), r["tasks_run"])?;
+        v["openssl_change"] = r;
+        let fresh = timed_build(&root.join("fresh-clone/build"), &sstate, None, None, &o.arch)?;
+        writeln!(t, "  fresh clone, warm artifact cache: {}", secs(fresh["wall_secs"].as_f64().unwrap_or(0.0)))?;
+        v["fresh_clone_warm_sstate"] = fresh;
+    }
+    Ok((v, t))
+}
+
+/// The manifest with one more OpenSSL configure option (a define that
+/// changes no behaviour): what a user tuning OpenSSL would do.
+fn manifest_with_openssl_change(project: &Project) -> Result<PathBuf> {
+    let text = fs::read_to_string(&project.manifest_path)?;
+    let mut doc: toml::Table = toml::from_str(&text)?;
+    let recipes = doc.get_mut("recipe").and_then(|r| r.as_array_mut()).context("no [[recipe]]")?;
+    let mut changed = 0;
+    for r in recipes.iter_mut().filter(|r| r.get("name").and_then(|n| n.as_str()) == Some("openssl")) {
+        let configure = r.as_table_mut().unwrap().entry("configure").or_insert_with(|| toml::Value::Array(vec![]));
+        configure.as_array_mut().context("openssl's configure is not a list")?.push("-DCROSSPYTHON_BENCH_CHANGE=1".into());
+        changed += 1;
+    }
+    if changed == 0 {
+        bail!("the manifest has no openssl recipe to change");
+    }
+    // Next to the real manifest: paths in it (requirements files) stay valid.
+    let path = project.manifest_path.with_file_name(".bench-openssl-change.toml");
+    crate::tasks::atomic_write(&path, toml::to_string(&doc)?.as_bytes())?;
+    Ok(path)
+}
+
+fn secs(s: f64) -> String {
+    if s >= 60.0 {
+        format!("{}m{:02.0}s", (s / 60.0) as u64, s % 60.0)
+    } else {
+        format!("{s:.2}s")
+    }
+}
+
+// -------------------------------------------------------------- footprint
+
+/// Debian's Python of the suite for the arch: the four packages that make
+/// the interpreter and its standard library, and the root filesystem of
+/// their run-time closure to run it under qemu.
+struct Debian {
+    version: String,
+    packages: Vec<(String, u64, u64)>,
+    root: PathBuf,
+}
+
+const DEBIAN_PYTHON: [&str; 4] = ["python3.13-minimal", "libpython3.13-minimal", "libpython3.13-stdlib", "libpython3.13"];
+
+impl Debian {
+    fn prepare(project: &Project, loaded: &Loaded, o: &Options) -> Result<Debian> {
+        let arch = &loaded.manifest.arch[&o.arch];
+        let fetcher = crate::fetch::Fetcher::new(project.dl_dir.clone());
+        let index = crate::debian::index(&fetcher, &o.suite, &arch.debian_arch)?;
+        let mut packages = vec![];
+        let root = project.dl_dir.parent().unwrap_or(&project.dl_dir).join(format!("bench/debian-{}-{}", o.suite, arch.debian_arch));
+        let stamp = root.join(".complete");
+        let closure = crate::debian::closure(&index, &DEBIAN_PYTHON)?;
+        let wanted: String = closure.iter().map(|p| format!("{} {}\n", p.name, p.version)).collect();
+        let fresh = fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str());
+        if fresh {
+            crate::sysroot::remove(&root)?;
+            fs::create_dir_all(&root)?;
+        }
+        for p in &closure {
+            let deb = crate::debian::fetch(&fetcher, p)?;
+            let scratch = tempfile::tempdir()?;
+            let unpacked = crate::debian::extract(&deb, scratch.path())?;
+            if DEBIAN_PYTHON.contains(&p.name.as_str()) {
+                packages.push((p.name.clone(), unpacked, p.size));
+            }
+            if fresh {
+                crate::debian::extract(&deb, &root)?;
+            }
+        }
+        if fresh {
+            fs::write(&stamp, wanted)?;
+        }
+        let version = index.get(DEBIAN_PYTHON[0]).map(|p| p.version.clone()).unwrap_or_default();
+        Ok(Debian { version, packages, root })
+    }
+}
+
+fn footprint(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<(Value, String)> {
+    let mut ours = vec![];
+    for profile in loaded.manifest.package.profile.keys() {
+        let opts = crate::package::Options { profile: Some(profile.clone()), prefix: None, rootfs: None, force: false };
+        ours.push(crate::package::package(project, loaded, &o.arch, &opts)?);
+    }
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let mut t = format!("\nfootprint ({}; MiB)\n  {:44} {:>9} {:>9} {:>9}\n", o.arch, "", "unpacked", ".tar.gz", ".tar.zst");
+    for p in &ours {
+        let size = |ext: &str| p.archives.iter().find(|(n, _)| n.ends_with(ext)).map_or(0, |a| a.1);
+        writeln!(t, "  {:44} {:>9.1} {:>9.1} {:>9.1}", format!("crosspython {} profile", p.profile), mib(p.unpacked_bytes), mib(size(".tar.gz")), mib(size(".tar.zst")))?;
+    }
+    let (mut du, mut dc) = (0, 0);
+    for (name, unpacked, deb) in &debian.packages {
+        writeln!(t, "  {:44} {:>9.1} {:>9.1} (.deb)", format!("Debian {} {}", o.suite, name), mib(*unpacked), mib(*deb))?;
+        du += unpacked;
+        dc += deb;
+    }
+    writeln!(t, "  {:44} {:>9.1} {:>9.1} (.deb)", format!("Debian {} python3.13 {} (the four)", o.suite, debian.version), mib(du), mib(dc))?;
+    writeln!(t, "  (ours include pip and the manifest's packages, the C libraries and the toolchain's /lib; Debian's four need libc6, libssl, ... besides)")?;
+    let v = json!({
+        "ours": ours,
+        "debian": {"suite": o.suite, "version": debian.version, "packages": debian.packages.iter().map(|(n, u, c)| json!({"name": n, "unpacked_bytes": u, "deb_bytes": c})).collect::<Vec<_>>(), "unpacked_bytes": du, "deb_bytes": dc},
+    });
+    Ok((v, t))
+}
+
+// ---------------------------------------------------------------- runtime
+
+struct Interp {
+    name: String,
+    root: PathBuf,
+    python: PathBuf,
+}
+
+fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<(Value, String)> {
+    let arch = &loaded.manifest.arch[&o.arch];
+    let tree = project.tree(&o.arch);
+    let prefix = loaded.manifest.distro.prefix.trim_start_matches('/');
+    let interps = [
+        Interp { name: "crosspython".into(), root: tree.clone(), python: tree.join(prefix).join("bin/python3") },
+        Interp { name: format!("debian-{}", o.suite), root: debian.root.clone(), python: debian.root.join("usr/bin/python3.13") },
+    ];
+    for i in &interps {
+        if !i.python.exists() {
+            bail!("{} does not exist; build the tree first", i.python.display());
+        }
+    }
+    let workloads = project.root.join("tests/bench/workloads.py");
+    let imports = "import json, re, decimal, sqlite3, ssl, asyncio, email.parser, xml.etree.ElementTree, zlib, lzma, ctypes";
+    let mut cases: Vec<(String, Vec<String>, bool)> = vec![
+        ("startup (-c pass)".into(), vec!["-c".into(), "pass".into()], false),
+        ("startup (-I -S -c pass)".into(), vec!["-I".into(), "-S".into(), "-c".into(), "pass".into()], false),
+        ("import 11 stdlib modules".into(), vec!["-c".into(), imports.into()], false),
+    ];
+    for w in ["nbody", "float", "json", "regex", "sqlite", "richards", "pidigits"] {
+        cases.push((w.into(), vec![workloads.display().to_string(), w.into()], true));
+    }
+    let run = |i: &Interp, args: &[String], inner: bool| -> Result<f64> {
+        let mut cmd = Command::new(&arch.qemu);
+        if let Some(cpu) = &arch.qemu_cpu {
+            cmd.args(["-cpu", cpu]);
+        }
+        cmd.arg("-L").arg(&i.root).arg(&i.python).args(args);
+        cmd.env_clear().env("LC_ALL", "C.UTF-8").env("PYTHONDONTWRITEBYTECODE", "1").env("HOME", "/tmp").stdin(Stdio::null());
+        let started = Instant::now();
+        let out = cmd.output().with_context(|| format!("cannot run {}", arch.qemu))?;
+        let wall = started.elapsed().as_secs_f64();
+        if !out.status.success() {
+            bail!("{} {}: {}", i.name, args.join(" "), String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        }
+        if inner {
+            return String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().context("a workload printed no time");
+        }
+        Ok(wall)
+    };
+    let mut t = format!("\nruntime ({} under {}, median of {} runs, alternating; ratio < 1: crosspython is faster)\n", o.arch, arch.qemu, o.runs);
+    writeln!(t, "  {:28} {:>12} {:>12} {:>7}", "", interps[0].name, interps[1].name, "ratio")?;
+    let mut v = BTreeMap::new();
+    for (name, args, inner) in &cases {
+        let mut times: [Vec<f64>; 2] = [vec![], vec![]];
+        // Warm the page cache once for each, then alternate.
+        for i in &interps {
+            run(i, args, *inner)?;
+        }
+        for _ in 0..o.runs {
+            for (k, i) in interps.iter().enumerate() {
+                times[k].push(run(i, args, *inner)?);
+            }
+        }
+        let (a, b) = (median(&mut times[0]), median(&mut times[1]));
+        writeln!(t, "  {:28} {:>11.3}s {:>11.3}s {:>7.2}", name, a, b, a / b)?;
+        v.insert(name.clone(), json!({"crosspython": times[0], "debian": times[1], "median": [a, b], "ratio": a / b}));
+    }
+    Ok((json!({"runs": o.runs, "debian_version": debian.version, "qemu": arch.qemu, "cases": v}), t))
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_odd_and_even_runs() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+    }
+
+    #[test]
+    fn durations_read_as_minutes_past_a_minute() {
+        assert_eq!(secs(0.25), "0.25s");
+        assert_eq!(secs(754.0), "12m34s");
+    }
+}
