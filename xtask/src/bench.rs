@@ -242,6 +242,24 @@ fn footprint(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -
         let size = |ext: &str| p.archives.iter().find(|(n, _)| n.ends_with(ext)).map_or(0, |a| a.1);
         writeln!(t, "  {:44} {:>9.1} {:>9.1} {:>9.1}", format!("crosspython {} profile", p.profile), mib(p.unpacked_bytes), mib(size(".tar.gz")), mib(size(".tar.zst")))?;
     }
+    // Like for like: what Debian's four packages hold is the interpreter,
+    // the stdlib and its C modules; ours by component, per profile.
+    for p in &ours {
+        let part = |f: &dyn Fn(&str) -> bool| p.components.iter().filter(|(k, _)| f(k)).map(|(_, v)| *v).sum::<u64>();
+        let python = part(&|k| k.starts_with("interpreter") || k.starts_with("stdlib"));
+        let libs = part(&|k| k.starts_with("C library"));
+        let toolchain = part(&|k| k.starts_with("toolchain"));
+        let site = part(&|k| k.starts_with("site-packages"));
+        writeln!(
+            t,
+            "  {:44} {:>9.1}   (C libraries {:.1}, toolchain /lib {:.1}, site-packages {:.1})",
+            format!("  {}: interpreter + stdlib + C modules", p.profile),
+            mib(python),
+            mib(libs),
+            mib(toolchain),
+            mib(site)
+        )?;
+    }
     let (mut du, mut dc) = (0, 0);
     for (name, unpacked, deb) in &debian.packages {
         writeln!(t, "  {:44} {:>9.1} {:>9.1} (.deb)", format!("Debian {} {}", o.suite, name), mib(*unpacked), mib(*deb))?;

@@ -69,6 +69,8 @@ pub struct Output {
     pub files: usize,
     /// Archive file name and size.
     pub archives: Vec<(String, u64)>,
+    /// Unpacked bytes by component of the size report.
+    pub components: std::collections::BTreeMap<String, u64>,
 }
 
 pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -> Result<Output> {
@@ -127,7 +129,7 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     }
     let (files, unpacked_bytes, file_count) = report::file_list(&staged.root)?;
     crate::tasks::atomic_write(&deploy.join(format!("{stem}.files.txt")), files.as_bytes())?;
-    let sizes = report::sizes(&staged.root, &note, &from_prefix, &prefix, &archives)?;
+    let (sizes, components) = report::sizes(&staged.root, &note, &from_prefix, &prefix, &archives)?;
     crate::tasks::atomic_write(&deploy.join(format!("{stem}.sizes.txt")), sizes.as_bytes())?;
     print!("{sizes}");
     let sbom = report::sbom(loaded, &graph, &staged.root, &note, &stem, epoch)?;
@@ -135,5 +137,5 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     let sums_path = deploy.join(format!("{stem}.SHA256SUMS"));
     crate::tasks::atomic_write(&sums_path, sums.concat().as_bytes())?;
     println!("{} ({profile_name}: {}): {}.{{tar.gz,tar.zst,files.txt,sizes.txt,spdx.json,SHA256SUMS}}", arch, profile.description, deploy.join(&stem).display());
-    Ok(Output { profile: profile_name, unpacked_bytes, files: file_count, archives })
+    Ok(Output { profile: profile_name, unpacked_bytes, files: file_count, archives, components })
 }

@@ -89,7 +89,8 @@ fn component(owner: &str, rel: &str, prefix: &str) -> String {
     }
 }
 
-pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, archives: &[(String, u64)]) -> Result<String> {
+/// The size report as text, and the bytes of each component.
+pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, archives: &[(String, u64)]) -> Result<(String, BTreeMap<String, u64>)> {
     let owners = Owners::new(note, from_prefix, prefix);
     let mut by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut total = (0, 0);
@@ -106,6 +107,7 @@ pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, arc
         total.0 += 1;
         total.1 += size;
     }
+    let components = by.iter().map(|(k, v)| (k.clone(), v.1)).collect();
     let mut rows: Vec<_> = by.into_iter().collect();
     rows.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(&b.0)));
     let mut out = String::new();
@@ -117,7 +119,7 @@ pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, arc
     for (name, size) in archives {
         writeln!(out, "{:44} {:>7} {:>10.1}", name, "", *size as f64 / 1024.0)?;
     }
-    Ok(out)
+    Ok((out, components))
 }
 
 /// An installed Python distribution, from its `*.dist-info/METADATA`.
