@@ -127,7 +127,11 @@ impl Fetcher {
     }
 
     fn download(&self, url: &str, dest: &Path, sha: &str) -> Result<()> {
-        let part = dest.with_extension(format!("part.{}", std::process::id()));
+        // Unique per download, not per process: a recipe and its -native
+        // variant fetch the same file at the same time from two threads.
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let part = dest.with_extension(format!("part.{}.{n}", std::process::id()));
         let result = (|| -> Result<String> {
             let (mut reader, len): (Box<dyn Read>, Option<u64>) = match url.strip_prefix("file://") {
                 Some(path) => {
@@ -225,6 +229,23 @@ mod tests {
         let f = fetcher(&t.path().join("dl"));
         let (path, _) = f.fetch("a", &[source(&url, &sha(b"payload"))], &mut io::sink()).unwrap();
         assert_eq!(fs::read(path).unwrap(), b"payload");
+    }
+
+    #[test]
+    fn two_threads_fetching_the_same_file_both_succeed() {
+        // A recipe and its -native variant share one source.
+        let t = tempfile::tempdir().unwrap();
+        let payload = vec![7u8; 4 << 20];
+        fs::write(t.path().join("big-1.tar.gz"), &payload).unwrap();
+        let url = format!("file://{}/big-1.tar.gz", t.path().display());
+        let f = fetcher(&t.path().join("dl"));
+        let src = [source(&url, &sha(&payload))];
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4).map(|_| s.spawn(|| f.fetch("big", &src, &mut io::sink()).map(|(p, _)| p))).collect();
+            for h in handles {
+                assert_eq!(fs::read(h.join().unwrap().unwrap()).unwrap().len(), payload.len());
+            }
+        });
     }
 
     #[test]
