@@ -24,8 +24,9 @@ impl Sstate {
         Sstate { dir, mirrors }
     }
 
+    /// `.v2`: entries record the build directory that made them.
     fn rel(name: &str, sig: &str) -> String {
-        format!("{}/{name}-{sig}.tar.zst", &sig[..2])
+        format!("{}/{name}-{sig}.v2.tar.zst", &sig[..2])
     }
 
     fn path(&self, name: &str, sig: &str) -> PathBuf {
@@ -61,8 +62,10 @@ impl Sstate {
         }
     }
 
-    /// Store `dir` as the output of `name` at `sig` (write, then rename).
-    pub fn store(&self, name: &str, sig: &str, dir: &Path) -> Result<()> {
+    /// Store `dir` as the output of `name` at `sig` (write, then rename),
+    /// noting `build_dir`: text files in it (`_sysconfigdata`, `*-config`)
+    /// may name the build directory, which differs where it is restored.
+    pub fn store(&self, name: &str, sig: &str, dir: &Path, build_dir: &Path) -> Result<()> {
         let dest = self.path(name, sig);
         if dest.exists() {
             return Ok(());
@@ -75,14 +78,21 @@ impl Sstate {
             let mut tar = tar::Builder::new(enc);
             tar.follow_symlinks(false);
             tar.append_dir_all(".", dir).with_context(|| format!("cannot archive {}", dir.display()))?;
+            let origin = build_dir.display().to_string();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(origin.len() as u64);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, ORIGIN, origin.as_bytes())?;
             tar.finish()?;
         }
         tmp.persist(&dest).with_context(|| format!("cannot write {}", dest.display()))?;
         Ok(())
     }
 
-    /// Unpack the output of `name` at `sig` into `dir` (which is replaced).
-    pub fn restore(&self, name: &str, sig: &str, dir: &Path) -> Result<()> {
+    /// Unpack the output of `name` at `sig` into `dir` (which is replaced),
+    /// with the build directory that made it replaced by `build_dir` in
+    /// every text file, as Yocto's sstate does with its FIXMEDIR markers.
+    pub fn restore(&self, name: &str, sig: &str, dir: &Path, build_dir: &Path) -> Result<()> {
         let src = self.path(name, sig);
         crate::sysroot::remove(dir)?;
         let tmp = dir.with_extension("restoring");
@@ -93,9 +103,39 @@ impl Sstate {
         ar.set_preserve_permissions(true);
         ar.set_preserve_mtime(true);
         ar.unpack(&tmp).with_context(|| format!("cannot unpack {}", src.display()))?;
+        let origin = fs::read_to_string(tmp.join(ORIGIN)).with_context(|| format!("{} does not say where it was made", src.display()))?;
+        fs::remove_file(tmp.join(ORIGIN))?;
+        relocate(&tmp, origin.as_bytes(), build_dir.display().to_string().as_bytes())?;
         fs::rename(&tmp, dir)?;
         Ok(())
     }
+}
+
+/// The member of an entry that names the build directory that made it.
+const ORIGIN: &str = ".crosspython-sstate-origin";
+
+/// `from` replaced by `to` in every text file and symlink below `dir`.
+fn relocate(dir: &Path, from: &[u8], to: &[u8]) -> Result<()> {
+    if from == to {
+        return Ok(());
+    }
+    for e in walkdir::WalkDir::new(dir) {
+        let e = e?;
+        if e.file_type().is_symlink() {
+            let target = fs::read_link(e.path())?;
+            let t = target.display().to_string().into_bytes();
+            if crate::image::contains(&t, from) {
+                fs::remove_file(e.path())?;
+                std::os::unix::fs::symlink(String::from_utf8_lossy(&crate::image::replace_all(&t, from, to)).as_ref(), e.path())?;
+            }
+        } else if e.file_type().is_file() && e.metadata()?.len() <= 16 << 20 {
+            let bytes = fs::read(e.path())?;
+            if !bytes.starts_with(b"\x7fELF") && crate::image::contains(&bytes, from) {
+                fs::write(e.path(), crate::image::replace_all(&bytes, from, to))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -112,11 +152,32 @@ mod tests {
         let s = Sstate::new(t.path().join("sstate"));
         let sig = "ab".repeat(32);
         assert!(!s.has("zlib", &sig));
-        s.store("zlib", &sig, &src).unwrap();
+        s.store("zlib", &sig, &src, Path::new("/b/build")).unwrap();
         assert!(s.has("zlib", &sig));
         let out = t.path().join("out");
-        s.restore("zlib", &sig, &out).unwrap();
+        s.restore("zlib", &sig, &out, Path::new("/b/build")).unwrap();
         assert_eq!(fs::read(out.join("usr/lib/libz.so.1.3.1")).unwrap(), b"elf");
         assert_eq!(fs::read_link(out.join("usr/lib/libz.so.1")).unwrap(), Path::new("libz.so.1.3.1"));
+        assert!(!out.join(ORIGIN).exists());
+    }
+
+    #[test]
+    fn build_paths_in_text_files_follow_the_build_dir_that_restores() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::create_dir_all(src.join("usr/lib/python3.13")).unwrap();
+        let sysconfig = "{'CC': 'gcc -I/ci/one/build/aarch64/work/python3/recipe-sysroot/usr/include'}";
+        fs::write(src.join("usr/lib/python3.13/_sysconfigdata.py"), sysconfig).unwrap();
+        fs::write(src.join("usr/lib/libx.so"), b"\x7fELF /ci/one/build kept").unwrap();
+        let s = Sstate::new(t.path().join("sstate"));
+        let sig = "cd".repeat(32);
+        s.store("python3", &sig, &src, Path::new("/ci/one/build")).unwrap();
+        let out = t.path().join("out");
+        s.restore("python3", &sig, &out, Path::new("/home/me/clone/build")).unwrap();
+        assert_eq!(
+            fs::read_to_string(out.join("usr/lib/python3.13/_sysconfigdata.py")).unwrap(),
+            "{'CC': 'gcc -I/home/me/clone/build/aarch64/work/python3/recipe-sysroot/usr/include'}"
+        );
+        assert_eq!(fs::read(out.join("usr/lib/libx.so")).unwrap(), b"\x7fELF /ci/one/build kept", "binaries are not edited");
     }
 }

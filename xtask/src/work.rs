@@ -69,7 +69,7 @@ impl Worker {
     pub fn restore(&self, plan: &Plan, t: usize, sstate: &Sstate) -> Result<()> {
         let u = plan.tasks[t].unit.expect("populate_sysroot belongs to a unit");
         let unit = &plan.units[u];
-        sstate.restore(&crate::engine::sstate_name(plan, u), &plan.tasks[t].sig, &unit.dirs.sysroot_destdir)?;
+        sstate.restore(&crate::engine::sstate_name(plan, u), &plan.tasks[t].sig, &unit.dirs.sysroot_destdir, &plan.build_dir)?;
         plan.write_stamp(t)
     }
 
@@ -133,7 +133,7 @@ impl Worker {
                 self.steps(&ctx, "do_install", ctx.steps("install")?, &mut log, jobserver)
             }),
             Kind::PopulateSysroot => sysroot::populate(&d.image, &d.sysroot_destdir)
-                .and_then(|_| sstate.store(&crate::engine::sstate_name(plan, u), &task.sig, &d.sysroot_destdir)),
+                .and_then(|_| sstate.store(&crate::engine::sstate_name(plan, u), &task.sig, &d.sysroot_destdir, &plan.build_dir)),
             Kind::Rootfs => unreachable!("handled above"),
         };
         drop(log);
