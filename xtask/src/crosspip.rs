@@ -231,8 +231,11 @@ impl<'a> Session<'a> {
                 // pip may succeed without a wheel of the project (a direct
                 // sdist link): only a wheel of it counts.
                 let found = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, probe.path(), false, log);
-                if found.is_ok_and(|w| w.iter().any(|w| wheel_project(w) == name)) {
-                    writeln!(log, "ROUTE {req}: wheel")?;
+                if let Some(w) = found.ok().and_then(|ws| ws.into_iter().find(|w| wheel_project(w) == name)) {
+                    let file = w.file_name().unwrap().to_string_lossy().into_owned();
+                    // The built-wheel cache is one of pip's find-links.
+                    let route = if self.cache.join(&file).exists() { "built from sdist earlier" } else { "wheel" };
+                    writeln!(log, "ROUTE {req}: {route} ({file})")?;
                     wanted.push(req.clone());
                     continue;
                 }
