@@ -154,16 +154,23 @@ fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
     Ok((v, t))
 }
 
-/// The manifest with one more OpenSSL configure option (a define that
-/// changes no behaviour): what a user tuning OpenSSL would do.
+/// The manifest with one more OpenSSL configure option: what a user
+/// tuning OpenSSL would do.
 fn manifest_with_openssl_change(project: &Project) -> Result<PathBuf> {
     let text = fs::read_to_string(&project.manifest_path)?;
     let mut doc: toml::Table = toml::from_str(&text)?;
     let recipes = doc.get_mut("recipe").and_then(|r| r.as_array_mut()).context("no [[recipe]]")?;
     let mut changed = 0;
     for r in recipes.iter_mut().filter(|r| r.get("name").and_then(|n| n.as_str()) == Some("openssl")) {
-        let configure = r.as_table_mut().unwrap().entry("configure").or_insert_with(|| toml::Value::Array(vec![]));
-        configure.as_array_mut().context("openssl's configure is not a list")?.push("-DCROSSPYTHON_BENCH_CHANGE=1".into());
+        let r = r.as_table_mut().unwrap();
+        // One more Configure option (IDEA off: nothing in Python uses it),
+        // at the end of the Configure line or in the configure list.
+        if let Some(script) = r.get("do_configure").and_then(|d| d.as_str()).map(str::to_string) {
+            r.insert("do_configure".into(), format!("{} no-idea\n", script.trim_end()).into());
+        } else {
+            let configure = r.entry("configure").or_insert_with(|| toml::Value::Array(vec![]));
+            configure.as_array_mut().context("openssl's configure is not a list")?.push("no-idea".into());
+        }
         changed += 1;
     }
     if changed == 0 {
@@ -223,6 +230,13 @@ impl Debian {
             }
         }
         if fresh {
+            // Debian's /usr is merged: the dynamic loader's /lib path and
+            // friends are symlinks that no package ships (base-files makes them).
+            for d in ["bin", "sbin", "lib", "lib64"] {
+                if !root.join(d).exists() && root.join("usr").join(d).is_dir() {
+                    std::os::unix::fs::symlink(format!("usr/{d}"), root.join(d))?;
+                }
+            }
             fs::write(&stamp, wanted)?;
         }
         let version = index.get(DEBIAN_PYTHON[0]).map(|p| p.version.clone()).unwrap_or_default();
