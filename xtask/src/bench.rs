@@ -3,6 +3,7 @@
 //! measured in one run (ratios and medians: these machines are noisy).
 //! Results go to `deploy/bench/<arch>.json`; nothing here asserts a number.
 //!
+//! - resolve: reading, validating and resolving the manifest.
 //! - build: cold builds (`--jobs 1` and `--jobs 2`) in fresh build dirs
 //!   with an empty artifact cache, the critical path and how close the
 //!   scheduler came to the best possible, a no-op rebuild, the rebuild
@@ -27,6 +28,7 @@ use crate::project::Project;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Phase {
+    Resolve,
     Build,
     Footprint,
     Runtime,
@@ -51,6 +53,11 @@ pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
     results["arch"] = json!(o.arch);
     let mut table = String::new();
     let want = |p: Phase| o.only.is_none_or(|only| only == p);
+    if want(Phase::Resolve) {
+        let (v, t) = resolve(project, loaded)?;
+        results["resolve"] = v;
+        table.push_str(&t);
+    }
     if want(Phase::Build) {
         let (v, t) = build(project, o)?;
         results["build"] = v;
@@ -71,6 +78,26 @@ pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
     crate::tasks::atomic_write(&out_path.with_extension("txt"), table.as_bytes())?;
     println!("\n{table}\n(results: {}, {})", out_path.display(), out_path.with_extension("txt").display());
     Ok(())
+}
+
+// ---------------------------------------------------------------- resolve
+
+/// Reading, validating and resolving the manifest for every arch: what
+/// every command pays before any task runs.
+fn resolve(project: &Project, loaded: &Loaded) -> Result<(Value, String)> {
+    let arches: Vec<String> = loaded.manifest.arch.keys().cloned().collect();
+    let mut times = vec![];
+    for _ in 0..21 {
+        let started = Instant::now();
+        let l = Loaded::read(&project.manifest_path)?;
+        for a in &arches {
+            crate::resolve::resolve(&l, a)?;
+        }
+        times.push(started.elapsed().as_secs_f64());
+    }
+    let m = median(&mut times);
+    let t = format!("resolve: read, validate and resolve the manifest for {} arches: median {:.1} ms of 21\n", arches.len(), m * 1000.0);
+    Ok((json!({"arches": arches.len(), "median_secs": m, "runs": times}), t))
 }
 
 // ------------------------------------------------------------------ build
