@@ -281,7 +281,14 @@ fn footprint(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -
     let mut t = format!("\nfootprint ({}; MiB)\n  {:44} {:>9} {:>9} {:>9}\n", o.arch, "", "unpacked", ".tar.gz", ".tar.zst");
     for p in &ours {
         let size = |ext: &str| p.archives.iter().find(|(n, _)| n.ends_with(ext)).map_or(0, |a| a.1);
-        writeln!(t, "  {:44} {:>9.1} {:>9.1} {:>9.1}", format!("crosspython {} profile", p.profile), mib(p.unpacked_bytes), mib(size(".tar.gz")), mib(size(".tar.zst")))?;
+        writeln!(
+            t,
+            "  {:44} {:>9.1} {:>9.1} {:>9.1}",
+            format!("crosspython {} profile", p.profile),
+            mib(p.unpacked_bytes),
+            mib(size(".tar.gz")),
+            mib(size(".tar.zst"))
+        )?;
     }
     // Like for like: what Debian's four packages hold is the interpreter,
     // the stdlib and its C modules; ours by component, per profile.

@@ -35,8 +35,7 @@ impl BuildPython {
             return Ok(BuildPython { venv: dir.to_path_buf() });
         }
         crate::sysroot::remove(dir)?;
-        run(Command::new(native_python).args(["-m", "venv"]).arg(dir), log)
-            .with_context(|| format!("cannot create the build venv {}", dir.display()))?;
+        run(Command::new(native_python).args(["-m", "venv"]).arg(dir), log).with_context(|| format!("cannot create the build venv {}", dir.display()))?;
         run(Command::new(dir.join("bin/python")).args(["-m", "pip", "install", "--quiet"]).args(BUILD_TOOLS), log)
             .context("cannot install the build tools into the build venv (is PyPI reachable?)")?;
         fs::write(&stamp, wanted)?;
@@ -286,7 +285,15 @@ pub fn project_name(requirement: &str) -> String {
 /// into `dest`; wheels already in `find_links` (the built-wheel cache) count.
 /// With `cache_only`, only `find_links` is looked at: the built-wheel cache
 /// answers whether a source build can be skipped.
-pub fn download(bp: &BuildPython, t: &Target, requirements: &[String], find_links: &Path, dest: &Path, cache_only: bool, log: &mut String) -> Result<Vec<PathBuf>> {
+pub fn download(
+    bp: &BuildPython,
+    t: &Target,
+    requirements: &[String],
+    find_links: &Path,
+    dest: &Path,
+    cache_only: bool,
+    log: &mut String,
+) -> Result<Vec<PathBuf>> {
     if requirements.is_empty() {
         return Ok(vec![]);
     }
@@ -308,12 +315,7 @@ pub fn download(bp: &BuildPython, t: &Target, requirements: &[String], find_link
     }
     cmd.arg("--find-links").arg(find_links).arg("--dest").arg(dest).args(requirements);
     run(&mut cmd, log).with_context(|| {
-        format!(
-            "pip found no wheels for the target ({}, cp{}) for: {}",
-            t.platform_tags()[0],
-            t.pyver.replace('.', ""),
-            requirements.join(" ")
-        )
+        format!("pip found no wheels for the target ({}, cp{}) for: {}", t.platform_tags()[0], t.pyver.replace('.', ""), requirements.join(" "))
     })?;
     let files: Vec<PathBuf> = fs::read_dir(dest)?.flatten().map(|e| e.path()).collect();
     if let Some(other) = files.iter().find(|p| !p.extension().is_some_and(|e| e == "whl")) {
@@ -470,7 +472,14 @@ mod tests {
     #[test]
     fn a_wheel_for_another_arch_is_refused_with_the_tags_that_fit() {
         let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
-        let t = Target { name: "aarch64", arch: &loaded.manifest.arch["aarch64"], tree: Path::new("/t"), prefix: "/usr/local", pyver: "3.13".into(), glibc: (2, 36) };
+        let t = Target {
+            name: "aarch64",
+            arch: &loaded.manifest.arch["aarch64"],
+            tree: Path::new("/t"),
+            prefix: "/usr/local",
+            pyver: "3.13".into(),
+            glibc: (2, 36),
+        };
         let err = t.check_wheel_fits("/w/numpy-2.5.5-cp313-cp313-linux_mips.whl").unwrap_err().to_string();
         assert!(err.contains("built for linux_mips, not for aarch64"), "{err}");
         assert!(err.contains("manylinux_2_36_aarch64 ... linux_aarch64"), "{err}");
@@ -492,10 +501,14 @@ mod tests {
     #[test]
     fn platform_tags_are_those_pip_computes_on_the_board_up_to_the_toolchain_glibc() {
         let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
-        let t = Target { name: "aarch64", arch: &loaded.manifest.arch["aarch64"], tree: Path::new("/t"), prefix: "/usr/local", pyver: "3.13".into(), glibc: (2, 19) };
-        assert_eq!(
-            t.platform_tags(),
-            ["manylinux_2_19_aarch64", "manylinux_2_18_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64", "linux_aarch64"]
-        );
+        let t = Target {
+            name: "aarch64",
+            arch: &loaded.manifest.arch["aarch64"],
+            tree: Path::new("/t"),
+            prefix: "/usr/local",
+            pyver: "3.13".into(),
+            glibc: (2, 19),
+        };
+        assert_eq!(t.platform_tags(), ["manylinux_2_19_aarch64", "manylinux_2_18_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64", "linux_aarch64"]);
     }
 }

@@ -40,10 +40,8 @@ pub fn index(fetcher: &Fetcher, suite: &str, arch: &str) -> Result<BTreeMap<Stri
     }
     let release = fs::read_to_string(&inrelease)?;
     let wanted = format!("main/binary-{arch}/Packages.xz");
-    let sha = sha256_section(&release)
-        .find(|(_, _, name)| *name == wanted)
-        .map(|(sha, _, _)| sha.to_string())
-        .with_context(|| format!("{suite} has no {wanted}"))?;
+    let sha =
+        sha256_section(&release).find(|(_, _, name)| *name == wanted).map(|(sha, _, _)| sha.to_string()).with_context(|| format!("{suite} has no {wanted}"))?;
     let packages_xz = fetcher.debian_file(&format!("dists/{suite}/{wanted}"), Some(&sha))?;
     let mut text = String::new();
     xz2::read::XzDecoder::new(File::open(&packages_xz)?).read_to_string(&mut text)?;
@@ -52,15 +50,10 @@ pub fn index(fetcher: &Fetcher, suite: &str, arch: &str) -> Result<BTreeMap<Stri
 
 /// `(sha256, size, path)` lines of a Release file's `SHA256:` section.
 fn sha256_section(release: &str) -> impl Iterator<Item = (&str, &str, &str)> {
-    release
-        .lines()
-        .skip_while(|l| *l != "SHA256:")
-        .skip(1)
-        .take_while(|l| l.starts_with(' '))
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            Some((w.next()?, w.next()?, w.next()?))
-        })
+    release.lines().skip_while(|l| *l != "SHA256:").skip(1).take_while(|l| l.starts_with(' ')).filter_map(|l| {
+        let mut w = l.split_whitespace();
+        Some((w.next()?, w.next()?, w.next()?))
+    })
 }
 
 pub fn parse_packages(text: &str) -> BTreeMap<String, Package> {
@@ -83,7 +76,12 @@ pub fn parse_packages(text: &str) -> BTreeMap<String, Package> {
             .into_iter()
             .flatten()
             .flat_map(|d| d.split(','))
-            .map(|alts| alts.split('|').map(|a| a.split_whitespace().next().unwrap_or("").split(':').next().unwrap_or("").to_string()).filter(|a| !a.is_empty()).collect::<Vec<_>>())
+            .map(|alts| {
+                alts.split('|')
+                    .map(|a| a.split_whitespace().next().unwrap_or("").split(':').next().unwrap_or("").to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect::<Vec<_>>()
+            })
             .filter(|a| !a.is_empty())
             .collect();
         let p = Package {

@@ -32,10 +32,7 @@ struct Attempt {
 impl Fetcher {
     pub fn new(dl_dir: PathBuf) -> Fetcher {
         let premirrors = crate::mirror::bases_from_env("CROSSPYTHON_PREMIRRORS");
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(Duration::from_secs(15))
-            .timeout_read(Duration::from_secs(60))
-            .build();
+        let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(15)).timeout_read(Duration::from_secs(60)).build();
         Fetcher { dl_dir, premirrors, debian_mirrors: crate::mirror::debian_mirrors(), agent }
     }
 
@@ -78,10 +75,7 @@ impl Fetcher {
         for a in &attempts {
             msg.push_str(&format!("  {}\n    {}\n", a.url, a.outcome));
         }
-        msg.push_str(&format!(
-            "Put the file into {} by hand, or set CROSSPYTHON_PREMIRRORS to a directory or URL that has it.",
-            self.dl_dir.display()
-        ));
+        msg.push_str(&format!("Put the file into {} by hand, or set CROSSPYTHON_PREMIRRORS to a directory or URL that has it.", self.dl_dir.display()));
         bail!(msg)
     }
 
@@ -209,12 +203,7 @@ mod tests {
     }
 
     fn fetcher(dl: &Path) -> Fetcher {
-        Fetcher {
-            dl_dir: dl.to_path_buf(),
-            premirrors: vec![],
-            debian_mirrors: vec![],
-            agent: ureq::agent(),
-        }
+        Fetcher { dl_dir: dl.to_path_buf(), premirrors: vec![], debian_mirrors: vec![], agent: ureq::agent() }
     }
 
     fn sha(bytes: &[u8]) -> String {
@@ -270,9 +259,7 @@ mod tests {
         fs::write(dl.join("a-1.tar.gz"), b"payload").unwrap();
         let f = fetcher(&dl);
         // The URL is unreachable: the cache must answer before it is tried.
-        let (path, _) = f
-            .fetch("a", &[source("file:///nonexistent/a-1.tar.gz", &sha(b"payload"))], &mut io::sink())
-            .unwrap();
+        let (path, _) = f.fetch("a", &[source("file:///nonexistent/a-1.tar.gz", &sha(b"payload"))], &mut io::sink()).unwrap();
         assert_eq!(fs::read(path).unwrap(), b"payload");
     }
 

@@ -250,7 +250,15 @@ pub fn replace_all(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 }
 
 /// pip, and the distro's Python packages, into the tree.
-fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, host: &Path, tree: &Path, pyver: String, log: &mut String) -> Result<Vec<WheelNote>> {
+fn python_packages(
+    plan: &Plan,
+    ab: &crate::tasks::ArchBuild,
+    native: &Path,
+    host: &Path,
+    tree: &Path,
+    pyver: String,
+    log: &mut String,
+) -> Result<Vec<WheelNote>> {
     use crate::crosspip;
     let bp = crosspip::BuildPython::ensure(native, &plan.build_dir.join("native/pip-venv"), log)?;
     let target = crosspip::Target::new(&ab.name, &ab.arch, tree, &plan.prefix, pyver, &ab.toolchain)?;
@@ -264,10 +272,7 @@ fn python_packages(plan: &Plan, ab: &crate::tasks::ArchBuild, native: &Path, hos
     let wheels = session.wheels(&py.requirements, &py.no_binary, downloads.path(), log)?;
     crosspip::install_wheels(&session.bp, &session.target, &wheels, log)?;
     // Noted now: the downloads are a temporary directory.
-    wheels
-        .iter()
-        .map(|w| Ok(WheelNote { file: w.file_name().unwrap().to_string_lossy().into_owned(), sha256: crate::fetch::sha256_file(w)? }))
-        .collect()
+    wheels.iter().map(|w| Ok(WheelNote { file: w.file_name().unwrap().to_string_lossy().into_owned(), sha256: crate::fetch::sha256_file(w)? })).collect()
 }
 
 /// Every ELF file below `root`, with what it says.
@@ -376,7 +381,11 @@ pub fn set_run_paths_beside(root: &Path, tree: &Path, prefix: &str, report: &mut
     for (path, info) in elf_files(root)? {
         let want = info.needed.iter().any(|n| provided.contains(n)).then(|| {
             let rel = relative(path.parent().unwrap(), &libdir);
-            if rel.as_os_str().is_empty() { "$ORIGIN".to_string() } else { format!("$ORIGIN/{}", rel.display()) }
+            if rel.as_os_str().is_empty() {
+                "$ORIGIN".to_string()
+            } else {
+                format!("$ORIGIN/{}", rel.display())
+            }
         });
         let entries = run_path(&info, want.as_deref());
         if info.rpath.is_none() && info.runpath.as_deref().unwrap_or("") == entries {
@@ -487,7 +496,8 @@ mod tests {
 
     #[test]
     fn run_paths_keep_origin_entries_and_drop_absolute_ones() {
-        let info = |rpath: Option<&str>, runpath: Option<&str>| ElfInfo { rpath: rpath.map(String::from), runpath: runpath.map(String::from), ..Default::default() };
+        let info =
+            |rpath: Option<&str>, runpath: Option<&str>| ElfInfo { rpath: rpath.map(String::from), runpath: runpath.map(String::from), ..Default::default() };
         assert_eq!(run_path(&info(Some("/usr/local/lib"), None), None), "");
         assert_eq!(run_path(&info(Some("/usr/local/lib"), None), Some("$ORIGIN/../lib")), "$ORIGIN/../lib");
         assert_eq!(run_path(&info(None, Some("$ORIGIN/../../numpy.libs")), None), "$ORIGIN/../../numpy.libs");
@@ -497,10 +507,7 @@ mod tests {
     #[test]
     fn relative_paths_climb_then_descend() {
         assert_eq!(relative(Path::new("/t/usr/local/bin"), Path::new("/t/usr/local/lib")), PathBuf::from("../lib"));
-        assert_eq!(
-            relative(Path::new("/t/usr/local/lib/python3.13/lib-dynload"), Path::new("/t/usr/local/lib")),
-            PathBuf::from("../..")
-        );
+        assert_eq!(relative(Path::new("/t/usr/local/lib/python3.13/lib-dynload"), Path::new("/t/usr/local/lib")), PathBuf::from("../.."));
         assert_eq!(relative(Path::new("/t/usr/local/lib"), Path::new("/t/usr/local/lib")), PathBuf::new());
     }
 }

@@ -14,12 +14,7 @@ pub fn check(project: &Project) -> Result<()> {
     let loaded = project.load()?;
     let problems = problems(&loaded)?;
     if problems.is_empty() {
-        println!(
-            "{}: ok ({} recipes, {} arches)",
-            project.manifest_path.display(),
-            loaded.manifest.recipes.len(),
-            loaded.manifest.arch.len()
-        );
+        println!("{}: ok ({} recipes, {} arches)", project.manifest_path.display(), loaded.manifest.recipes.len(), loaded.manifest.arch.len());
         Ok(())
     } else {
         Err(Problems(problems).into())

@@ -272,12 +272,7 @@ fn build(project: &Project, arch: &str, jobs: Option<usize>, explain: bool, wait
         tail_lines: 40,
     };
     let sstate = sstate::Sstate::new(project.sstate_dir.clone());
-    eprintln!(
-        "crosspython: building {} ({} recipes, {} tasks, {jobs} jobs)",
-        names.join(", "),
-        plan.units.len(),
-        plan.tasks.len()
-    );
+    eprintln!("crosspython: building {} ({} recipes, {} tasks, {jobs} jobs)", names.join(", "), plan.units.len(), plan.tasks.len());
     let stats = engine::run(&plan, &worker, &sstate, &engine::Options { jobs, explain })?;
     let wall = t0.elapsed().as_secs_f64();
     if stats.tasks_run == 0 {
@@ -288,7 +283,11 @@ fn build(project: &Project, arch: &str, jobs: Option<usize>, explain: bool, wait
             stats.tasks_run,
             stats.tasks_total,
             engine::human(wall),
-            if stats.restored_from_sstate.is_empty() { String::new() } else { format!(", {} restored from the artifact cache", stats.restored_from_sstate.len()) }
+            if stats.restored_from_sstate.is_empty() {
+                String::new()
+            } else {
+                format!(", {} restored from the artifact cache", stats.restored_from_sstate.len())
+            }
         );
         eprintln!("critical path: {} ({} tasks)", engine::human(stats.critical_path_secs), stats.critical_path.len());
         for step in &stats.critical_path {

@@ -336,15 +336,7 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: `{}`: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.key,
-            self.message
-        )
+        write!(f, "{}:{}:{}: `{}`: {}", self.file.display(), self.line, self.column, self.key, self.message)
     }
 }
 
@@ -375,8 +367,7 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn read(path: &Path) -> Result<Loaded> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the manifest {}", path.display()))?;
         Loaded::parse(path, text)
     }
 
@@ -385,18 +376,9 @@ impl Loaded {
         let manifest: Manifest = match toml::from_str(&text) {
             Ok(m) => m,
             Err(e) => {
-                let (line, column) = e
-                    .span()
-                    .map(|s| line_col(&text, s.start))
-                    .unwrap_or((0, 0));
+                let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((0, 0));
                 let key = e.span().map(|s| word_at(&text, s.start)).unwrap_or_default();
-                let problem = Problem {
-                    file: path.to_path_buf(),
-                    line,
-                    column,
-                    key,
-                    message: e.message().to_string(),
-                };
+                let problem = Problem { file: path.to_path_buf(), line, column, key, message: e.message().to_string() };
                 return Err(Problems(vec![problem]).into());
             }
         };
@@ -425,13 +407,7 @@ impl Loaded {
     /// A problem located at the span of `at`.
     pub fn problem<T>(&self, at: &Spanned<T>, key: &str, message: impl Into<String>) -> Problem {
         let (line, column) = line_col(&self.text, at.span().start);
-        Problem {
-            file: self.path.clone(),
-            line,
-            column,
-            key: key.to_string(),
-            message: message.into(),
-        }
+        Problem { file: self.path.clone(), line, column, key: key.to_string(), message: message.into() }
     }
 
     /// A problem located where `[key]`'s table starts (for fields read
@@ -459,11 +435,7 @@ impl Loaded {
             let id = (r.name.get_ref().clone(), r.version.get_ref().clone());
             if let Some(first) = seen.get(&id) {
                 let (line, _) = line_col(&self.text, first.span().start);
-                problems.push(self.problem(
-                    &r.name,
-                    &key("name"),
-                    format!("{} {} is defined twice (first at line {line})", id.0, id.1),
-                ));
+                problems.push(self.problem(&r.name, &key("name"), format!("{} {} is defined twice (first at line {line})", id.0, id.1)));
             } else {
                 seen.insert(id, &r.name);
             }
@@ -476,10 +448,7 @@ impl Loaded {
                     problems.push(self.problem(
                         &r.name,
                         &key(&format!("arch.{arch}")),
-                        format!(
-                            "override for unknown arch `{arch}`; known: native, {}",
-                            m.arch.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ),
+                        format!("override for unknown arch `{arch}`; known: native, {}", m.arch.keys().cloned().collect::<Vec<_>>().join(", ")),
                     ));
                 }
             }
@@ -541,18 +510,13 @@ impl Loaded {
                 problems.push(self.problem(
                     url,
                     &field,
-                    format!(
-                        "`{}` has an unsupported scheme; use https://, http://, file:// or debian:<pool path>",
-                        url.get_ref()
-                    ),
+                    format!("`{}` has an unsupported scheme; use https://, http://, file:// or debian:<pool path>", url.get_ref()),
                 ));
             }
         }
         match &s.sha256 {
             None => problems.push(self.problem(&s.url, &format!("{key}.sha256"), "every source needs a sha256")),
-            Some(h) if !is_sha256(h.get_ref()) => {
-                problems.push(self.problem(h, &format!("{key}.sha256"), "a sha256 is 64 lowercase hex digits"))
-            }
+            Some(h) if !is_sha256(h.get_ref()) => problems.push(self.problem(h, &format!("{key}.sha256"), "a sha256 is 64 lowercase hex digits")),
             Some(_) => {}
         }
         problems
@@ -560,10 +524,7 @@ impl Loaded {
 }
 
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_+./".contains(c))
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_+./".contains(c))
 }
 
 fn valid_url(url: &str) -> bool {
@@ -583,12 +544,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 fn word_at(text: &str, offset: usize) -> String {
-    text[offset.min(text.len())..]
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || "_-.\"".contains(*c))
-        .collect::<String>()
-        .trim_matches('"')
-        .to_string()
+    text[offset.min(text.len())..].chars().take_while(|c| c.is_alphanumeric() || "_-.\"".contains(*c)).collect::<String>().trim_matches('"').to_string()
 }
 
 #[cfg(test)]
@@ -648,14 +604,8 @@ source = { url = "https://example.org/a-1.0.tar.gz", sha256 = "00000000000000000
 
     #[test]
     fn a_missing_sha256_is_an_error() {
-        let text = MINIMAL.replace(
-            ", sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"",
-            "",
-        );
-        assert_eq!(
-            problems(&text),
-            ["m.toml:23:18: `recipe a.source.sha256`: every source needs a sha256"]
-        );
+        let text = MINIMAL.replace(", sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"", "");
+        assert_eq!(problems(&text), ["m.toml:23:18: `recipe a.source.sha256`: every source needs a sha256"]);
     }
 
     #[test]
@@ -685,9 +635,7 @@ source = { url = "https://example.org/a-1.0.tar.gz", sha256 = "00000000000000000
 
     #[test]
     fn every_problem_is_reported_not_only_the_first() {
-        let text = MINIMAL
-            .replace("version = \"1.0\"", "version = \"x\"")
-            .replace("https://", "gopher://");
+        let text = MINIMAL.replace("version = \"1.0\"", "version = \"x\"").replace("https://", "gopher://");
         assert_eq!(problems(&text).len(), 2);
     }
 

@@ -255,10 +255,7 @@ mod tests {
 
     #[test]
     fn wheel_file_names_give_project_and_version() {
-        assert_eq!(
-            wheel_name_version(Path::new("/c/PyYAML-6.0.3-cp313-cp313-linux_mips.whl")).unwrap(),
-            ("pyyaml".to_string(), "6.0.3".to_string())
-        );
+        assert_eq!(wheel_name_version(Path::new("/c/PyYAML-6.0.3-cp313-cp313-linux_mips.whl")).unwrap(), ("pyyaml".to_string(), "6.0.3".to_string()));
     }
 
     #[test]

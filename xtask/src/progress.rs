@@ -18,10 +18,7 @@ pub fn download_bar(name: String, len: Option<u64>) -> ProgressBar {
         Some(l) => ProgressBar::new(l),
         None => ProgressBar::new_spinner(),
     };
-    bar.set_style(
-        ProgressStyle::with_template("{msg:30} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} {wide_bar}")
-            .expect("static template"),
-    );
+    bar.set_style(ProgressStyle::with_template("{msg:30} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} {wide_bar}").expect("static template"));
     bar.set_message(name);
     bar
 }

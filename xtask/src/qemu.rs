@@ -30,8 +30,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
     let tree: PathBuf = match package {
         Some(archive) => {
             unpacked = tempfile::Builder::new().prefix("crosspython-package-").tempdir()?;
-            crate::unpack::unpack(archive, &unpacked.path().join("root"), 0)
-                .with_context(|| format!("cannot unpack the package {}", archive.display()))?;
+            crate::unpack::unpack(archive, &unpacked.path().join("root"), 0).with_context(|| format!("cannot unpack the package {}", archive.display()))?;
             eprintln!("unpacked {} into {}", archive.display(), unpacked.path().join("root").display());
             unpacked.path().join("root")
         }
@@ -185,7 +184,8 @@ pub fn ensure_binfmt(arch: &Arch) -> Result<(), String> {
     }
     let conf = Path::new("/usr/lib/binfmt.d").join(format!("{}.conf", arch.qemu));
     let line = fs::read_to_string(&conf).map_err(|_| format!("{} is missing; install Debian's qemu-user-binfmt", conf.display()))?;
-    let mut register = fs::OpenOptions::new().write(true).open(dir.join("register")).map_err(|e| format!("cannot open {BINFMT}/register: {e} (root needed)"))?;
+    let mut register =
+        fs::OpenOptions::new().write(true).open(dir.join("register")).map_err(|e| format!("cannot open {BINFMT}/register: {e} (root needed)"))?;
     register.write_all(line.trim().as_bytes()).map_err(|e| format!("registering {} failed: {e}", arch.qemu))?;
     if entry.exists() {
         Ok(())

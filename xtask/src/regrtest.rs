@@ -68,17 +68,7 @@ impl Report {
         let _ = writeln!(out, "CPython tests on {} ({})", self.arch, self.command);
         let _ = writeln!(out, "{:22} {:8} {:>6} {:>7} {:>6} {:>8}  detail", "module", "result", "tests", "skipped", "failed", "excluded");
         for m in &self.modules {
-            let _ = writeln!(
-                out,
-                "{:22} {:8} {:>6} {:>7} {:>6} {:>8}  {}",
-                m.module,
-                m.result,
-                m.tests,
-                m.skipped,
-                m.failed.len(),
-                m.excluded.len(),
-                m.detail
-            );
+            let _ = writeln!(out, "{:22} {:8} {:>6} {:>7} {:>6} {:>8}  {}", m.module, m.result, m.tests, m.skipped, m.failed.len(), m.excluded.len(), m.detail);
         }
         let count = |r: &str| self.modules.iter().filter(|m| m.result == r).count();
         let _ = writeln!(
@@ -129,8 +119,7 @@ pub fn run(python: &Path, env: &[(&str, String)], loaded: &Loaded, arch: &str) -
         .context("cannot run the target's python -m test")?;
     let progress = String::from_utf8_lossy(&out.stdout);
     let xml = std::fs::read_to_string(&junit).unwrap_or_default();
-    let modules = classify(&d.cpython_tests, &progress, &xml, &limits)
-        .with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))?;
+    let modules = classify(&d.cpython_tests, &progress, &xml, &limits).with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))?;
     Ok(Report { arch: arch.to_string(), command, modules })
 }
 

@@ -212,10 +212,7 @@ impl<'a> Resolver<'a> {
                             rdepends[i].push(p);
                         }
                     }
-                    None => self.warnings.push(format!(
-                        "recipe {}: rrecommends `{wanted}` has no provider; going on without it",
-                        c.name
-                    )),
+                    None => self.warnings.push(format!("recipe {}: rrecommends `{wanted}` has no provider; going on without it", c.name)),
                 }
             }
         }
@@ -323,9 +320,7 @@ impl<'a> Resolver<'a> {
                 );
                 continue;
             };
-            let provides = std::iter::once(name.clone())
-                .chain(recipe.provides.iter().map(|p| variant_name(p.get_ref(), variant)))
-                .collect();
+            let provides = std::iter::once(name.clone()).chain(recipe.provides.iter().map(|p| variant_name(p.get_ref(), variant))).collect();
             let rprovides = recipe.rprovides.iter().map(|p| variant_name(p.get_ref(), variant)).collect();
             out.push(Candidate { name, variant, recipe, provides, rprovides });
         }
@@ -333,14 +328,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// Which candidate provides `wanted`; `preferred_provider` decides between several.
-    fn provider(
-        &mut self,
-        table: &BTreeMap<String, Vec<usize>>,
-        candidates: &[Candidate],
-        at: &Name,
-        wanted: &str,
-        key: &str,
-    ) -> Option<usize> {
+    fn provider(&mut self, table: &BTreeMap<String, Vec<usize>>, candidates: &[Candidate], at: &Name, wanted: &str, key: &str) -> Option<usize> {
         let pp = &self.loaded.manifest.distro.preferred_provider;
         match table.get(wanted).map(Vec::as_slice) {
             None | Some([]) if self.unselectable.contains(wanted) => None,
@@ -388,12 +376,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn apply_rreplaces_rconflicts(
-        &mut self,
-        candidates: &[Candidate],
-        rproviders: &BTreeMap<String, Vec<usize>>,
-        runtime: &mut BTreeSet<usize>,
-    ) {
+    fn apply_rreplaces_rconflicts(&mut self, candidates: &[Candidate], rproviders: &BTreeMap<String, Vec<usize>>, runtime: &mut BTreeSet<usize>) {
         let lookup = |n: &str| rproviders.get(n).cloned().unwrap_or_default();
         let members: Vec<usize> = runtime.iter().copied().collect();
         for &a in &members {
@@ -432,13 +415,7 @@ impl<'a> Resolver<'a> {
         let mut mark = vec![Mark::New; candidates.len()];
         let mut order = Vec::new();
         let mut path: Vec<usize> = Vec::new();
-        fn visit(
-            n: usize,
-            depends: &[Vec<usize>],
-            mark: &mut [Mark],
-            path: &mut Vec<usize>,
-            order: &mut Vec<usize>,
-        ) -> Result<(), Vec<usize>> {
+        fn visit(n: usize, depends: &[Vec<usize>], mark: &mut [Mark], path: &mut Vec<usize>, order: &mut Vec<usize>) -> Result<(), Vec<usize>> {
             match mark[n] {
                 Mark::Done => return Ok(()),
                 Mark::Open => {
@@ -502,7 +479,9 @@ impl<'a> Resolver<'a> {
             rdepends: vec![],
             origin,
         };
-        if let Some(pv) = self.loaded.manifest.distro.preferred_version.get(&c.name).or_else(|| self.loaded.manifest.distro.preferred_version.get(r.name.get_ref())) {
+        if let Some(pv) =
+            self.loaded.manifest.distro.preferred_version.get(&c.name).or_else(|| self.loaded.manifest.distro.preferred_version.get(r.name.get_ref()))
+        {
             node.origin.insert("version".into(), format!("{} (distro.preferred_version = \"{}\")", at("version"), pv.get_ref()));
         }
         if let Some(o) = overrides(r, c.variant, self.arch) {

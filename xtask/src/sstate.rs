@@ -70,8 +70,7 @@ impl Sstate {
         if dest.exists() {
             return Ok(());
         }
-        fs::create_dir_all(dest.parent().expect("has a parent"))
-            .with_context(|| format!("cannot create the artifact cache {}", self.dir.display()))?;
+        fs::create_dir_all(dest.parent().expect("has a parent")).with_context(|| format!("cannot create the artifact cache {}", self.dir.display()))?;
         let tmp = tempfile::NamedTempFile::new_in(dest.parent().expect("has a parent"))?;
         {
             let enc = zstd::Encoder::new(BufWriter::new(tmp.as_file()), 3)?.auto_finish();

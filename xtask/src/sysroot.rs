@@ -34,13 +34,7 @@ pub fn populate(image: &Path, destdir: &Path) -> Result<()> {
 /// Hard-link the tree `from` into `to`; `owners` records which recipe put
 /// each file there, so that two recipes shipping different files at one
 /// path is an error that names both.
-pub fn link_tree(
-    from: &Path,
-    to: &Path,
-    owner: &str,
-    owners: &mut BTreeMap<PathBuf, String>,
-    skip: &dyn Fn(&Path) -> bool,
-) -> Result<()> {
+pub fn link_tree(from: &Path, to: &Path, owner: &str, owners: &mut BTreeMap<PathBuf, String>, skip: &dyn Fn(&Path) -> bool) -> Result<()> {
     for entry in WalkDir::new(from).min_depth(1).sort_by_file_name() {
         let entry = entry.with_context(|| format!("cannot read {}", from.display()))?;
         let rel = entry.path().strip_prefix(from).expect("walkdir yields paths below its root");

@@ -34,16 +34,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const RECIPE: [Kind; 8] = [
-        Kind::Fetch,
-        Kind::Unpack,
-        Kind::Patch,
-        Kind::PrepareRecipeSysroot,
-        Kind::Configure,
-        Kind::Compile,
-        Kind::Install,
-        Kind::PopulateSysroot,
-    ];
+    pub const RECIPE: [Kind; 8] =
+        [Kind::Fetch, Kind::Unpack, Kind::Patch, Kind::PrepareRecipeSysroot, Kind::Configure, Kind::Compile, Kind::Install, Kind::PopulateSysroot];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -152,7 +144,15 @@ pub struct PlanInputs<'a> {
 
 impl Plan {
     pub fn new(inp: PlanInputs, arches: Vec<ArchBuild>) -> Result<Plan> {
-        let mut plan = Plan { build_dir: inp.build_dir.to_path_buf(), prefix: inp.prefix.to_string(), python: inp.python.clone(), units: vec![], arches: vec![], tasks: vec![], index: BTreeMap::new() };
+        let mut plan = Plan {
+            build_dir: inp.build_dir.to_path_buf(),
+            prefix: inp.prefix.to_string(),
+            python: inp.python.clone(),
+            units: vec![],
+            arches: vec![],
+            tasks: vec![],
+            index: BTreeMap::new(),
+        };
         let mut by_key: BTreeMap<(Scope, String), usize> = BTreeMap::new();
         for (ai, ab) in arches.iter().enumerate() {
             let g = &ab.graph;

@@ -93,15 +93,8 @@ impl Worker {
                 (Some((&ab.arch, &ab.toolchain)), Some(ab.config_site.as_path()))
             }
         };
-        let ctx = Ctx {
-            node: &unit.node,
-            dirs: d,
-            target: arch,
-            prefix: &self.prefix,
-            build_sys: &self.build_sys,
-            config_site,
-            launcher: self.launcher.as_deref(),
-        };
+        let ctx =
+            Ctx { node: &unit.node, dirs: d, target: arch, prefix: &self.prefix, build_sys: &self.build_sys, config_site, launcher: self.launcher.as_deref() };
         let fail = |e: anyhow::Error| -> anyhow::Error {
             let tail = tail(&log_path, self.tail_lines);
             anyhow!(
@@ -117,16 +110,14 @@ impl Worker {
             Kind::Unpack => self.unpack(&ctx, &mut log),
             Kind::Patch => self.patch(&ctx, &mut log),
             Kind::PrepareRecipeSysroot => prepare_recipe_sysroot(plan, u, &mut log),
-            Kind::Configure => {
-                sysroot::remove(&d.build).and_then(|_| {
-                    fs::create_dir_all(&d.build)?;
-                    if unit.node.autoreconf {
-                        let step = Step::Run { argv: vec!["autoreconf".into(), "-fi".into()], cwd: d.src.clone() };
-                        self.steps(&ctx, "do_configure", vec![step], &mut log, jobserver)?;
-                    }
-                    self.steps(&ctx, "do_configure", ctx.steps("configure")?, &mut log, jobserver)
-                })
-            }
+            Kind::Configure => sysroot::remove(&d.build).and_then(|_| {
+                fs::create_dir_all(&d.build)?;
+                if unit.node.autoreconf {
+                    let step = Step::Run { argv: vec!["autoreconf".into(), "-fi".into()], cwd: d.src.clone() };
+                    self.steps(&ctx, "do_configure", vec![step], &mut log, jobserver)?;
+                }
+                self.steps(&ctx, "do_configure", ctx.steps("configure")?, &mut log, jobserver)
+            }),
             Kind::Compile => self.steps(&ctx, "do_compile", ctx.steps("compile")?, &mut log, jobserver),
             Kind::Install => sysroot::remove(&d.image).and_then(|_| {
                 fs::create_dir_all(&d.image)?;
@@ -163,7 +154,8 @@ impl Worker {
                 log.write_all(&out.stdout)?;
                 log.write_all(&out.stderr)?;
                 if !out.status.success() {
-                    let hunks: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("FAILED") || l.contains("failed")).map(str::to_string).collect();
+                    let hunks: Vec<String> =
+                        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("FAILED") || l.contains("failed")).map(str::to_string).collect();
                     bail!("patch {} does not apply to {}: {}", path.display(), ctx.dirs.src.display(), hunks.join("; "));
                 }
             }
@@ -226,14 +218,7 @@ fn prepare_recipe_sysroot(plan: &Plan, u: usize, log: &mut File) -> Result<()> {
 /// PYTHONPATH never leak into a build.
 const KEPT_ENV: [&str; 6] = ["HOME", "TERM", "USER", "LOGNAME", "TMPDIR", "SOURCE_DATE_EPOCH"];
 
-fn run_logged(
-    mut cmd: Command,
-    cwd: &Path,
-    env: &BTreeMap<String, String>,
-    log: &mut File,
-    jobserver: &jobserver::Client,
-    shown: &str,
-) -> Result<()> {
+fn run_logged(mut cmd: Command, cwd: &Path, env: &BTreeMap<String, String>, log: &mut File, jobserver: &jobserver::Client, shown: &str) -> Result<()> {
     writeln!(log, "+ cd {}\n+ {shown}", cwd.display())?;
     log.flush()?;
     cmd.current_dir(cwd).env_clear();

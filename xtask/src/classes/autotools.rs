@@ -5,12 +5,8 @@ use anyhow::Result;
 use super::{Ctx, Step};
 
 pub fn configure(ctx: &Ctx) -> Result<Vec<Step>> {
-    let mut argv = vec![
-        ctx.configure_script(),
-        format!("--build={}", ctx.build_sys),
-        format!("--host={}", ctx.host_sys()),
-        format!("--prefix={}", ctx.prefix()),
-    ];
+    let mut argv =
+        vec![ctx.configure_script(), format!("--build={}", ctx.build_sys), format!("--host={}", ctx.host_sys()), format!("--prefix={}", ctx.prefix())];
     argv.extend(ctx.configure_args()?);
     Ok(vec![ctx.run(argv)])
 }

@@ -138,7 +138,9 @@ impl Ctx<'_> {
                 let sysroot = d.recipe_sysroot.display().to_string();
                 let prefix = self.prefix;
                 env.insert("CC".into(), tc.cc_command(self.launcher));
-                for (var, tool) in [("AR", "ar"), ("RANLIB", "ranlib"), ("STRIP", "strip"), ("NM", "nm"), ("LD", "ld"), ("OBJDUMP", "objdump"), ("READELF", "readelf")] {
+                for (var, tool) in
+                    [("AR", "ar"), ("RANLIB", "ranlib"), ("STRIP", "strip"), ("NM", "nm"), ("LD", "ld"), ("OBJDUMP", "objdump"), ("READELF", "readelf")]
+                {
                     env.insert(var.into(), tc.tool(tool));
                 }
                 // Paths of this build directory must not end up in the
@@ -150,10 +152,7 @@ impl Ctx<'_> {
                 env.insert("CFLAGS".into(), cflags.join(" "));
                 env.insert("CPPFLAGS".into(), format!("-I{sysroot}{prefix}/include"));
                 env.insert("LDFLAGS".into(), format!("-L{sysroot}{prefix}/lib -Wl,-rpath-link,{sysroot}{prefix}/lib"));
-                env.insert(
-                    "PKG_CONFIG_LIBDIR".into(),
-                    format!("{sysroot}{prefix}/lib/pkgconfig:{sysroot}{prefix}/share/pkgconfig"),
-                );
+                env.insert("PKG_CONFIG_LIBDIR".into(), format!("{sysroot}{prefix}/lib/pkgconfig:{sysroot}{prefix}/share/pkgconfig"));
                 env.insert("PKG_CONFIG_SYSROOT_DIR".into(), sysroot);
                 env.insert("PKG_CONFIG_PATH".into(), String::new());
                 env.insert("PKG_CONFIG".into(), "pkg-config".into());
@@ -252,10 +251,7 @@ pub fn expand(s: &str, vars: &BTreeMap<String, String>, recipe: &str) -> Result<
         let name = &rest[start + 2..start + len];
         match vars.get(name) {
             Some(v) => out.push_str(v),
-            None => bail!(
-                "recipe {recipe}: unknown variable `${{{name}}}` in `{s}`; known: {}",
-                vars.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
+            None => bail!("recipe {recipe}: unknown variable `${{{name}}}` in `{s}`; known: {}", vars.keys().cloned().collect::<Vec<_>>().join(", ")),
         }
         rest = &rest[start + len + 1..];
     }

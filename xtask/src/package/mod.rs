@@ -41,11 +41,7 @@ pub fn profile(loaded: &Loaded, name: Option<&str>) -> Result<(String, Profile)>
             bail!("package profile `{n}` inherits itself ({})", loaded.path.display());
         }
         let Some(pr) = p.profile.get(&n) else {
-            bail!(
-                "no package profile `{n}` in {}; known: {}",
-                loaded.path.display(),
-                p.profile.keys().cloned().collect::<Vec<_>>().join(", ")
-            );
+            bail!("no package profile `{n}` in {}; known: {}", loaded.path.display(), p.profile.keys().cloned().collect::<Vec<_>>().join(", "));
         };
         at = pr.inherits.clone();
         chain.push((n, pr));
@@ -136,6 +132,11 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     crate::tasks::atomic_write(&deploy.join(format!("{stem}.spdx.json")), &serde_json::to_vec_pretty(&sbom)?)?;
     let sums_path = deploy.join(format!("{stem}.SHA256SUMS"));
     crate::tasks::atomic_write(&sums_path, sums.concat().as_bytes())?;
-    println!("{} ({profile_name}: {}): {}.{{tar.gz,tar.zst,files.txt,sizes.txt,spdx.json,SHA256SUMS}}", arch, profile.description, deploy.join(&stem).display());
+    println!(
+        "{} ({profile_name}: {}): {}.{{tar.gz,tar.zst,files.txt,sizes.txt,spdx.json,SHA256SUMS}}",
+        arch,
+        profile.description,
+        deploy.join(&stem).display()
+    );
     Ok(Output { profile: profile_name, unpacked_bytes, files: file_count, archives, components })
 }

@@ -139,8 +139,7 @@ fn dists(root: &Path) -> Result<Vec<Dist>> {
         let field = |k: &str| text.lines().take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string());
         let (Some(name), Some(version)) = (field("Name:"), field("Version:")) else { continue };
         // An SPDX expression when the metadata gives one; free text is not.
-        let license = field("License-Expression:")
-            .or_else(|| field("License:").filter(|l| !l.is_empty() && l.len() < 40 && !l.contains(char::is_whitespace)));
+        let license = field("License-Expression:").or_else(|| field("License:").filter(|l| !l.is_empty() && l.len() < 40 && !l.contains(char::is_whitespace)));
         out.push(Dist { name, version, license });
     }
     Ok(out)

@@ -111,11 +111,7 @@ fn strip(root: &Path, strip: &str, mode: Strip) -> Result<()> {
         }
     }
     for chunk in files.chunks(100) {
-        let out = Command::new(strip)
-            .arg(flag)
-            .args(chunk)
-            .output()
-            .with_context(|| format!("cannot run the toolchain's strip `{strip}`"))?;
+        let out = Command::new(strip).arg(flag).args(chunk).output().with_context(|| format!("cannot run the toolchain's strip `{strip}`"))?;
         if !out.status.success() {
             bail!("{strip} {flag} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
@@ -152,11 +148,8 @@ fn relocate(root: &Path, from: &str, to: &str) -> Result<Vec<String>> {
             continue;
         }
         let name = e.file_name().to_string_lossy();
-        let config_file = name.starts_with("_sysconfigdata")
-            || name == "Makefile"
-            || name.ends_with(".pc")
-            || name.ends_with("-config")
-            || rel.contains("/bin/");
+        let config_file =
+            name.starts_with("_sysconfigdata") || name == "Makefile" || name.ends_with(".pc") || name.ends_with("-config") || rel.contains("/bin/");
         if config_file {
             fs::write(e.path(), replace_path(&bytes, from, to))?;
         }
@@ -172,9 +165,8 @@ fn replace_path(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let starts = bytes[i..].starts_with(from)
-            && (i == 0 || !path_byte(bytes[i - 1]))
-            && bytes.get(i + from.len()).is_none_or(|&b| b == b'/' || !path_byte(b));
+        let starts =
+            bytes[i..].starts_with(from) && (i == 0 || !path_byte(bytes[i - 1])) && bytes.get(i + from.len()).is_none_or(|&b| b == b'/' || !path_byte(b));
         if starts {
             out.extend_from_slice(to.as_bytes());
             i += from.len();

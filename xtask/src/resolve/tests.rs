@@ -40,11 +40,7 @@ fn names(g: &Graph) -> Vec<String> {
 
 #[test]
 fn build_order_puts_depends_first() {
-    let text = manifest(
-        "\"app\"",
-        "",
-        &(recipe("app", "1", "depends = [\"lib\"]\nrdepends = [\"lib\"]") + &recipe("lib", "1", "")),
-    );
+    let text = manifest("\"app\"", "", &(recipe("app", "1", "depends = [\"lib\"]\nrdepends = [\"lib\"]") + &recipe("lib", "1", "")));
     assert_eq!(names(&graph(&text).unwrap()), ["lib 1", "app 1"]);
 }
 
@@ -69,11 +65,7 @@ fn a_missing_rdepends_provider_is_an_error_but_rrecommends_only_warns() {
 
 #[test]
 fn provides_is_an_alias_usable_in_depends() {
-    let text = manifest(
-        "\"app\"",
-        "",
-        &(recipe("app", "1", "depends = [\"libz\"]") + &recipe("zlib", "1.3", "provides = [\"libz\"]")),
-    );
+    let text = manifest("\"app\"", "", &(recipe("app", "1", "depends = [\"libz\"]") + &recipe("zlib", "1.3", "provides = [\"libz\"]")));
     assert_eq!(names(&graph(&text).unwrap()), ["zlib 1.3", "app 1"]);
 }
 
@@ -129,10 +121,7 @@ fn preferred_version_selects_with_a_percent_wildcard() {
 fn a_preferred_version_that_matches_nothing_lists_the_versions() {
     let recipes = recipe("app", "1", "depends = [\"py\"]") + &recipe("py", "3.11.2", "") + &recipe("py", "3.13.5", "");
     let err = errors(&manifest("\"app\"", "preferred_version = { py = \"3.12.%\" }", &recipes));
-    assert_eq!(
-        err,
-        ["m.toml:5:28: `distro.preferred_version.py`: `3.12.%` matches no version of py; there are: 3.11.2, 3.13.5"]
-    );
+    assert_eq!(err, ["m.toml:5:28: `distro.preferred_version.py`: `3.12.%` matches no version of py; there are: 3.11.2, 3.13.5"]);
 }
 
 #[test]
@@ -155,9 +144,7 @@ fn native_true_makes_a_native_variant_whose_depends_are_native() {
 
 #[test]
 fn the_native_variant_follows_the_recipe_version_preference() {
-    let recipes = recipe("app", "1", "depends = [\"py-native\", \"py\"]")
-        + &recipe("py", "3.11.2", "native = true")
-        + &recipe("py", "3.13.5", "native = true");
+    let recipes = recipe("app", "1", "depends = [\"py-native\", \"py\"]") + &recipe("py", "3.11.2", "native = true") + &recipe("py", "3.13.5", "native = true");
     let g = graph(&manifest("\"app\"", "preferred_version = { py = \"3.11.%\" }", &recipes)).unwrap();
     assert!(names(&g).contains(&"py-native 3.11.2".to_string()));
     assert!(names(&g).contains(&"py 3.11.2".to_string()));
@@ -182,9 +169,7 @@ fn an_override_for_an_unknown_arch_is_an_error() {
 
 #[test]
 fn rconflicts_between_two_image_packages_is_an_error_naming_both() {
-    let recipes = recipe("app", "1", "rdepends = [\"ssl-a\", \"ssl-b\"]")
-        + &recipe("ssl-a", "1", "rconflicts = [\"ssl-b\"]")
-        + &recipe("ssl-b", "1", "");
+    let recipes = recipe("app", "1", "rdepends = [\"ssl-a\", \"ssl-b\"]") + &recipe("ssl-a", "1", "rconflicts = [\"ssl-b\"]") + &recipe("ssl-b", "1", "");
     let err = errors(&manifest("\"app\"", "", &recipes));
     assert_eq!(err.len(), 1);
     assert!(err[0].contains("ssl-a conflicts with ssl-b, and both are in the image"), "{}", err[0]);
@@ -192,9 +177,8 @@ fn rconflicts_between_two_image_packages_is_an_error_naming_both() {
 
 #[test]
 fn rreplaces_drops_the_replaced_package_from_the_image() {
-    let recipes = recipe("app", "1", "rdepends = [\"new\", \"old\"]")
-        + &recipe("new", "2", "rreplaces = [\"old\"]\nrconflicts = [\"old\"]")
-        + &recipe("old", "1", "");
+    let recipes =
+        recipe("app", "1", "rdepends = [\"new\", \"old\"]") + &recipe("new", "2", "rreplaces = [\"old\"]\nrconflicts = [\"old\"]") + &recipe("old", "1", "");
     let g = graph(&manifest("\"app\"", "", &recipes)).unwrap();
     let mut runtime: Vec<&str> = g.runtime.iter().map(|&i| g.nodes[i].name.as_str()).collect();
     runtime.sort();
@@ -218,8 +202,11 @@ fn why_gives_the_chain_that_pulls_a_recipe_in() {
 
 #[test]
 fn configure_with_follows_the_chosen_provider() {
-    let recipes = recipe("app", "1", "depends = [\"virtual/readline\"]\nconfigure_with = { readline = [\"--with-readline=readline\"], libedit = [\"--with-readline=editline\"] }")
-        + &recipe("readline", "8.2", "provides = [\"virtual/readline\"]")
+    let recipes = recipe(
+        "app",
+        "1",
+        "depends = [\"virtual/readline\"]\nconfigure_with = { readline = [\"--with-readline=readline\"], libedit = [\"--with-readline=editline\"] }",
+    ) + &recipe("readline", "8.2", "provides = [\"virtual/readline\"]")
         + &recipe("libedit", "3.1", "provides = [\"virtual/readline\"]");
     for (choice, arg) in [("readline", "--with-readline=readline"), ("libedit", "--with-readline=editline")] {
         let pref = format!("preferred_provider = {{ \"virtual/readline\" = \"{choice}\" }}");
