@@ -4,5 +4,6 @@
 # on the real cross compiler and qemu-user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cargo fmt --check
 cargo test --workspace --release
 tests/e2e.sh aarch64
