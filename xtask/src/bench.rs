@@ -221,7 +221,8 @@ fn secs(s: f64) -> String {
 
 /// Debian's Python of the suite for the arch: the four packages that make
 /// the interpreter and its standard library, and the root filesystem of
-/// their run-time closure to run it under qemu.
+/// their run-time closure to run it under qemu, byte-compiled as an
+/// installed system is.
 struct Debian {
     version: String,
     packages: Vec<(String, u64, u64)>,
@@ -263,6 +264,19 @@ impl Debian {
                 if !root.join(d).exists() && root.join("usr").join(d).is_dir() {
                     std::os::unix::fs::symlink(format!("usr/{d}"), root.join(d))?;
                 }
+            }
+            // What Debian's postinst (py3compile) does on a real system: the
+            // packages ship no byte code. Same version as our build python.
+            let note = crate::image::ImageNote::read(&project.tree(&o.arch))?;
+            let python = note.build_python.context("the tree's build note names no build python")?;
+            let out = Command::new(&python)
+                .args(["-I", "-m", "compileall", "-q", "-j0", "-s"])
+                .arg(&root)
+                .args(["-p", "/"])
+                .arg(root.join("usr/lib/python3.13"))
+                .output()?;
+            if out.stdout.is_empty() && !out.status.success() {
+                bail!("byte-compiling Debian's stdlib failed: {}", String::from_utf8_lossy(&out.stderr));
             }
             fs::write(&stamp, wanted)?;
         }
