@@ -212,6 +212,14 @@ pub struct ElfExpect {
     pub machine: String,
     pub bits: u8,
     pub endian: String,
+    /// The ABI's toolchain marks every object's stack executable (MIPS
+    /// O32: the kernel's FPU-emulation trampolines lived on the stack), so
+    /// `package` cannot demand PT_GNU_STACK without PF_X.
+    #[serde(default)]
+    pub exec_stack: bool,
+    /// The ABI's linker makes PT_GNU_RELRO (false where it cannot).
+    #[serde(default = "yes")]
+    pub relro: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
