@@ -399,7 +399,9 @@ pub fn meson_cross_file(t: &Target, tc: &crate::toolchain::Toolchain, path: &Pat
 /// side. pip cannot tell an sdist's build requirements without preparing
 /// its metadata, and for meson-python that means a whole (native, wrong)
 /// build: so the common backends are installed up front instead.
-const BUILD_BACKENDS: [&str; 6] = ["setuptools", "wheel", "Cython>=3.0.6", "meson-python>=0.15", "meson", "ninja"];
+/// setuptools 77 reads PEP 639 license expressions (`license = "BSD-3-Clause"`,
+/// markupsafe 3.0.4); a venv of Python 3.11 starts with setuptools 65.
+const BUILD_BACKENDS: [&str; 6] = ["setuptools>=77", "wheel", "Cython>=3.0.6", "meson-python>=0.15", "meson", "ninja"];
 
 /// Build a wheel for the target from the sdist of `requirement` with the
 /// crossenv's cross python, without build isolation (build requirements
@@ -407,8 +409,8 @@ const BUILD_BACKENDS: [&str; 6] = ["setuptools", "wheel", "Cython>=3.0.6", "meso
 /// gets the meson cross file; setuptools ignores that setting.
 pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], meson_cross: &Path, out: &Path, log: &mut String) -> Result<PathBuf> {
     let stamp = ce.dir.join(".build-backends");
-    if !stamp.exists() {
-        run(Command::new(ce.build_python()).args(["-m", "pip", "install", "--quiet"]).args(BUILD_BACKENDS), log)
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(BUILD_BACKENDS.join("\n").as_str()) {
+        run(Command::new(ce.build_python()).args(["-m", "pip", "install", "--quiet", "--upgrade"]).args(BUILD_BACKENDS), log)
             .context("cannot install the build backends into the crossenv's build python")?;
         fs::write(&stamp, BUILD_BACKENDS.join("\n"))?;
     }
