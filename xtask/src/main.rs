@@ -20,6 +20,7 @@ mod progress;
 mod project;
 mod qemu;
 mod regrtest;
+mod reproducible;
 mod resolve;
 mod sstate;
 mod sysroot;

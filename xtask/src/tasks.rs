@@ -255,6 +255,7 @@ impl Plan {
                 }
                 Kind::Configure => {
                     sigdata.insert("classes".into(), CLASS_VERSION.into());
+                    sigdata.insert("SOURCE_DATE_EPOCH".into(), crate::reproducible::source_date_epoch()?.to_string());
                     sigdata.insert("recipe".into(), recipe_fields(node)?);
                     match scope {
                         Scope::Native => {

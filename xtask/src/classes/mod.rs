@@ -20,7 +20,7 @@ use crate::resolve::Node;
 use crate::toolchain::Toolchain;
 
 /// Bumped when what the classes run changes, so that signatures change.
-pub const CLASS_VERSION: &str = "classes-3";
+pub const CLASS_VERSION: &str = "classes-4";
 
 /// One command of a task.
 #[derive(Debug, Clone)]
@@ -132,6 +132,9 @@ impl Ctx<'_> {
         let path = format!("{}:{}", native_bin.display(), std::env::var("PATH").unwrap_or_default());
         env.insert("PATH".into(), path);
         env.insert("CC_FOR_BUILD".into(), "gcc".into());
+        // No build time in any output: gcc takes __DATE__/__TIME__ from it,
+        // OpenSSL its "built on" line (a task signature input).
+        env.insert("SOURCE_DATE_EPOCH".into(), crate::reproducible::source_date_epoch()?.to_string());
         env.insert("BUILD_CC".into(), "gcc".into());
         match self.target {
             Some((arch, tc)) => {

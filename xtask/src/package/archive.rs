@@ -1,5 +1,5 @@
 //! Reproducible archives: entries sorted, owner root, every mtime
-//! `SOURCE_DATE_EPOCH` (default 2025-01-01), no timestamp in the gzip
+//! `SOURCE_DATE_EPOCH` (see `reproducible`), no timestamp in the gzip
 //! header (zstd frames have none), written to a temporary file and renamed.
 
 use std::fs::{self, File};
@@ -81,18 +81,6 @@ fn write_entries<W: Write>(tar: &mut tar::Builder<W>, tree: &Path, epoch: u64) -
     }
     Ok(())
 }
-
-/// `SOURCE_DATE_EPOCH`, or a fixed default: the mtimes in the tree are
-/// those of the build, so using them would make every archive different.
-pub fn source_date_epoch() -> Result<u64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v.parse().with_context(|| format!("SOURCE_DATE_EPOCH={v} is not a number")),
-        Err(_) => Ok(DEFAULT_EPOCH),
-    }
-}
-
-/// 2025-01-01T00:00:00Z.
-const DEFAULT_EPOCH: u64 = 1_735_689_600;
 
 #[cfg(test)]
 mod tests {

@@ -110,7 +110,7 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     let suffix = if profile_name == "runtime" && opts.prefix.is_none() { String::new() } else { format!("-{profile_name}") };
     let relocated = if opts.prefix.is_some() { format!("-{}", prefix.trim_matches('/').replace('/', "-")) } else { String::new() };
     let stem = format!("crosspython-{}-{arch}{suffix}{relocated}", python.version);
-    let epoch = archive::source_date_epoch()?;
+    let epoch = crate::reproducible::source_date_epoch()?;
     let mut sums = vec![];
     let mut archives = vec![];
     for format in [archive::Format::Gzip, archive::Format::Zstd] {
