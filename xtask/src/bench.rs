@@ -159,23 +159,35 @@ fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
         let cpu = r["cpu_secs"].as_f64().unwrap_or(0.0);
         let cp = r["critical_path_secs"].as_f64().unwrap_or(0.0);
         let best = cp.max(cpu / jobs as f64);
-        writeln!(t, "  cold build --jobs {jobs}: {}  (CPU {}, critical path {}, wall / best possible {:.2})", secs(wall), secs(cpu), secs(cp), wall / best)?;
+        writeln!(
+            t,
+            "  cold build --jobs {jobs}: {}  (CPU {}, critical path {}, wall / best possible {:.2})",
+            crate::engine::human(wall),
+            crate::engine::human(cpu),
+            crate::engine::human(cp),
+            wall / best
+        )?;
         v[format!("cold_jobs_{jobs}")] = r;
         v[format!("cold_jobs_{jobs}")]["efficiency"] = json!(wall / best);
         warm_sstate = Some((dir, sstate));
     }
     if let Some((dir, sstate)) = warm_sstate {
         let noop = timed_build(&dir, &sstate, None, None, &o.arch)?;
-        writeln!(t, "  no-op rebuild: {}", secs(noop["wall_secs"].as_f64().unwrap_or(0.0)))?;
+        writeln!(t, "  no-op rebuild: {}", crate::engine::human(noop["wall_secs"].as_f64().unwrap_or(0.0)))?;
         v["noop"] = noop;
         let changed = manifest_with_openssl_change(project)?;
         let r = timed_build(&dir, &sstate, Some(&changed), None, &o.arch);
         let _ = fs::remove_file(&changed);
         let r = r?;
-        writeln!(t, "  rebuild after one OpenSSL configure change: {} ({} tasks)", secs(r["wall_secs"].as_f64().unwrap_or(0.0)), r["tasks_run"])?;
+        writeln!(
+            t,
+            "  rebuild after one OpenSSL configure change: {} ({} tasks)",
+            crate::engine::human(r["wall_secs"].as_f64().unwrap_or(0.0)),
+            r["tasks_run"]
+        )?;
         v["openssl_change"] = r;
         let fresh = timed_build(&root.join("fresh-clone/build"), &sstate, None, None, &o.arch)?;
-        writeln!(t, "  fresh clone, warm artifact cache: {}", secs(fresh["wall_secs"].as_f64().unwrap_or(0.0)))?;
+        writeln!(t, "  fresh clone, warm artifact cache: {}", crate::engine::human(fresh["wall_secs"].as_f64().unwrap_or(0.0)))?;
         v["fresh_clone_warm_sstate"] = fresh;
     }
     Ok((v, t))
@@ -207,14 +219,6 @@ fn manifest_with_openssl_change(project: &Project) -> Result<PathBuf> {
     let path = project.manifest_path.with_file_name(".bench-openssl-change.toml");
     crate::tasks::atomic_write(&path, toml::to_string(&doc)?.as_bytes())?;
     Ok(path)
-}
-
-fn secs(s: f64) -> String {
-    if s >= 60.0 {
-        format!("{}m{:02.0}s", (s / 60.0) as u64, s % 60.0)
-    } else {
-        format!("{s:.2}s")
-    }
 }
 
 // -------------------------------------------------------------- footprint
@@ -428,11 +432,5 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(&mut []), 0.0);
-    }
-
-    #[test]
-    fn durations_read_as_minutes_past_a_minute() {
-        assert_eq!(secs(0.25), "0.25s");
-        assert_eq!(secs(754.0), "12m34s");
     }
 }

@@ -80,13 +80,8 @@ impl<'a> Target<'a> {
     /// A wheel file given by path must carry a platform tag of the target
     /// (or `any`): pip's own refusal does not say which tags would fit.
     pub fn check_wheel_fits(&self, wheel: &str) -> Result<()> {
-        let name = Path::new(wheel).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let stem = name.strip_suffix(".whl").context("not a .whl file")?;
-        let parts: Vec<&str> = stem.split('-').collect();
-        if parts.len() < 5 {
-            bail!("{name} is not a wheel file name (name-version-python-abi-platform.whl)");
-        }
-        let platforms: Vec<&str> = parts[parts.len() - 1].split('.').collect();
+        let w = WheelFile::parse(Path::new(wheel))?;
+        let (name, platforms) = (&w.file, &w.platforms);
         let tags = self.platform_tags();
         if !platforms.iter().any(|p| *p == "any" || tags.iter().any(|t| t == p)) {
             bail!(
@@ -262,9 +257,35 @@ impl<'a> Session<'a> {
     }
 }
 
-/// The normalized project name of a wheel file.
+/// What a wheel's file name says (`name-version[-build]-python-abi-platform.whl`).
+pub struct WheelFile {
+    pub file: String,
+    /// Normalized (PEP 503).
+    pub project: String,
+    pub version: String,
+    /// The platform tags, split at `.` (`manylinux_2_27_aarch64.manylinux_2_28_aarch64`).
+    pub platforms: Vec<String>,
+}
+
+impl WheelFile {
+    pub fn parse(path: &Path) -> Result<WheelFile> {
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let parts: Vec<&str> = file.strip_suffix(".whl").unwrap_or("").split('-').collect();
+        if parts.len() < 5 {
+            bail!("{file} is not a wheel file name (name-version-python-abi-platform.whl)");
+        }
+        Ok(WheelFile {
+            project: project_name(parts[0]),
+            version: parts[1].to_string(),
+            platforms: parts[parts.len() - 1].split('.').map(String::from).collect(),
+            file,
+        })
+    }
+}
+
+/// The normalized project name of a wheel file ("" for another name).
 fn wheel_project(wheel: &Path) -> String {
-    project_name(&wheel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+    WheelFile::parse(wheel).map(|w| w.project).unwrap_or_default()
 }
 
 /// The normalized project name of a requirement specifier (PEP 503), or
@@ -462,6 +483,12 @@ fn run(cmd: &mut Command, log: &mut String) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn with_target(glibc: (u32, u32), check: impl FnOnce(&Target)) {
+        let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
+        let t = Target { name: "aarch64", arch: &loaded.manifest.arch["aarch64"], tree: Path::new("/t"), prefix: "/usr/local", pyver: "3.13".into(), glibc };
+        check(&t);
+    }
+
     #[test]
     fn project_names_are_normalized() {
         assert_eq!(project_name("PyYAML>=6"), "pyyaml");
@@ -472,21 +499,22 @@ mod tests {
     }
 
     #[test]
+    fn wheel_file_names_give_project_version_and_platforms() {
+        let w = WheelFile::parse(Path::new("/c/PyYAML-6.0.3-cp313-cp313-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl")).unwrap();
+        assert_eq!((w.project.as_str(), w.version.as_str()), ("pyyaml", "6.0.3"));
+        assert_eq!(w.platforms, ["manylinux_2_27_aarch64", "manylinux_2_28_aarch64"]);
+        assert!(WheelFile::parse(Path::new("pyyaml-6.0.3.tar.gz")).is_err());
+    }
+
+    #[test]
     fn a_wheel_for_another_arch_is_refused_with_the_tags_that_fit() {
-        let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
-        let t = Target {
-            name: "aarch64",
-            arch: &loaded.manifest.arch["aarch64"],
-            tree: Path::new("/t"),
-            prefix: "/usr/local",
-            pyver: "3.13".into(),
-            glibc: (2, 36),
-        };
-        let err = t.check_wheel_fits("/w/numpy-2.5.5-cp313-cp313-linux_mips.whl").unwrap_err().to_string();
-        assert!(err.contains("built for linux_mips, not for aarch64"), "{err}");
-        assert!(err.contains("manylinux_2_36_aarch64 ... linux_aarch64"), "{err}");
-        t.check_wheel_fits("numpy-2.5.5-cp313-cp313-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl").unwrap();
-        t.check_wheel_fits("idna-3.10-py3-none-any.whl").unwrap();
+        with_target((2, 36), |t| {
+            let err = t.check_wheel_fits("/w/numpy-2.5.5-cp313-cp313-linux_mips.whl").unwrap_err().to_string();
+            assert!(err.contains("built for linux_mips, not for aarch64"), "{err}");
+            assert!(err.contains("manylinux_2_36_aarch64 ... linux_aarch64"), "{err}");
+            t.check_wheel_fits("numpy-2.5.5-cp313-cp313-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl").unwrap();
+            t.check_wheel_fits("idna-3.10-py3-none-any.whl").unwrap();
+        });
     }
 
     #[test]
@@ -502,15 +530,11 @@ mod tests {
 
     #[test]
     fn platform_tags_are_those_pip_computes_on_the_board_up_to_the_toolchain_glibc() {
-        let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
-        let t = Target {
-            name: "aarch64",
-            arch: &loaded.manifest.arch["aarch64"],
-            tree: Path::new("/t"),
-            prefix: "/usr/local",
-            pyver: "3.13".into(),
-            glibc: (2, 19),
-        };
-        assert_eq!(t.platform_tags(), ["manylinux_2_19_aarch64", "manylinux_2_18_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64", "linux_aarch64"]);
+        with_target((2, 19), |t| {
+            assert_eq!(
+                t.platform_tags(),
+                ["manylinux_2_19_aarch64", "manylinux_2_18_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64", "linux_aarch64"]
+            );
+        });
     }
 }

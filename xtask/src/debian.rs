@@ -135,12 +135,11 @@ pub fn extract(deb: &Path, dest: &Path) -> Result<u64> {
     while let Some(entry) = ar.next_entry() {
         let entry = entry?;
         let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
-        let reader: Box<dyn Read> = match name.as_str() {
-            "data.tar.xz" => Box::new(xz2::read::XzDecoder::new(entry)),
-            "data.tar.zst" => Box::new(zstd::Decoder::new(entry)?),
-            "data.tar.gz" => Box::new(flate2::read::GzDecoder::new(entry)),
-            "data.tar" => Box::new(entry),
-            _ => continue,
+        if !name.starts_with("data.tar") {
+            continue;
+        }
+        let Some(reader) = crate::unpack::decoder(&name, entry)? else {
+            bail!("{}: unknown member {name}", deb.display());
         };
         let mut tar = tar::Archive::new(reader);
         tar.set_preserve_permissions(true);

@@ -204,3 +204,9 @@ fn a_failed_build_leaves_no_stamp_and_the_next_run_resumes_where_it_stopped() {
     let out = std::process::Command::new(f.tree("b").join("usr/local/bin/app")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n", "the resumed build ends with a working tree");
 }
+
+#[test]
+fn durations_read_as_minutes_past_a_minute() {
+    assert_eq!(human(0.25), "0.2s");
+    assert_eq!(human(754.0), "12m34s");
+}

@@ -68,20 +68,7 @@ impl ImageNote {
                 }
             }
         }
-        // Python packages list their files in RECORD, relative to site-packages.
-        for record in WalkDir::new(tree).into_iter().flatten().filter(|e| e.file_name() == "RECORD") {
-            let dist_info = record.path().parent().unwrap();
-            let site = dist_info.parent().unwrap();
-            let Some(project) = dist_info.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".dist-info")) else { continue };
-            let project = project.split('-').next().unwrap_or(project).to_ascii_lowercase().replace('_', "-");
-            for line in fs::read_to_string(record.path())?.lines() {
-                let Some(path) = line.split(',').next().filter(|p| !p.is_empty()) else { continue };
-                let full = crate::image::normalize(&site.join(path));
-                if let Ok(rel) = full.strip_prefix(tree) {
-                    by_path.insert(rel.display().to_string(), format!("wheel:{project}"));
-                }
-            }
-        }
+        by_path.extend(record_owners(tree)?);
         let mut owners = BTreeMap::new();
         for e in WalkDir::new(tree).min_depth(1).sort_by_file_name() {
             let e = e?;
@@ -100,6 +87,27 @@ impl ImageNote {
         }
         Ok(ImageNote { owners, wheels, ..Default::default() })
     }
+}
+
+/// The files a `*.dist-info/RECORD` lists, as paths below `tree` (entries
+/// that climb out of it are left out).
+pub fn record_files(record: &Path, tree: &Path) -> Result<Vec<PathBuf>> {
+    let site = record.parent().and_then(Path::parent).context("RECORD outside a dist-info")?;
+    let text = fs::read_to_string(record).with_context(|| format!("cannot read {}", record.display()))?;
+    Ok(text.lines().filter_map(|l| l.split(',').next().filter(|p| !p.is_empty())).map(|p| normalize(&site.join(p))).filter(|p| p.starts_with(tree)).collect())
+}
+
+/// Tree path -> `wheel:<project>` for every file a RECORD below `tree` lists.
+pub fn record_owners(tree: &Path) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for e in WalkDir::new(tree).into_iter().flatten().filter(|e| e.file_name() == "RECORD") {
+        let dist = e.path().parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        let project = crate::crosspip::project_name(dist.split('-').next().unwrap_or(&dist));
+        for f in record_files(e.path(), tree)? {
+            out.insert(f.strip_prefix(tree).unwrap().display().to_string(), format!("wheel:{project}"));
+        }
+    }
+    Ok(out)
 }
 
 /// `a/__pycache__/b.cpython-313.pyc` belongs to whoever owns `a/b.py`.
@@ -486,6 +494,16 @@ pub fn check_tree(root: &Path, want: &ElfExpect) -> Result<Checked> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_files_resolve_against_site_packages_and_stay_in_the_tree() {
+        let t = tempfile::tempdir().unwrap();
+        let site = t.path().join("usr/local/lib/python3.13/site-packages");
+        fs::create_dir_all(site.join("x-1.0.dist-info")).unwrap();
+        fs::write(site.join("x-1.0.dist-info/RECORD"), "x/__init__.py,sha256=a,1\n../../../bin/x,sha256=b,2\n../../../../../../etc/passwd,,\n").unwrap();
+        let files = record_files(&site.join("x-1.0.dist-info/RECORD"), t.path()).unwrap();
+        assert_eq!(files, vec![site.join("x/__init__.py"), t.path().join("usr/local/bin/x")]);
+    }
 
     #[test]
     fn replace_all_replaces_every_occurrence() {

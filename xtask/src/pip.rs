@@ -99,7 +99,7 @@ fn stage_and_install(
     let mut fresh = vec![];
     let mut replaced = vec![];
     for w in &wheels {
-        let (project_name, version) = wheel_name_version(w)?;
+        let crosspip::WheelFile { project: project_name, version, .. } = crosspip::WheelFile::parse(w)?;
         match installed.get(&project_name) {
             Some((v, _)) if *v == version => writeln!(summary, "  {project_name} {version}: already installed")?,
             Some((v, record)) => {
@@ -132,7 +132,7 @@ fn stage_and_install(
     log.push_str(&report);
     check_staged(root, tree, &present, &ab.arch.elf, &[project.build_dir.clone(), root.to_path_buf()])?;
     // Files of the tree the new packages would overwrite must be theirs.
-    let replaced_files: Vec<PathBuf> = replaced.iter().map(|r| record_files(r, tree)).collect::<Result<Vec<_>>>()?.concat();
+    let replaced_files: Vec<PathBuf> = replaced.iter().map(|r| crate::image::record_files(r, tree)).collect::<Result<Vec<_>>>()?.concat();
     let mut conflicts = vec![];
     for e in WalkDir::new(root).min_depth(1) {
         let e = e?;
@@ -149,7 +149,7 @@ fn stage_and_install(
         let _ = fs::remove_file(f);
         note.owners.remove(&f.strip_prefix(tree).unwrap().display().to_string());
     }
-    let new_owners = owners_from_records(root)?;
+    let new_owners = crate::image::record_owners(root)?;
     for e in WalkDir::new(root).min_depth(1).sort_by_file_name() {
         let e = e?;
         let rel = e.path().strip_prefix(root).unwrap();
@@ -212,59 +212,4 @@ fn installed_dists(tree: &Path, prefix: &str, pyver: &str) -> Result<BTreeMap<St
         }
     }
     Ok(out)
-}
-
-/// Project name (normalized) and version from a wheel's file name.
-fn wheel_name_version(w: &Path) -> Result<(String, String)> {
-    let name = w.file_name().unwrap().to_string_lossy();
-    let mut parts = name.split('-');
-    match (parts.next(), parts.next()) {
-        (Some(p), Some(v)) => Ok((crosspip::project_name(p), v.to_string())),
-        _ => bail!("{name} is not a wheel file name"),
-    }
-}
-
-/// The files a RECORD lists, as paths in the tree.
-fn record_files(record: &Path, tree: &Path) -> Result<Vec<PathBuf>> {
-    let site = record.parent().and_then(Path::parent).context("RECORD outside a dist-info")?;
-    let text = fs::read_to_string(record).with_context(|| format!("cannot read {}", record.display()))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split(',').next().filter(|p| !p.is_empty()))
-        .map(|p| crate::image::normalize(&site.join(p)))
-        .filter(|p| p.starts_with(tree))
-        .collect())
-}
-
-/// Tree path -> `wheel:<project>` for every file a staged RECORD lists.
-fn owners_from_records(root: &Path) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for e in WalkDir::new(root).into_iter().flatten().filter(|e| e.file_name() == "RECORD") {
-        let dist = e.path().parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
-        let project = crosspip::project_name(dist.split('-').next().unwrap_or(&dist));
-        for f in record_files(e.path(), root)? {
-            out.insert(f.strip_prefix(root).unwrap().display().to_string(), format!("wheel:{project}"));
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wheel_file_names_give_project_and_version() {
-        assert_eq!(wheel_name_version(Path::new("/c/PyYAML-6.0.3-cp313-cp313-linux_mips.whl")).unwrap(), ("pyyaml".to_string(), "6.0.3".to_string()));
-    }
-
-    #[test]
-    fn record_files_resolve_against_site_packages_and_stay_in_the_tree() {
-        let t = tempfile::tempdir().unwrap();
-        let site = t.path().join("usr/local/lib/python3.13/site-packages");
-        fs::create_dir_all(site.join("x-1.0.dist-info")).unwrap();
-        fs::write(site.join("x-1.0.dist-info/RECORD"), "x/__init__.py,sha256=a,1\n../../../bin/x,sha256=b,2\n../../../../../../etc/passwd,,\n").unwrap();
-        let files = record_files(&site.join("x-1.0.dist-info/RECORD"), t.path()).unwrap();
-        assert_eq!(files, vec![site.join("x/__init__.py"), t.path().join("usr/local/bin/x")]);
-    }
 }

@@ -8,20 +8,28 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+/// The decompressing reader for a tar archive named `name` (by its
+/// extension), or `None` for a name that is not a known archive type.
+pub fn decoder<'a>(name: &str, r: impl Read + 'a) -> Result<Option<Box<dyn Read + 'a>>> {
+    Ok(Some(if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        Box::new(flate2::read::GzDecoder::new(r))
+    } else if name.ends_with(".tar.xz") {
+        Box::new(xz2::read::XzDecoder::new(r))
+    } else if name.ends_with(".tar.bz2") {
+        Box::new(bzip2::read::BzDecoder::new(r))
+    } else if name.ends_with(".tar.zst") {
+        Box::new(zstd::Decoder::new(r)?)
+    } else if name.ends_with(".tar") {
+        Box::new(r)
+    } else {
+        return Ok(None);
+    }))
+}
+
 pub fn unpack(archive: &Path, dest: &Path, strip: usize) -> Result<()> {
     let name = archive.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let file = BufReader::new(File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?);
-    let reader: Box<dyn Read> = if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        Box::new(flate2::read::GzDecoder::new(file))
-    } else if name.ends_with(".tar.xz") {
-        Box::new(xz2::read::XzDecoder::new(file))
-    } else if name.ends_with(".tar.bz2") {
-        Box::new(bzip2::read::BzDecoder::new(file))
-    } else if name.ends_with(".tar.zst") {
-        Box::new(zstd::Decoder::new(file)?)
-    } else if name.ends_with(".tar") {
-        Box::new(file)
-    } else {
+    let Some(reader) = decoder(name, file)? else {
         bail!("{}: unknown archive type (expected .tar.gz, .tgz, .tar.xz, .tar.bz2, .tar.zst or .tar)", archive.display());
     };
     let parent = dest.parent().expect("the source directory has a parent");
