@@ -252,10 +252,10 @@ impl Debian {
         }
         for p in &closure {
             let deb = crate::debian::fetch(&fetcher, p)?;
-            let scratch = tempfile::tempdir()?;
-            let unpacked = crate::debian::extract(&deb, scratch.path())?;
+            // The four measured on their own: the root holds the whole closure.
             if DEBIAN_PYTHON.contains(&p.name.as_str()) {
-                packages.push((p.name.clone(), unpacked, p.size));
+                let scratch = tempfile::tempdir()?;
+                packages.push((p.name.clone(), crate::debian::extract(&deb, scratch.path())?, p.size));
             }
             if fresh {
                 crate::debian::extract(&deb, &root)?;

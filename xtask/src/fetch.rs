@@ -59,7 +59,7 @@ impl Fetcher {
             }
             for url in self.urls(source, &name) {
                 writeln!(log, "trying {url}")?;
-                match self.download(&url, &cached, sha) {
+                match self.download(&url, &cached, Some(sha)) {
                     Ok(()) => {
                         writeln!(log, "{name}: downloaded from {url}, sha256 ok")?;
                         return Ok((cached, source));
@@ -111,8 +111,7 @@ impl Fetcher {
         let mut errors = vec![];
         for m in &self.debian_mirrors {
             let url = format!("{m}/{}", path.trim_start_matches('/'));
-            // An empty sha256 keeps the file as fetched: its signature is checked next.
-            match self.download(&url, &dest, sha256.unwrap_or("")) {
+            match self.download(&url, &dest, sha256) {
                 Ok(()) => return Ok(dest),
                 Err(e) => errors.push(format!("{url}: {e:#}")),
             }
@@ -120,7 +119,10 @@ impl Fetcher {
         bail!("cannot fetch {path} from the Debian mirrors of the host's apt configuration:\n  {}", errors.join("\n  "))
     }
 
-    fn download(&self, url: &str, dest: &Path, sha: &str) -> Result<()> {
+    /// Download `url` to `dest` through a part file; with `sha`, only a
+    /// file with that sha256 is kept (without, the caller checks it, as a
+    /// signed `InRelease` is checked by gpgv).
+    fn download(&self, url: &str, dest: &Path, sha: Option<&str>) -> Result<()> {
         // Unique per download, not per process: a recipe and its -native
         // variant fetch the same file at the same time from two threads.
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -160,13 +162,13 @@ impl Fetcher {
             Ok(hex::encode(hasher.finalize()))
         })();
         match result {
-            Ok(actual) if actual == sha || sha.is_empty() => {
+            Ok(actual) if sha.is_none_or(|s| s == actual) => {
                 fs::rename(&part, dest)?;
                 Ok(())
             }
             Ok(actual) => {
                 let _ = fs::remove_file(&part);
-                bail!("sha256 mismatch: expected {sha}, got {actual}; the downloaded file was deleted")
+                bail!("sha256 mismatch: expected {}, got {actual}; the downloaded file was deleted", sha.unwrap_or_default())
             }
             Err(e) => {
                 let _ = fs::remove_file(&part);

@@ -217,8 +217,17 @@ fn scrub_build_paths(plan: &Plan, rootfs_task: usize, tree: &Path, report: &mut 
     rules.push((tree.display().to_string().into_bytes(), Vec::new()));
     rules.push((plan.build_dir.display().to_string().into_bytes(), b"/usr/src/debug/build".to_vec()));
     let needles = [plan.build_dir.display().to_string().into_bytes(), tree.display().to_string().into_bytes()];
+    let count = rewrite_text_files(tree, &needles, &rules)?;
+    writeln!(report, "build paths rewritten in {count} text files")?;
+    Ok(())
+}
+
+/// In every text file below `root` (not ELF, at most 16 MiB) that holds
+/// one of `needles`, apply `rules` (from -> to) in order; returns how many
+/// files changed. Permissions are kept: the file is rewritten in place.
+pub fn rewrite_text_files(root: &Path, needles: &[Vec<u8>], rules: &[(Vec<u8>, Vec<u8>)]) -> Result<usize> {
     let mut count = 0;
-    for e in WalkDir::new(tree) {
+    for e in WalkDir::new(root) {
         let e = e?;
         if !e.file_type().is_file() || e.metadata()?.len() > 16 << 20 {
             continue;
@@ -228,14 +237,13 @@ fn scrub_build_paths(plan: &Plan, rootfs_task: usize, tree: &Path, report: &mut 
             continue;
         }
         let mut out = bytes;
-        for (from, to) in &rules {
+        for (from, to) in rules {
             out = replace_all(&out, from, to);
         }
         fs::write(e.path(), out)?;
         count += 1;
     }
-    writeln!(report, "build paths rewritten in {count} text files")?;
-    Ok(())
+    Ok(count)
 }
 
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {

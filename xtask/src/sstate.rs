@@ -113,7 +113,7 @@ impl Sstate {
 /// The member of an entry that names the build directory that made it.
 const ORIGIN: &str = ".crosspython-sstate-origin";
 
-/// `from` replaced by `to` in every text file and symlink below `dir`.
+/// `from` replaced by `to` in every symlink and text file below `dir`.
 fn relocate(dir: &Path, from: &[u8], to: &[u8]) -> Result<()> {
     if from == to {
         return Ok(());
@@ -127,13 +127,9 @@ fn relocate(dir: &Path, from: &[u8], to: &[u8]) -> Result<()> {
                 fs::remove_file(e.path())?;
                 std::os::unix::fs::symlink(String::from_utf8_lossy(&crate::image::replace_all(&t, from, to)).as_ref(), e.path())?;
             }
-        } else if e.file_type().is_file() && e.metadata()?.len() <= 16 << 20 {
-            let bytes = fs::read(e.path())?;
-            if !bytes.starts_with(b"\x7fELF") && crate::image::contains(&bytes, from) {
-                fs::write(e.path(), crate::image::replace_all(&bytes, from, to))?;
-            }
         }
     }
+    crate::image::rewrite_text_files(dir, &[from.to_vec()], &[(from.to_vec(), to.to_vec())])?;
     Ok(())
 }
 

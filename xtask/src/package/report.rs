@@ -247,20 +247,9 @@ pub fn sbom(loaded: &Loaded, graph: &Graph, root: &Path, note: &ImageNote, name:
     }))
 }
 
-/// `SOURCE_DATE_EPOCH` as `YYYY-MM-DDThh:mm:ssZ` (civil-from-days).
+/// `SOURCE_DATE_EPOCH` as `YYYY-MM-DDThh:mm:ssZ`, as SPDX wants it.
 fn iso8601(epoch: u64) -> String {
-    let days = (epoch / 86400) as i64;
-    let secs = epoch % 86400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch)).to_string()
 }
 
 #[cfg(test)]
