@@ -222,9 +222,13 @@ fn scrub_build_paths(plan: &Plan, rootfs_task: usize, tree: &Path, report: &mut 
     Ok(())
 }
 
-/// In every text file below `root` (not ELF, at most 16 MiB) that holds
-/// one of `needles`, apply `rules` (from -> to) in order; returns how many
-/// files changed. Permissions are kept: the file is rewritten in place.
+/// In every text file below `root` (at most 16 MiB) that holds one of
+/// `needles`, apply `rules` (from -> to) in order; returns how many files
+/// changed. Permissions are kept: the file is rewritten in place.
+///
+/// A file with a NUL byte in its first 8000 bytes is binary (git's rule)
+/// and never edited: a path of another length inside an ELF file, a
+/// `.pyc`'s marshal data or a static archive would corrupt it.
 pub fn rewrite_text_files(root: &Path, needles: &[Vec<u8>], rules: &[(Vec<u8>, Vec<u8>)]) -> Result<usize> {
     let mut count = 0;
     for e in WalkDir::new(root) {
@@ -233,7 +237,7 @@ pub fn rewrite_text_files(root: &Path, needles: &[Vec<u8>], rules: &[(Vec<u8>, V
             continue;
         }
         let bytes = fs::read(e.path())?;
-        if bytes.starts_with(b"\x7fELF") || !needles.iter().any(|n| contains(&bytes, n)) {
+        if is_binary(&bytes) || !needles.iter().any(|n| contains(&bytes, n)) {
             continue;
         }
         let mut out = bytes;
@@ -244,6 +248,10 @@ pub fn rewrite_text_files(root: &Path, needles: &[Vec<u8>], rules: &[(Vec<u8>, V
         count += 1;
     }
     Ok(count)
+}
+
+fn is_binary(bytes: &[u8]) -> bool {
+    bytes[..bytes.len().min(8000)].contains(&0)
 }
 
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {

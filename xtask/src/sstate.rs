@@ -163,7 +163,10 @@ mod tests {
         fs::create_dir_all(src.join("usr/lib/python3.13")).unwrap();
         let sysconfig = "{'CC': 'gcc -I/ci/one/build/aarch64/work/python3/recipe-sysroot/usr/include'}";
         fs::write(src.join("usr/lib/python3.13/_sysconfigdata.py"), sysconfig).unwrap();
-        fs::write(src.join("usr/lib/libx.so"), b"\x7fELF /ci/one/build kept").unwrap();
+        fs::write(src.join("usr/lib/libx.so"), b"\x7fELF\x02\x01\x01\0 /ci/one/build kept").unwrap();
+        // Marshal data: a path of another length would shift every offset.
+        let pyc = b"\xf3\r\r\n\0\0\0\0\xe3\0\0\0/ci/one/build/native/os.py";
+        fs::write(src.join("usr/lib/python3.13/os.cpython-313.pyc"), pyc).unwrap();
         let s = Sstate::new(t.path().join("sstate"));
         let sig = "cd".repeat(32);
         s.store("python3", &sig, &src, Path::new("/ci/one/build")).unwrap();
@@ -173,6 +176,7 @@ mod tests {
             fs::read_to_string(out.join("usr/lib/python3.13/_sysconfigdata.py")).unwrap(),
             "{'CC': 'gcc -I/home/me/clone/build/aarch64/work/python3/recipe-sysroot/usr/include'}"
         );
-        assert_eq!(fs::read(out.join("usr/lib/libx.so")).unwrap(), b"\x7fELF /ci/one/build kept", "binaries are not edited");
+        assert_eq!(fs::read(out.join("usr/lib/libx.so")).unwrap(), b"\x7fELF\x02\x01\x01\0 /ci/one/build kept", "binaries are not edited");
+        assert_eq!(fs::read(out.join("usr/lib/python3.13/os.cpython-313.pyc")).unwrap(), pyc, "byte code is not edited");
     }
 }
