@@ -245,9 +245,28 @@ pub fn rewrite_text_files(root: &Path, needles: &[Vec<u8>], rules: &[(Vec<u8>, V
             out = replace_all(&out, from, to);
         }
         fs::write(e.path(), out)?;
+        remove_cached_byte_code(e.path())?;
         count += 1;
     }
     Ok(count)
+}
+
+/// The byte code `__pycache__` holds for a rewritten `.py` file still has
+/// the old text's constants (crossenv compares `_sysconfigdata`'s two forms
+/// and refuses a mismatch); Python compiles the source again when needed.
+fn remove_cached_byte_code(source: &Path) -> Result<()> {
+    let (Some(dir), Some(stem)) = (source.parent(), source.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".py"))) else {
+        return Ok(());
+    };
+    let Ok(entries) = fs::read_dir(dir.join("__pycache__")) else { return Ok(()) };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.strip_prefix(stem).and_then(|rest| rest.strip_prefix('.')).is_some_and(|rest| rest.ends_with(".pyc") && !rest.contains('/')) {
+            fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn is_binary(bytes: &[u8]) -> bool {

@@ -167,6 +167,10 @@ mod tests {
         // Marshal data: a path of another length would shift every offset.
         let pyc = b"\xf3\r\r\n\0\0\0\0\xe3\0\0\0/ci/one/build/native/os.py";
         fs::write(src.join("usr/lib/python3.13/os.cpython-313.pyc"), pyc).unwrap();
+        // Byte code of a rewritten source holds the old paths: it goes.
+        fs::create_dir_all(src.join("usr/lib/python3.13/__pycache__")).unwrap();
+        fs::write(src.join("usr/lib/python3.13/__pycache__/_sysconfigdata.cpython-313.pyc"), b"\xf3\r\r\n\0/ci/one/build").unwrap();
+        fs::write(src.join("usr/lib/python3.13/__pycache__/_sysconfigdata_extra.cpython-313.pyc"), b"\0kept").unwrap();
         let s = Sstate::new(t.path().join("sstate"));
         let sig = "cd".repeat(32);
         s.store("python3", &sig, &src, Path::new("/ci/one/build")).unwrap();
@@ -178,5 +182,7 @@ mod tests {
         );
         assert_eq!(fs::read(out.join("usr/lib/libx.so")).unwrap(), b"\x7fELF\x02\x01\x01\0 /ci/one/build kept", "binaries are not edited");
         assert_eq!(fs::read(out.join("usr/lib/python3.13/os.cpython-313.pyc")).unwrap(), pyc, "byte code is not edited");
+        assert!(!out.join("usr/lib/python3.13/__pycache__/_sysconfigdata.cpython-313.pyc").exists(), "stale byte code is removed");
+        assert!(out.join("usr/lib/python3.13/__pycache__/_sysconfigdata_extra.cpython-313.pyc").exists(), "other modules' byte code stays");
     }
 }
