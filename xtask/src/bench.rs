@@ -8,6 +8,9 @@
 //!   with an empty artifact cache, the critical path and how close the
 //!   scheduler came to the best possible, a no-op rebuild, the rebuild
 //!   after one OpenSSL configure change, a fresh clone with a warm cache.
+//! - options: the interpreter rebuilt with each build option (`--lto`,
+//!   `--lto --pgo`) and without, everything else from the artifact cache:
+//!   what each option costs in build time; `runtime` runs the results.
 //! - footprint: each package profile, unpacked and compressed, next to
 //!   Debian's own Python packages of the same arch and version.
 //! - runtime: our interpreter and Debian's under the same qemu-user,
@@ -30,6 +33,7 @@ use crate::project::Project;
 pub enum Phase {
     Resolve,
     Build,
+    Options,
     Footprint,
     Runtime,
 }
@@ -42,9 +46,14 @@ pub struct Options {
     pub cold_jobs: Vec<usize>,
     /// The Debian suite whose Python is the yardstick.
     pub suite: String,
+    /// Build-option variants of the interpreter (`VARIANTS`) to build and run.
+    pub variants: Vec<String>,
 }
 
 pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
+    for v in &o.variants {
+        variant_flags(v)?;
+    }
     let out_dir = project.build_dir.parent().unwrap_or(&project.root).join("deploy/bench");
     fs::create_dir_all(&out_dir)?;
     let out_path = out_dir.join(format!("{}.json", o.arch));
@@ -61,6 +70,11 @@ pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
     if want(Phase::Build) {
         let (v, t) = build(project, o)?;
         results["build"] = v;
+        table.push_str(&t);
+    }
+    if want(Phase::Options) {
+        let (v, t) = options(project, o, &results["build"])?;
+        results["options"] = v;
         table.push_str(&t);
     }
     let debian = if want(Phase::Footprint) || want(Phase::Runtime) { Some(Debian::prepare(project, loaded, o)?) } else { None };
@@ -104,7 +118,7 @@ fn resolve(project: &Project, loaded: &Loaded) -> Result<(Value, String)> {
 
 /// One `cargo xtask build` as a child: wall time, CPU time of everything
 /// it ran (its waited-for descendants), and its buildstats.
-fn timed_build(build_dir: &Path, sstate: &Path, manifest: Option<&Path>, jobs: Option<usize>, arch: &str) -> Result<Value> {
+fn timed_build(build_dir: &Path, sstate: &Path, manifest: Option<&Path>, jobs: Option<usize>, arch: &str, extra: &[&str]) -> Result<Value> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(&exe);
     cmd.arg("--build-dir").arg(build_dir);
@@ -115,6 +129,7 @@ fn timed_build(build_dir: &Path, sstate: &Path, manifest: Option<&Path>, jobs: O
     if let Some(j) = jobs {
         cmd.args(["--jobs", &j.to_string()]);
     }
+    cmd.args(extra);
     let before = children_cpu();
     let started = Instant::now();
     let status = cmd.env("CROSSPYTHON_SSTATE_DIR", sstate).stdin(Stdio::null()).status().with_context(|| format!("cannot run {}", exe.display()))?;
@@ -153,7 +168,7 @@ fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
     for &jobs in &o.cold_jobs {
         let dir = root.join(format!("cold-j{jobs}/build"));
         let sstate = root.join(format!("sstate-j{jobs}"));
-        let mut r = timed_build(&dir, &sstate, None, Some(jobs), &o.arch)?;
+        let mut r = timed_build(&dir, &sstate, None, Some(jobs), &o.arch, &[])?;
         r["jobs"] = json!(jobs);
         let wall = r["wall_secs"].as_f64().unwrap_or(0.0);
         let cpu = r["cpu_secs"].as_f64().unwrap_or(0.0);
@@ -172,11 +187,11 @@ fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
         warm_sstate = Some((dir, sstate));
     }
     if let Some((dir, sstate)) = warm_sstate {
-        let noop = timed_build(&dir, &sstate, None, None, &o.arch)?;
+        let noop = timed_build(&dir, &sstate, None, None, &o.arch, &[])?;
         writeln!(t, "  no-op rebuild: {}", crate::engine::human(noop["wall_secs"].as_f64().unwrap_or(0.0)))?;
         v["noop"] = noop;
         let changed = manifest_with_openssl_change(project)?;
-        let r = timed_build(&dir, &sstate, Some(&changed), None, &o.arch);
+        let r = timed_build(&dir, &sstate, Some(&changed), None, &o.arch, &[]);
         let _ = fs::remove_file(&changed);
         let r = r?;
         writeln!(
@@ -186,7 +201,7 @@ fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
             r["tasks_run"]
         )?;
         v["openssl_change"] = r;
-        let fresh = timed_build(&root.join("fresh-clone/build"), &sstate, None, None, &o.arch)?;
+        let fresh = timed_build(&root.join("fresh-clone/build"), &sstate, None, None, &o.arch, &[])?;
         writeln!(t, "  fresh clone, warm artifact cache: {}", crate::engine::human(fresh["wall_secs"].as_f64().unwrap_or(0.0)))?;
         v["fresh_clone_warm_sstate"] = fresh;
     }
@@ -219,6 +234,66 @@ fn manifest_with_openssl_change(project: &Project) -> Result<PathBuf> {
     let path = project.manifest_path.with_file_name(".bench-openssl-change.toml");
     crate::tasks::atomic_write(&path, toml::to_string(&doc)?.as_bytes())?;
     Ok(path)
+}
+
+// ---------------------------------------------------------------- options
+
+/// The interpreter's build options `bench --variants` can compare, by name.
+pub const VARIANTS: [(&str, &[&str]); 4] = [("default", &[]), ("lto", &["--lto"]), ("pgo", &["--pgo"]), ("lto+pgo", &["--lto", "--pgo"])];
+
+/// Where the options phase builds a variant (its tree is what the runtime
+/// phase runs); kept apart from the cold builds, which start over.
+fn variant_build_dir(arch: &str, variant: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("crosspython-bench-{arch}-options")).join(variant.replace('+', "-")).join("build")
+}
+
+fn variant_flags(name: &str) -> Result<&'static [&'static str]> {
+    match VARIANTS.iter().find(|(n, _)| *n == name) {
+        Some((_, flags)) => Ok(flags),
+        None => bail!("--variants {name}: known variants are {}", VARIANTS.map(|v| v.0).join(", ")),
+    }
+}
+
+/// Seconds of python3's configure, compile and install in a build's task times.
+fn python3_secs(task_secs: &Value) -> [f64; 3] {
+    ["do_configure", "do_compile", "do_install"].map(|kind| {
+        task_secs.as_object().into_iter().flatten().filter(|(k, _)| k.starts_with("python3 ") && k.ends_with(kind)).filter_map(|(_, s)| s.as_f64()).sum()
+    })
+}
+
+/// python3 rebuilt (`--rebuild python3`) with each variant's options in a
+/// build dir of its own, the other recipes from the artifact cache. The
+/// baseline is python3 in the build phase's OpenSSL-change rebuild, which
+/// also builds it alone on the machine.
+fn options(project: &Project, o: &Options, build: &Value) -> Result<(Value, String)> {
+    let mut v = json!({"note": "python3 rebuilt alone with each option set; every other recipe restored from the artifact cache"});
+    let mut t = format!("\nbuild options of the interpreter ({}; python3 built alone, --jobs default)\n", o.arch);
+    writeln!(t, "  {:34} {:>10} {:>10} {:>10} {:>10}", "", "configure", "compile", "install", "python3")?;
+    let h = crate::engine::human;
+    let row = |t: &mut String, name: &str, secs: [f64; 3], base: Option<f64>| -> Result<f64> {
+        let total: f64 = secs.iter().sum();
+        let ratio = base.map(|b| format!("  ({:.2}x)", total / b)).unwrap_or_default();
+        writeln!(t, "  {:34} {:>10} {:>10} {:>10} {:>10}{ratio}", name, h(secs[0]), h(secs[1]), h(secs[2]), h(total))?;
+        Ok(total)
+    };
+    let mut base = None;
+    if !build["openssl_change"]["task_secs"].is_null() {
+        let secs = python3_secs(&build["openssl_change"]["task_secs"]);
+        base = Some(row(&mut t, "default (the OpenSSL-change rebuild)", secs, None)?);
+        v["default_from_build_phase"] = json!({"configure": secs[0], "compile": secs[1], "install": secs[2]});
+    }
+    for name in &o.variants {
+        let flags = variant_flags(name)?;
+        let dir = variant_build_dir(&o.arch, name);
+        let mut extra = vec!["--rebuild", "python3"];
+        extra.extend_from_slice(flags);
+        let r = timed_build(&dir, &project.sstate_dir, None, None, &o.arch, &extra)?;
+        let secs = python3_secs(&r["task_secs"]);
+        let total = row(&mut t, name, secs, base)?;
+        base.get_or_insert(total);
+        v[name.as_str()] = json!({"flags": flags, "build_dir": dir, "python3_secs": {"configure": secs[0], "compile": secs[1], "install": secs[2], "total": total}, "wall_secs": r["wall_secs"], "cpu_secs": r["cpu_secs"]});
+    }
+    Ok((v, t))
 }
 
 // -------------------------------------------------------------- footprint
@@ -349,19 +424,38 @@ struct Interp {
     python: PathBuf,
 }
 
-fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<(Value, String)> {
-    let arch = &loaded.manifest.arch[&o.arch];
-    let tree = project.tree(&o.arch);
+/// Our interpreters: the build directory's own tree (unless `default` is
+/// a variant), each variant the options phase built; then Debian's.
+fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<Vec<Interp>> {
     let prefix = loaded.manifest.distro.prefix.trim_start_matches('/');
-    let interps = [
-        Interp { name: "crosspython".into(), root: tree.clone(), python: tree.join(prefix).join("bin/python3") },
-        Interp { name: format!("debian-{}", o.suite), root: debian.root.clone(), python: debian.root.join("usr/bin/python3.13") },
-    ];
-    for i in &interps {
+    let ours = |name: String, tree: PathBuf| Interp { name, python: tree.join(prefix).join("bin/python3"), root: tree };
+    let mut out = vec![];
+    if !o.variants.iter().any(|v| v == "default") {
+        let tree = project.tree(&o.arch);
+        let features: Vec<String> = crate::image::ImageNote::read(&tree).map(|n| n.features.into_values().flatten().collect()).unwrap_or_default();
+        out.push(ours(if features.is_empty() { "default".into() } else { features.join("+") }, tree));
+    }
+    for name in &o.variants {
+        let i = ours(name.clone(), crate::image::tree_dir(&variant_build_dir(&o.arch, name), &o.arch));
+        if i.python.exists() {
+            out.push(i);
+        } else {
+            eprintln!("note: no {name} build to run ({} is missing); `bench --only options` builds it", i.python.display());
+        }
+    }
+    out.push(Interp { name: format!("debian-{}", o.suite), root: debian.root.clone(), python: debian.root.join("usr/bin/python3.13") });
+    for i in &out {
         if !i.python.exists() {
             bail!("{} does not exist; build the tree first", i.python.display());
         }
     }
+    Ok(out)
+}
+
+fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<(Value, String)> {
+    let arch = &loaded.manifest.arch[&o.arch];
+    let interps = interpreters(project, loaded, o, debian)?;
+    let yardstick = interps.len() - 1;
     let workloads = project.root.join("tests/bench/workloads.py");
     let imports = "import json, re, decimal, sqlite3, ssl, asyncio, email.parser, xml.etree.ElementTree, zlib, lzma, ctypes";
     let mut cases: Vec<(String, Vec<String>, bool)> = vec![
@@ -390,11 +484,21 @@ fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> 
         }
         Ok(wall)
     };
-    let mut t = format!("\nruntime ({} under {}, median of {} runs, alternating; ratio < 1: crosspython is faster)\n", o.arch, arch.qemu, o.runs);
-    writeln!(t, "  {:28} {:>12} {:>12} {:>7}", "", interps[0].name, interps[1].name, "ratio")?;
+    let ys = &interps[yardstick].name;
+    let mut t = format!(
+        "\nruntime ({} under {}, seconds, median of {} runs, alternating; ratio = ours / {ys}, < 1: ours is faster)\n  {:26}",
+        o.arch, arch.qemu, o.runs, ""
+    );
+    for i in &interps {
+        write!(t, " {:>13}", i.name)?;
+    }
+    for i in &interps[..yardstick] {
+        write!(t, " {:>13}", format!("ratio {}", i.name))?;
+    }
+    t.push('\n');
     let mut v = BTreeMap::new();
     for (name, args, inner) in &cases {
-        let mut times: [Vec<f64>; 2] = [vec![], vec![]];
+        let mut times: Vec<Vec<f64>> = vec![vec![]; interps.len()];
         // Warm the page cache once for each, then alternate.
         for i in &interps {
             run(i, args, *inner)?;
@@ -404,11 +508,27 @@ fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> 
                 times[k].push(run(i, args, *inner)?);
             }
         }
-        let (a, b) = (median(&mut times[0]), median(&mut times[1]));
-        writeln!(t, "  {:28} {:>11.3}s {:>11.3}s {:>7.2}", name, a, b, a / b)?;
-        v.insert(name.clone(), json!({"crosspython": times[0], "debian": times[1], "median": [a, b], "ratio": a / b}));
+        let medians: Vec<f64> = times.iter_mut().map(|ts| median(ts)).collect();
+        write!(t, "  {name:26}")?;
+        for m in &medians {
+            write!(t, " {m:>13.3}")?;
+        }
+        let mut case = serde_json::Map::new();
+        let mut ratios = serde_json::Map::new();
+        for (k, i) in interps.iter().enumerate() {
+            case.insert(i.name.clone(), json!({"runs": times[k], "median": medians[k]}));
+            if k != yardstick {
+                let r = medians[k] / medians[yardstick];
+                write!(t, " {r:>13.2}")?;
+                ratios.insert(i.name.clone(), json!(r));
+            }
+        }
+        t.push('\n');
+        case.insert("ratio".into(), Value::Object(ratios));
+        v.insert(name.clone(), Value::Object(case));
     }
-    Ok((json!({"runs": o.runs, "debian_version": debian.version, "qemu": arch.qemu, "cases": v}), t))
+    let names: Vec<&str> = interps.iter().map(|i| i.name.as_str()).collect();
+    Ok((json!({"runs": o.runs, "interpreters": names, "yardstick": ys, "debian_version": debian.version, "qemu": arch.qemu, "cases": v}), t))
 }
 
 fn median(xs: &mut [f64]) -> f64 {

@@ -22,6 +22,9 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 pub struct Options {
     pub jobs: usize,
     pub explain: bool,
+    /// Recipes (node names) whose tasks run even when their stamps or the
+    /// artifact cache have them (BitBake's `-f`).
+    pub rebuild: Vec<String>,
 }
 
 /// What a run did, for the summary and the benchmarks.
@@ -46,9 +49,15 @@ enum Mode {
     Restore,
 }
 
-fn modes(plan: &Plan, sstate: &Sstate) -> Vec<Mode> {
+fn modes(plan: &Plan, sstate: &Sstate, rebuild: &[String]) -> Vec<Mode> {
     let mut mode = vec![Mode::Skip; plan.tasks.len()];
     for (u, unit) in plan.units.iter().enumerate() {
+        if rebuild.contains(&unit.node.name) {
+            for kind in Kind::RECIPE {
+                mode[plan.task(u, kind)] = Mode::Run;
+            }
+            continue;
+        }
         let pop = plan.task(u, Kind::PopulateSysroot);
         if plan.is_stamped(pop) && unit.dirs.sysroot_destdir.exists() {
             continue;
@@ -96,7 +105,14 @@ struct State {
 
 pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Result<Stats> {
     let t0 = Instant::now();
-    let mode = modes(plan, sstate);
+    for r in &opts.rebuild {
+        if !plan.units.iter().any(|u| u.node.name == *r) {
+            let mut names: Vec<&str> = plan.units.iter().map(|u| u.node.name.as_str()).collect();
+            names.dedup();
+            bail!("--rebuild {r}: no such recipe in this build; there are: {}", names.join(", "));
+        }
+    }
+    let mode = modes(plan, sstate, &opts.rebuild);
     let needed: Vec<usize> = (0..plan.tasks.len()).filter(|&t| mode[t] != Mode::Skip).collect();
     let mut stats = Stats { tasks_total: plan.tasks.len(), ..Default::default() };
     if needed.is_empty() {

@@ -111,6 +111,10 @@ ln -sf liba.so.1 "$D$prefix/lib/liba.so"
 
     /// Build `recipes` in the build directory `build`.
     fn build(&self, build: &str, recipes: &str) -> Result<Stats> {
+        self.build_with(build, recipes, &[])
+    }
+
+    fn build_with(&self, build: &str, recipes: &str, rebuild: &[&str]) -> Result<Stats> {
         let project = self.project(build);
         let loaded = self.manifest(recipes);
         let plan = project.plan(&loaded, &["host".to_string()], None)?;
@@ -122,7 +126,12 @@ ln -sf liba.so.1 "$D$prefix/lib/liba.so"
             launcher: None,
             tail_lines: 40,
         };
-        run(&plan, &worker, &Sstate::new(project.sstate_dir.clone()), &Options { jobs: 2, explain: false })
+        run(
+            &plan,
+            &worker,
+            &Sstate::new(project.sstate_dir.clone()),
+            &Options { jobs: 2, explain: false, rebuild: rebuild.iter().map(|r| r.to_string()).collect() },
+        )
     }
 
     fn tree(&self, build: &str) -> PathBuf {
@@ -203,6 +212,20 @@ fn a_failed_build_leaves_no_stamp_and_the_next_run_resumes_where_it_stopped() {
     assert_eq!(ran(&stats, "liba 1.0 (host): do_compile").len(), 1);
     let out = std::process::Command::new(f.tree("b").join("usr/local/bin/app")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n", "the resumed build ends with a working tree");
+}
+
+#[test]
+fn rebuild_runs_one_recipe_again_though_nothing_changed() {
+    let f = Fixture::new();
+    let recipes = f.liba() + &f.app("\"liba\"", "");
+    f.build("b", &recipes).unwrap();
+    let stats = f.build_with("b", &recipes, &["liba"]).unwrap();
+    assert_eq!(ran(&stats, "liba 1.0 (host): do_compile").len(), 1, "ran: {:?}", stats.task_secs.keys());
+    assert!(stats.restored_from_sstate.is_empty(), "not restored from the cache: {:?}", stats.restored_from_sstate);
+    assert!(ran(&stats, "app 1.0").is_empty(), "app's inputs did not change: {:?}", stats.task_secs.keys());
+    assert_eq!(ran(&stats, "do_rootfs").len(), 1, "the image takes the rebuilt liba");
+    let err = f.build_with("b", &recipes, &["libz"]).unwrap_err().to_string();
+    assert!(err.contains("--rebuild libz: no such recipe in this build; there are: liba, app"), "{err}");
 }
 
 #[test]

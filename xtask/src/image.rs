@@ -37,6 +37,9 @@ pub struct ImageNote {
     pub toolchain_glibc: Option<(u32, u32)>,
     /// The build machine's python of the same version (byte code).
     pub build_python: Option<PathBuf>,
+    /// Recipe -> the build options (packageconfig) it was built with.
+    #[serde(default)]
+    pub features: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -85,7 +88,14 @@ impl ImageNote {
             };
             owners.insert(rel, owner);
         }
-        Ok(ImageNote { owners, wheels, ..Default::default() })
+        let features = plan.tasks[rootfs_task]
+            .deps
+            .iter()
+            .map(|&t| &plan.units[plan.tasks[t].unit.expect("recipe task")].node)
+            .filter(|n| !n.is_native() && !n.features.is_empty())
+            .map(|n| (n.recipe.clone(), n.features.clone()))
+            .collect();
+        Ok(ImageNote { owners, wheels, features, ..Default::default() })
     }
 }
 

@@ -115,8 +115,9 @@ fn to_dot(g: &Graph, runtime: bool) -> String {
 }
 
 /// Every resolved value of a recipe, like `bitbake-getvar`.
-pub fn show(project: &Project, recipe: &str, arch: &str) -> Result<()> {
-    let loaded = project.load()?;
+pub fn show(project: &Project, recipe: &str, arch: &str, features: &[String]) -> Result<()> {
+    let mut loaded = project.load()?;
+    loaded.enable_features(features)?;
     let arch = single_arch(project, &loaded, arch)?;
     let g = resolve::resolve(&loaded, &arch)?;
     let Some(i) = g.index(recipe) else {
@@ -141,6 +142,13 @@ pub fn show(project: &Project, recipe: &str, arch: &str) -> Result<()> {
         if let Some(o) = n.origin.get(k) {
             println!("    # from {o}");
         }
+    }
+    let r = loaded.manifest.recipes.iter().find(|r| *r.name.get_ref() == n.recipe && *r.version.get_ref() == n.version).expect("a node has its recipe");
+    let key = if n.is_native() { "native" } else { arch.as_str() };
+    let offered = r.arch.get(key).and_then(|o| o.packageconfig.as_ref()).unwrap_or(&r.packageconfig);
+    for (name, pc) in offered {
+        let state = if n.features.contains(name) { "on".to_string() } else { format!("off; `--feature {name}` switches it on") };
+        println!("# packageconfig.{name} ({state}): {}", pc.summary);
     }
     Ok(())
 }

@@ -51,6 +51,53 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(clap::Args)]
+struct BuildArgs {
+    /// An arch of the manifest, a comma list, or `all`.
+    #[arg(long)]
+    arch: String,
+    /// Parallel jobs for the whole build (default: the number of cores).
+    #[arg(long, short)]
+    jobs: Option<usize>,
+    /// Say why each task runs.
+    #[arg(long, short = 'v', alias = "verbose")]
+    explain: bool,
+    /// Wait for another build holding the build directory.
+    #[arg(long)]
+    wait: bool,
+    /// Cross toolchain: a directory with bin/<triplet>-gcc, or a prefix like /opt/sdk/bin/aarch64-linux-gnu-.
+    #[arg(long)]
+    toolchain: Option<String>,
+    /// Run this recipe's tasks even if they are up to date or in the artifact cache (BitBake's -f).
+    #[arg(long, value_delimiter = ',')]
+    rebuild: Vec<String>,
+    #[command(flatten)]
+    features: Features,
+}
+
+/// Build options on top of the manifest's `distro.features`.
+#[derive(clap::Args)]
+struct Features {
+    /// Switch on a feature: every recipe's packageconfig of that name applies (comma list or repeated).
+    #[arg(long = "feature", value_delimiter = ',')]
+    names: Vec<String>,
+    /// Link-time optimization of the interpreter (`--feature lto`).
+    #[arg(long)]
+    lto: bool,
+    /// Profile-guided optimization: the profile task runs on the target under qemu-user (`--feature pgo`).
+    #[arg(long)]
+    pgo: bool,
+}
+
+impl Features {
+    fn names(&self) -> Vec<String> {
+        let mut names = self.names.clone();
+        names.extend(self.lto.then(|| "lto".to_string()));
+        names.extend(self.pgo.then(|| "pgo".to_string()));
+        names
+    }
+}
+
 #[derive(Subcommand)]
 enum PipAction {
     /// Requirement specifiers or wheel files, as for `pip install`.
@@ -68,23 +115,7 @@ enum PipAction {
 #[derive(Subcommand)]
 enum Cmd {
     /// Fetch, build every recipe and assemble sysroots/<arch>.
-    Build {
-        /// An arch of the manifest, a comma list, or `all`.
-        #[arg(long)]
-        arch: String,
-        /// Parallel jobs for the whole build (default: the number of cores).
-        #[arg(long, short)]
-        jobs: Option<usize>,
-        /// Say why each task runs.
-        #[arg(long, short = 'v', alias = "verbose")]
-        explain: bool,
-        /// Wait for another build holding the build directory.
-        #[arg(long)]
-        wait: bool,
-        /// Cross toolchain: a directory with bin/<triplet>-gcc, or a prefix like /opt/sdk/bin/aarch64-linux-gnu-.
-        #[arg(long)]
-        toolchain: Option<String>,
-    },
+    Build(BuildArgs),
     /// Run the target tree (or a package) under qemu-user and check it.
     QemuTest {
         #[arg(long)]
@@ -139,6 +170,9 @@ enum Cmd {
         /// Debian suite whose python3.13 is the yardstick.
         #[arg(long, default_value = "trixie")]
         suite: String,
+        /// Build-option variants of the interpreter to build and run: default, lto, pgo, lto+pgo.
+        #[arg(long, value_delimiter = ',', default_value = "lto+pgo")]
+        variants: Vec<String>,
     },
     /// Validate the manifest and list every problem.
     Check,
@@ -161,6 +195,8 @@ enum Cmd {
         recipe: String,
         #[arg(long, default_value = "aarch64")]
         arch: String,
+        #[command(flatten)]
+        features: Features,
     },
     /// Download and verify every source of the arches' builds.
     Fetch {
@@ -193,7 +229,7 @@ fn real_main() -> Result<()> {
     let cli = Cli::parse();
     let project = Project::locate(cli.manifest, cli.build_dir)?;
     match cli.command {
-        Cmd::Build { arch, jobs, explain, wait, toolchain } => build(&project, &arch, jobs, explain, wait, toolchain.as_deref()),
+        Cmd::Build(args) => build(&project, &args),
         Cmd::QemuTest { arch, package, cpython_tests } => {
             let loaded = project.load()?;
             for a in project.arches(&loaded, &arch)? {
@@ -220,14 +256,14 @@ fn real_main() -> Result<()> {
                 &pip::Request { arch: &arch, toolchain: toolchain.as_deref(), specs: &specs, requirements: requirement.as_deref(), no_binary: &no_binary },
             )
         }
-        Cmd::Bench { arch, only, runs, cold_jobs, suite } => {
+        Cmd::Bench { arch, only, runs, cold_jobs, suite, variants } => {
             let loaded = project.load()?;
             project.arches(&loaded, &arch)?;
-            bench::bench(&project, &loaded, &bench::Options { arch, only, runs, cold_jobs, suite })
+            bench::bench(&project, &loaded, &bench::Options { arch, only, runs, cold_jobs, suite, variants })
         }
         Cmd::Check => inspect::check(&project),
         Cmd::Graph { arch, dot, runtime, why } => inspect::graph(&project, &arch, dot, runtime, why.as_deref()),
-        Cmd::Show { recipe, arch } => inspect::show(&project, &recipe, &arch),
+        Cmd::Show { recipe, arch, features } => inspect::show(&project, &recipe, &arch, &features.names()),
         Cmd::Fetch { arch } => inspect::fetch_all(&project, &arch),
         Cmd::Doctor { arch, install } => {
             let loaded = project.load()?;
@@ -250,15 +286,34 @@ fn real_main() -> Result<()> {
     }
 }
 
-fn build(project: &Project, arch: &str, jobs: Option<usize>, explain: bool, wait: bool, toolchain: Option<&str>) -> Result<()> {
+fn build(project: &Project, args: &BuildArgs) -> Result<()> {
     let t0 = Instant::now();
-    let loaded = project.load()?;
-    let names = project.arches(&loaded, arch)?;
+    let toolchain = args.toolchain.as_deref();
+    let mut loaded = project.load()?;
+    loaded.enable_features(&args.features.names())?;
+    let names = project.arches(&loaded, &args.arch)?;
     let arches: Vec<_> = names.iter().map(|n| &loaded.manifest.arch[n]).collect();
     host::ensure(&loaded.manifest, &arches, toolchain.is_some() || std::env::var_os("CROSSPYTHON_TOOLCHAIN").is_some())?;
-    let _lock = BuildLock::take(&project.build_dir, wait)?;
+    let _lock = BuildLock::take(&project.build_dir, args.wait)?;
     let plan = project.plan(&loaded, &names, toolchain)?;
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    for ab in &plan.arches {
+        if let Some(n) = ab.graph.nodes.iter().find(|n| n.runs_target_programs()) {
+            let why = match &ab.toolchain.run_root {
+                None => "the toolchain's dynamic loader was not found (libc.so.6 names it)".to_string(),
+                Some(_) => match qemu::ensure_binfmt(&ab.arch) {
+                    Ok(()) => continue,
+                    Err(why) => why,
+                },
+            };
+            anyhow::bail!(
+                "{} for {} runs target programs while it builds (features: {}), and they cannot start: {why}",
+                n.name,
+                ab.name,
+                n.features.join(", ")
+            );
+        }
+    }
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     ctrlc::set_handler(|| {
         engine::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         work::stop_children();
@@ -274,7 +329,7 @@ fn build(project: &Project, arch: &str, jobs: Option<usize>, explain: bool, wait
     };
     let sstate = sstate::Sstate::new(project.sstate_dir.clone());
     eprintln!("crosspython: building {} ({} recipes, {} tasks, {jobs} jobs)", names.join(", "), plan.units.len(), plan.tasks.len());
-    let stats = engine::run(&plan, &worker, &sstate, &engine::Options { jobs, explain })?;
+    let stats = engine::run(&plan, &worker, &sstate, &engine::Options { jobs, explain: args.explain, rebuild: args.rebuild.clone() })?;
     let wall = t0.elapsed().as_secs_f64();
     if stats.tasks_run == 0 {
         eprintln!("crosspython: nothing to do, all {} tasks are up to date ({})", stats.tasks_total, engine::human(wall));

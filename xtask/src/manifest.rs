@@ -103,6 +103,11 @@ pub struct Distro {
     /// Environment of every source build of a Python package.
     #[serde(default)]
     pub python_build_env: BTreeMap<String, String>,
+    /// Build options switched on in every recipe that offers them in its
+    /// `packageconfig` (BitBake's DISTRO_FEATURES driving PACKAGECONFIG);
+    /// `cargo xtask build --feature <f>` (or `--lto`, `--pgo`) adds to them.
+    #[serde(default)]
+    pub features: Vec<Name>,
     /// CPython's own test modules that `qemu-test --cpython-tests` runs on the target.
     #[serde(default)]
     pub cpython_tests: Vec<String>,
@@ -271,6 +276,23 @@ pub struct Overrides {
     pub do_compile: Option<String>,
     pub do_install: Option<String>,
     pub do_install_append: Option<String>,
+    pub packageconfig: Option<BTreeMap<String, PackageConfig>>,
+}
+
+/// One build option of a recipe (BitBake's PACKAGECONFIG): what it adds
+/// to the recipe when the distro feature of the same name is on.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageConfig {
+    /// What the option does, for `cargo xtask show`.
+    #[serde(default)]
+    pub summary: String,
+    #[serde(default)]
+    pub configure: Vec<String>,
+    #[serde(default)]
+    pub make_args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -323,6 +345,9 @@ pub struct Recipe {
     pub do_compile: Option<String>,
     pub do_install: Option<String>,
     pub do_install_append: Option<String>,
+    /// Build options, keyed by the distro feature that switches them on.
+    #[serde(default)]
+    pub packageconfig: BTreeMap<String, PackageConfig>,
     /// Per-arch overrides; the key `native` applies to the native variant.
     #[serde(default)]
     pub arch: BTreeMap<String, Overrides>,
@@ -330,6 +355,11 @@ pub struct Recipe {
 
 fn yes() -> bool {
     true
+}
+
+fn unknown_feature(f: &str, offered: &std::collections::BTreeSet<String>) -> String {
+    let list: Vec<&str> = offered.iter().map(String::as_str).collect();
+    format!("no recipe offers the feature `{f}` in its packageconfig; offered: {}", if list.is_empty() { "none".to_string() } else { list.join(", ") })
 }
 
 /// One problem found in the manifest, located in the file.
@@ -406,6 +436,33 @@ impl Loaded {
             out.extend(crate::crosspip::read_requirements(&path).with_context(|| format!("distro.python_requirements in {}", self.path.display()))?);
         }
         Ok(out)
+    }
+
+    /// Every feature some recipe's `packageconfig` (or an override's) offers.
+    pub fn features_offered(&self) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for r in &self.manifest.recipes {
+            out.extend(r.packageconfig.keys().cloned());
+            for o in r.arch.values() {
+                out.extend(o.packageconfig.iter().flat_map(|p| p.keys().cloned()));
+            }
+        }
+        out
+    }
+
+    /// Switch features on from the command line (`build --feature`), as if
+    /// `distro.features` listed them.
+    pub fn enable_features(&mut self, features: &[String]) -> Result<()> {
+        let offered = self.features_offered();
+        for f in features {
+            if !offered.contains(f) {
+                anyhow::bail!("--feature {f}: {}", unknown_feature(f, &offered));
+            }
+            if !self.manifest.distro.features.iter().any(|d| d.get_ref() == f) {
+                self.manifest.distro.features.push(Spanned::new(0..0, f.clone()));
+            }
+        }
+        Ok(())
     }
 
     pub fn text(&self) -> &str {
@@ -493,6 +550,12 @@ impl Loaded {
         if let Some(d) = &m.package.default_profile {
             if !m.package.profile.contains_key(d) {
                 problems.push(self.problem_at_start("package.default_profile", format!("no profile `{d}`")));
+            }
+        }
+        let offered = self.features_offered();
+        for f in &m.distro.features {
+            if !offered.contains(f.get_ref()) {
+                problems.push(self.problem(f, "distro.features", unknown_feature(f.get_ref(), &offered)));
             }
         }
         for (i, limit) in m.distro.cpython_test_limits.iter().enumerate() {

@@ -49,6 +49,11 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
     }
     let checked = crate::image::check_tree(&tree, &arch.elf)?;
     eprint!("{}", checked.summary());
+    if let Ok(note) = crate::image::ImageNote::read(&tree) {
+        for (recipe, features) in &note.features {
+            eprintln!("{recipe} built with: {}", features.join(", "));
+        }
+    }
 
     let binfmt = ensure_binfmt(arch);
     if let Err(why) = &binfmt {

@@ -44,6 +44,8 @@ pub struct Node {
     pub do_compile: Option<String>,
     pub do_install: Option<String>,
     pub do_install_append: Option<String>,
+    /// The build options (packageconfig) switched on by distro features.
+    pub features: Vec<String>,
     /// Direct build-time dependencies (indices into `Graph::nodes`).
     pub depends: Vec<usize>,
     /// Direct run-time dependencies.
@@ -59,6 +61,13 @@ impl Node {
 
     pub fn is_native(&self) -> bool {
         self.variant == Variant::Native
+    }
+
+    /// Whether a build step runs target programs (`${TARGET_RUN_ENV}`).
+    pub fn runs_target_programs(&self) -> bool {
+        let uses = |s: &String| s.contains("${TARGET_RUN_ENV}");
+        self.configure.iter().chain(&self.make_args).chain(self.env.values()).any(uses)
+            || [&self.do_configure, &self.do_compile, &self.do_install, &self.do_install_append].into_iter().flatten().any(uses)
     }
 }
 
@@ -475,6 +484,7 @@ impl<'a> Resolver<'a> {
             do_compile: r.do_compile.clone(),
             do_install: r.do_install.clone(),
             do_install_append: r.do_install_append.clone(),
+            features: vec![],
             depends: vec![],
             rdepends: vec![],
             origin,
@@ -533,7 +543,29 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
+        self.apply_packageconfig(r, c.variant, &mut node);
         node
+    }
+
+    /// The options of the recipe (or of its override) whose distro feature
+    /// is on add their configure arguments, make arguments and environment.
+    fn apply_packageconfig(&self, r: &Recipe, variant: Variant, node: &mut Node) {
+        let offered = overrides(r, variant, self.arch).and_then(|o| o.packageconfig.as_ref()).unwrap_or(&r.packageconfig);
+        for feature in &self.loaded.manifest.distro.features {
+            let Some(pc) = offered.get(feature.get_ref()) else { continue };
+            let f = feature.get_ref();
+            let why = format!("packageconfig.{f} (distro feature `{f}`)");
+            for (field, added) in [("configure", !pc.configure.is_empty()), ("make_args", !pc.make_args.is_empty()), ("env", !pc.env.is_empty())] {
+                if added {
+                    let prev = node.origin[field].clone();
+                    node.origin.insert(field.into(), format!("{prev} + {why}"));
+                }
+            }
+            node.configure.extend(pc.configure.iter().cloned());
+            node.make_args.extend(pc.make_args.iter().cloned());
+            node.env.extend(pc.env.clone());
+            node.features.push(f.clone());
+        }
     }
 
     fn loaded_text(&self) -> &str {

@@ -25,6 +25,10 @@ pub struct Toolchain {
     pub version: String,
     /// `-dumpmachine`.
     pub machine: String,
+    /// The directory that stands for `/` when the target's programs run
+    /// under qemu-user (`QEMU_LD_PREFIX`): where the toolchain's dynamic
+    /// loader and libc are.
+    pub run_root: Option<PathBuf>,
 }
 
 impl Toolchain {
@@ -59,7 +63,18 @@ impl Toolchain {
         let version = cmd!(sh, "{cc} {args...} --version").quiet().read()?.lines().next().unwrap_or_default().to_string();
         let machine = cmd!(sh, "{cc} {args...} -dumpmachine").quiet().read()?.trim().to_string();
         let tool_prefix = binutils_prefix(&cc, &arch.triplet);
-        Ok(Toolchain { cc, cc_args, tool_prefix, version, machine })
+        let mut tc = Toolchain { cc, cc_args, tool_prefix, version, machine, run_root: None };
+        tc.run_root = tc.find_run_root();
+        Ok(tc)
+    }
+
+    /// glibc's `libc.so.6` is itself a program: its `PT_INTERP` names the
+    /// dynamic loader, and the directory the loader's path hangs from is
+    /// the root (`/usr/aarch64-linux-gnu`, or a clang `--sysroot`).
+    fn find_run_root(&self) -> Option<PathBuf> {
+        let libc = self.find_lib("libc.so.6")?.canonicalize().ok()?;
+        let interp = crate::elf::inspect(&libc).ok()??.interp?;
+        libc.ancestors().skip(1).find(|dir| dir.join(interp.trim_start_matches('/')).exists()).map(Path::to_path_buf)
     }
 
     /// Everything about the compiler that can change what it produces.

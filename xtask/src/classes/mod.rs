@@ -115,8 +115,16 @@ impl Ctx<'_> {
         set("prefix", self.prefix().to_string());
         set("HOST_SYS", self.host_sys().to_string());
         set("BUILD_SYS", self.build_sys.to_string());
-        if let Some((arch, _)) = self.target {
+        if let Some((arch, tc)) = self.target {
             set("OPENSSL_TARGET", arch.openssl.clone());
+            // Variable assignments under which a target program runs on the
+            // build machine (CPython's PGO profile task): the kernel starts
+            // it, and its children, through qemu's binfmt_misc entry, and
+            // qemu finds the toolchain's loader and libc in the prefix.
+            if let Some(root) = &tc.run_root {
+                let cpu = arch.qemu_cpu.as_ref().map(|c| format!(" QEMU_CPU={c}")).unwrap_or_default();
+                set("TARGET_RUN_ENV", format!("QEMU_LD_PREFIX={}{cpu}", root.display()));
+            }
         }
         v
     }

@@ -214,3 +214,58 @@ fn configure_with_follows_the_chosen_provider() {
         assert_eq!(g.nodes[g.index("app").unwrap()].configure, [arg]);
     }
 }
+
+/// `app` offers `lto` (configure) and `pgo` (make, env) to its target
+/// variant; its native variant offers nothing.
+fn app_with_options() -> String {
+    recipe(
+        "app",
+        "1",
+        "native = true\nconfigure = [\"--shared\"]\n\
+         [recipe.packageconfig.lto]\nconfigure = [\"--with-lto\"]\n\
+         [recipe.packageconfig.pgo]\nconfigure = [\"--enable-optimizations\"]\nmake_args = [\"RUNSHARED=${TARGET_RUN_ENV}\"]\nenv = { PROFILE = \"1\" }\n\
+         [recipe.arch.native]\npackageconfig = {}",
+    )
+}
+
+#[test]
+fn a_distro_feature_switches_on_the_recipe_option_of_its_name() {
+    let g = graph(&manifest("\"app\"", "features = [\"lto\"]", &app_with_options())).unwrap();
+    let app = &g.nodes[g.index("app").unwrap()];
+    assert_eq!(app.configure, ["--shared", "--with-lto"]);
+    assert_eq!(app.features, ["lto"]);
+    assert!(app.make_args.is_empty() && app.env.is_empty(), "pgo stays off");
+    assert!(app.origin["configure"].ends_with("+ packageconfig.lto (distro feature `lto`)"), "{}", app.origin["configure"]);
+    assert!(!app.runs_target_programs());
+}
+
+#[test]
+fn without_features_a_recipe_builds_as_written() {
+    let g = graph(&manifest("\"app\"", "", &app_with_options())).unwrap();
+    let app = &g.nodes[g.index("app").unwrap()];
+    assert_eq!(app.configure, ["--shared"]);
+    assert!(app.features.is_empty());
+}
+
+#[test]
+fn command_line_features_add_to_the_distro_and_an_override_can_offer_none() {
+    let mut loaded = Loaded::parse(Path::new("m.toml"), manifest("\"app\" , \"app-native\"", "", &app_with_options())).unwrap();
+    loaded.enable_features(&["pgo".to_string()]).unwrap();
+    let g = resolve(&loaded, "aarch64").unwrap();
+    let app = &g.nodes[g.index("app").unwrap()];
+    assert_eq!(app.configure, ["--shared", "--enable-optimizations"]);
+    assert_eq!(app.make_args, ["RUNSHARED=${TARGET_RUN_ENV}"]);
+    assert_eq!(app.env["PROFILE"], "1");
+    assert!(app.runs_target_programs(), "pgo runs the target's programs during the build");
+    let native = &g.nodes[g.index("app-native").unwrap()];
+    assert_eq!(native.configure, ["--shared"], "the native override offers no options");
+}
+
+#[test]
+fn an_unknown_feature_is_an_error_that_lists_the_offered_ones() {
+    let errs = errors(&manifest("\"app\"", "features = [\"ltoo\"]", &app_with_options()));
+    assert_eq!(errs, ["m.toml:5:13: `distro.features`: no recipe offers the feature `ltoo` in its packageconfig; offered: lto, pgo"]);
+    let mut loaded = Loaded::parse(Path::new("m.toml"), manifest("\"app\"", "", &app_with_options())).unwrap();
+    let err = loaded.enable_features(&["pg".to_string()]).unwrap_err().to_string();
+    assert_eq!(err, "--feature pg: no recipe offers the feature `pg` in its packageconfig; offered: lto, pgo");
+}
