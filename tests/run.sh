@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --check
+cargo clippy --workspace --release --all-targets -- -D warnings
 cargo test --workspace --release
 tests/e2e.sh aarch64

@@ -339,7 +339,7 @@ pub fn download(
         format!("pip found no wheels for the target ({}, cp{}) for: {}", t.platform_tags()[0], t.pyver.replace('.', ""), requirements.join(" "))
     })?;
     let files: Vec<PathBuf> = fs::read_dir(dest)?.flatten().map(|e| e.path()).collect();
-    if let Some(other) = files.iter().find(|p| !p.extension().is_some_and(|e| e == "whl")) {
+    if let Some(other) = files.iter().find(|p| p.extension().is_none_or(|e| e != "whl")) {
         bail!("pip gave {} instead of a wheel for the target", other.file_name().unwrap().to_string_lossy());
     }
     let mut wheels = files;

@@ -25,7 +25,7 @@ pub fn check(project: &Project) -> Result<()> {
 fn problems(loaded: &crate::manifest::Loaded) -> Result<Vec<crate::manifest::Problem>> {
     let mut problems = vec![];
     for arch in loaded.manifest.arch.keys() {
-        match resolve::resolve(&loaded, arch) {
+        match resolve::resolve(loaded, arch) {
             Ok(g) => {
                 for w in g.warnings {
                     eprintln!("warning ({arch}): {w}");

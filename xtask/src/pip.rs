@@ -56,7 +56,8 @@ pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
     fs::create_dir_all(work.join("temp"))?;
     let log_path = work.join("temp/log.pip_install");
     let mut log = String::new();
-    let result = stage_and_install(project, &plan, ab, &tree, &mut note, &native_python, &host_python, pyver, &specs, r.no_binary, &work, &mut log);
+    let job = Job { project, plan: &plan, ab, tree: &tree, host_python: &host_python, pyver, work: &work };
+    let result = job.run(&mut note, &native_python, &specs, r.no_binary, &mut log);
     crate::tasks::atomic_write(&log_path, log.as_bytes())?;
     match result {
         Ok(summary) => {
@@ -71,102 +72,133 @@ pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn stage_and_install(
-    project: &Project,
-    plan: &crate::tasks::Plan,
-    ab: &crate::tasks::ArchBuild,
-    tree: &Path,
-    note: &mut ImageNote,
-    native_python: &Path,
-    host_python: &Path,
+/// One ad-hoc install into the tree of an arch.
+struct Job<'a> {
+    project: &'a Project,
+    plan: &'a crate::tasks::Plan,
+    ab: &'a crate::tasks::ArchBuild,
+    tree: &'a Path,
+    /// The target interpreter as built (its sysconfig drives the crossenv).
+    host_python: &'a Path,
     pyver: String,
-    specs: &[String],
-    no_binary: &[String],
-    work: &Path,
-    log: &mut String,
-) -> Result<String> {
-    let bp = crosspip::BuildPython::ensure(native_python, &project.build_dir.join("native/pip-venv"), log)?;
-    let target = crosspip::Target::new(&ab.name, &ab.arch, tree, &plan.prefix, pyver.clone(), &ab.toolchain)?;
-    for spec in specs.iter().filter(|s| s.ends_with(".whl")) {
-        target.check_wheel_fits(spec)?;
+    work: &'a Path,
+}
+
+/// What the wheels change: the new ones, the RECORDs of the versions they
+/// replace, and a line per package.
+struct Choice {
+    fresh: Vec<PathBuf>,
+    replaced: Vec<PathBuf>,
+    summary: String,
+}
+
+impl<'a> Job<'a> {
+    fn run(&self, note: &mut ImageNote, native_python: &Path, specs: &[String], no_binary: &[String], log: &mut String) -> Result<String> {
+        let bp = crosspip::BuildPython::ensure(native_python, &self.project.build_dir.join("native/pip-venv"), log)?;
+        let target = self.target(self.tree)?;
+        for spec in specs.iter().filter(|s| s.ends_with(".whl")) {
+            target.check_wheel_fits(spec)?;
+        }
+        let build_dir = &self.project.build_dir;
+        let mut session =
+            crosspip::Session::new(bp, target, &self.plan.python, build_dir, &build_dir.join(&self.ab.name), &self.ab.toolchain, self.host_python)?;
+        let downloads = tempfile::tempdir_in(self.work)?;
+        let wheels = session.wheels(specs, no_binary, downloads.path(), log)?;
+        let choice = self.choose(&wheels, log)?;
+        if choice.fresh.is_empty() {
+            return Ok(format!("{}: nothing to do\n{}", self.ab.name, choice.summary));
+        }
+        let staging = tempfile::tempdir_in(self.work)?;
+        let replaced_files = self.stage(&session.bp, &choice, staging.path(), note, log)?;
+        self.commit(staging.path(), &choice, &replaced_files, note)?;
+        Ok(format!("{}: installed into {}\n{}", self.ab.name, self.tree.display(), choice.summary))
     }
-    let mut session = crosspip::Session::new(bp, target, &plan.python, &project.build_dir, &project.build_dir.join(&ab.name), &ab.toolchain, host_python)?;
-    let downloads = tempfile::tempdir_in(work)?;
-    let wheels = session.wheels(specs, no_binary, downloads.path(), log)?;
-    let installed = installed_dists(tree, &plan.prefix, &pyver)?;
-    let mut summary = String::new();
-    let mut fresh = vec![];
-    let mut replaced = vec![];
-    for w in &wheels {
-        let crosspip::WheelFile { project: project_name, version, .. } = crosspip::WheelFile::parse(w)?;
-        match installed.get(&project_name) {
-            Some((v, _)) if *v == version => writeln!(summary, "  {project_name} {version}: already installed")?,
-            Some((v, record)) => {
-                writeln!(summary, "  {project_name} {v} -> {version}")?;
-                replaced.push(record.clone());
-                fresh.push(w.clone());
+
+    fn target<'r>(&self, root: &'r Path) -> Result<crosspip::Target<'r>>
+    where
+        'a: 'r,
+    {
+        crosspip::Target::new(&self.ab.name, &self.ab.arch, root, &self.plan.prefix, self.pyver.clone(), &self.ab.toolchain)
+    }
+
+    /// New, upgraded or already there, against the tree's dist-infos.
+    fn choose(&self, wheels: &[PathBuf], log: &str) -> Result<Choice> {
+        let installed = installed_dists(self.tree, &self.plan.prefix, &self.pyver)?;
+        let mut c = Choice { fresh: vec![], replaced: vec![], summary: String::new() };
+        for w in wheels {
+            let crosspip::WheelFile { project: name, version, .. } = crosspip::WheelFile::parse(w)?;
+            match installed.get(&name) {
+                Some((v, _)) if *v == version => writeln!(c.summary, "  {name} {version}: already installed")?,
+                Some((v, record)) => {
+                    writeln!(c.summary, "  {name} {v} -> {version}")?;
+                    c.replaced.push(record.clone());
+                    c.fresh.push(w.clone());
+                }
+                None => {
+                    writeln!(c.summary, "  {name} {version}: new")?;
+                    c.fresh.push(w.clone());
+                }
             }
-            None => {
-                writeln!(summary, "  {project_name} {version}: new")?;
-                fresh.push(w.clone());
+        }
+        for route in log.lines().filter_map(|l| l.strip_prefix("ROUTE ")) {
+            writeln!(c.summary, "  route {route}")?;
+        }
+        Ok(c)
+    }
+
+    /// Install into `root`, laid out like the tree, and check it there:
+    /// ELF files fit the board, and no file of the tree is overwritten
+    /// unless a replaced version owns it. Returns the replaced files.
+    fn stage(&self, bp: &crosspip::BuildPython, c: &Choice, root: &Path, note: &ImageNote, log: &mut String) -> Result<Vec<PathBuf>> {
+        let tree = self.tree;
+        crosspip::install_wheels(bp, &self.target(root)?, &c.fresh, log)?;
+        let mut report = String::new();
+        let present = crate::image::tree_libraries(tree);
+        crate::image::add_toolchain_libs_beside(root, &present, &self.ab.toolchain, &mut report)?;
+        crate::image::set_run_paths_beside(root, tree, &self.plan.prefix, &mut report)?;
+        log.push_str(&report);
+        check_staged(root, tree, &present, &self.ab.arch.elf, &[self.project.build_dir.clone(), root.to_path_buf()])?;
+        let replaced_files: Vec<PathBuf> = c.replaced.iter().map(|r| crate::image::record_files(r, tree)).collect::<Result<Vec<_>>>()?.concat();
+        let mut conflicts = vec![];
+        for e in WalkDir::new(root).min_depth(1) {
+            let e = e?;
+            let rel = e.path().strip_prefix(root).unwrap();
+            if !e.file_type().is_dir() && tree.join(rel).exists() && !replaced_files.iter().any(|f| f == &tree.join(rel)) {
+                conflicts.push(format!("{} (owned by {})", rel.display(), note.owners.get(&rel.display().to_string()).map_or("the tree", |o| o.as_str())));
             }
         }
-    }
-    let routes: Vec<&str> = log.lines().filter_map(|l| l.strip_prefix("ROUTE ")).collect();
-    for route in routes {
-        writeln!(summary, "  route {route}")?;
-    }
-    if fresh.is_empty() {
-        return Ok(format!("{}: nothing to do\n{summary}", ab.name));
-    }
-    // Install into a staging root laid out like the tree.
-    let staging = tempfile::tempdir_in(work)?;
-    let root = staging.path();
-    let staged_target = crosspip::Target::new(&ab.name, &ab.arch, root, &plan.prefix, pyver, &ab.toolchain)?;
-    crosspip::install_wheels(&session.bp, &staged_target, &fresh, log)?;
-    let mut report = String::new();
-    let present = crate::image::tree_libraries(tree);
-    crate::image::add_toolchain_libs_beside(root, &present, &ab.toolchain, &mut report)?;
-    crate::image::set_run_paths_beside(root, tree, &plan.prefix, &mut report)?;
-    log.push_str(&report);
-    check_staged(root, tree, &present, &ab.arch.elf, &[project.build_dir.clone(), root.to_path_buf()])?;
-    // Files of the tree the new packages would overwrite must be theirs.
-    let replaced_files: Vec<PathBuf> = replaced.iter().map(|r| crate::image::record_files(r, tree)).collect::<Result<Vec<_>>>()?.concat();
-    let mut conflicts = vec![];
-    for e in WalkDir::new(root).min_depth(1) {
-        let e = e?;
-        let rel = e.path().strip_prefix(root).unwrap();
-        if !e.file_type().is_dir() && tree.join(rel).exists() && !replaced_files.iter().any(|f| f == &tree.join(rel)) {
-            conflicts.push(format!("{} (owned by {})", rel.display(), note.owners.get(&rel.display().to_string()).map_or("the tree", |o| o.as_str())));
+        if !conflicts.is_empty() {
+            bail!("the new packages would overwrite files they do not own:\n  {}", conflicts.join("\n  "));
         }
+        Ok(replaced_files)
     }
-    if !conflicts.is_empty() {
-        bail!("the new packages would overwrite files they do not own:\n  {}", conflicts.join("\n  "));
-    }
-    // Nothing can fail for a reason of the packages from here on.
-    for f in &replaced_files {
-        let _ = fs::remove_file(f);
-        note.owners.remove(&f.strip_prefix(tree).unwrap().display().to_string());
-    }
-    let new_owners = crate::image::record_owners(root)?;
-    for e in WalkDir::new(root).min_depth(1).sort_by_file_name() {
-        let e = e?;
-        let rel = e.path().strip_prefix(root).unwrap();
-        let dest = tree.join(rel);
-        if e.file_type().is_dir() {
-            fs::create_dir_all(&dest)?;
-        } else {
-            fs::rename(e.path(), &dest).with_context(|| format!("cannot move {} into the tree", rel.display()))?;
-            let owner = new_owners.get(&rel.display().to_string()).cloned().unwrap_or_else(|| "toolchain".into());
-            note.owners.insert(rel.display().to_string(), owner);
+
+    /// Move the staged files into the tree and record their owners. Nothing
+    /// can fail for a reason of the packages any more.
+    fn commit(&self, root: &Path, c: &Choice, replaced_files: &[PathBuf], note: &mut ImageNote) -> Result<()> {
+        let tree = self.tree;
+        for f in replaced_files {
+            let _ = fs::remove_file(f);
+            note.owners.remove(&f.strip_prefix(tree).unwrap().display().to_string());
         }
+        let new_owners = crate::image::record_owners(root)?;
+        for e in WalkDir::new(root).min_depth(1).sort_by_file_name() {
+            let e = e?;
+            let rel = e.path().strip_prefix(root).unwrap();
+            let dest = tree.join(rel);
+            if e.file_type().is_dir() {
+                fs::create_dir_all(&dest)?;
+            } else {
+                fs::rename(e.path(), &dest).with_context(|| format!("cannot move {} into the tree", rel.display()))?;
+                let owner = new_owners.get(&rel.display().to_string()).cloned().unwrap_or_else(|| "toolchain".into());
+                note.owners.insert(rel.display().to_string(), owner);
+            }
+        }
+        for w in &c.fresh {
+            note.wheels.push(WheelNote { file: w.file_name().unwrap().to_string_lossy().into_owned(), sha256: crate::fetch::sha256_file(w)? });
+        }
+        crate::tasks::atomic_write(&tree.join(crate::image::IMAGE_NOTE), &serde_json::to_vec_pretty(note)?)
     }
-    for w in &fresh {
-        note.wheels.push(WheelNote { file: w.file_name().unwrap().to_string_lossy().into_owned(), sha256: crate::fetch::sha256_file(w)? });
-    }
-    crate::tasks::atomic_write(&tree.join(crate::image::IMAGE_NOTE), &serde_json::to_vec_pretty(note)?)?;
-    Ok(format!("{}: installed into {}\n{summary}", ab.name, tree.display()))
 }
 
 /// Every ELF file staged: the target's machine, every `DT_NEEDED` in the

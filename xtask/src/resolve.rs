@@ -256,10 +256,7 @@ impl<'a> Resolver<'a> {
             }
         }
 
-        let order = match self.topo_order(&candidates, &depends, &build) {
-            Some(o) => o,
-            None => return None,
-        };
+        let order = self.topo_order(&candidates, &depends, &build)?;
         if !self.problems.is_empty() {
             return None;
         }
@@ -316,7 +313,7 @@ impl<'a> Resolver<'a> {
             let pattern = m.distro.preferred_version.get(&name).or_else(|| m.distro.preferred_version.get(&base));
             let chosen = versions
                 .iter()
-                .filter(|(r, _)| pattern.map_or(true, |p| version::matches(p.get_ref(), r.version.get_ref())))
+                .filter(|(r, _)| pattern.is_none_or(|p| version::matches(p.get_ref(), r.version.get_ref())))
                 .max_by_key(|(r, _)| Version::parse(r.version.get_ref()).ok());
             let Some(&(recipe, variant)) = chosen else {
                 let p = pattern.expect("without a pattern every version matches");

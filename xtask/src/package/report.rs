@@ -132,7 +132,7 @@ struct Dist {
 fn dists(root: &Path) -> Result<Vec<Dist>> {
     let mut out = vec![];
     for e in WalkDir::new(root).sort_by_file_name().into_iter().flatten() {
-        if e.file_name() != "METADATA" || !e.path().parent().is_some_and(|p| p.extension().is_some_and(|x| x == "dist-info")) {
+        if e.file_name() != "METADATA" || e.path().parent().is_none_or(|p| p.extension().is_none_or(|x| x != "dist-info")) {
             continue;
         }
         let text = fs::read_to_string(e.path())?;
