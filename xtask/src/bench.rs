@@ -279,7 +279,7 @@ fn options(project: &Project, o: &Options, build: &Value) -> Result<(Value, Stri
     let mut base = None;
     if !build["openssl_change"]["task_secs"].is_null() {
         let secs = python3_secs(&build["openssl_change"]["task_secs"]);
-        base = Some(row(&mut t, "default (the OpenSSL-change rebuild)", secs, None)?);
+        base = Some(row(&mut t, "default (OpenSSL-change run)", secs, None)?);
         v["default_from_build_phase"] = json!({"configure": secs[0], "compile": secs[1], "install": secs[2]});
     }
     for name in &o.variants {
