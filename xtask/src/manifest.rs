@@ -359,7 +359,14 @@ fn yes() -> bool {
 
 fn unknown_feature(f: &str, offered: &std::collections::BTreeSet<String>) -> String {
     let list: Vec<&str> = offered.iter().map(String::as_str).collect();
-    format!("no recipe offers the feature `{f}` in its packageconfig; offered: {}", if list.is_empty() { "none".to_string() } else { list.join(", ") })
+    let hint = offered
+        .iter()
+        .map(|o| (strsim::levenshtein(f, o), o))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, o)| format!("; did you mean `{o}`?"))
+        .unwrap_or_default();
+    format!("no recipe offers the feature `{f}` in its packageconfig{hint} (offered: {})", if list.is_empty() { "none".to_string() } else { list.join(", ") })
 }
 
 /// One problem found in the manifest, located in the file.

@@ -264,8 +264,8 @@ fn command_line_features_add_to_the_distro_and_an_override_can_offer_none() {
 #[test]
 fn an_unknown_feature_is_an_error_that_lists_the_offered_ones() {
     let errs = errors(&manifest("\"app\"", "features = [\"ltoo\"]", &app_with_options()));
-    assert_eq!(errs, ["m.toml:5:13: `distro.features`: no recipe offers the feature `ltoo` in its packageconfig; offered: lto, pgo"]);
+    assert_eq!(errs, ["m.toml:5:13: `distro.features`: no recipe offers the feature `ltoo` in its packageconfig; did you mean `lto`? (offered: lto, pgo)"]);
     let mut loaded = Loaded::parse(Path::new("m.toml"), manifest("\"app\"", "", &app_with_options())).unwrap();
-    let err = loaded.enable_features(&["pg".to_string()]).unwrap_err().to_string();
-    assert_eq!(err, "--feature pg: no recipe offers the feature `pg` in its packageconfig; offered: lto, pgo");
+    let err = loaded.enable_features(&["static".to_string()]).unwrap_err().to_string();
+    assert_eq!(err, "--feature static: no recipe offers the feature `static` in its packageconfig (offered: lto, pgo)");
 }
