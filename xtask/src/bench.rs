@@ -239,7 +239,14 @@ fn manifest_with_openssl_change(project: &Project) -> Result<PathBuf> {
 // ---------------------------------------------------------------- options
 
 /// The interpreter's build options `bench --variants` can compare, by name.
-pub const VARIANTS: [(&str, &[&str]); 4] = [("default", &[]), ("lto", &["--lto"]), ("pgo", &["--pgo"]), ("lto+pgo", &["--lto", "--pgo"])];
+pub const VARIANTS: [(&str, &[&str]); 6] = [
+    ("default", &[]),
+    ("lto", &["--lto"]),
+    ("pgo", &["--pgo"]),
+    ("lto+pgo", &["--lto", "--pgo"]),
+    ("static", &["--feature", "static-interpreter"]),
+    ("lto+pgo+static", &["--lto", "--pgo", "--feature", "static-interpreter"]),
+];
 
 /// Where the options phase builds a variant (its tree is what the runtime
 /// phase runs); kept apart from the cold builds, which start over.

@@ -170,7 +170,7 @@ enum Cmd {
         /// Debian suite whose python3.13 is the yardstick.
         #[arg(long, default_value = "trixie")]
         suite: String,
-        /// Build-option variants of the interpreter to build and run: default, lto, pgo, lto+pgo.
+        /// Build-option variants of the interpreter to build and run: default, lto, pgo, lto+pgo, static, lto+pgo+static.
         #[arg(long, value_delimiter = ',', default_value = "lto+pgo")]
         variants: Vec<String>,
     },
