@@ -8,8 +8,8 @@
 //!   with an empty artifact cache, the critical path and how close the
 //!   scheduler came to the best possible, a no-op rebuild, the rebuild
 //!   after one OpenSSL configure change, a fresh clone with a warm cache.
-//! - options: the interpreter rebuilt with each build option (`--lto`,
-//!   `--lto --pgo`) and without, everything else from the artifact cache:
+//! - options: the interpreter rebuilt with each variant of build options
+//!   (`lto+pgo`, features joined by `+`), everything else from the artifact cache:
 //!   what each option costs in build time; `runtime` runs the results.
 //! - footprint: each package profile, unpacked and compressed, next to
 //!   Debian's own Python packages of the same arch and version.
@@ -46,13 +46,14 @@ pub struct Options {
     pub cold_jobs: Vec<usize>,
     /// The Debian suite whose Python is the yardstick.
     pub suite: String,
-    /// Build-option variants of the interpreter (`VARIANTS`) to build and run.
+    /// Build-option variants of the interpreter to build and run: `default`
+    /// or manifest features joined by `+`.
     pub variants: Vec<String>,
 }
 
 pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
     for v in &o.variants {
-        variant_flags(v)?;
+        variant_features(loaded, v)?;
     }
     let out_dir = project.build_dir.parent().unwrap_or(&project.root).join("deploy/bench");
     fs::create_dir_all(&out_dir)?;
@@ -73,7 +74,7 @@ pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
         table.push_str(&t);
     }
     if want(Phase::Options) {
-        let (v, t) = options(project, o, &results["build"])?;
+        let (v, t) = options(project, loaded, o, &results["build"])?;
         results["options"] = v;
         table.push_str(&t);
     }
@@ -238,27 +239,27 @@ fn manifest_with_openssl_change(project: &Project) -> Result<PathBuf> {
 
 // ---------------------------------------------------------------- options
 
-/// The interpreter's build options `bench --variants` can compare, by name.
-pub const VARIANTS: [(&str, &[&str]); 6] = [
-    ("default", &[]),
-    ("lto", &["--lto"]),
-    ("pgo", &["--pgo"]),
-    ("lto+pgo", &["--lto", "--pgo"]),
-    ("static", &["--feature", "static-interpreter"]),
-    ("lto+pgo+static", &["--lto", "--pgo", "--feature", "static-interpreter"]),
-];
-
 /// Where the options phase builds a variant (its tree is what the runtime
 /// phase runs); kept apart from the cold builds, which start over.
 fn variant_build_dir(arch: &str, variant: &str) -> PathBuf {
     std::env::temp_dir().join(format!("crosspython-bench-{arch}-options")).join(variant.replace('+', "-")).join("build")
 }
 
-fn variant_flags(name: &str) -> Result<&'static [&'static str]> {
-    match VARIANTS.iter().find(|(n, _)| *n == name) {
-        Some((_, flags)) => Ok(flags),
-        None => bail!("--variants {name}: known variants are {}", VARIANTS.map(|v| v.0).join(", ")),
+/// A variant is `default` or features of the manifest joined by `+`
+/// (`lto+pgo`): any combination the recipes offer, no table of our own.
+fn variant_features(loaded: &Loaded, name: &str) -> Result<Vec<String>> {
+    if name == "default" {
+        return Ok(vec![]);
     }
+    let offered = loaded.features_offered();
+    let features: Vec<String> = name.split('+').map(str::to_string).collect();
+    if let Some(f) = features.iter().find(|f| !offered.contains(*f)) {
+        bail!(
+            "--variants {name}: `{f}` is not a feature of the manifest; give `default` or features joined by `+` from: {}",
+            offered.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(features)
 }
 
 /// Seconds of python3's configure, compile and install in a build's task times.
@@ -272,7 +273,7 @@ fn python3_secs(task_secs: &Value) -> [f64; 3] {
 /// build dir of its own, the other recipes from the artifact cache. The
 /// baseline is python3 in the build phase's OpenSSL-change rebuild, which
 /// also builds it alone on the machine.
-fn options(project: &Project, o: &Options, build: &Value) -> Result<(Value, String)> {
+fn options(project: &Project, loaded: &Loaded, o: &Options, build: &Value) -> Result<(Value, String)> {
     let mut v = json!({"note": "python3 rebuilt alone with each option set; every other recipe restored from the artifact cache"});
     let mut t = format!("\nbuild options of the interpreter ({}; python3 built alone, --jobs default)\n", o.arch);
     writeln!(t, "  {:34} {:>10} {:>10} {:>10} {:>10}", "", "configure", "compile", "install", "python3")?;
@@ -290,15 +291,17 @@ fn options(project: &Project, o: &Options, build: &Value) -> Result<(Value, Stri
         v["default_from_build_phase"] = json!({"configure": secs[0], "compile": secs[1], "install": secs[2]});
     }
     for name in &o.variants {
-        let flags = variant_flags(name)?;
+        let features = variant_features(loaded, name)?.join(",");
         let dir = variant_build_dir(&o.arch, name);
         let mut extra = vec!["--rebuild", "python3"];
-        extra.extend_from_slice(flags);
+        if !features.is_empty() {
+            extra.extend(["--feature", features.as_str()]);
+        }
         let r = timed_build(&dir, &project.sstate_dir, None, None, &o.arch, &extra)?;
         let secs = python3_secs(&r["task_secs"]);
         let total = row(&mut t, name, secs, base)?;
         base.get_or_insert(total);
-        v[name.as_str()] = json!({"flags": flags, "build_dir": dir, "python3_secs": {"configure": secs[0], "compile": secs[1], "install": secs[2], "total": total}, "wall_secs": r["wall_secs"], "cpu_secs": r["cpu_secs"]});
+        v[name.as_str()] = json!({"features": features, "build_dir": dir, "python3_secs": {"configure": secs[0], "compile": secs[1], "install": secs[2], "total": total}, "wall_secs": r["wall_secs"], "cpu_secs": r["cpu_secs"]});
     }
     Ok((v, t))
 }
@@ -553,6 +556,16 @@ fn median(xs: &mut [f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_variant_is_default_or_manifest_features_joined_by_plus() {
+        let loaded = Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
+        assert!(variant_features(&loaded, "default").unwrap().is_empty());
+        assert_eq!(variant_features(&loaded, "lto+pgo").unwrap(), ["lto", "pgo"]);
+        let err = variant_features(&loaded, "lto+fast").unwrap_err().to_string();
+        assert!(err.starts_with("--variants lto+fast: `fast` is not a feature of the manifest"), "{err}");
+        assert!(err.contains("lto, pgo, static-interpreter"), "{err}");
+    }
 
     #[test]
     fn medians_of_odd_and_even_runs() {

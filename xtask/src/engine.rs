@@ -107,8 +107,8 @@ pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Res
     let t0 = Instant::now();
     for r in &opts.rebuild {
         if !plan.units.iter().any(|u| u.node.name == *r) {
-            let mut names: Vec<&str> = plan.units.iter().map(|u| u.node.name.as_str()).collect();
-            names.dedup();
+            let names: std::collections::BTreeSet<&str> = plan.units.iter().map(|u| u.node.name.as_str()).collect();
+            let names: Vec<&str> = names.into_iter().collect();
             bail!("--rebuild {r}: no such recipe in this build; there are: {}", names.join(", "));
         }
     }

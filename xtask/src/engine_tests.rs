@@ -225,7 +225,7 @@ fn rebuild_runs_one_recipe_again_though_nothing_changed() {
     assert!(ran(&stats, "app 1.0").is_empty(), "app's inputs did not change: {:?}", stats.task_secs.keys());
     assert_eq!(ran(&stats, "do_rootfs").len(), 1, "the image takes the rebuilt liba");
     let err = f.build_with("b", &recipes, &["libz"]).unwrap_err().to_string();
-    assert!(err.contains("--rebuild libz: no such recipe in this build; there are: liba, app"), "{err}");
+    assert!(err.contains("--rebuild libz: no such recipe in this build; there are: app, liba"), "{err}");
 }
 
 #[test]

@@ -272,7 +272,7 @@ fn remove_cached_byte_code(source: &Path) -> Result<()> {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.strip_prefix(stem).and_then(|rest| rest.strip_prefix('.')).is_some_and(|rest| rest.ends_with(".pyc") && !rest.contains('/')) {
+        if name.strip_prefix(stem).and_then(|rest| rest.strip_prefix('.')).is_some_and(|rest| rest.ends_with(".pyc")) {
             fs::remove_file(e.path())?;
         }
     }

@@ -144,9 +144,7 @@ pub fn show(project: &Project, recipe: &str, arch: &str, features: &[String]) ->
         }
     }
     let r = loaded.manifest.recipes.iter().find(|r| *r.name.get_ref() == n.recipe && *r.version.get_ref() == n.version).expect("a node has its recipe");
-    let key = if n.is_native() { "native" } else { arch.as_str() };
-    let offered = r.arch.get(key).and_then(|o| o.packageconfig.as_ref()).unwrap_or(&r.packageconfig);
-    for (name, pc) in offered {
+    for (name, pc) in r.packageconfig_for(resolve::override_key(n.variant, &arch)) {
         let state = if n.features.contains(name) { "on".to_string() } else { format!("off; `--feature {name}` switches it on") };
         println!("# packageconfig.{name} ({state}): {}", pc.summary);
     }

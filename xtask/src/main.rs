@@ -170,7 +170,7 @@ enum Cmd {
         /// Debian suite whose python3.13 is the yardstick.
         #[arg(long, default_value = "trixie")]
         suite: String,
-        /// Build-option variants of the interpreter to build and run: default, lto, pgo, lto+pgo, static, lto+pgo+static.
+        /// Build-option variants of the interpreter to build and run: `default`, or features joined by `+` (lto+pgo).
         #[arg(long, value_delimiter = ',', default_value = "lto+pgo")]
         variants: Vec<String>,
     },
@@ -297,14 +297,12 @@ fn build(project: &Project, args: &BuildArgs) -> Result<()> {
     let _lock = BuildLock::take(&project.build_dir, args.wait)?;
     let plan = project.plan(&loaded, &names, toolchain)?;
     for ab in &plan.arches {
-        if let Some(n) = ab.graph.nodes.iter().find(|n| n.runs_target_programs()) {
-            let why = match &ab.toolchain.run_root {
-                None => "the toolchain's dynamic loader was not found (libc.so.6 names it)".to_string(),
-                Some(_) => match qemu::ensure_binfmt(&ab.arch) {
-                    Ok(()) => continue,
-                    Err(why) => why,
-                },
-            };
+        let Some(n) = ab.graph.nodes.iter().find(|n| n.runs_target_programs()) else { continue };
+        let runnable = match &ab.toolchain.run_root {
+            None => Err("the toolchain's dynamic loader was not found (libc.so.6 names it)".to_string()),
+            Some(_) => qemu::ensure_binfmt(&ab.arch),
+        };
+        if let Err(why) = runnable {
             anyhow::bail!(
                 "{} for {} runs target programs while it builds (features: {}), and they cannot start: {why}",
                 n.name,

@@ -281,17 +281,13 @@ pub struct Overrides {
 
 /// One build option of a recipe (BitBake's PACKAGECONFIG): what it adds
 /// to the recipe when the distro feature of the same name is on.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PackageConfig {
     /// What the option does, for `cargo xtask show`.
-    #[serde(default)]
     pub summary: String,
-    #[serde(default)]
     pub configure: Vec<String>,
-    #[serde(default)]
     pub make_args: Vec<String>,
-    #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
 
@@ -355,6 +351,14 @@ pub struct Recipe {
 
 fn yes() -> bool {
     true
+}
+
+impl Recipe {
+    /// The build options one variant offers: an override's (`[recipe.arch.<key>]`,
+    /// `native` for the native variant) replace the recipe's.
+    pub fn packageconfig_for(&self, override_key: &str) -> &BTreeMap<String, PackageConfig> {
+        self.arch.get(override_key).and_then(|o| o.packageconfig.as_ref()).unwrap_or(&self.packageconfig)
+    }
 }
 
 fn unknown_feature(f: &str, offered: &std::collections::BTreeSet<String>) -> String {

@@ -492,11 +492,7 @@ impl<'a> Resolver<'a> {
             node.origin.insert("version".into(), format!("{} (distro.preferred_version = \"{}\")", at("version"), pv.get_ref()));
         }
         if let Some(o) = overrides(r, c.variant, self.arch) {
-            let key = match c.variant {
-                Variant::Native => "native".to_string(),
-                Variant::Target => self.arch.to_string(),
-            };
-            let from = format!("[recipe.arch.{key}] of {} {}", r.name.get_ref(), r.version.get_ref());
+            let from = format!("[recipe.arch.{}] of {} {}", override_key(c.variant, self.arch), r.name.get_ref(), r.version.get_ref());
             let set = |field: &str, origin: &mut BTreeMap<String, String>| {
                 origin.insert(field.to_string(), from.clone());
             };
@@ -547,7 +543,7 @@ impl<'a> Resolver<'a> {
     /// The options of the recipe (or of its override) whose distro feature
     /// is on add their configure arguments, make arguments and environment.
     fn apply_packageconfig(&self, r: &Recipe, variant: Variant, node: &mut Node) {
-        let offered = overrides(r, variant, self.arch).and_then(|o| o.packageconfig.as_ref()).unwrap_or(&r.packageconfig);
+        let offered = r.packageconfig_for(override_key(variant, self.arch));
         for feature in &self.loaded.manifest.distro.features {
             let Some(pc) = offered.get(feature.get_ref()) else { continue };
             let f = feature.get_ref();
@@ -571,9 +567,14 @@ impl<'a> Resolver<'a> {
 }
 
 fn overrides<'r>(r: &'r Recipe, variant: Variant, arch: &str) -> Option<&'r crate::manifest::Overrides> {
+    r.arch.get(override_key(variant, arch))
+}
+
+/// The `[recipe.arch.<key>]` that applies to a variant: `native`, or the arch.
+pub fn override_key(variant: Variant, arch: &str) -> &str {
     match variant {
-        Variant::Native => r.arch.get("native"),
-        Variant::Target => r.arch.get(arch),
+        Variant::Native => "native",
+        Variant::Target => arch,
     }
 }
 
