@@ -62,8 +62,9 @@ pub struct Target<'a> {
 
 impl<'a> Target<'a> {
     pub fn new(name: &'a str, arch: &'a Arch, tree: &'a Path, prefix: &'a str, pyver: String, tc: &crate::toolchain::Toolchain) -> Result<Target<'a>> {
-        let libc = tc.find_lib("libc.so.6").context("the toolchain has no libc.so.6")?;
-        let glibc = crate::elf::glibc_defined(&libc)?.with_context(|| format!("{} defines no GLIBC version", libc.display()))?;
+        // manylinux_2_N up to the glibc the board has at least (the floor),
+        // not the build machine's.
+        let glibc = tc.glibc.context("the toolchain targets no known glibc version (set libc.glibc_floor)")?;
         Ok(Target { name, arch, tree, prefix, pyver, glibc })
     }
 
@@ -196,7 +197,9 @@ impl<'a> Session<'a> {
         env.push(("PKG_CONFIG_SYSROOT_DIR".into(), tree.display().to_string()));
         let meson_cross = work.join("meson-cross.ini");
         meson_cross_file(&target, tc, &meson_cross)?;
-        let cache = py.wheel_cache.join(format!("{}-cp{}", target.name, target.pyver.replace('.', "")));
+        // Built wheels are only good for the compiler and glibc floor that built them.
+        let compiler = &crate::fetch::sha256_bytes(tc.identity().as_bytes())[..12];
+        let cache = py.wheel_cache.join(format!("{}-cp{}-{compiler}", target.name, target.pyver.replace('.', "")));
         Ok(Session {
             bp,
             target,
@@ -405,7 +408,16 @@ pub fn meson_cross_file(t: &Target, tc: &crate::toolchain::Toolchain, path: &Pat
         let _ = writeln!(text, "{k} = '{}'", tc.tool(tool));
     }
     let _ = writeln!(text, "pkg-config = 'pkg-config'");
-    let _ = writeln!(text, "exe_wrapper = {}", list(vec![t.arch.qemu.clone(), "-L".into(), t.tree.display().to_string()]));
+    // Programs meson runs need only the C library: the board root's (zig's
+    // output), or the tree's copy of the toolchain's.
+    let root = tc.run_root.as_deref().unwrap_or(t.tree);
+    let mut wrapper = vec![t.arch.qemu.clone()];
+    if let Some(cpu) = &t.arch.qemu_cpu {
+        // OpenBLAS picks its kernels by the CPU it runs on (see arch.qemu_cpu).
+        wrapper.extend(["-cpu".to_string(), cpu.clone()]);
+    }
+    wrapper.extend(["-L".to_string(), root.display().to_string()]);
+    let _ = writeln!(text, "exe_wrapper = {}", list(wrapper));
     let _ = writeln!(text, "\n[properties]\nneeds_exe_wrapper = true\nlongdouble_format = '{}'", t.arch.longdouble_format);
     let _ = writeln!(
         text,

@@ -106,6 +106,7 @@ ln -sf liba.so.1 "$D$prefix/lib/liba.so"
             dl_dir: self.path().join("cache/downloads"),
             sstate_dir: self.path().join("cache/sstate"),
             wheel_dir: self.path().join("cache/wheels"),
+            cache_dir: self.path().join("cache"),
         }
     }
 
@@ -117,7 +118,7 @@ ln -sf liba.so.1 "$D$prefix/lib/liba.so"
     fn build_with(&self, build: &str, recipes: &str, rebuild: &[&str]) -> Result<Stats> {
         let project = self.project(build);
         let loaded = self.manifest(recipes);
-        let plan = project.plan(&loaded, &["host".to_string()], None)?;
+        let plan = project.plan(&loaded, &["host".to_string()], &Default::default())?;
         let worker = crate::work::Worker {
             fetcher: crate::fetch::Fetcher::new(project.dl_dir.clone()),
             patches_dir: project.root.join("patches"),

@@ -3,6 +3,7 @@
 //! the exact `sudo apt-get install` line is printed.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -20,13 +21,38 @@ impl Missing {
     }
 }
 
-/// Check the host for `arches`. `own_toolchain`: the user chose a
-/// compiler, so Debian's cross gcc is not required.
-pub fn missing(m: &Manifest, arches: &[&Arch], own_toolchain: bool) -> Missing {
+/// Check the host for `arches` built with the toolchain `choice`
+/// (`--toolchain`): zig (the default) needs Debian's binutils of the arch
+/// for strip and friends and pip to fetch it; `debian-gcc` needs Debian's
+/// cross gcc and g++; a compiler of the user's own needs neither.
+pub fn missing(m: &Manifest, arches: &[&Arch], choice: Option<&str>) -> Missing {
     let mut out = Missing::default();
     for (tool, pkg) in &m.host.tools {
         if which::which(tool).is_err() {
             out.0.push((pkg.clone(), format!("command `{tool}`")));
+        }
+    }
+    let zig = m.toolchain.zig.is_some() && choice.is_none_or(|c| c == "zig") && std::env::var_os("CROSS_COMPILE").is_none();
+    let own_toolchain = zig || choice.is_some_and(|c| c != crate::toolchain::DEBIAN_GCC);
+    if zig {
+        let has_pip = Command::new("python3").args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success());
+        if !has_pip {
+            out.0.push(("python3-pip".into(), "pip, which fetches the zig toolchain (PyPI project ziglang)".into()));
+        }
+        for a in arches.iter().filter(|a| a.zig_target.is_some()) {
+            if which::which(format!("{}-strip", a.triplet)).is_err() {
+                out.0.push((format!("binutils-{}", a.triplet), format!("{}-strip and -objcopy beside zig's compiler", a.triplet)));
+            }
+        }
+    }
+    if arches.iter().any(|a| a.test_board.is_some()) {
+        for (tool, pkg) in [("gpgv", "gpgv")] {
+            if which::which(tool).is_err() {
+                out.0.push((pkg.into(), "checks the signature of Debian's package index (board roots)".into()));
+            }
+        }
+        if !Path::new("/usr/share/keyrings/debian-archive-keyring.gpg").exists() {
+            out.0.push(("debian-archive-keyring".into(), "Debian's archive keys (board roots)".into()));
         }
     }
     for a in arches {
@@ -64,8 +90,8 @@ fn is_root() -> bool {
 
 /// Make sure the host has what the build needs; install it with apt as
 /// root unless `CROSSPYTHON_NO_INSTALL` is set.
-pub fn ensure(m: &Manifest, arches: &[&Arch], own_toolchain: bool) -> Result<()> {
-    let missing = missing(m, arches, own_toolchain);
+pub fn ensure(m: &Manifest, arches: &[&Arch], choice: Option<&str>) -> Result<()> {
+    let missing = missing(m, arches, choice);
     if missing.0.is_empty() {
         return Ok(());
     }
@@ -95,13 +121,13 @@ pub fn ensure(m: &Manifest, arches: &[&Arch], own_toolchain: bool) -> Result<()>
     if !status.success() {
         bail!("apt-get install {} failed ({status})", pkgs.join(" "));
     }
-    let still = missing_after(m, arches, own_toolchain);
+    let still = missing_after(m, arches, choice);
     if !still.is_empty() {
         bail!("still missing after apt-get install: {}", still.join(", "));
     }
     Ok(())
 }
 
-fn missing_after(m: &Manifest, arches: &[&Arch], own_toolchain: bool) -> Vec<String> {
-    missing(m, arches, own_toolchain).0.into_iter().map(|(p, why)| format!("{p} ({why})")).collect()
+fn missing_after(m: &Manifest, arches: &[&Arch], choice: Option<&str>) -> Vec<String> {
+    missing(m, arches, choice).0.into_iter().map(|(p, why)| format!("{p} ({why})")).collect()
 }

@@ -19,7 +19,7 @@ use crate::tasks::{Kind, Plan};
 use crate::toolchain::Toolchain;
 
 /// Bumped when the tree's layout or its build notes change.
-pub const IMAGE_VERSION: &str = "image-4";
+pub const IMAGE_VERSION: &str = "image-5";
 
 /// Where each file of the tree came from and which wheels were installed,
 /// for `package`'s size report and SBOM; not part of the package.
@@ -180,8 +180,9 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     fs::create_dir_all(log_path.parent().unwrap())?;
     let mut log = String::new();
     // The toolchain's run-time first: source builds of Python packages run
-    // target programs under qemu with the tree as prefix (meson's checks).
-    add_toolchain_libs(&tmp, &ab.toolchain, &mut report)?;
+    // target programs under qemu (meson's checks).
+    let board = BoardLibs::new(&plan.libc, ab.toolchain.glibc);
+    add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?;
     let native_python_path = native_python.clone();
     let packages = match (native_python, target_python, host_python) {
         (Some(native), Some(pyver), Some(host)) => python_packages(plan, ab, &native, &host, &tmp, pyver, &mut log),
@@ -190,15 +191,15 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     fs::write(&log_path, &log)?;
     let wheels = packages.with_context(|| format!("log: {}", log_path.display()))?;
     scrub_build_paths(plan, rootfs_task, &tmp, &mut report)?;
-    add_toolchain_libs(&tmp, &ab.toolchain, &mut report)?;
+    add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?;
     set_run_paths(&tmp, &prefix, &mut report)?;
-    let checked = check_tree(&tmp, &ab.arch.elf)?;
+    let checked = check_tree(&tmp, &ab.arch.elf, &board)?;
     report.push_str(&checked.summary());
     fs::write(tmp.join(".crosspython-rootfs.txt"), &report)?;
     let mut note = ImageNote::collect(plan, rootfs_task, &tmp, wheels)?;
     note.toolchain = ab.toolchain.identity();
     note.strip = ab.toolchain.tool("strip");
-    note.toolchain_glibc = ab.toolchain.find_lib("libc.so.6").map(|l| elf::glibc_defined(&l)).transpose()?.flatten();
+    note.toolchain_glibc = ab.toolchain.glibc;
     note.build_python = native_python_path;
     fs::write(tmp.join(IMAGE_NOTE), serde_json::to_vec_pretty(&note)?)?;
     crate::sysroot::remove(&tree)?;
@@ -355,43 +356,50 @@ pub fn tree_libraries(root: &Path) -> BTreeMap<String, PathBuf> {
     libs
 }
 
-/// Copy the toolchain's shared objects that the tree needs into `/lib`,
-/// following their own `DT_NEEDED`, and the dynamic loader to its path.
-fn add_toolchain_libs(root: &Path, tc: &Toolchain, report: &mut String) -> Result<()> {
-    add_toolchain_libs_beside(root, &BTreeMap::new(), tc, report)
+/// Copy the toolchain's shared objects that the tree needs and the board
+/// lacks (libstdc++, libgcc_s, libatomic of a gcc toolchain) into
+/// `<prefix>/lib`, following their own `DT_NEEDED`. glibc's own objects
+/// and the dynamic loader are the board's: never copied, so the package
+/// never replaces the board's C library. zig links its C++ runtime
+/// statically, so with it nothing is copied.
+fn add_toolchain_libs(root: &Path, prefix: &str, board: &BoardLibs, tc: &Toolchain, report: &mut String) -> Result<()> {
+    add_toolchain_libs_beside(root, prefix, &BTreeMap::new(), board, tc, report)
 }
 
 /// As `add_toolchain_libs`, for files staged in `root` that will join a
 /// tree whose libraries are `present`.
-pub fn add_toolchain_libs_beside(root: &Path, present: &BTreeMap<String, PathBuf>, tc: &Toolchain, report: &mut String) -> Result<()> {
+pub fn add_toolchain_libs_beside(
+    root: &Path,
+    prefix: &str,
+    present: &BTreeMap<String, PathBuf>,
+    board: &BoardLibs,
+    tc: &Toolchain,
+    report: &mut String,
+) -> Result<()> {
     let mut in_tree = tree_libraries(root);
     in_tree.extend(present.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut queue: Vec<(String, String)> = vec![];
-    let mut interps = BTreeSet::new();
     for (path, info) in elf_files(root)? {
         let rel = path.strip_prefix(root).unwrap().display().to_string();
         for n in &info.needed {
-            if !in_tree.contains_key(n) {
+            if !in_tree.contains_key(n) && !board.has(n) {
                 queue.push((n.clone(), rel.clone()));
             }
         }
-        if let Some(i) = info.interp {
-            interps.insert((i, rel));
-        }
     }
-    let lib = root.join("lib");
-    fs::create_dir_all(&lib)?;
+    let lib = root.join(prefix.trim_start_matches('/')).join("lib");
     let mut added: BTreeMap<String, String> = BTreeMap::new();
     while let Some((soname, needed_by)) = queue.pop() {
-        if added.contains_key(&soname) || in_tree.contains_key(&soname) {
+        if added.contains_key(&soname) || in_tree.contains_key(&soname) || board.has(&soname) {
             continue;
         }
         let Some(found) = tc.find_lib(&soname) else {
-            bail!("{needed_by} needs {soname}, which is neither in the tree nor in the toolchain ({})", tc.cc.display());
+            bail!("{needed_by} needs {soname}, which is neither in the tree, nor glibc's, nor in the toolchain ({})", tc.cc.display());
         };
+        fs::create_dir_all(&lib)?;
         let dest = lib.join(&soname);
         fs::copy(&found, &dest).with_context(|| format!("cannot copy {}", found.display()))?;
-        writeln!(report, "lib/{soname}: from {} (needed by {needed_by})", found.display())?;
+        writeln!(report, "{}/lib/{soname}: from {} (needed by {needed_by})", prefix.trim_start_matches('/'), found.display())?;
         added.insert(soname.clone(), needed_by);
         if let Some(info) = elf::inspect(&dest)? {
             for n in info.needed {
@@ -399,20 +407,25 @@ pub fn add_toolchain_libs_beside(root: &Path, present: &BTreeMap<String, PathBuf
             }
         }
     }
-    for (interp, needed_by) in interps {
-        let dest = root.join(interp.trim_start_matches('/'));
-        if dest.exists() {
-            continue;
-        }
-        let name = Path::new(&interp).file_name().unwrap().to_string_lossy().into_owned();
-        let Some(found) = tc.find_lib(&name) else {
-            bail!("{needed_by} names the dynamic loader {interp}, which the toolchain ({}) does not have", tc.cc.display());
-        };
-        fs::create_dir_all(dest.parent().unwrap())?;
-        fs::copy(&found, &dest)?;
-        writeln!(report, "{interp}: dynamic loader from {} (PT_INTERP of {needed_by})", found.display())?;
-    }
     Ok(())
+}
+
+/// What a glibc board provides to the package: glibc's own shared objects
+/// (any dynamic loader too) and the newest glibc symbol version it may need.
+#[derive(Debug, Clone, Default)]
+pub struct BoardLibs {
+    pub sonames: Vec<String>,
+    pub glibc: Option<(u32, u32)>,
+}
+
+impl BoardLibs {
+    pub fn new(libc: &crate::manifest::Libc, glibc: Option<(u32, u32)>) -> BoardLibs {
+        BoardLibs { sonames: libc.glibc_sonames.clone(), glibc }
+    }
+
+    pub fn has(&self, soname: &str) -> bool {
+        self.sonames.iter().any(|s| s == soname) || soname.starts_with("ld-linux") || soname == "ld.so.1"
+    }
 }
 
 /// Give every ELF file that needs a library of `<prefix>/lib` a run path
@@ -498,18 +511,21 @@ pub struct Checked {
     pub files: usize,
     pub max_glibc: Option<(u32, u32)>,
     pub max_glibc_file: String,
+    pub floor: Option<(u32, u32)>,
 }
 
 impl Checked {
     pub fn summary(&self) -> String {
         let glibc = self.max_glibc.map(|(a, b)| format!("GLIBC_{a}.{b} (by {})", self.max_glibc_file)).unwrap_or_else(|| "none".into());
-        format!("ELF check: {} files, all for the target, every DT_NEEDED present; highest glibc symbol version needed: {glibc}\n", self.files)
+        let floor = self.floor.map(|(a, b)| format!(" (floor {a}.{b})")).unwrap_or_default();
+        format!("ELF check: {} files, all for the target, every DT_NEEDED present; highest glibc symbol version needed: {glibc}{floor}\n", self.files)
     }
 }
 
-/// Every ELF file: the arch's machine, class and endianness, and every
-/// `DT_NEEDED` found in the tree (through its run path or `/lib`).
-pub fn check_tree(root: &Path, want: &ElfExpect) -> Result<Checked> {
+/// Every ELF file: the arch's machine, class and endianness, every
+/// `DT_NEEDED` found in the tree or glibc's, and no glibc symbol version
+/// newer than the board's.
+pub fn check_tree(root: &Path, want: &ElfExpect, board: &BoardLibs) -> Result<Checked> {
     let files = elf_files(root)?;
     let libs = tree_libraries(root);
     let mut problems = vec![];
@@ -520,8 +536,13 @@ pub fn check_tree(root: &Path, want: &ElfExpect) -> Result<Checked> {
             problems.push(format!("{rel}: wrong target: {e}"));
         }
         for n in &info.needed {
-            if !libs.contains_key(n) {
-                problems.push(format!("{rel}: needs {n}, which is not in the tree"));
+            if !libs.contains_key(n) && !board.has(n) {
+                problems.push(format!("{rel}: needs {n}, which is neither in the tree nor glibc's"));
+            }
+        }
+        if let (Some(need), Some(floor)) = (info.max_glibc, board.glibc) {
+            if need > floor {
+                problems.push(format!("{rel}: needs GLIBC_{}.{}, newer than the glibc floor {}.{}", need.0, need.1, floor.0, floor.1));
             }
         }
         if info.max_glibc > checked.max_glibc {
@@ -530,6 +551,7 @@ pub fn check_tree(root: &Path, want: &ElfExpect) -> Result<Checked> {
         }
     }
     checked.files = files.len();
+    checked.floor = board.glibc;
     if !problems.is_empty() {
         bail!("the ELF check of {} failed:\n  {}", root.display(), problems.join("\n  "));
     }

@@ -3,6 +3,7 @@
 //! packaged.
 
 mod bench;
+mod board;
 mod classes;
 mod crosspip;
 mod debian;
@@ -65,9 +66,15 @@ struct BuildArgs {
     /// Wait for another build holding the build directory.
     #[arg(long)]
     wait: bool,
-    /// Cross toolchain: a directory with bin/<triplet>-gcc, or a prefix like /opt/sdk/bin/aarch64-linux-gnu-.
+    /// Cross toolchain: `zig` (the default), `debian-gcc`, a directory with bin/<triplet>-gcc, a prefix like /opt/sdk/bin/aarch64-linux-gnu-, or "CC ARGS".
     #[arg(long)]
     toolchain: Option<String>,
+    /// The board's root filesystem (or SDK sysroot): its C library decides the glibc floor; a board the build cannot serve is refused before building.
+    #[arg(long)]
+    board: Option<PathBuf>,
+    /// No ELF file may need a glibc symbol version newer than this (default: the manifest's libc.glibc_floor).
+    #[arg(long)]
+    glibc_floor: Option<String>,
     /// Run this recipe's tasks even if they are up to date or in the artifact cache (BitBake's -f).
     #[arg(long, value_delimiter = ',')]
     rebuild: Vec<String>,
@@ -120,9 +127,12 @@ enum Cmd {
     QemuTest {
         #[arg(long)]
         arch: String,
-        /// Test this archive, unpacked into an empty directory, instead of sysroots/<arch>.
+        /// Test this archive, unpacked over the board root, instead of sysroots/<arch>.
         #[arg(long)]
         package: Option<PathBuf>,
+        /// Install over this board root instead of the arch's test_board (the one the build used).
+        #[arg(long)]
+        board: Option<PathBuf>,
         /// Also run CPython's own tests listed in the manifest's distro.cpython_tests.
         #[arg(long)]
         cpython_tests: bool,
@@ -230,10 +240,12 @@ fn real_main() -> Result<()> {
     let project = Project::locate(cli.manifest, cli.build_dir)?;
     match cli.command {
         Cmd::Build(args) => build(&project, &args),
-        Cmd::QemuTest { arch, package, cpython_tests } => {
+        Cmd::QemuTest { arch, package, board, cpython_tests } => {
             let loaded = project.load()?;
             for a in project.arches(&loaded, &arch)? {
-                qemu::test(&project, &loaded, &a, package.as_deref(), cpython_tests)?;
+                let mut target = project.last_target(&a);
+                target.board = board.clone().or(target.board);
+                qemu::test(&project, &loaded, &a, &target, package.as_deref(), cpython_tests)?;
             }
             Ok(())
         }
@@ -270,9 +282,9 @@ fn real_main() -> Result<()> {
             let names = project.arches(&loaded, &arch)?;
             let arches: Vec<_> = names.iter().map(|n| &loaded.manifest.arch[n]).collect();
             if install {
-                host::ensure(&loaded.manifest, &arches, false)?;
+                host::ensure(&loaded.manifest, &arches, None)?;
             }
-            let missing = host::missing(&loaded.manifest, &arches, false);
+            let missing = host::missing(&loaded.manifest, &arches, None);
             if missing.0.is_empty() {
                 println!("host prerequisites: all present");
                 return Ok(());
@@ -288,18 +300,22 @@ fn real_main() -> Result<()> {
 
 fn build(project: &Project, args: &BuildArgs) -> Result<()> {
     let t0 = Instant::now();
-    let toolchain = args.toolchain.as_deref();
+    let target = project::Target { toolchain: args.toolchain.clone(), board: args.board.clone(), glibc_floor: args.glibc_floor.clone() };
     let mut loaded = project.load()?;
     loaded.enable_features(&args.features.names())?;
     let names = project.arches(&loaded, &args.arch)?;
     let arches: Vec<_> = names.iter().map(|n| &loaded.manifest.arch[n]).collect();
-    host::ensure(&loaded.manifest, &arches, toolchain.is_some() || std::env::var_os("CROSSPYTHON_TOOLCHAIN").is_some())?;
+    let choice = target.toolchain.clone().or_else(|| std::env::var("CROSSPYTHON_TOOLCHAIN").ok());
+    host::ensure(&loaded.manifest, &arches, choice.as_deref())?;
     let _lock = BuildLock::take(&project.build_dir, args.wait)?;
-    let plan = project.plan(&loaded, &names, toolchain)?;
+    let plan = project.plan(&loaded, &names, &target)?;
+    for n in &names {
+        project.remember_target(n, &target)?;
+    }
     for ab in &plan.arches {
         let Some(n) = ab.graph.nodes.iter().find(|n| n.runs_target_programs()) else { continue };
         let runnable = match &ab.toolchain.run_root {
-            None => Err("the toolchain's dynamic loader was not found (libc.so.6 names it)".to_string()),
+            None => Err("the toolchain's dynamic loader was not found (libc.so.6 names it), and the arch has no test_board".to_string()),
             Some(_) => qemu::ensure_binfmt(&ab.arch),
         };
         if let Err(why) = runnable {

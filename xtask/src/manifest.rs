@@ -32,6 +32,74 @@ pub struct Manifest {
     pub recipes: Vec<Recipe>,
     #[serde(default)]
     pub package: Package,
+    /// The boards' C library: the glibc floor and what belongs to glibc.
+    #[serde(default)]
+    pub libc: Libc,
+    /// Toolchains crosspython provides itself (`[toolchain.zig]`).
+    #[serde(default)]
+    pub toolchain: Toolchains,
+    /// Board root filesystems assembled from Debian packages, to test on.
+    #[serde(default)]
+    pub board: BTreeMap<String, Board>,
+}
+
+/// The C library of the boards the package is built for.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Libc {
+    /// No ELF file of the package may need a glibc symbol version newer
+    /// than this (`2.28`); `build --glibc-floor` or `--board` change it.
+    /// Without one, the toolchain's own glibc is the limit.
+    pub glibc_floor: Option<String>,
+    /// Shared objects of glibc itself: every glibc board has them, so the
+    /// package never carries them (nor the dynamic loader a `PT_INTERP` names).
+    #[serde(default)]
+    pub glibc_sonames: Vec<String>,
+}
+
+impl Libc {
+    pub fn floor(&self) -> Option<(u32, u32)> {
+        self.glibc_floor.as_deref().and_then(parse_glibc)
+    }
+}
+
+/// `2.28` -> (2, 28)
+pub fn parse_glibc(v: &str) -> Option<(u32, u32)> {
+    crate::elf::glibc_version(&format!("GLIBC_{v}"))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toolchains {
+    pub zig: Option<ZigToolchain>,
+}
+
+/// Zig's clang driver: one compiler for every arch that links against
+/// glibc stubs of any version from 2.17 on, so the build machine's glibc
+/// never leaks into the package.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZigToolchain {
+    /// The PyPI requirement that ships it (`ziglang==0.17.1`).
+    pub pypi: String,
+    /// sha256 of the wheel for each build-machine architecture.
+    pub wheel_sha256: BTreeMap<String, String>,
+}
+
+/// A board's root filesystem assembled from Debian's binary packages.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    pub arch: String,
+    pub summary: String,
+    /// Debian suite (`bullseye`); the packages come from the host's apt mirror.
+    pub suite: String,
+    /// Debian package names; their `Depends` closure is installed too.
+    pub packages: Vec<String>,
+    /// The board's own programs (argv), run after the package is installed
+    /// over the root: each must still exit 0.
+    #[serde(default)]
+    pub programs: Vec<Vec<String>>,
 }
 
 /// What `cargo xtask package` makes of the tree, by profile.
@@ -200,13 +268,38 @@ pub struct Arch {
     /// Extra C flags for every target recipe of this arch.
     #[serde(default)]
     pub cflags: Vec<String>,
+    /// C flags that need at least the named glibc (`"2.34" = ["-D_TIME_BITS=64"]`):
+    /// used only when the glibc floor reaches it.
+    #[serde(default)]
+    pub cflags_from_glibc: BTreeMap<String, Vec<String>>,
+    /// Zig's name of the target (`mipsel-linux-gnueabihf`), without the glibc version.
+    pub zig_target: Option<String>,
+    /// The oldest glibc that has this arch (the lowest possible floor).
+    pub glibc_min: Option<String>,
+    /// The board root `qemu-test` installs the package over by default.
+    pub test_board: Option<String>,
 }
 
 impl Arch {
     /// The fields that change what gets built (not how it is tested or
     /// named): an input of every target task's signature.
     pub fn build_inputs(&self) -> String {
-        format!("triplet={} rust_target={} openssl={} cflags={:?}", self.triplet, self.rust_target, self.openssl, self.cflags)
+        format!(
+            "triplet={} rust_target={} openssl={} cflags={:?} cflags_from_glibc={:?} zig_target={:?}",
+            self.triplet, self.rust_target, self.openssl, self.cflags, self.cflags_from_glibc, self.zig_target
+        )
+    }
+
+    /// The arch's C flags for boards with at least glibc `floor`.
+    pub fn cflags_for(&self, floor: Option<(u32, u32)>) -> Vec<String> {
+        let mut out = self.cflags.clone();
+        for (need, flags) in &self.cflags_from_glibc {
+            let need = parse_glibc(need);
+            if floor.is_none() || (need.is_some() && floor >= need) {
+                out.extend(flags.iter().cloned());
+            }
+        }
+        out
     }
 }
 
@@ -567,6 +660,35 @@ impl Loaded {
         for f in &m.distro.features {
             if !offered.contains(f.get_ref()) {
                 problems.push(self.problem(f, "distro.features", unknown_feature(f.get_ref(), &offered)));
+            }
+        }
+        if let Some(f) = m.libc.glibc_floor.as_deref().filter(|f| parse_glibc(f).is_none()) {
+            problems.push(self.problem_at_start("libc.glibc_floor", format!("`{f}` is not a glibc version such as 2.28")));
+        }
+        for (name, a) in &m.arch {
+            if let Some(b) = a.test_board.as_ref().filter(|b| !m.board.contains_key(*b)) {
+                problems.push(self.problem_at_start(
+                    &format!("arch.{name}.test_board"),
+                    format!("no board `{b}`; known: {}", m.board.keys().cloned().collect::<Vec<_>>().join(", ")),
+                ));
+            }
+            for v in a.glibc_min.iter().chain(a.cflags_from_glibc.keys()) {
+                if parse_glibc(v).is_none() {
+                    problems.push(self.problem_at_start(&format!("arch.{name}.glibc_min"), format!("`{v}` is not a glibc version such as 2.28")));
+                }
+            }
+        }
+        for (name, b) in &m.board {
+            if !m.arch.contains_key(&b.arch) {
+                problems.push(self.problem_at_start(
+                    &format!("board.{name}.arch"),
+                    format!("unknown arch `{}`; known: {}", b.arch, m.arch.keys().cloned().collect::<Vec<_>>().join(", ")),
+                ));
+            }
+        }
+        if let Some(z) = &m.toolchain.zig {
+            for sha in z.wheel_sha256.values().filter(|s| !is_sha256(s)) {
+                problems.push(self.problem_at_start("toolchain.zig.wheel_sha256", format!("`{sha}`: a sha256 is 64 lowercase hex digits")));
             }
         }
         for (i, limit) in m.distro.cpython_test_limits.iter().enumerate() {

@@ -42,7 +42,11 @@ pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
     if specs.is_empty() {
         bail!("nothing to install: give requirement specifiers, wheel files or -r <requirements file>");
     }
-    let plan = project.plan(loaded, &[r.arch.to_string()], r.toolchain)?;
+    let mut target = project.last_target(r.arch);
+    if let Some(t) = r.toolchain {
+        target.toolchain = Some(t.to_string());
+    }
+    let plan = project.plan(loaded, &[r.arch.to_string()], &target)?;
     let ab = &plan.arches[0];
     let python = plan.units.iter().find(|u| u.node.recipe == "python3" && !u.node.is_native()).context("the image has no python3")?;
     let native = plan.units.iter().find(|u| u.node.recipe == "python3" && u.node.is_native()).context("no python3-native")?;
@@ -154,10 +158,11 @@ impl<'a> Job<'a> {
         crosspip::install_wheels(bp, &self.target(root)?, &c.fresh, log)?;
         let mut report = String::new();
         let present = crate::image::tree_libraries(tree);
-        crate::image::add_toolchain_libs_beside(root, &present, &self.ab.toolchain, &mut report)?;
+        let board = crate::image::BoardLibs::new(&self.plan.libc, self.ab.toolchain.glibc);
+        crate::image::add_toolchain_libs_beside(root, &self.plan.prefix, &present, &board, &self.ab.toolchain, &mut report)?;
         crate::image::set_run_paths_beside(root, tree, &self.plan.prefix, &mut report)?;
         log.push_str(&report);
-        check_staged(root, tree, &present, &self.ab.arch.elf, &[self.project.build_dir.clone(), root.to_path_buf()])?;
+        check_staged(root, tree, &present, &board, &self.ab.arch.elf, &[self.project.build_dir.clone(), root.to_path_buf()])?;
         let replaced_files: Vec<PathBuf> = c.replaced.iter().map(|r| crate::image::record_files(r, tree)).collect::<Result<Vec<_>>>()?.concat();
         let mut conflicts = vec![];
         for e in WalkDir::new(root).min_depth(1) {
@@ -203,7 +208,14 @@ impl<'a> Job<'a> {
 
 /// Every ELF file staged: the target's machine, every `DT_NEEDED` in the
 /// staging root or the tree; no file holds a build-machine path.
-fn check_staged(root: &Path, tree: &Path, present: &BTreeMap<String, PathBuf>, want: &crate::manifest::ElfExpect, build_paths: &[PathBuf]) -> Result<()> {
+fn check_staged(
+    root: &Path,
+    tree: &Path,
+    present: &BTreeMap<String, PathBuf>,
+    board: &crate::image::BoardLibs,
+    want: &crate::manifest::ElfExpect,
+    build_paths: &[PathBuf],
+) -> Result<()> {
     let staged = crate::image::tree_libraries(root);
     let mut problems = vec![];
     for (path, info) in crate::image::elf_files(root)? {
@@ -211,8 +223,13 @@ fn check_staged(root: &Path, tree: &Path, present: &BTreeMap<String, PathBuf>, w
         if let Err(e) = crate::elf::check_machine(&info, want) {
             problems.push(format!("{rel}: not for this arch: {e}"));
         }
-        for n in info.needed.iter().filter(|n| !present.contains_key(*n) && !staged.contains_key(*n)) {
+        for n in info.needed.iter().filter(|n| !present.contains_key(*n) && !staged.contains_key(*n) && !board.has(n)) {
             problems.push(format!("{rel}: needs {n}, which is neither in {} nor in the toolchain", tree.display()));
+        }
+        if let (Some(need), Some(floor)) = (info.max_glibc, board.glibc) {
+            if need > floor {
+                problems.push(format!("{rel}: needs GLIBC_{}.{}, newer than the glibc floor {}.{}", need.0, need.1, floor.0, floor.1));
+            }
         }
     }
     for e in WalkDir::new(root).min_depth(1) {

@@ -13,6 +13,15 @@ use crate::manifest::Loaded;
 use crate::tasks::{ArchBuild, Plan, PlanInputs};
 use crate::toolchain::Toolchain;
 
+/// What the build targets besides the arch: the toolchain, the board and
+/// its glibc floor (`build --toolchain --board --glibc-floor`).
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Target {
+    pub toolchain: Option<String>,
+    pub board: Option<PathBuf>,
+    pub glibc_floor: Option<String>,
+}
+
 pub struct Project {
     pub root: PathBuf,
     pub manifest_path: PathBuf,
@@ -20,6 +29,8 @@ pub struct Project {
     pub dl_dir: PathBuf,
     pub sstate_dir: PathBuf,
     pub wheel_dir: PathBuf,
+    /// Toolchains crosspython fetches itself, board roots.
+    pub cache_dir: PathBuf,
 }
 
 impl Project {
@@ -38,6 +49,7 @@ impl Project {
             dl_dir: env_dir("CROSSPYTHON_DL_DIR", cache.join("downloads")),
             sstate_dir: env_dir("CROSSPYTHON_SSTATE_DIR", cache.join("sstate")),
             wheel_dir: env_dir("CROSSPYTHON_WHEEL_DIR", cache.join("wheels")),
+            cache_dir: cache,
             root,
         })
     }
@@ -73,9 +85,64 @@ impl Project {
         Ok(out)
     }
 
+    /// The build's choices for `arch`, kept so that `pip` and `qemu-test`
+    /// work on the tree as it was built.
+    pub fn remember_target(&self, arch: &str, target: &Target) -> Result<()> {
+        let path = self.build_dir.join(arch).join("target.json");
+        let text = serde_json::to_vec_pretty(target)?;
+        if fs::read(&path).ok().as_deref() != Some(text.as_slice()) {
+            crate::tasks::atomic_write(&path, &text)?;
+        }
+        Ok(())
+    }
+
+    /// What the last build of `arch` was for (defaults when none was).
+    pub fn last_target(&self, arch: &str) -> Target {
+        fs::read(self.build_dir.join(arch).join("target.json")).ok().and_then(|t| serde_json::from_slice(&t).ok()).unwrap_or_default()
+    }
+
+    /// The glibc floor of a build for `arch`: `--glibc-floor`, else the
+    /// glibc of `--board`, else the manifest's `libc.glibc_floor`; a board
+    /// that cannot run the result is refused here, before anything builds.
+    pub fn glibc_floor(&self, loaded: &Loaded, arch_name: &str, target: &Target) -> Result<Option<(u32, u32)>> {
+        let arch = &loaded.manifest.arch[arch_name];
+        let mut floor = loaded.manifest.libc.floor();
+        let board = match &target.board {
+            Some(dir) => Some((dir.clone(), crate::board::libc_of(dir, arch)?)),
+            None => None,
+        };
+        if let Some((_, crate::board::BoardLibc::Glibc { version, .. })) = &board {
+            floor = Some(*version);
+        }
+        if let Some(f) = &target.glibc_floor {
+            floor = Some(crate::manifest::parse_glibc(f).with_context(|| format!("--glibc-floor {f}: not a glibc version such as 2.28"))?);
+        }
+        if let (Some(f), Some(min)) = (floor, arch.glibc_min.as_deref().and_then(crate::manifest::parse_glibc)) {
+            if f < min {
+                bail!("glibc floor {}.{} is below the oldest glibc for {arch_name} ({}.{})", f.0, f.1, min.0, min.1);
+            }
+        }
+        if let Some((dir, libc)) = &board {
+            crate::board::check_serves(dir, libc, floor, arch)?;
+        }
+        Ok(floor)
+    }
+
+    /// The board root programs of `arch` run on: `--board`, else the arch's
+    /// `test_board` assembled from Debian packages.
+    pub fn board_root(&self, loaded: &Loaded, arch_name: &str, target: &Target) -> Result<PathBuf> {
+        if let Some(dir) = &target.board {
+            return Ok(dir.clone());
+        }
+        let arch = &loaded.manifest.arch[arch_name];
+        let name = arch.test_board.as_deref().with_context(|| format!("arch {arch_name} has no test_board in {}", loaded.path.display()))?;
+        let board = &loaded.manifest.board[name];
+        crate::board::debian_root(&crate::fetch::Fetcher::new(self.dl_dir.clone()), &self.cache_dir, name, board, arch)
+    }
+
     /// Resolve the manifest for each arch, find its toolchain and write its
     /// CONFIG_SITE, and build the task plan.
-    pub fn plan(&self, loaded: &Loaded, arches: &[String], toolchain: Option<&str>) -> Result<Plan> {
+    pub fn plan(&self, loaded: &Loaded, arches: &[String], target: &Target) -> Result<Plan> {
         let mut builds = vec![];
         for name in arches {
             let arch = loaded.manifest.arch[name].clone();
@@ -83,7 +150,17 @@ impl Project {
             for w in &graph.warnings {
                 eprintln!("warning: {w}");
             }
-            let toolchain = Toolchain::find(&arch, toolchain).with_context(|| format!("arch {name}"))?;
+            let choice = crate::toolchain::Choice {
+                explicit: target.toolchain.as_deref(),
+                zig: loaded.manifest.toolchain.zig.as_ref(),
+                cache: &self.cache_dir,
+                glibc_floor: self.glibc_floor(loaded, name, target)?,
+            };
+            let mut toolchain = Toolchain::find(&arch, choice).with_context(|| format!("arch {name}"))?;
+            if toolchain.run_root.is_none() && (target.board.is_some() || arch.test_board.is_some()) {
+                // zig has no C library to run programs with: the board's is used.
+                toolchain.run_root = Some(self.board_root(loaded, name, target)?);
+            }
             let config_site = self.build_dir.join(name).join("config.site");
             let mut site = String::from("# Answers for tests that cannot run when cross compiling (arch.config_site in the manifest).\n");
             let mut answers = loaded.manifest.config_site.clone();
@@ -110,6 +187,7 @@ impl Project {
                 patches_dir: &self.root.join("patches"),
                 prefix: &loaded.manifest.distro.prefix,
                 host_identity: &host_identity,
+                libc: &loaded.manifest.libc,
             },
             builds,
         )

@@ -1,12 +1,20 @@
-//! qemu-test: run the target tree (or an unpacked package) under qemu-user
-//! with the tree as the only library prefix, and report what works.
+//! qemu-test: install the target tree (or a package) over a board root,
+//! as a user installs it on a board, run it there under qemu-user and
+//! report what works; then run the board's own programs to show the
+//! install left the board working.
+//!
+//! The board root is the arch's `test_board` (assembled from Debian
+//! packages) or `--board <dir>`; it is copied first, so the cached root
+//! and the user's directory are never changed. Installing must leave every
+//! file of the board byte for byte as it was.
 //!
 //! Child processes of the target interpreter (`subprocess`,
 //! `multiprocessing` spawn, `sys.executable`) need the kernel to start
 //! target binaries through qemu: qemu-user is registered with binfmt_misc
-//! from Debian's own `/usr/lib/binfmt.d/qemu-*.conf`, and the prefix is
+//! from Debian's own `/usr/lib/binfmt.d/qemu-*.conf`, and the root is
 //! passed in `QEMU_LD_PREFIX` so that children inherit it.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,7 +23,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::manifest::{Arch, Loaded};
-use crate::project::Project;
+use crate::project::{Project, Target};
 
 #[derive(Debug, serde::Deserialize, serde::Serialize)]
 pub struct CheckResult {
@@ -24,32 +32,56 @@ pub struct CheckResult {
     pub detail: String,
 }
 
-pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option<&Path>, cpython: bool) -> Result<()> {
+pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, cpython: bool) -> Result<()> {
     let arch = &loaded.manifest.arch[arch_name];
-    let unpacked;
-    let tree: PathBuf = match package {
+    let board_root = project.board_root(loaded, arch_name, target)?;
+    let board_libc = crate::board::libc_of(&board_root, arch)?;
+    eprintln!("board root: {} ({board_libc})", board_root.display());
+    let work = tempfile::Builder::new().prefix("crosspython-board-").tempdir()?;
+    let tree = work.path().join("root");
+    crate::sysroot::copy_tree(&board_root, &tree).with_context(|| format!("cannot copy the board root {}", board_root.display()))?;
+    let before = snapshot(&tree)?;
+    let source = match package {
         Some(archive) => {
-            unpacked = tempfile::Builder::new().prefix("crosspython-package-").tempdir()?;
-            crate::unpack::unpack(archive, &unpacked.path().join("root"), 0).with_context(|| format!("cannot unpack the package {}", archive.display()))?;
-            eprintln!("unpacked {} into {}", archive.display(), unpacked.path().join("root").display());
-            unpacked.path().join("root")
+            let unpacked = work.path().join("package");
+            crate::unpack::unpack(archive, &unpacked, 0).with_context(|| format!("cannot unpack the package {}", archive.display()))?;
+            unpacked
         }
-        None => project.tree(arch_name),
+        None => {
+            let t = project.tree(arch_name);
+            if !t.join(crate::image::IMAGE_NOTE).exists() {
+                bail!("{} holds no built tree; run `cargo xtask build --arch {arch_name}` first", t.display());
+            }
+            t
+        }
     };
+    crate::package::install_over(&source, &tree, false).context("installing over the board root")?;
+    let changed = changed_files(&before, &snapshot(&tree)?);
+    if !changed.is_empty() {
+        bail!("installing changed {} file(s) the board already had:\n  {}", changed.len(), changed.join("\n  "));
+    }
+    eprintln!(
+        "installed {} over a copy of the board root: every file the board had is unchanged",
+        package.map_or("the tree".into(), |p| p.display().to_string())
+    );
     let prefix = &loaded.manifest.distro.prefix;
     let mut python = tree.join(prefix.trim_start_matches('/')).join("bin/python3");
     if package.is_some() && !python.exists() {
         // A package made with `--prefix`: its interpreter is wherever bin/python3 is.
-        if let Some(found) = walkdir::WalkDir::new(&tree).max_depth(5).into_iter().flatten().find(|e| e.path().ends_with("bin/python3")) {
-            python = found.into_path();
+        if let Some(found) = walkdir::WalkDir::new(&source).max_depth(5).into_iter().flatten().find(|e| e.path().ends_with("bin/python3")) {
+            python = tree.join(found.path().strip_prefix(&source).unwrap());
         }
     }
     if !python.exists() {
         bail!("{} does not exist; run `cargo xtask build --arch {arch_name}` first", python.display());
     }
-    let checked = crate::image::check_tree(&tree, &arch.elf)?;
+    let board_glibc = match &board_libc {
+        crate::board::BoardLibc::Glibc { version, .. } => Some(*version),
+        _ => None,
+    };
+    let checked = crate::image::check_tree(&source, &arch.elf, &crate::image::BoardLibs::new(&loaded.manifest.libc, board_glibc))?;
     eprint!("{}", checked.summary());
-    if let Ok(note) = crate::image::ImageNote::read(&tree) {
+    if let Ok(note) = crate::image::ImageNote::read(&source) {
         for (recipe, features) in &note.features {
             eprintln!("{recipe} built with: {}", features.join(", "));
         }
@@ -112,6 +144,13 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
         bail!("the check script exited with {}", out.status);
     }
     println!("{arch_name}: all {} checks passed", results.len());
+    let glibc = checked.max_glibc.map(|(a, b)| format!("GLIBC_{a}.{b} (by {})", checked.max_glibc_file)).unwrap_or_else(|| "none".into());
+    println!("{arch_name}: highest glibc symbol version needed: {glibc}; the board has {board_libc}");
+    if target.board.is_none() {
+        if let Some(name) = &arch.test_board {
+            board_programs(arch, &tree, &loaded.manifest.board[name].programs, binfmt.is_ok())?;
+        }
+    }
     if cpython {
         let env: Vec<(&str, String)> = vec![
             ("PATH", "/usr/bin:/bin".into()),
@@ -136,6 +175,75 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, package: Option
         }
     }
     Ok(())
+}
+
+/// The board's own programs, run after the install: each must still work.
+fn board_programs(arch: &Arch, root: &Path, programs: &[Vec<String>], binfmt: bool) -> Result<()> {
+    for argv in programs {
+        let Some((prog, args)) = argv.split_first() else { continue };
+        let path = crate::board::resolve_in_root(root, Path::new(prog.trim_start_matches('/')))?;
+        let mut cmd = if binfmt {
+            Command::new(&path)
+        } else {
+            let mut c = Command::new(&arch.qemu);
+            c.arg("-L").arg(root).arg(&path);
+            c
+        };
+        let out = cmd
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("LC_ALL", "C")
+            .env("QEMU_LD_PREFIX", root)
+            .envs(arch.qemu_cpu.iter().map(|c| ("QEMU_CPU", c.as_str())))
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run the board's {prog}"))?;
+        if !out.status.success() {
+            bail!(
+                "the board's own {} failed after the install ({}):\n{}{}",
+                argv.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let first = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().chars().take(60).collect::<String>();
+        println!("board program ok: {}  -> {first}", argv.iter().map(|a| a.chars().take(40).collect::<String>()).collect::<Vec<_>>().join(" "));
+    }
+    Ok(())
+}
+
+/// Every entry below `root`: its kind, mode and content digest (symlinks by target).
+fn snapshot(root: &Path) -> Result<BTreeMap<PathBuf, String>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(root).min_depth(1) {
+        let e = e?;
+        let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+        let meta = e.path().symlink_metadata()?;
+        let what = if meta.file_type().is_symlink() {
+            format!("symlink {}", fs::read_link(e.path())?.display())
+        } else if meta.is_dir() {
+            "directory".to_string()
+        } else {
+            format!("file {:o} {}", meta.permissions().mode(), crate::fetch::sha256_file(e.path())?)
+        };
+        out.insert(rel, what);
+    }
+    Ok(out)
+}
+
+/// Entries of `before` that are gone or different in `after`.
+fn changed_files(before: &BTreeMap<PathBuf, String>, after: &BTreeMap<PathBuf, String>) -> Vec<String> {
+    before
+        .iter()
+        .filter_map(|(p, was)| match after.get(p) {
+            None => Some(format!("{}: removed", p.display())),
+            Some(now) if now != was => Some(format!("{}: {was} -> {now}", p.display())),
+            _ => None,
+        })
+        .collect()
 }
 
 fn print_table(arch: &str, results: &[CheckResult]) {

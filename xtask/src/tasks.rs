@@ -115,6 +115,8 @@ pub struct Plan {
     /// The distro's install prefix on the target.
     pub prefix: String,
     pub python: PythonPackages,
+    /// The boards' C library (what the image may leave to the board).
+    pub libc: crate::manifest::Libc,
     pub units: Vec<Unit>,
     pub arches: Vec<ArchBuild>,
     pub tasks: Vec<Task>,
@@ -140,6 +142,7 @@ pub struct PlanInputs<'a> {
     pub patches_dir: &'a Path,
     pub prefix: &'a str,
     pub host_identity: &'a str,
+    pub libc: &'a crate::manifest::Libc,
 }
 
 impl Plan {
@@ -148,6 +151,7 @@ impl Plan {
             build_dir: inp.build_dir.to_path_buf(),
             prefix: inp.prefix.to_string(),
             python: inp.python.clone(),
+            libc: inp.libc.clone(),
             units: vec![],
             arches: vec![],
             tasks: vec![],
@@ -192,6 +196,7 @@ impl Plan {
             sigdata.insert("python packages".into(), serde_json::to_string(inp.python)?);
             sigdata.insert("crosspip".into(), crate::crosspip::VERSION.into());
             sigdata.insert("image".into(), crate::image::IMAGE_VERSION.into());
+            sigdata.insert("libc".into(), format!("board has {:?}; glibc {:?}", inp.libc.glibc_sonames, ab.toolchain.glibc));
             let mut deps = vec![];
             for &r in &g.runtime {
                 let u = unit_of[r];

@@ -159,7 +159,7 @@ impl Ctx<'_> {
                 // debug source package would put them.
                 let prefix_map = format!("-ffile-prefix-map={}=/usr/src/debug/{}/{}", d.workdir.display(), self.node.name, self.node.version);
                 let mut cflags = vec!["-O2".to_string(), "-pipe".to_string(), prefix_map];
-                cflags.extend(arch.cflags.iter().cloned());
+                cflags.extend(tc.arch_cflags(arch));
                 env.insert("CFLAGS".into(), cflags.join(" "));
                 env.insert("CPPFLAGS".into(), format!("-I{sysroot}{prefix}/include"));
                 env.insert("LDFLAGS".into(), format!("-L{sysroot}{prefix}/lib -Wl,-rpath-link,{sysroot}{prefix}/lib"));

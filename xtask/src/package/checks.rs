@@ -1,7 +1,7 @@
 //! What a package must pass before it is written: every ELF file for the
 //! target, with its libraries in the package, a non-executable stack,
-//! RELRO, run paths that stay inside the package and glibc symbol versions
-//! the toolchain's glibc has; no build-machine path in any file, no setuid
+//! RELRO, run paths that stay inside the package, glibc symbol versions no
+//! newer than the floor and no file of glibc itself; no build-machine path in any file, no setuid
 //! or world-writable file, no symlink that leaves the package.
 
 use std::fmt;
@@ -32,8 +32,8 @@ impl fmt::Display for Checked {
     }
 }
 
-pub fn check(root: &Path, want: &ElfExpect, build_paths: &[PathBuf], toolchain_glibc: Option<(u32, u32)>) -> Result<Checked> {
-    let elf = crate::image::check_tree(root, want)?;
+pub fn check(root: &Path, want: &ElfExpect, build_paths: &[PathBuf], board: &crate::image::BoardLibs) -> Result<Checked> {
+    let elf = crate::image::check_tree(root, want, board)?;
     let mut problems = vec![];
     for (path, info) in crate::image::elf_files(root)? {
         let rel = path.strip_prefix(root).unwrap().display().to_string();
@@ -49,11 +49,6 @@ pub fn check(root: &Path, want: &ElfExpect, build_paths: &[PathBuf], toolchain_g
                 if let Err(why) = run_path_inside(root, &path, entry) {
                     problems.push(format!("{rel}: run path {entry}: {why}"));
                 }
-            }
-        }
-        if let (Some(need), Some(have)) = (info.max_glibc, toolchain_glibc) {
-            if need > have {
-                problems.push(format!("{rel}: needs GLIBC_{}.{}, the toolchain's glibc is {}.{}", need.0, need.1, have.0, have.1));
             }
         }
     }
@@ -72,6 +67,10 @@ pub fn check(root: &Path, want: &ElfExpect, build_paths: &[PathBuf], toolchain_g
                 problems.push(format!("{rel}: symlink {} leaves the package", target.display()));
             }
             continue;
+        }
+        let name = e.file_name().to_string_lossy();
+        if !meta.is_dir() && board.has(&name) {
+            problems.push(format!("{rel}: a part of glibc; the board's own C library must be used, never replaced"));
         }
         let mode = meta.permissions().mode();
         if mode & 0o6000 != 0 {

@@ -1,7 +1,10 @@
 //! `package --rootfs <dir>`: the staged package installed into an existing
-//! root filesystem (a Yocto or Buildroot image being assembled). Every
-//! conflict is found before anything is written: a file that exists with
-//! other content (or of another type) is refused unless `--force`.
+//! root filesystem (a Yocto or Buildroot image being assembled, or a board
+//! root under test). Every conflict is found before anything is written: a
+//! file that exists with other content (or of another type) is refused
+//! unless `--force`. Paths are resolved inside the root as the board would
+//! resolve them: a `lib -> /usr/lib` symlink of the root leads to the
+//! root's `usr/lib`, never to the build machine's.
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -11,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
 pub fn install(staged: &Path, rootfs: &Path, force: bool) -> Result<()> {
+    let rootfs = &rootfs.canonicalize().with_context(|| format!("--rootfs {}: not a directory; create the root filesystem first", rootfs.display()))?;
     if !rootfs.is_dir() {
         bail!("--rootfs {}: not a directory; create the root filesystem first", rootfs.display());
     }
@@ -19,7 +23,10 @@ pub fn install(staged: &Path, rootfs: &Path, force: bool) -> Result<()> {
     for e in WalkDir::new(staged).min_depth(1).sort_by_file_name() {
         let e = e?;
         let rel = e.path().strip_prefix(staged).unwrap().to_path_buf();
-        let dest = rootfs.join(&rel);
+        // The last component is not followed: a symlink there is the
+        // root's own entry, compared with the package's.
+        let parent = crate::board::resolve_in_root(rootfs, rel.parent().unwrap_or(Path::new("")))?;
+        let dest = parent.join(rel.file_name().expect("a walked entry has a name"));
         if let Some(why) = differs(e.path(), &dest)? {
             conflicts.push(format!("{}: {why}", rel.display()));
         }
@@ -135,6 +142,20 @@ mod tests {
         assert!(!r.path().join("usr/local/bin/pip").exists(), "nothing is written when refusing");
         install(s.path(), r.path(), true).unwrap();
         assert_eq!(fs::read_to_string(r.path().join("usr/local/bin/python3")).unwrap(), "new");
+    }
+
+    #[test]
+    fn absolute_symlinks_of_the_root_lead_inside_it_never_to_the_host() {
+        use std::os::unix::fs::symlink;
+        let (s, r) = (staged(), tempfile::tempdir().unwrap());
+        // The root's `usr/local` points at an absolute path: on the board
+        // that is its own /opt/crosspython-test-local, never the host's.
+        fs::create_dir_all(r.path().join("usr")).unwrap();
+        fs::create_dir_all(r.path().join("opt/crosspython-test-local")).unwrap();
+        symlink("/opt/crosspython-test-local", r.path().join("usr/local")).unwrap();
+        install(s.path(), r.path(), false).unwrap();
+        assert_eq!(fs::read_to_string(r.path().join("opt/crosspython-test-local/bin/python3")).unwrap(), "new");
+        assert!(!Path::new("/opt/crosspython-test-local").exists(), "nothing written outside the root");
     }
 
     #[test]

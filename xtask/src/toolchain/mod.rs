@@ -1,17 +1,39 @@
 //! The cross toolchain of an arch: which compiler, its binutils, its
-//! identity (for task signatures) and where its shared objects live.
+//! identity (for task signatures), the newest glibc its output may need
+//! and where its shared objects live.
 //!
 //! Chosen, in order: `--toolchain <dir or prefix>` (or
-//! `CROSSPYTHON_TOOLCHAIN`), `CROSS_COMPILE=<prefix>`, then whatever the `cc`
-//! crate picks for the arch's Rust target, which honours `CC_<target>` and
-//! falls back to Debian's `<triplet>-gcc`.
+//! `CROSSPYTHON_TOOLCHAIN`), `CROSS_COMPILE=<prefix>`, then zig for the
+//! glibc floor when the manifest has `[toolchain.zig]` (the default), and
+//! otherwise (or with `--toolchain debian-gcc`) whatever the `cc` crate
+//! picks for the arch's Rust target, which honours `CC_<target>` and falls
+//! back to Debian's `<triplet>-gcc`.
+
+pub mod zig;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::manifest::Arch;
+use crate::manifest::{Arch, ZigToolchain};
+
+/// What decides the toolchain of an arch.
+#[derive(Clone, Copy)]
+pub struct Choice<'a> {
+    /// `--toolchain` (or `CROSSPYTHON_TOOLCHAIN`).
+    pub explicit: Option<&'a str>,
+    /// The manifest's `[toolchain.zig]`.
+    pub zig: Option<&'a ZigToolchain>,
+    /// The cache root (`~/.cache/crosspython`), where zig is unpacked.
+    pub cache: &'a Path,
+    /// The glibc floor of the boards.
+    pub glibc_floor: Option<(u32, u32)>,
+}
+
+/// `--toolchain debian-gcc`: Debian's cross gcc with its own glibc, as
+/// before zig was the default.
+pub const DEBIAN_GCC: &str = "debian-gcc";
 
 #[derive(Debug, Clone)]
 pub struct Toolchain {
@@ -27,14 +49,32 @@ pub struct Toolchain {
     pub machine: String,
     /// The directory that stands for `/` when the target's programs run
     /// under qemu-user (`QEMU_LD_PREFIX`): where the toolchain's dynamic
-    /// loader and libc are.
+    /// loader and libc are (for zig, which has none: the arch's test board).
     pub run_root: Option<PathBuf>,
+    /// The newest glibc the output may need: the floor zig links against,
+    /// or the glibc of the toolchain's own `libc.so.6`.
+    pub glibc: Option<(u32, u32)>,
+    /// Zig's target (`aarch64-linux-gnu.2.28`) when the toolchain is zig.
+    pub zig_target: Option<String>,
 }
 
 impl Toolchain {
-    pub fn find(arch: &Arch, choice: Option<&str>) -> Result<Toolchain> {
-        let choice = choice.map(str::to_string).or_else(|| std::env::var("CROSSPYTHON_TOOLCHAIN").ok());
-        let (cc, cc_args) = if let Some(choice) = choice {
+    pub fn find(arch: &Arch, choice: Choice) -> Result<Toolchain> {
+        let explicit = choice.explicit.map(str::to_string).or_else(|| std::env::var("CROSSPYTHON_TOOLCHAIN").ok());
+        let use_zig = match (&explicit, choice.zig, choice.glibc_floor, &arch.zig_target) {
+            (Some(e), ..) => e == "zig",
+            (None, Some(_), Some(_), Some(_)) => std::env::var_os("CROSS_COMPILE").is_none(),
+            _ => false,
+        };
+        let mut zig_target = None;
+        let (cc, cc_args) = if use_zig {
+            let (Some(spec), Some(floor)) = (choice.zig, choice.glibc_floor) else {
+                bail!("--toolchain zig needs [toolchain.zig] and libc.glibc_floor in the manifest");
+            };
+            let zig = zig::ensure(spec, choice.cache)?;
+            zig_target = Some(zig::target(arch, floor)?);
+            (zig::wrappers(&zig, arch, floor)?.join(format!("{}-gcc", arch.triplet)), vec![])
+        } else if let Some(choice) = explicit.filter(|e| e != DEBIAN_GCC) {
             from_choice(&choice, &arch.triplet)?
         } else if let Ok(prefix) = std::env::var("CROSS_COMPILE") {
             (PathBuf::from(format!("{prefix}gcc")), vec![])
@@ -63,8 +103,11 @@ impl Toolchain {
         let version = cmd!(sh, "{cc} {args...} --version").quiet().read()?.lines().next().unwrap_or_default().to_string();
         let machine = cmd!(sh, "{cc} {args...} -dumpmachine").quiet().read()?.trim().to_string();
         let tool_prefix = binutils_prefix(&cc, &arch.triplet);
-        let mut tc = Toolchain { cc, cc_args, tool_prefix, version, machine, run_root: None };
-        tc.run_root = tc.find_run_root();
+        let mut tc = Toolchain { cc, cc_args, tool_prefix, version, machine, run_root: None, glibc: choice.glibc_floor, zig_target };
+        if tc.zig_target.is_none() {
+            tc.run_root = tc.find_run_root();
+            tc.glibc = tc.find_lib("libc.so.6").map(|l| crate::elf::glibc_defined(&l)).transpose()?.flatten();
+        }
         Ok(tc)
     }
 
@@ -79,7 +122,13 @@ impl Toolchain {
 
     /// Everything about the compiler that can change what it produces.
     pub fn identity(&self) -> String {
-        format!("{} {} | {} | {}", self.cc.display(), self.cc_args.join(" "), self.version, self.machine)
+        let zig = self.zig_target.as_deref().map(|t| format!(" | zig -target {t}")).unwrap_or_default();
+        format!("{} {} | {} | {}{zig}", self.cc.display(), self.cc_args.join(" "), self.version, self.machine)
+    }
+
+    /// The C flags of `arch` for what this toolchain targets.
+    pub fn arch_cflags(&self, arch: &Arch) -> Vec<String> {
+        arch.cflags_for(self.glibc)
     }
 
     /// The compiler command line for `CC`.
@@ -98,6 +147,10 @@ impl Toolchain {
     /// Where the toolchain keeps a shared object the target needs at run
     /// time (`libc.so.6`), as the compiler's own search finds it.
     pub fn find_lib(&self, soname: &str) -> Option<PathBuf> {
+        // zig's C library is stubs for linking; the board has the real one.
+        if self.zig_target.is_some() {
+            return None;
+        }
         let sh = Shell::new().ok()?;
         let (cc, args) = (&self.cc, &self.cc_args);
         let out = cmd!(sh, "{cc} {args...} -print-file-name={soname}").quiet().read().ok()?;

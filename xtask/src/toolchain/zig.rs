@@ -1,0 +1,127 @@
+//! Zig's C/C++ compiler as a GNU-style cross toolchain for a glibc floor.
+//!
+//! `zig cc -target aarch64-linux-gnu.2.28` compiles with clang and links
+//! against stub libraries of glibc 2.28, whatever glibc the build machine
+//! has; C++ gets a static libc++ and compiler-rt, so the board needs no
+//! libstdc++ or libgcc_s. Build systems expect `<triplet>-gcc`, `-ar`,
+//! `-strip` ..., so each (arch, floor) gets a directory of small wrapper
+//! scripts; `strip`, `objcopy`, `nm`, `readelf` and `objdump` are Debian's
+//! `binutils-<triplet>`, which read any ELF file of the arch.
+//!
+//! Zig comes from PyPI (the `ziglang` wheel, the way portable-python and
+//! cargo-zigbuild users get it), fetched by the host's pip from its
+//! configured index, checked against the manifest's sha256 and unpacked
+//! into the cache once.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::manifest::{Arch, ZigToolchain};
+
+/// The unpacked zig of `spec` in `cache` (`<cache>/toolchains/zig-<version>`),
+/// fetched and checked first if it is not there.
+pub fn ensure(spec: &ZigToolchain, cache: &Path) -> Result<PathBuf> {
+    let version =
+        spec.pypi.split_once("==").map(|(_, v)| v).with_context(|| format!("toolchain.zig.pypi `{}` must pin a version (ziglang==X.Y.Z)", spec.pypi))?;
+    let dir = cache.join("toolchains").join(format!("zig-{version}"));
+    let zig = dir.join("ziglang/zig");
+    if zig.is_file() {
+        return Ok(zig);
+    }
+    let host = std::env::consts::ARCH;
+    let Some(want) = spec.wheel_sha256.get(host) else {
+        bail!("toolchain.zig has no wheel_sha256 for a {host} build machine (it has: {})", spec.wheel_sha256.keys().cloned().collect::<Vec<_>>().join(", "));
+    };
+    fs::create_dir_all(dir.parent().unwrap())?;
+    let dl = tempfile::Builder::new().prefix(".zig-download-").tempdir_in(dir.parent().unwrap())?;
+    eprintln!("crosspython: fetching {} (the zig C/C++ cross compiler) with pip", spec.pypi);
+    let out = Command::new("python3")
+        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "--platform"])
+        .arg(format!("manylinux_2_12_{host}"))
+        .arg("--dest")
+        .arg(dl.path())
+        .arg(&spec.pypi)
+        .output()
+        .context("cannot run `python3 -m pip` (Debian package python3-pip)")?;
+    if !out.status.success() {
+        bail!("pip could not download {}:\n{}", spec.pypi, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let wheel = fs::read_dir(dl.path())?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "whl")).context("pip downloaded no wheel")?;
+    let got = crate::fetch::sha256_file(&wheel)?;
+    if &got != want {
+        bail!("{}: sha256 {got}, but toolchain.zig.wheel_sha256.{host} in the manifest is {want}; nothing was installed", wheel.display());
+    }
+    let unpacked = dl.path().join("unpacked");
+    let out = Command::new("python3").args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked).output()?;
+    if !out.status.success() {
+        bail!("cannot unpack {}: {}", wheel.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    // Wheels carry no file modes for zipfile to restore.
+    fs::set_permissions(unpacked.join("ziglang/zig"), fs::Permissions::from_mode(0o755))?;
+    match fs::rename(&unpacked, &dir) {
+        Ok(()) => {}
+        // Another build unpacked it at the same time.
+        Err(_) if zig.is_file() => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot move zig into {}", dir.display())),
+    }
+    Ok(zig)
+}
+
+/// zig's target triple for an arch and glibc floor: `aarch64-linux-gnu.2.28`.
+pub fn target(arch: &Arch, floor: (u32, u32)) -> Result<String> {
+    let t = arch.zig_target.as_deref().with_context(|| format!("arch {} has no zig_target", arch.triplet))?;
+    Ok(format!("{t}.{}.{}", floor.0, floor.1))
+}
+
+/// Write the wrapper scripts of `arch` at `floor` next to `zig` and return
+/// their `bin` directory. Files are only rewritten when their text changes.
+pub fn wrappers(zig: &Path, arch: &Arch, floor: (u32, u32)) -> Result<PathBuf> {
+    let target = target(arch, floor)?;
+    let plain = arch.zig_target.clone().unwrap_or_default();
+    let base = zig.parent().and_then(Path::parent).context("zig lives in <dir>/ziglang/zig")?;
+    let bin = base.join("wrappers").join(&target).join("bin");
+    fs::create_dir_all(&bin)?;
+    let cache = base.parent().unwrap_or(base).join("zig-cache");
+    let zig = zig.display();
+    let header = format!(
+        "#!/bin/sh\n# crosspython: zig as a {triplet} toolchain for glibc {a}.{b} boards.\nexport ZIG_GLOBAL_CACHE_DIR='{cache}' ZIG_LOCAL_CACHE_DIR='{cache}'\n",
+        triplet = arch.triplet,
+        a = floor.0,
+        b = floor.1,
+        cache = cache.display()
+    );
+    let mut files: Vec<(String, String)> = vec![];
+    for (name, driver) in [("gcc", "cc"), ("cc", "cc"), ("g++", "c++"), ("c++", "c++")] {
+        // Queries take the target without the glibc version, which clang's
+        // own parser rejects; -dumpmachine answers with the GNU triplet, as
+        // configure scripts compare it with --host. zig turns on UBSan
+        // traps for unoptimized code: recipes decide about sanitizers.
+        files.push((
+            name.into(),
+            format!(
+                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\nexec '{zig}' {driver} -target {target} -fno-sanitize=all \"$@\"\n",
+                triplet = arch.triplet
+            ),
+        ));
+    }
+    for (name, sub) in [("ar", "ar"), ("ranlib", "ranlib"), ("ld", "ld.lld")] {
+        files.push((name.into(), format!("{header}exec '{zig}' {sub} \"$@\"\n")));
+    }
+    for tool in ["strip", "objcopy", "nm", "readelf", "objdump"] {
+        files.push((tool.into(), format!("{header}exec /usr/bin/{}-{tool} \"$@\"\n", arch.triplet)));
+    }
+    for (name, text) in files {
+        let path = bin.join(format!("{}-{name}", arch.triplet));
+        if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            let tmp = path.with_extension("tmp");
+            fs::write(&tmp, &text)?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+            fs::rename(&tmp, &path)?;
+        }
+    }
+    Ok(bin)
+}
