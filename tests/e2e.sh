@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# End to end on one arch (default aarch64): build, qemu-test the tree,
-# package, and qemu-test the package unpacked into an empty directory.
-# Then the clone must be clean: every output is git-ignored.
+# End to end on one arch (default aarch64): build for the glibc floor,
+# qemu-test the tree and the package installed over the arch's Debian board
+# root (the board's own programs still run afterwards), the refusals that
+# protect a board, and the clone must be clean: every output is git-ignored.
 set -euo pipefail
 arch=${1:-aarch64}
 cd "$(dirname "$0")/.."
@@ -19,6 +20,36 @@ cargo xtask package --arch "$arch"
 # The smallest profile, relocated, still works.
 cargo xtask package --arch "$arch" --profile minimal --prefix /opt/python3
 cargo xtask qemu-test --arch "$arch" --package deploy/"$arch"/crosspython-*-"$arch"-minimal-opt-python3.tar.zst
+
+# Nothing of glibc in the package: the board's own C library is used.
+if tar -tzf "$archive" | grep -E '(^|/)(libc\.so\.6|libm\.so\.6|ld-linux[^/]*|ld\.so\.1)$'; then
+  echo "the package carries glibc" >&2; exit 1
+fi
+if tar -tzf "$archive" | grep -v '^usr/' | grep -q .; then
+  echo "the package writes outside /usr:" >&2; tar -tzf "$archive" | grep -v '^usr/' >&2; exit 1
+fi
+
+# A board that cannot run the build is refused before anything builds: the
+# Debian 11 board has glibc 2.31, older than a floor of 2.36.
+board=$(ls -d "${CROSSPYTHON_CACHE_DIR:-$HOME/.cache/crosspython}"/boards/*/root | grep -m1 "$(sed -n "/^\[arch.$arch\]/,/^\[/s/^test_board = \"\(.*\)\"/\1/p" recipes-manifest.toml)")
+if out=$(cargo xtask build --arch "$arch" --board "$board" --glibc-floor 2.36 2>&1); then
+  echo "a board older than the floor was accepted" >&2; exit 1
+fi
+grep -q "older than the glibc floor 2.36" <<<"$out" || { echo "unexpected refusal: $out" >&2; exit 1; }
+
+# Installing into a board root that already has one of the package's files
+# with other content lists it and writes nothing.
+rootfs=$(mktemp -d)
+trap 'rm -rf "$rootfs"' EXIT
+cp -a "$board/." "$rootfs/"
+mkdir -p "$rootfs/usr/local/bin"
+echo "the board's own" > "$rootfs/usr/local/bin/python3"
+if out=$(cargo xtask package --arch "$arch" --rootfs "$rootfs" 2>&1); then
+  echo "package --rootfs overwrote a board file" >&2; exit 1
+fi
+grep -q "usr/local/bin/python3: " <<<"$out" || { echo "unexpected refusal: $out" >&2; exit 1; }
+[ "$(cat "$rootfs/usr/local/bin/python3")" = "the board's own" ] && [ ! -e "$rootfs/usr/local/lib" ] \
+  || { echo "package --rootfs wrote despite the conflict" >&2; exit 1; }
 
 # A second build with nothing changed runs no task (pip's ad-hoc
 # installs do not count as a change of the tree's inputs).

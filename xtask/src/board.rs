@@ -83,7 +83,10 @@ pub fn libc_of(root: &Path, arch: &Arch) -> Result<BoardLibc> {
         if name.starts_with("ld-uClibc") {
             return Ok(BoardLibc::Uclibc { loader: rel.clone() });
         }
-        if let Some(version) = crate::elf::glibc_defined(&abs)? {
+        // The release says it ("... release version 2.31."); the newest
+        // symbol version it defines can be older (2.31 added none).
+        let released = release_version(&fs::read(&abs)?);
+        if let Some(version) = released.or(crate::elf::glibc_defined(&abs)?) {
             return Ok(BoardLibc::Glibc { version, libc: rel.clone() });
         }
     }
@@ -95,6 +98,14 @@ pub fn libc_of(root: &Path, arch: &Arch) -> Result<BoardLibc> {
         root.display(),
         LIB_DIRS.join(", ")
     )
+}
+
+/// `2.31` from glibc's banner (`GNU C Library ... release version 2.31.`).
+fn release_version(libc: &[u8]) -> Option<(u32, u32)> {
+    let needle = b"release version ";
+    let at = libc.windows(needle.len()).position(|w| w == needle)? + needle.len();
+    let text: String = libc[at..].iter().take(12).take_while(|b| b.is_ascii_digit() || **b == b'.').map(|&b| b as char).collect();
+    crate::manifest::parse_glibc(text.trim_end_matches('.'))
 }
 
 /// Can a glibc build for `floor` run on this board? Refused before any build.
@@ -229,6 +240,12 @@ mod tests {
         assert_eq!(resolve_in_root(r, Path::new("abs/x")).unwrap(), r.join("usr/lib/x"), "an absolute link starts again at the root");
         assert_eq!(resolve_in_root(r, Path::new("usr/lib/up/passwd")).unwrap(), r.join("etc/passwd"), "`..` stops at the root");
         assert_eq!(resolve_in_root(r, Path::new("../../x")).unwrap(), r.join("x"));
+    }
+
+    #[test]
+    fn glibc_names_its_release_in_its_banner() {
+        assert_eq!(release_version(b"\0GNU C Library (Debian GLIBC 2.31-13+deb11u11) stable release version 2.31.\nCopyright"), Some((2, 31)));
+        assert_eq!(release_version(b"no banner"), None);
     }
 
     #[test]

@@ -81,7 +81,6 @@ impl ImageNote {
             let rel = e.path().strip_prefix(tree).unwrap().display().to_string();
             let owner = match by_path.get(&rel) {
                 Some(o) => o.clone(),
-                None if rel.starts_with("lib/") => "toolchain".to_string(),
                 // Byte code compiled at install time belongs to its source.
                 None if rel.contains("/__pycache__/") => owner_of_pyc(&rel, &by_path).unwrap_or_else(|| "other".into()),
                 None => "other".to_string(),
@@ -182,7 +181,7 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     // The toolchain's run-time first: source builds of Python packages run
     // target programs under qemu (meson's checks).
     let board = BoardLibs::new(&plan.libc, ab.toolchain.glibc);
-    add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?;
+    let mut from_toolchain = add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?;
     let native_python_path = native_python.clone();
     let packages = match (native_python, target_python, host_python) {
         (Some(native), Some(pyver), Some(host)) => python_packages(plan, ab, &native, &host, &tmp, pyver, &mut log),
@@ -191,12 +190,15 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     fs::write(&log_path, &log)?;
     let wheels = packages.with_context(|| format!("log: {}", log_path.display()))?;
     scrub_build_paths(plan, rootfs_task, &tmp, &mut report)?;
-    add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?;
+    from_toolchain.extend(add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?);
     set_run_paths(&tmp, &prefix, &mut report)?;
     let checked = check_tree(&tmp, &ab.arch.elf, &board)?;
     report.push_str(&checked.summary());
     fs::write(tmp.join(".crosspython-rootfs.txt"), &report)?;
     let mut note = ImageNote::collect(plan, rootfs_task, &tmp, wheels)?;
+    for rel in from_toolchain {
+        note.owners.insert(rel, "toolchain".into());
+    }
     note.toolchain = ab.toolchain.identity();
     note.strip = ab.toolchain.tool("strip");
     note.toolchain_glibc = ab.toolchain.glibc;
@@ -362,7 +364,7 @@ pub fn tree_libraries(root: &Path) -> BTreeMap<String, PathBuf> {
 /// and the dynamic loader are the board's: never copied, so the package
 /// never replaces the board's C library. zig links its C++ runtime
 /// statically, so with it nothing is copied.
-fn add_toolchain_libs(root: &Path, prefix: &str, board: &BoardLibs, tc: &Toolchain, report: &mut String) -> Result<()> {
+fn add_toolchain_libs(root: &Path, prefix: &str, board: &BoardLibs, tc: &Toolchain, report: &mut String) -> Result<Vec<String>> {
     add_toolchain_libs_beside(root, prefix, &BTreeMap::new(), board, tc, report)
 }
 
@@ -375,7 +377,7 @@ pub fn add_toolchain_libs_beside(
     board: &BoardLibs,
     tc: &Toolchain,
     report: &mut String,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let mut in_tree = tree_libraries(root);
     in_tree.extend(present.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut queue: Vec<(String, String)> = vec![];
@@ -399,15 +401,16 @@ pub fn add_toolchain_libs_beside(
         fs::create_dir_all(&lib)?;
         let dest = lib.join(&soname);
         fs::copy(&found, &dest).with_context(|| format!("cannot copy {}", found.display()))?;
-        writeln!(report, "{}/lib/{soname}: from {} (needed by {needed_by})", prefix.trim_start_matches('/'), found.display())?;
-        added.insert(soname.clone(), needed_by);
+        let rel = format!("{}/lib/{soname}", prefix.trim_start_matches('/'));
+        writeln!(report, "{rel}: from {} (needed by {needed_by})", found.display())?;
+        added.insert(soname.clone(), rel.clone());
         if let Some(info) = elf::inspect(&dest)? {
             for n in info.needed {
-                queue.push((n, format!("lib/{soname}")));
+                queue.push((n, rel.clone()));
             }
         }
     }
-    Ok(())
+    Ok(added.into_values().collect())
 }
 
 /// What a glibc board provides to the package: glibc's own shared objects

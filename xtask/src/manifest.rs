@@ -84,6 +84,10 @@ pub struct ZigToolchain {
     pub pypi: String,
     /// sha256 of the wheel for each build-machine architecture.
     pub wheel_sha256: BTreeMap<String, String>,
+    /// GNU ld options (inside `-Wl,`) that zig's linker refuses and that
+    /// change nothing it produces; the wrappers drop them.
+    #[serde(default)]
+    pub drop_linker_args: Vec<String>,
 }
 
 /// A board's root filesystem assembled from Debian's binary packages.

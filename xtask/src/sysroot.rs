@@ -43,6 +43,7 @@ pub fn link_tree(from: &Path, to: &Path, owner: &str, owners: &mut BTreeMap<Path
         }
         let dest = to.join(rel);
         let ft = entry.file_type();
+        stays_inside(to, rel)?;
         if ft.is_dir() {
             fs::create_dir_all(&dest)?;
             continue;
@@ -87,6 +88,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         let rel = entry.path().strip_prefix(from).expect("below root");
         let dest = to.join(rel);
         let ft = entry.file_type();
+        stays_inside(to, rel)?;
         if ft.is_dir() {
             fs::create_dir_all(&dest)?;
         } else {
@@ -109,6 +111,35 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `rel` below `root` must not pass through a symlink that leaves `root`:
+/// one recipe's `share/x -> /some/host/dir` must not let another recipe's
+/// `share/x/file` be written onto the build machine.
+fn stays_inside(root: &Path, rel: &Path) -> Result<()> {
+    let mut at = root.to_path_buf();
+    let components: Vec<_> = rel.components().collect();
+    for c in &components[..components.len().saturating_sub(1)] {
+        at.push(c);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let real = at.canonicalize().unwrap_or_else(|_| fs::read_link(&at).unwrap_or_default());
+                let root_real = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+                if !real.starts_with(&root_real) {
+                    bail!(
+                        "{} would be written through the symlink {} -> {}, which leaves {}; nothing was written there",
+                        rel.display(),
+                        at.strip_prefix(root).unwrap_or(&at).display(),
+                        fs::read_link(&at)?.display(),
+                        root.display()
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
 /// Remove a directory tree if it is there.
 pub fn remove(path: &Path) -> Result<()> {
     match fs::remove_dir_all(path) {
@@ -121,6 +152,29 @@ pub fn remove(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_under_a_symlink_that_leaves_the_tree_is_refused() {
+        let (t, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b, to) = (t.path().join("a"), t.path().join("b"), t.path().join("tree"));
+        fs::create_dir_all(a.join("usr/share")).unwrap();
+        symlink(outside.path(), a.join("usr/share/x")).unwrap();
+        fs::create_dir_all(b.join("usr/share/x")).unwrap();
+        fs::write(b.join("usr/share/x/file"), "b").unwrap();
+        copy_tree(&a, &to).unwrap();
+        let err = copy_tree(&b, &to).unwrap_err().to_string();
+        assert!(err.contains("usr/share/x/file would be written through the symlink usr/share/x"), "{err}");
+        assert!(fs::read_dir(outside.path()).unwrap().next().is_none(), "nothing was written outside the tree");
+        // A symlink that stays inside the tree is the tree's own layout.
+        let (c, d, to2) = (t.path().join("c"), t.path().join("d"), t.path().join("tree2"));
+        fs::create_dir_all(c.join("usr/lib")).unwrap();
+        symlink("usr/lib", c.join("lib")).unwrap();
+        fs::create_dir_all(d.join("lib")).unwrap();
+        fs::write(d.join("lib/y"), "d").unwrap();
+        copy_tree(&c, &to2).unwrap();
+        copy_tree(&d, &to2).unwrap();
+        assert_eq!(fs::read_to_string(to2.join("usr/lib/y")).unwrap(), "d");
+    }
 
     #[test]
     fn populate_leaves_out_docs_and_libtool_archives() {

@@ -84,7 +84,7 @@ fn component(owner: &str, rel: &str, prefix: &str) -> String {
         }
         Some(("recipe", name)) => format!("C library: {name}"),
         Some(("wheel", name)) => format!("site-packages: {name}"),
-        _ if owner == "toolchain" => "toolchain run-time (/lib)".into(),
+        _ if owner == "toolchain" => "toolchain run-time".into(),
         _ => "other".into(),
     }
 }
@@ -190,19 +190,23 @@ pub fn sbom(loaded: &Loaded, graph: &Graph, root: &Path, note: &ImageNote, name:
         };
         relationships.push(relation);
     }
-    let toolchain = spdx_id("Package", "toolchain-runtime");
-    packages.push(json!({
-        "SPDXID": toolchain,
-        "name": "toolchain run-time (glibc, libgcc, libstdc++)",
-        "versionInfo": note.toolchain_glibc.map(|(a, b)| format!("glibc {a}.{b}")).unwrap_or_else(|| "NOASSERTION".into()),
-        "downloadLocation": "NOASSERTION",
-        "licenseDeclared": "LGPL-2.1-or-later AND GPL-3.0-or-later WITH GCC-exception-3.1",
-        "licenseConcluded": "NOASSERTION",
-        "copyrightText": "NOASSERTION",
-        "filesAnalyzed": false,
-        "comment": format!("copied from the cross toolchain {}", note.toolchain),
-    }));
-    relationships.push(json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": toolchain}));
+    // Shared objects of a gcc toolchain (libstdc++, libgcc_s) the board
+    // lacks; zig links its C++ run-time statically, so usually none.
+    if note.owners.values().any(|o| o == "toolchain") {
+        let toolchain = spdx_id("Package", "toolchain-runtime");
+        packages.push(json!({
+            "SPDXID": toolchain,
+            "name": "toolchain run-time (libgcc, libstdc++)",
+            "versionInfo": "NOASSERTION",
+            "downloadLocation": "NOASSERTION",
+            "licenseDeclared": "GPL-3.0-or-later WITH GCC-exception-3.1",
+            "licenseConcluded": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "filesAnalyzed": false,
+            "comment": format!("copied from the cross toolchain {}", note.toolchain),
+        }));
+        relationships.push(json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": toolchain}));
+    }
     for d in dists(root)? {
         let id = spdx_id("PyPI", &d.name);
         let norm = d.name.to_ascii_lowercase().replace(['-', '.'], "_");
@@ -282,6 +286,6 @@ mod tests {
         assert_eq!(component("recipe:python3", "usr/local/lib/python3.13/lib-dynload/_ssl.so", "/usr/local"), "stdlib C modules (lib-dynload)");
         assert_eq!(component("recipe:openssl", "usr/local/lib/libssl.so.3", "/usr/local"), "C library: openssl");
         assert_eq!(component("wheel:numpy", "x", "/usr/local"), "site-packages: numpy");
-        assert_eq!(component("toolchain", "lib/libc.so.6", "/usr/local"), "toolchain run-time (/lib)");
+        assert_eq!(component("toolchain", "usr/local/lib/libstdc++.so.6", "/usr/local"), "toolchain run-time");
     }
 }

@@ -73,7 +73,7 @@ impl Toolchain {
             };
             let zig = zig::ensure(spec, choice.cache)?;
             zig_target = Some(zig::target(arch, floor)?);
-            (zig::wrappers(&zig, arch, floor)?.join(format!("{}-gcc", arch.triplet)), vec![])
+            (zig::wrappers(&zig, spec, arch, floor)?.join(format!("{}-gcc", arch.triplet)), vec![])
         } else if let Some(choice) = explicit.filter(|e| e != DEBIAN_GCC) {
             from_choice(&choice, &arch.triplet)?
         } else if let Ok(prefix) = std::env::var("CROSS_COMPILE") {
@@ -122,7 +122,9 @@ impl Toolchain {
 
     /// Everything about the compiler that can change what it produces.
     pub fn identity(&self) -> String {
-        let zig = self.zig_target.as_deref().map(|t| format!(" | zig -target {t}")).unwrap_or_default();
+        // The wrapper's text (its dropped linker options) is part of zig's identity.
+        let wrapper = || std::fs::read(&self.cc).map(|t| crate::fetch::sha256_bytes(&t)).unwrap_or_default();
+        let zig = self.zig_target.as_deref().map(|t| format!(" | zig -target {t} wrapper {}", wrapper())).unwrap_or_default();
         format!("{} {} | {} | {}{zig}", self.cc.display(), self.cc_args.join(" "), self.version, self.machine)
     }
 

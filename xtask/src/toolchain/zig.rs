@@ -79,7 +79,7 @@ pub fn target(arch: &Arch, floor: (u32, u32)) -> Result<String> {
 
 /// Write the wrapper scripts of `arch` at `floor` next to `zig` and return
 /// their `bin` directory. Files are only rewritten when their text changes.
-pub fn wrappers(zig: &Path, arch: &Arch, floor: (u32, u32)) -> Result<PathBuf> {
+pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: (u32, u32)) -> Result<PathBuf> {
     let target = target(arch, floor)?;
     let plain = arch.zig_target.clone().unwrap_or_default();
     let base = zig.parent().and_then(Path::parent).context("zig lives in <dir>/ziglang/zig")?;
@@ -94,6 +94,16 @@ pub fn wrappers(zig: &Path, arch: &Arch, floor: (u32, u32)) -> Result<PathBuf> {
         b = floor.1,
         cache = cache.display()
     );
+    // `-Wl,a,b,c` items zig refuses are dropped; `set -f`: no globbing
+    // of the split words.
+    let filter = if spec.drop_linker_args.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "set -f\nfor a in \"$@\"; do\n  shift\n  case \"$a\" in\n    -Wl,*)\n      out=-Wl; IFS=,\n      for w in ${{a#-Wl,}}; do case \"$w\" in {}) ;; *) out=\"$out,$w\";; esac; done\n      unset IFS\n      [ \"$out\" = -Wl ] || set -- \"$@\" \"$out\";;\n    *) set -- \"$@\" \"$a\";;\n  esac\ndone\n",
+            spec.drop_linker_args.join("|")
+        )
+    };
     let mut files: Vec<(String, String)> = vec![];
     for (name, driver) in [("gcc", "cc"), ("cc", "cc"), ("g++", "c++"), ("c++", "c++")] {
         // Queries take the target without the glibc version, which clang's
@@ -103,7 +113,7 @@ pub fn wrappers(zig: &Path, arch: &Arch, floor: (u32, u32)) -> Result<PathBuf> {
         files.push((
             name.into(),
             format!(
-                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\nexec '{zig}' {driver} -target {target} -fno-sanitize=all \"$@\"\n",
+                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\n{filter}exec '{zig}' {driver} -target {target} -fno-sanitize=all \"$@\"\n",
                 triplet = arch.triplet
             ),
         ));
