@@ -94,16 +94,38 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: (u32, u32))
         b = floor.1,
         cache = cache.display()
     );
-    // `-Wl,a,b,c` items zig refuses are dropped; `set -f`: no globbing
-    // of the split words.
-    let filter = if spec.drop_linker_args.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "set -f\nfor a in \"$@\"; do\n  shift\n  case \"$a\" in\n    -Wl,*)\n      out=-Wl; IFS=,\n      for w in ${{a#-Wl,}}; do case \"$w\" in {}) ;; *) out=\"$out,$w\";; esac; done\n      unset IFS\n      [ \"$out\" = -Wl ] || set -- \"$@\" \"$out\";;\n    *) set -- \"$@\" \"$a\";;\n  esac\ndone\n",
-            spec.drop_linker_args.join("|")
-        )
-    };
+    // Arguments are rewritten in one pass (`set -f`: no globbing of split
+    // words): `-Wl,a,b,c` items zig refuses are dropped, and an object file
+    // named `*.so` (readline compiles its PIC objects so) is passed under a
+    // `.o` name, since zig takes every `*.so` argument for a shared library.
+    let drop = if spec.drop_linker_args.is_empty() { "''".to_string() } else { spec.drop_linker_args.join("|") };
+    let filter = format!(
+        r#"set -f
+tmp=
+n=0
+for a in "$@"; do
+  shift
+  case "$a" in
+    -Wl,*)
+      out=-Wl; IFS=,
+      for w in ${{a#-Wl,}}; do case "$w" in {drop}) ;; *) out="$out,$w";; esac; done
+      unset IFS
+      [ "$out" = -Wl ] || set -- "$@" "$out";;
+    *.so)
+      case "$(od -An -tx1 -j16 -N2 "$a" 2>/dev/null | tr -d ' 
+')" in
+        0100|0001)
+          [ -n "$tmp" ] || tmp=$(mktemp -d)
+          n=$((n+1))
+          ln -s "$(cd "$(dirname "$a")" && pwd)/$(basename "$a")" "$tmp/$n.o"
+          set -- "$@" "$tmp/$n.o";;
+        *) set -- "$@" "$a";;
+      esac;;
+    *) set -- "$@" "$a";;
+  esac
+done
+"#
+    );
     let mut files: Vec<(String, String)> = vec![];
     for (name, driver) in [("gcc", "cc"), ("cc", "cc"), ("g++", "c++"), ("c++", "c++")] {
         // Queries take the target without the glibc version, which clang's
@@ -113,7 +135,7 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: (u32, u32))
         files.push((
             name.into(),
             format!(
-                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\n{filter}exec '{zig}' {driver} -target {target} -fno-sanitize=all \"$@\"\n",
+                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\n{filter}[ -z \"$tmp\" ] && exec '{zig}' {driver} -target {target} -fno-sanitize=all \"$@\"\n'{zig}' {driver} -target {target} -fno-sanitize=all \"$@\"\nrc=$?\nrm -rf \"$tmp\"\nexit $rc\n",
                 triplet = arch.triplet
             ),
         ));
