@@ -127,7 +127,7 @@ mod tests {
         std::os::unix::fs::symlink("../../etc/passwd", root.join("lib/escape")).unwrap();
         fs::write(root.join("lib/notes.txt"), format!("built in {}", t.path().display())).unwrap();
         let want = ElfExpect { machine: "aarch64".into(), bits: 64, endian: "little".into(), exec_stack: false, relro: true };
-        let err = check(&root, &want, &[t.path().to_path_buf()], None).unwrap_err().to_string();
+        let err = check(&root, &want, &[t.path().to_path_buf()], &Default::default()).unwrap_err().to_string();
         assert!(err.contains("lib/escape: symlink ../../etc/passwd leaves the package"), "{err}");
         assert!(err.contains("lib/notes.txt: contains the build-machine path"), "{err}");
     }

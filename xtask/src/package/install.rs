@@ -27,7 +27,11 @@ pub fn install(staged: &Path, rootfs: &Path, force: bool) -> Result<()> {
         // root's own entry, compared with the package's.
         let parent = crate::board::resolve_in_root(rootfs, rel.parent().unwrap_or(Path::new("")))?;
         let dest = parent.join(rel.file_name().expect("a walked entry has a name"));
-        if let Some(why) = differs(e.path(), &dest)? {
+        // A symlink of the root where the package has a directory is the
+        // board's layout (`lib -> usr/lib`) when it leads to a directory
+        // inside the root: the package's files go there.
+        let board_dir = e.file_type().is_dir() && crate::board::resolve_in_root(rootfs, &rel)?.is_dir();
+        if let Some(why) = differs(e.path(), &dest)?.filter(|_| !board_dir) {
             conflicts.push(format!("{}: {why}", rel.display()));
         }
         entries.push((e.path().to_path_buf(), dest, e.file_type()));
@@ -47,7 +51,11 @@ pub fn install(staged: &Path, rootfs: &Path, force: bool) -> Result<()> {
             continue;
         }
         if ft.is_dir() {
-            if dest.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            let inside = crate::board::resolve_in_root(rootfs, dest.strip_prefix(rootfs).unwrap_or(&dest))?;
+            if inside.is_dir() {
+                continue;
+            }
+            if dest.symlink_metadata().is_ok() {
                 fs::remove_file(&dest)?;
             }
             fs::create_dir_all(&dest)?;

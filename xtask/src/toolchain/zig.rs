@@ -112,8 +112,7 @@ for a in "$@"; do
       unset IFS
       [ "$out" = -Wl ] || set -- "$@" "$out";;
     *.so)
-      case "$(od -An -tx1 -j16 -N2 "$a" 2>/dev/null | tr -d ' 
-')" in
+      case "$(od -An -tx1 -j16 -N2 "$a" 2>/dev/null | tr -d ' \n')" in
         0100|0001)
           [ -n "$tmp" ] || tmp=$(mktemp -d)
           n=$((n+1))
@@ -156,4 +155,63 @@ done
         }
     }
     Ok(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wrappers around a stand-in `zig` that prints the arguments it gets.
+    fn wrappers_around_echo(drop: &[&str]) -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let zig = t.path().join("zig-0/ziglang/zig");
+        fs::create_dir_all(zig.parent().unwrap()).unwrap();
+        fs::write(
+            &zig,
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in *.o) printf '%s=%s\\n' \"${a##*.}\" \"$(readlink \"$a\")\";; *) echo \"$a\";; esac; done\n",
+        )
+        .unwrap();
+        fs::set_permissions(&zig, fs::Permissions::from_mode(0o755)).unwrap();
+        let loaded = crate::manifest::Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
+        let spec = ZigToolchain { pypi: "ziglang==0".into(), wheel_sha256: Default::default(), drop_linker_args: drop.iter().map(|d| d.to_string()).collect() };
+        let bin = wrappers(&zig, &spec, &loaded.manifest.arch["mipsel"], (2, 28)).unwrap();
+        (t, bin)
+    }
+
+    fn run(bin: &Path, tool: &str, args: &[&str]) -> Vec<String> {
+        let out = Command::new(bin.join(format!("mipsel-linux-gnu-{tool}"))).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn compiles_for_the_floor_and_answers_queries_as_gcc_would() {
+        let (_t, bin) = wrappers_around_echo(&[]);
+        assert_eq!(run(&bin, "gcc", &["-c", "x.c"]), ["cc", "-target", "mipsel-linux-gnueabihf.2.28", "-fno-sanitize=all", "-c", "x.c"]);
+        assert_eq!(run(&bin, "g++", &["-c", "x.cc"])[..3], ["c++", "-target", "mipsel-linux-gnueabihf.2.28"]);
+        assert_eq!(run(&bin, "gcc", &["-dumpmachine"]), ["mipsel-linux-gnu"], "configure compares it with --host");
+        assert_eq!(run(&bin, "gcc", &["--version"]), ["cc", "-target", "mipsel-linux-gnueabihf", "--version"], "clang rejects the glibc version in queries");
+        assert_eq!(run(&bin, "ar", &["rcs", "x.a"]), ["ar", "rcs", "x.a"]);
+    }
+
+    #[test]
+    fn refused_linker_options_are_dropped_and_the_rest_kept() {
+        let (_t, bin) = wrappers_around_echo(&["-stats", "-lc"]);
+        let args = run(&bin, "gcc", &["-shared", "-Wl,-soname,libx.so.6,-stats,-lc", "-Wl,-stats", "-o", "libx.so.6", "*.c"]);
+        assert_eq!(args[4..], ["-shared", "-Wl,-soname,libx.so.6", "-o", "libx.so.6", "*.c"], "and `*` is not globbed");
+    }
+
+    #[test]
+    fn an_object_file_named_so_is_passed_as_an_object_and_a_library_as_is() {
+        let (t, bin) = wrappers_around_echo(&[]);
+        let mut rel = b"\x7fELF\x01\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
+        rel.extend([1, 0, 8, 0]);
+        fs::write(t.path().join("history.so"), &rel).unwrap();
+        let mut dynamic = rel.clone();
+        dynamic[16] = 3;
+        fs::write(t.path().join("libz.so"), &dynamic).unwrap();
+        let out = Command::new(bin.join("mipsel-linux-gnu-gcc")).current_dir(t.path()).args(["-shared", "history.so", "libz.so"]).output().unwrap();
+        let args: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        assert_eq!(args[5..], [format!("o={}", t.path().join("history.so").display()), "libz.so".to_string()]);
+    }
 }
