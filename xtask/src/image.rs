@@ -204,8 +204,16 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     note.toolchain_glibc = ab.toolchain.glibc;
     note.build_python = native_python_path;
     fs::write(tmp.join(IMAGE_NOTE), serde_json::to_vec_pretty(&note)?)?;
-    crate::sysroot::remove(&tree)?;
+    // Swapped by renames only: whenever the process dies, the tree is
+    // either the old one whole, the new one whole, or absent (and then the
+    // next build runs rootfs again), never a half-deleted tree.
+    let old = tree.with_file_name(format!(".{}.old", ab.name));
+    crate::sysroot::remove(&old)?;
+    if tree.exists() {
+        fs::rename(&tree, &old).with_context(|| format!("cannot move the old tree aside to {}", old.display()))?;
+    }
     fs::rename(&tmp, &tree).with_context(|| format!("cannot move the tree into {}", tree.display()))?;
+    crate::sysroot::remove(&old)?;
     Ok(())
 }
 
