@@ -308,6 +308,11 @@ fn build(project: &Project, args: &BuildArgs) -> Result<()> {
     let choice = target.toolchain.clone().or_else(|| std::env::var("CROSSPYTHON_TOOLCHAIN").ok());
     host::ensure(&loaded.manifest, &arches, choice.as_deref())?;
     let _lock = BuildLock::take(&project.build_dir, args.wait)?;
+    let killed = work::kill_orphans(&project.build_dir);
+    if killed > 0 {
+        eprintln!("crosspython: stopped {killed} process(es) a killed earlier build had left running in {}", project.build_dir.display());
+    }
+    work::mark_tasks_of(&project.build_dir);
     let plan = project.plan(&loaded, &names, &target)?;
     for n in &names {
         project.remember_target(n, &target)?;

@@ -32,10 +32,56 @@ pub fn stop_children() {
     }
 }
 
+/// Every task command carries `CROSSPYTHON_TASK_OF=<build dir>` in its
+/// environment, and its children inherit it: after a build was killed
+/// (SIGKILL, a lost terminal), the next one finds what it left running.
+const TASK_MARK: &str = "CROSSPYTHON_TASK_OF";
+static TASK_MARK_VALUE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Mark this process's task commands as belonging to `build_dir`.
+pub fn mark_tasks_of(build_dir: &Path) {
+    let _ = TASK_MARK_VALUE.set(build_dir.display().to_string());
+}
+
+/// Kill what a killed earlier build of `build_dir` left running (its
+/// `make` and compilers would go on writing into the work directories
+/// the new build cleans). Called with the build lock held, so no live
+/// build owns them. Returns how many processes were stopped.
+pub fn kill_orphans(build_dir: &Path) -> usize {
+    let want = format!("{TASK_MARK}={}", build_dir.display()).into_bytes();
+    let me = std::process::id().to_string();
+    let orphans = || -> Vec<i32> {
+        let Ok(entries) = fs::read_dir("/proc") else { return vec![] };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+            .filter(|pid| pid.to_string() != me)
+            .filter(|pid| fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == want.as_slice())))
+            .collect()
+    };
+    let found = orphans();
+    for &pid in &found {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    for _ in 0..50 {
+        if orphans().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    found.len()
+}
+
 /// Run a command to completion as a stoppable child (its own process
 /// group, stopped with the build on SIGINT/SIGTERM).
 pub fn wait_stoppable(cmd: &mut Command) -> std::io::Result<std::process::Output> {
     cmd.process_group(0);
+    if let Some(v) = TASK_MARK_VALUE.get() {
+        cmd.env(TASK_MARK, v);
+    }
     let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).spawn()?;
     let pgid = child.id() as i32;
     CHILDREN.lock().unwrap().insert(pgid);
@@ -228,6 +274,9 @@ fn run_logged(mut cmd: Command, cwd: &Path, env: &BTreeMap<String, String>, log:
         }
     }
     cmd.env("LC_ALL", "C").envs(env);
+    if let Some(v) = TASK_MARK_VALUE.get() {
+        cmd.env(TASK_MARK, v);
+    }
     jobserver.configure_make(&mut cmd);
     cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?).process_group(0);
     if crate::engine::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
@@ -280,4 +329,21 @@ pub fn tail(path: &Path, n: usize) -> String {
     let lines: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[cfg(test)]
+mod orphan_tests {
+    use super::*;
+
+    #[test]
+    fn processes_left_by_a_killed_build_of_this_directory_are_stopped_and_others_are_not() {
+        let t = tempfile::tempdir().unwrap();
+        let mut mine = Command::new("sleep").arg("60").env(TASK_MARK, t.path()).spawn().unwrap();
+        let mut other = Command::new("sleep").arg("60").env(TASK_MARK, t.path().join("other")).spawn().unwrap();
+        assert_eq!(kill_orphans(t.path()), 1);
+        assert!(mine.wait().unwrap().code().is_none(), "killed by a signal");
+        assert!(other.try_wait().unwrap().is_none(), "another build directory's process keeps running");
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
 }
