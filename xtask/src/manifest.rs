@@ -285,13 +285,12 @@ pub struct Arch {
 }
 
 impl Arch {
-    /// The fields that change what gets built (not how it is tested or
-    /// named): an input of every target task's signature.
+    /// Every field of the arch entry, as an input of every target task's
+    /// signature: a hand-kept list missed fields that change outputs
+    /// (`qemu_cpu` enters PGO's profile run, `meson_cpu` numpy's build,
+    /// `elf` the rootfs checks), so nothing is left out.
     pub fn build_inputs(&self) -> String {
-        format!(
-            "triplet={} rust_target={} openssl={} cflags={:?} cflags_from_glibc={:?} zig_target={:?}",
-            self.triplet, self.rust_target, self.openssl, self.cflags, self.cflags_from_glibc, self.zig_target
-        )
+        serde_json::to_string(self).expect("an arch entry serializes")
     }
 
     /// The arch's C flags for boards with at least glibc `floor`.
@@ -757,6 +756,38 @@ fn word_at(text: &str, offset: usize) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn every_field_of_an_arch_entry_is_a_signature_input() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml");
+        let doc: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let entry = doc["arch"]["armhf"].clone();
+        let base: Arch = entry.clone().try_into().unwrap();
+        for key in entry.as_table().unwrap().keys() {
+            let mut changed = entry.clone();
+            let v = changed.get_mut(key).unwrap();
+            *v = match v.clone() {
+                toml::Value::String(s) => toml::Value::String(format!("{s}x")),
+                toml::Value::Array(mut a) => {
+                    a.push(toml::Value::String("-x".into()));
+                    toml::Value::Array(a)
+                }
+                toml::Value::Table(mut t) => {
+                    let k = t.keys().next().unwrap().clone();
+                    t[&k] = match &t[&k] {
+                        toml::Value::Integer(i) => toml::Value::Integer(i + 1),
+                        toml::Value::Array(a) => toml::Value::Array([a.clone(), vec![toml::Value::String("-x".into())]].concat()),
+                        other => toml::Value::String(format!("{other}x")),
+                    };
+                    t.into()
+                }
+                other => panic!("arch.armhf.{key}: no change written for {other:?}"),
+            };
+            let other: Arch = changed.try_into().unwrap();
+            assert_ne!(other.build_inputs(), base.build_inputs(), "arch.armhf.{key} changes no signature");
+        }
+    }
+
     use super::*;
 
     pub(crate) const MINIMAL: &str = r#"
