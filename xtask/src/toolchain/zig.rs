@@ -130,11 +130,14 @@ done
         // Queries take the target without the glibc version, which clang's
         // own parser rejects; -dumpmachine answers with the GNU triplet, as
         // configure scripts compare it with --host. zig turns on UBSan
-        // traps for unoptimized code: recipes decide about sanitizers.
+        // traps for unoptimized code: recipes decide about sanitizers. zig
+        // also makes __DATE__ an error (-Werror=date-time); clang takes it
+        // from SOURCE_DATE_EPOCH, which every task sets, so it is
+        // reproducible (CPython's getbuildinfo.c uses it).
         files.push((
             name.into(),
             format!(
-                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\n{filter}[ -z \"$tmp\" ] && exec '{zig}' {driver} -target {target} -fno-sanitize=all \"$@\"\n'{zig}' {driver} -target {target} -fno-sanitize=all \"$@\"\nrc=$?\nrm -rf \"$tmp\"\nexit $rc\n",
+                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\n{filter}[ -z \"$tmp\" ] && exec '{zig}' {driver} -target {target} -fno-sanitize=all -Wno-error=date-time \"$@\"\n'{zig}' {driver} -target {target} -fno-sanitize=all -Wno-error=date-time \"$@\"\nrc=$?\nrm -rf \"$tmp\"\nexit $rc\n",
                 triplet = arch.triplet
             ),
         ));
@@ -187,7 +190,10 @@ mod tests {
     #[test]
     fn compiles_for_the_floor_and_answers_queries_as_gcc_would() {
         let (_t, bin) = wrappers_around_echo(&[]);
-        assert_eq!(run(&bin, "gcc", &["-c", "x.c"]), ["cc", "-target", "mipsel-linux-gnueabihf.2.28", "-fno-sanitize=all", "-c", "x.c"]);
+        assert_eq!(
+            run(&bin, "gcc", &["-c", "x.c"]),
+            ["cc", "-target", "mipsel-linux-gnueabihf.2.28", "-fno-sanitize=all", "-Wno-error=date-time", "-c", "x.c"]
+        );
         assert_eq!(run(&bin, "g++", &["-c", "x.cc"])[..3], ["c++", "-target", "mipsel-linux-gnueabihf.2.28"]);
         assert_eq!(run(&bin, "gcc", &["-dumpmachine"]), ["mipsel-linux-gnu"], "configure compares it with --host");
         assert_eq!(run(&bin, "gcc", &["--version"]), ["cc", "-target", "mipsel-linux-gnueabihf", "--version"], "clang rejects the glibc version in queries");
@@ -198,7 +204,7 @@ mod tests {
     fn refused_linker_options_are_dropped_and_the_rest_kept() {
         let (_t, bin) = wrappers_around_echo(&["-stats", "-lc"]);
         let args = run(&bin, "gcc", &["-shared", "-Wl,-soname,libx.so.6,-stats,-lc", "-Wl,-stats", "-o", "libx.so.6", "*.c"]);
-        assert_eq!(args[4..], ["-shared", "-Wl,-soname,libx.so.6", "-o", "libx.so.6", "*.c"], "and `*` is not globbed");
+        assert_eq!(args[5..], ["-shared", "-Wl,-soname,libx.so.6", "-o", "libx.so.6", "*.c"], "and `*` is not globbed");
     }
 
     #[test]
@@ -212,6 +218,6 @@ mod tests {
         fs::write(t.path().join("libz.so"), &dynamic).unwrap();
         let out = Command::new(bin.join("mipsel-linux-gnu-gcc")).current_dir(t.path()).args(["-shared", "history.so", "libz.so"]).output().unwrap();
         let args: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
-        assert_eq!(args[5..], [format!("o={}", t.path().join("history.so").display()), "libz.so".to_string()]);
+        assert_eq!(args[6..], [format!("o={}", t.path().join("history.so").display()), "libz.so".to_string()]);
     }
 }
