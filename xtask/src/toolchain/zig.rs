@@ -95,38 +95,62 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: (u32, u32))
         cache = cache.display()
     );
     // Arguments are rewritten in one pass (`set -f`: no globbing of split
-    // words): `-Wl,a,b,c` items zig refuses are dropped, and an object file
+    // words): `-Wl,a,b,c` items zig refuses are dropped, GNU ld's short
+    // `-hNAME` (CPython links libpython with it) becomes `-soname,NAME`,
+    // which zig's linker options parser knows, and an object file
     // named `*.so` (readline compiles its PIC objects so) is passed under a
     // `.o` name, since zig takes every `*.so` argument for a shared library.
+    // zig cannot link a shared library from shared libraries alone
+    // (CPython's libpython3.so stub): an empty object is added.
     let drop = if spec.drop_linker_args.is_empty() { "''".to_string() } else { spec.drop_linker_args.join("|") };
-    let filter = format!(
-        r#"set -f
+    let filter = |driver: &str| {
+        format!(
+            r#"set -f
 tmp=
 n=0
+inputs=
+shared=
 for a in "$@"; do
   shift
   case "$a" in
     -Wl,*)
       out=-Wl; IFS=,
-      for w in ${{a#-Wl,}}; do case "$w" in {drop}) ;; *) out="$out,$w";; esac; done
+      for w in ${{a#-Wl,}}; do
+        case "$w" in
+          {drop}) ;;
+          -h*=*) out="$out,$w";;
+          -h?*) out="$out,-soname,${{w#-h}}";;
+          *) out="$out,$w";;
+        esac
+      done
       unset IFS
       [ "$out" = -Wl ] || set -- "$@" "$out";;
     *.so)
       case "$(od -An -tx1 -j16 -N2 "$a" 2>/dev/null | tr -d ' \n')" in
         0100|0001)
+          inputs=1
           [ -n "$tmp" ] || tmp=$(mktemp -d)
           n=$((n+1))
           ln -s "$(cd "$(dirname "$a")" && pwd)/$(basename "$a")" "$tmp/$n.o"
           set -- "$@" "$tmp/$n.o";;
         *) set -- "$@" "$a";;
       esac;;
+    *.c|*.cc|*.cpp|*.cxx|*.s|*.S|*.o|*.a|*.i|*.ii) inputs=1; set -- "$@" "$a";;
+    -shared) shared=1; set -- "$@" "$a";;
     *) set -- "$@" "$a";;
   esac
 done
+if [ -n "$shared" ] && [ -z "$inputs" ]; then
+  [ -n "$tmp" ] || tmp=$(mktemp -d)
+  '{zig}' {driver} -target {target} -c -x c /dev/null -o "$tmp/empty.o" || exit 1
+  set -- "$@" "$tmp/empty.o"
+fi
 "#
-    );
+        )
+    };
     let mut files: Vec<(String, String)> = vec![];
     for (name, driver) in [("gcc", "cc"), ("cc", "cc"), ("g++", "c++"), ("c++", "c++")] {
+        let args = filter(driver);
         // Queries take the target without the glibc version, which clang's
         // own parser rejects; -dumpmachine answers with the GNU triplet, as
         // configure scripts compare it with --host. zig turns on UBSan
@@ -137,7 +161,7 @@ done
         files.push((
             name.into(),
             format!(
-                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\n{filter}[ -z \"$tmp\" ] && exec '{zig}' {driver} -target {target} -fno-sanitize=all -Wno-error=date-time \"$@\"\n'{zig}' {driver} -target {target} -fno-sanitize=all -Wno-error=date-time \"$@\"\nrc=$?\nrm -rf \"$tmp\"\nexit $rc\n",
+                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\n{args}[ -z \"$tmp\" ] && exec '{zig}' {driver} -target {target} -fno-sanitize=all -Wno-error=date-time \"$@\"\n'{zig}' {driver} -target {target} -fno-sanitize=all -Wno-error=date-time \"$@\"\nrc=$?\nrm -rf \"$tmp\"\nexit $rc\n",
                 triplet = arch.triplet
             ),
         ));
@@ -171,7 +195,7 @@ mod tests {
         fs::create_dir_all(zig.parent().unwrap()).unwrap();
         fs::write(
             &zig,
-            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in *.o) printf '%s=%s\\n' \"${a##*.}\" \"$(readlink \"$a\")\";; *) echo \"$a\";; esac; done\n",
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in *.o) printf '%s=%s\\n' \"${a##*.}\" \"$(readlink \"$a\" || echo \"$a\")\";; *) echo \"$a\";; esac; done\n",
         )
         .unwrap();
         fs::set_permissions(&zig, fs::Permissions::from_mode(0o755)).unwrap();
@@ -205,6 +229,12 @@ mod tests {
         let (_t, bin) = wrappers_around_echo(&["-stats", "-lc"]);
         let args = run(&bin, "gcc", &["-shared", "-Wl,-soname,libx.so.6,-stats,-lc", "-Wl,-stats", "-o", "libx.so.6", "*.c"]);
         assert_eq!(args[5..], ["-shared", "-Wl,-soname,libx.so.6", "-o", "libx.so.6", "*.c"], "and `*` is not globbed");
+        // CPython's libpython3.so: a library made of a library only.
+        let args = run(&bin, "gcc", &["-shared", "-Wl,-hlibpython3.13.so.1.0", "-Wl,--hash-style=gnu", "libpython3.13.so"]);
+        let link = args.iter().rposition(|a| a == "cc").unwrap();
+        assert_eq!(args[link + 5..link + 9], ["-shared", "-Wl,-soname,libpython3.13.so.1.0", "-Wl,--hash-style=gnu", "libpython3.13.so"]);
+        assert!(args[link + 9].ends_with("/empty.o"), "an empty object is added: {args:?}");
+        assert!(args[..link].contains(&"/dev/null".to_string()), "compiled from nothing: {args:?}");
     }
 
     #[test]
