@@ -20,6 +20,27 @@ use anyhow::{bail, Context, Result};
 use crate::fetch::Fetcher;
 use crate::manifest::{Arch, Board};
 
+/// Library directories of a root, multiarch ones included, as the dynamic
+/// loader of a Debian system searches them.
+pub fn library_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for dir in LIB_DIRS {
+        let Ok(abs) = resolve_in_root(root, Path::new(dir)) else { continue };
+        if !abs.is_dir() {
+            continue;
+        }
+        if let Ok(entries) = fs::read_dir(&abs) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().contains("-linux-") && e.path().is_dir() {
+                    out.push(e.path());
+                }
+            }
+        }
+        out.push(abs);
+    }
+    out
+}
+
 /// The C library a board root holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BoardLibc {
@@ -182,13 +203,28 @@ fn component_name(c: Component) -> Option<std::ffi::OsString> {
 /// use into `<cache>/boards/<name>/root`, with `packages.txt` listing what
 /// went in (name, version, sha256).
 pub fn debian_root(fetcher: &Fetcher, cache: &Path, name: &str, board: &Board, arch: &Arch) -> Result<PathBuf> {
+    let what = crate::manifest::DebianPackages { suite: board.suite.clone(), packages: board.packages.clone() };
+    debian_packages_root(fetcher, cache, name, &board.summary, &what, arch)
+}
+
+/// The packages (and their `Depends` closure) unpacked into one root,
+/// cached in `<cache>/boards/<name>-<key>/root`.
+pub fn debian_packages_root(
+    fetcher: &Fetcher,
+    cache: &Path,
+    name: &str,
+    summary: &str,
+    what: &crate::manifest::DebianPackages,
+    arch: &Arch,
+) -> Result<PathBuf> {
+    let board = what;
     let key = crate::fetch::sha256_bytes(format!("{} {} {:?}", board.suite, arch.debian_arch, board.packages).as_bytes());
     let dir = cache.join("boards").join(format!("{name}-{}", &key[..12]));
     let root = dir.join("root");
     if dir.join("packages.txt").is_file() {
         return Ok(root);
     }
-    eprintln!("crosspython: assembling board root {name} ({}) from Debian {} {}", board.summary, board.suite, arch.debian_arch);
+    eprintln!("crosspython: assembling {name} ({summary}) from Debian {} {}", board.suite, arch.debian_arch);
     let index = crate::debian::index(fetcher, &board.suite, &arch.debian_arch).with_context(|| format!("board {name}"))?;
     let roots: Vec<&str> = board.packages.iter().map(String::as_str).collect();
     let closure = crate::debian::closure(&index, &roots).with_context(|| format!("board {name}: Debian {} {}", board.suite, arch.debian_arch))?;

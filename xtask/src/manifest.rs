@@ -90,6 +90,14 @@ pub struct ZigToolchain {
     pub drop_linker_args: Vec<String>,
 }
 
+/// Debian binary packages of one suite, by name.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebianPackages {
+    pub suite: String,
+    pub packages: Vec<String>,
+}
+
 /// A board's root filesystem assembled from Debian's binary packages.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -282,6 +290,11 @@ pub struct Arch {
     pub glibc_min: Option<String>,
     /// The board root `qemu-test` installs the package over by default.
     pub test_board: Option<String>,
+    /// Where shared objects the package needs and boards may lack
+    /// (`libstdc++.so.6`, `libgcc_s.so.1`: manylinux wheels link them)
+    /// come from when the toolchain has none to give (zig): Debian
+    /// packages of a suite whose builds need no glibc newer than the floor.
+    pub runtime_libs: Option<DebianPackages>,
 }
 
 impl Arch {

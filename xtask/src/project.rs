@@ -157,6 +157,11 @@ impl Project {
                 glibc_floor: self.glibc_floor(loaded, name, target)?,
             };
             let mut toolchain = Toolchain::find(&arch, choice).with_context(|| format!("arch {name}"))?;
+            if let (Some(_), Some(libs)) = (&toolchain.zig_target, &arch.runtime_libs) {
+                let fetcher = crate::fetch::Fetcher::new(self.dl_dir.clone());
+                let what = "shared objects zig's output needs that boards may lack";
+                toolchain.runtime_root = Some(crate::board::debian_packages_root(&fetcher, &self.cache_dir, &format!("runtime-{name}"), what, libs, &arch)?);
+            }
             if toolchain.run_root.is_none() && (target.board.is_some() || arch.test_board.is_some()) {
                 // zig has no C library to run programs with: the board's is used.
                 toolchain.run_root = Some(self.board_root(loaded, name, target)?);

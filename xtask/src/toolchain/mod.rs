@@ -56,6 +56,9 @@ pub struct Toolchain {
     pub glibc: Option<(u32, u32)>,
     /// Zig's target (`aarch64-linux-gnu.2.28`) when the toolchain is zig.
     pub zig_target: Option<String>,
+    /// Where zig's output finds shared objects it does not make itself
+    /// (the arch's `runtime_libs`: libstdc++, libgcc_s from Debian).
+    pub runtime_root: Option<PathBuf>,
 }
 
 impl Toolchain {
@@ -103,7 +106,7 @@ impl Toolchain {
         let version = cmd!(sh, "{cc} {args...} --version").quiet().read()?.lines().next().unwrap_or_default().to_string();
         let machine = cmd!(sh, "{cc} {args...} -dumpmachine").quiet().read()?.trim().to_string();
         let tool_prefix = binutils_prefix(&cc, &arch.triplet);
-        let mut tc = Toolchain { cc, cc_args, tool_prefix, version, machine, run_root: None, glibc: choice.glibc_floor, zig_target };
+        let mut tc = Toolchain { cc, cc_args, tool_prefix, version, machine, run_root: None, glibc: choice.glibc_floor, zig_target, runtime_root: None };
         if tc.zig_target.is_none() {
             tc.run_root = tc.find_run_root();
             tc.glibc = tc.find_lib("libc.so.6").map(|l| crate::elf::glibc_defined(&l)).transpose()?.flatten();
@@ -149,9 +152,11 @@ impl Toolchain {
     /// Where the toolchain keeps a shared object the target needs at run
     /// time (`libc.so.6`), as the compiler's own search finds it.
     pub fn find_lib(&self, soname: &str) -> Option<PathBuf> {
-        // zig's C library is stubs for linking; the board has the real one.
+        // zig's C library is stubs for linking (the board has the real
+        // one); other run-time libraries come from the runtime root.
         if self.zig_target.is_some() {
-            return None;
+            let root = self.runtime_root.as_deref()?;
+            return crate::board::library_dirs(root).into_iter().map(|d| d.join(soname)).find(|p| p.exists()).and_then(|p| p.canonicalize().ok());
         }
         let sh = Shell::new().ok()?;
         let (cc, args) = (&self.cc, &self.cc_args);
