@@ -40,6 +40,9 @@ pub struct ImageNote {
     /// Recipe -> the build options (packageconfig) it was built with.
     #[serde(default)]
     pub features: BTreeMap<String, Vec<String>>,
+    /// Debian packages the run-time libraries came from (`name version sha256`).
+    #[serde(default)]
+    pub runtime_packages: Vec<String>,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -202,6 +205,10 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     note.toolchain = ab.toolchain.identity();
     note.strip = ab.toolchain.tool("strip");
     note.toolchain_glibc = ab.toolchain.glibc;
+    if let Some(root) = &ab.toolchain.runtime_root {
+        let list = fs::read_to_string(root.with_file_name("packages.txt")).unwrap_or_default();
+        note.runtime_packages = list.lines().map(str::to_string).collect();
+    }
     note.build_python = native_python_path;
     fs::write(tmp.join(IMAGE_NOTE), serde_json::to_vec_pretty(&note)?)?;
     // Swapped by renames only: whenever the process dies, the tree is

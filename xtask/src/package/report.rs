@@ -196,14 +196,18 @@ pub fn sbom(loaded: &Loaded, graph: &Graph, root: &Path, note: &ImageNote, name:
         let toolchain = spdx_id("Package", "toolchain-runtime");
         packages.push(json!({
             "SPDXID": toolchain,
-            "name": "toolchain run-time (libgcc, libstdc++)",
+            "name": "run-time libraries (libgcc, libstdc++)",
             "versionInfo": "NOASSERTION",
             "downloadLocation": "NOASSERTION",
             "licenseDeclared": "GPL-3.0-or-later WITH GCC-exception-3.1",
             "licenseConcluded": "NOASSERTION",
             "copyrightText": "NOASSERTION",
             "filesAnalyzed": false,
-            "comment": format!("copied from the cross toolchain {}", note.toolchain),
+            "comment": if note.runtime_packages.is_empty() {
+                format!("copied from the cross toolchain {}", note.toolchain)
+            } else {
+                format!("from Debian packages (name version sha256): {}", note.runtime_packages.join("; "))
+            },
         }));
         relationships.push(json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": toolchain}));
     }
