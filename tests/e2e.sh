@@ -25,8 +25,8 @@ cargo xtask qemu-test --arch "$arch" --package deploy/"$arch"/crosspython-*-"$ar
 if tar -tzf "$archive" | grep -E '(^|/)(libc\.so\.6|libm\.so\.6|ld-linux[^/]*|ld\.so\.1)$'; then
   echo "the package carries glibc" >&2; exit 1
 fi
-if tar -tzf "$archive" | grep -v '^usr/' | grep -q .; then
-  echo "the package writes outside /usr:" >&2; tar -tzf "$archive" | grep -v '^usr/' >&2; exit 1
+if tar -tzf "$archive" | grep -v -e '^usr/' -e '^usr$' | grep -q .; then
+  echo "the package writes outside /usr:" >&2; tar -tzf "$archive" | grep -v -e '^usr/' -e '^usr$' >&2; exit 1
 fi
 
 # A board that cannot run the build is refused before anything builds: the
