@@ -65,7 +65,8 @@ impl Libc {
 
 /// `2.28` -> (2, 28)
 pub fn parse_glibc(v: &str) -> Option<(u32, u32)> {
-    crate::elf::glibc_version(&format!("GLIBC_{v}"))
+    let (major, minor) = v.split_once('.').unwrap_or((v, "0"));
+    Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
 #[derive(Debug, Default, Deserialize)]
