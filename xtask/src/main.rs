@@ -251,6 +251,8 @@ fn real_main() -> Result<()> {
         }
         Cmd::Package { arch, profile, prefix, rootfs, force } => {
             let loaded = project.load()?;
+            // deploy/<arch> and the tree it reads are the build's.
+            let _lock = BuildLock::take(&project.build_dir, false)?;
             let opts = package::Options { profile, prefix, rootfs, force };
             for a in project.arches(&loaded, &arch)? {
                 package::package(&project, &loaded, &a, &opts)?;
@@ -333,6 +335,9 @@ fn build(project: &Project, args: &BuildArgs) -> Result<()> {
         }
     }
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    if args.jobs.is_some_and(|j| j == 0 || j > 1024) {
+        anyhow::bail!("--jobs {}: give 1 to 1024 (jobs share one make jobserver; more than that only adds processes)", args.jobs.unwrap());
+    }
     ctrlc::set_handler(|| {
         engine::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         work::stop_children();

@@ -135,6 +135,7 @@ impl Sstate {
             tar.append_data(&mut h, ID, id.as_bytes())?;
             tar.finish()?;
         }
+        crate::tasks::normal_mode(tmp.as_file())?;
         tmp.as_file().sync_all()?;
         // The checksum first: an entry is never seen without one.
         let sum = crate::fetch::sha256_file(tmp.path())?;

@@ -441,10 +441,28 @@ fn signature(sigdata: &BTreeMap<String, String>) -> String {
 /// Write a file through a temporary file in the same directory and a rename.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("a file path has a parent");
-    fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, bytes)?;
+    normal_mode(tmp.as_file())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Give a file made through a temporary name (0600) the mode any new file
+/// gets (0666 less the umask): caches and deploy outputs are for people.
+pub fn normal_mode(file: &fs::File) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let umask = *UMASK.get_or_init(|| {
+        // SAFETY: umask has no preconditions; it is set straight back.
+        unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m as u32
+        }
+    });
+    file.set_permissions(fs::Permissions::from_mode(0o666 & !umask))?;
     Ok(())
 }

@@ -46,6 +46,7 @@ pub fn write(root: &Path, out: &Path, format: Format, epoch: u64) -> Result<()> 
             tar.into_inner()?.finish()?.flush()?;
         }
     }
+    crate::tasks::normal_mode(tmp.as_file())?;
     tmp.persist(out).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
 }
