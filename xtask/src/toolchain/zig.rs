@@ -101,7 +101,10 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: (u32, u32))
     // named `*.so` (readline compiles its PIC objects so) is passed under a
     // `.o` name, since zig takes every `*.so` argument for a shared library.
     // zig cannot link a shared library from shared libraries alone
-    // (CPython's libpython3.so stub): an empty object is added.
+    // (CPython's libpython3.so stub): an empty object is added. zig reads
+    // no source from standard input (`echo MIPSEB | $CC -E -`, by which
+    // OpenSSL's MIPS assembler scripts tell the byte order): it is passed
+    // as a file.
     let drop = if spec.drop_linker_args.is_empty() { "''".to_string() } else { spec.drop_linker_args.join("|") };
     let filter = |driver: &str| {
         format!(
@@ -110,6 +113,7 @@ tmp=
 n=0
 inputs=
 shared=
+lang=
 for a in "$@"; do
   shift
   case "$a" in
@@ -137,6 +141,12 @@ for a in "$@"; do
       esac;;
     *.c|*.cc|*.cpp|*.cxx|*.s|*.S|*.o|*.a|*.i|*.ii) inputs=1; set -- "$@" "$a";;
     -shared) shared=1; set -- "$@" "$a";;
+    -x) lang=1; set -- "$@" "$a";;
+    -)
+      [ -n "$tmp" ] || tmp=$(mktemp -d)
+      if [ -n "$lang" ]; then in="$tmp/stdin"; else in="$tmp/stdin.c"; fi
+      cat > "$in"
+      set -- "$@" "$in";;
     *) set -- "$@" "$a";;
   esac
 done
@@ -235,6 +245,25 @@ mod tests {
         assert_eq!(args[link + 5..link + 9], ["-shared", "-Wl,-soname,libpython3.13.so.1.0", "-Wl,--hash-style=gnu", "libpython3.13.so"]);
         assert!(args[link + 9].ends_with("/empty.o"), "an empty object is added: {args:?}");
         assert!(args[..link].contains(&"/dev/null".to_string()), "compiled from nothing: {args:?}");
+    }
+
+    #[test]
+    fn standard_input_is_passed_as_a_file() {
+        let (_t, bin) = wrappers_around_echo(&[]);
+        let out = Command::new(bin.join("mipsel-linux-gnu-gcc"))
+            .args(["-E", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(b"MIPSEB\n")?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let args: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        assert!(args.last().unwrap().ends_with("/stdin.c"), "{args:?}");
+        assert!(!args.contains(&"-".to_string()));
     }
 
     #[test]
