@@ -287,6 +287,9 @@ pub struct Arch {
     pub cflags_from_glibc: BTreeMap<String, Vec<String>>,
     /// Zig's name of the target (`mipsel-linux-gnueabihf`), without the glibc version.
     pub zig_target: Option<String>,
+    /// zig's `-mcpu` where its default CPU for the target is not the
+    /// baseline boards of the arch share.
+    pub zig_cpu: Option<String>,
     /// The oldest glibc that has this arch (the lowest possible floor).
     pub glibc_min: Option<String>,
     /// The board root `qemu-test` installs the package over by default.

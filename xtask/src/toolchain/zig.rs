@@ -82,6 +82,7 @@ pub fn target(arch: &Arch, floor: (u32, u32)) -> Result<String> {
 pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: (u32, u32)) -> Result<PathBuf> {
     let target = target(arch, floor)?;
     let plain = arch.zig_target.clone().unwrap_or_default();
+    let cpu = arch.zig_cpu.as_deref().map(|c| format!(" -mcpu={c}")).unwrap_or_default();
     let base = zig.parent().and_then(Path::parent).context("zig lives in <dir>/ziglang/zig")?;
     let bin = base.join("wrappers").join(&target).join("bin");
     fs::create_dir_all(&bin)?;
@@ -152,7 +153,7 @@ for a in "$@"; do
 done
 if [ -n "$shared" ] && [ -z "$inputs" ]; then
   [ -n "$tmp" ] || tmp=$(mktemp -d)
-  '{zig}' {driver} -target {target} -c -x c /dev/null -o "$tmp/empty.o" || exit 1
+  '{zig}' {driver} -target {target}{cpu} -c -x c /dev/null -o "$tmp/empty.o" || exit 1
   set -- "$@" "$tmp/empty.o"
 fi
 "#
@@ -171,7 +172,7 @@ fi
         files.push((
             name.into(),
             format!(
-                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\n{args}[ -z \"$tmp\" ] && exec '{zig}' {driver} -target {target} -fno-sanitize=all -Wno-error=date-time \"$@\"\n'{zig}' {driver} -target {target} -fno-sanitize=all -Wno-error=date-time \"$@\"\nrc=$?\nrm -rf \"$tmp\"\nexit $rc\n",
+                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\n{args}[ -z \"$tmp\" ] && exec '{zig}' {driver} -target {target}{cpu} -fno-sanitize=all -Wno-error=date-time \"$@\"\n'{zig}' {driver} -target {target}{cpu} -fno-sanitize=all -Wno-error=date-time \"$@\"\nrc=$?\nrm -rf \"$tmp\"\nexit $rc\n",
                 triplet = arch.triplet
             ),
         ));
