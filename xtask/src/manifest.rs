@@ -265,6 +265,7 @@ pub struct Arch {
     pub qemu: String,
     /// The CPU qemu emulates (`QEMU_CPU`): a real board's core rather than
     /// qemu's "max", whose newest extensions real boards lack.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub qemu_cpu: Option<String>,
     /// What `platform.machine()` prints on the target.
     pub machine: String,
@@ -286,18 +287,23 @@ pub struct Arch {
     #[serde(default)]
     pub cflags_from_glibc: BTreeMap<String, Vec<String>>,
     /// Zig's name of the target (`mipsel-linux-gnueabihf`), without the glibc version.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub zig_target: Option<String>,
     /// zig's `-mcpu` where its default CPU for the target is not the
     /// baseline boards of the arch share.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub zig_cpu: Option<String>,
     /// The oldest glibc that has this arch (the lowest possible floor).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub glibc_min: Option<String>,
     /// The board root `qemu-test` installs the package over by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub test_board: Option<String>,
     /// Where shared objects the package needs and boards may lack
     /// (`libstdc++.so.6`, `libgcc_s.so.1`: manylinux wheels link them)
     /// come from when the toolchain has none to give (zig): Debian
     /// packages of a suite whose builds need no glibc newer than the floor.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_libs: Option<DebianPackages>,
 }
 
@@ -305,7 +311,8 @@ impl Arch {
     /// Every field of the arch entry, as an input of every target task's
     /// signature: a hand-kept list missed fields that change outputs
     /// (`qemu_cpu` enters PGO's profile run, `meson_cpu` numpy's build,
-    /// `elf` the rootfs checks), so nothing is left out.
+    /// `elf` the rootfs checks), so nothing is left out. Unset optional
+    /// fields are not written, so adding one changes no signature.
     pub fn build_inputs(&self) -> String {
         serde_json::to_string(self).expect("an arch entry serializes")
     }
