@@ -293,6 +293,10 @@ pub struct Arch {
     /// baseline boards of the arch share.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zig_cpu: Option<String>,
+    /// Assemble `.S`/`.s` files with Debian's `<triplet>-as` instead of
+    /// clang's integrated assembler, which mis-assembles GNU-as code here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zig_gnu_as: bool,
     /// The oldest glibc that has this arch (the lowest possible floor).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub glibc_min: Option<String>,

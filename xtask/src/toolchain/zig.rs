@@ -83,6 +83,11 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: (u32, u32))
     let target = target(arch, floor)?;
     let plain = arch.zig_target.clone().unwrap_or_default();
     let cpu = arch.zig_cpu.as_deref().map(|c| format!(" -mcpu={c}")).unwrap_or_default();
+    let gnu_as = if arch.zig_gnu_as {
+        format!("    *.s|*.S) inputs=1; set -- \"$@\" -fno-integrated-as -B/usr/bin/{}- \"$a\";;\n", arch.triplet)
+    } else {
+        String::new()
+    };
     let base = zig.parent().and_then(Path::parent).context("zig lives in <dir>/ziglang/zig")?;
     let bin = base.join("wrappers").join(&target).join("bin");
     fs::create_dir_all(&bin)?;
@@ -140,7 +145,7 @@ for a in "$@"; do
           set -- "$@" "$tmp/$n.o";;
         *) set -- "$@" "$a";;
       esac;;
-    *.c|*.cc|*.cpp|*.cxx|*.s|*.S|*.o|*.a|*.i|*.ii) inputs=1; set -- "$@" "$a";;
+{gnu_as}    *.c|*.cc|*.cpp|*.cxx|*.s|*.S|*.o|*.a|*.i|*.ii) inputs=1; set -- "$@" "$a";;
     -shared) shared=1; set -- "$@" "$a";;
     -x) lang=1; set -- "$@" "$a";;
     -)
