@@ -160,7 +160,9 @@ impl Project {
             if let (Some(_), Some(libs)) = (&toolchain.zig_target, &arch.runtime_libs) {
                 let fetcher = crate::fetch::Fetcher::new(self.dl_dir.clone());
                 let what = "shared objects zig's output needs that boards may lack";
-                toolchain.runtime_root = Some(crate::board::debian_packages_root(&fetcher, &self.cache_dir, &format!("runtime-{name}"), what, libs, &arch)?);
+                let root = crate::board::debian_packages_root(&fetcher, &self.cache_dir, &format!("runtime-{name}"), what, libs, &arch)?;
+                toolchain.runtime_lib_dirs = crate::board::library_dirs(&root);
+                toolchain.runtime_root = Some(root);
             }
             if toolchain.run_root.is_none() && (target.board.is_some() || arch.test_board.is_some()) {
                 // zig has no C library to run programs with: the board's is used.

@@ -59,6 +59,8 @@ pub struct Toolchain {
     /// Where zig's output finds shared objects it does not make itself
     /// (the arch's `runtime_libs`: libstdc++, libgcc_s from Debian).
     pub runtime_root: Option<PathBuf>,
+    /// The library directories of `runtime_root`, searched by `find_lib`.
+    pub runtime_lib_dirs: Vec<PathBuf>,
 }
 
 impl Toolchain {
@@ -106,7 +108,18 @@ impl Toolchain {
         let version = cmd!(sh, "{cc} {args...} --version").quiet().read()?.lines().next().unwrap_or_default().to_string();
         let machine = cmd!(sh, "{cc} {args...} -dumpmachine").quiet().read()?.trim().to_string();
         let tool_prefix = binutils_prefix(&cc, &arch.triplet);
-        let mut tc = Toolchain { cc, cc_args, tool_prefix, version, machine, run_root: None, glibc: choice.glibc_floor, zig_target, runtime_root: None };
+        let mut tc = Toolchain {
+            cc,
+            cc_args,
+            tool_prefix,
+            version,
+            machine,
+            run_root: None,
+            glibc: choice.glibc_floor,
+            zig_target,
+            runtime_root: None,
+            runtime_lib_dirs: vec![],
+        };
         if tc.zig_target.is_none() {
             tc.run_root = tc.find_run_root();
             tc.glibc = tc.find_lib("libc.so.6").map(|l| crate::elf::glibc_defined(&l)).transpose()?.flatten();
@@ -155,8 +168,7 @@ impl Toolchain {
         // zig's C library is stubs for linking (the board has the real
         // one); other run-time libraries come from the runtime root.
         if self.zig_target.is_some() {
-            let root = self.runtime_root.as_deref()?;
-            return crate::board::library_dirs(root).into_iter().map(|d| d.join(soname)).find(|p| p.exists()).and_then(|p| p.canonicalize().ok());
+            return self.runtime_lib_dirs.iter().map(|d| d.join(soname)).find(|p| p.exists()).and_then(|p| p.canonicalize().ok());
         }
         let sh = Shell::new().ok()?;
         let (cc, args) = (&self.cc, &self.cc_args);
