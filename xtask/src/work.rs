@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::classes::{Ctx, Step};
+use crate::classes::{Ctx, Step, Verify};
 use crate::fetch::Fetcher;
 use crate::sstate::Sstate;
 use crate::sysroot;
@@ -232,6 +232,11 @@ impl Worker {
                     env.extend(ctx.vars());
                     run_logged(cmd, &cwd, &env, log, jobserver, &script)?;
                 }
+                Step::Verify(Verify::CpythonModules) => {
+                    writeln!(log, "+ check CPython's optional modules ({}/Makefile)", ctx.dirs.build.display())?;
+                    let summary = crate::classes::cpython::check_modules(&ctx.dirs.build)?;
+                    writeln!(log, "{summary}")?;
+                }
             }
         }
         Ok(())
@@ -305,6 +310,7 @@ fn write_run_file(path: &Path, env: &BTreeMap<String, String>, steps: &[Step]) -
             Step::Run { argv, cwd } => s.push_str(&format!("cd {}\n{}\n", quote(&cwd.display().to_string()), shell_words(argv))),
             Step::Shell { script, cwd } => s.push_str(&format!("cd {}\n{script}\n", quote(&cwd.display().to_string()))),
             Step::CopySource => s.push_str("cp -a \"$S/.\" \"$B/\"\n"),
+            Step::Verify(v) => s.push_str(&format!("# then crosspython checks: {v:?}\n")),
         }
     }
     fs::write(path, s)?;

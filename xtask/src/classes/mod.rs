@@ -8,6 +8,7 @@
 
 mod autotools;
 mod configure;
+pub mod cpython;
 mod make;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,15 @@ pub enum Step {
     Shell { script: String, cwd: PathBuf },
     /// Copy the source tree into the build directory (in-tree builds).
     CopySource,
+    /// A check of what the steps before it built.
+    Verify(Verify),
+}
+
+/// Checks a class runs after its build steps.
+#[derive(Debug, Clone, Copy)]
+pub enum Verify {
+    /// Every optional CPython module configure could build was built.
+    CpythonModules,
 }
 
 /// The directories of one recipe, as BitBake names them.
@@ -217,6 +227,7 @@ impl Ctx<'_> {
                 (Class::Autotools | Class::Cpython, "configure") => autotools::configure(self)?,
                 (Class::Configure, "configure") => configure::configure(self)?,
                 (Class::Make, "configure") => vec![],
+                (Class::Cpython, "compile") => cpython::compile(self)?,
                 (_, "compile") => make::compile(self)?,
                 (_, "install") => make::install(self)?,
                 _ => unreachable!("task checked above"),
