@@ -106,9 +106,14 @@ pub fn run(python: &Path, env: &[(&str, String)], loaded: &Loaded, arch: &str) -
     for pattern in limits.iter().flat_map(|l| l.tests.get_ref()) {
         args.extend(["--ignore".to_string(), pattern.clone()]);
     }
-    args.extend(d.cpython_tests.iter().cloned());
-    let command = format!("python3 -m test -j2 {} (+{} --ignore)", d.cpython_tests.join(" "), limits.iter().map(|l| l.tests.get_ref().len()).sum::<usize>());
-    eprintln!("running {} CPython test modules on the target (python -m test -j2) ...", d.cpython_tests.len());
+    // One list serves every CPython the manifest offers: a module this
+    // version does not have (test_zstd before 3.14) is reported, not run.
+    let suite = test_suite_of(python);
+    let (present, absent): (Vec<String>, Vec<String>) =
+        d.cpython_tests.iter().cloned().partition(|m| suite.as_ref().is_none_or(|dir| dir.join(m).is_dir() || dir.join(format!("{m}.py")).is_file()));
+    args.extend(present.iter().cloned());
+    let command = format!("python3 -m test -j2 {} (+{} --ignore)", present.join(" "), limits.iter().map(|l| l.tests.get_ref().len()).sum::<usize>());
+    eprintln!("running {} CPython test modules on the target (python -m test -j2) ...", present.len());
     let out = Command::new(python)
         .args(&args)
         .current_dir(scratch.path())
@@ -119,8 +124,31 @@ pub fn run(python: &Path, env: &[(&str, String)], loaded: &Loaded, arch: &str) -
         .context("cannot run the target's python -m test")?;
     let progress = String::from_utf8_lossy(&out.stdout);
     let xml = std::fs::read_to_string(&junit).unwrap_or_default();
-    let modules = classify(&d.cpython_tests, &progress, &xml, &limits).with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))?;
+    let mut modules = classify(&present, &progress, &xml, &limits).with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))?;
+    for m in absent {
+        let version = suite.as_ref().and_then(|d| d.parent()?.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        modules.push(absent_module(&m, &version));
+    }
     Ok(Report { arch: arch.to_string(), command, modules })
+}
+
+/// `lib/python3.X/test` next to the interpreter's `bin/`, if there is one.
+fn test_suite_of(python: &Path) -> Option<std::path::PathBuf> {
+    let lib = python.parent()?.parent()?.join("lib");
+    std::fs::read_dir(&lib).ok()?.flatten().map(|e| e.path().join("test")).find(|t| t.join("libregrtest").is_dir())
+}
+
+fn absent_module(module: &str, version: &str) -> ModuleResult {
+    ModuleResult {
+        module: module.to_string(),
+        result: "skipped".into(),
+        detail: format!("not in {version}'s test suite"),
+        tests: 0,
+        skipped: 0,
+        skip_reasons: BTreeMap::new(),
+        failed: vec![],
+        excluded: vec![],
+    }
 }
 
 /// Merge regrtest's progress lines (the module verdicts) with its JUnit XML
@@ -217,6 +245,17 @@ mod tests {
 
     fn wanted() -> Vec<String> {
         ["test_bz2", "test_os", "test_socket", "test_zlib"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn the_test_suite_is_found_next_to_the_interpreter_so_absent_modules_are_reported_not_run() {
+        let tree = tempfile::tempdir().unwrap();
+        let suite = tree.path().join("usr/local/lib/python3.13/test");
+        std::fs::create_dir_all(suite.join("libregrtest")).unwrap();
+        std::fs::create_dir_all(tree.path().join("usr/local/bin")).unwrap();
+        assert_eq!(test_suite_of(&tree.path().join("usr/local/bin/python3")), Some(suite));
+        let m = absent_module("test_zstd", "python3.13");
+        assert_eq!((m.result.as_str(), m.detail.as_str()), ("skipped", "not in python3.13's test suite"));
     }
 
     #[test]

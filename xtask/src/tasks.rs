@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::classes::{WorkDirs, CLASS_VERSION};
+use crate::classes::{class_version, WorkDirs};
 use crate::manifest::Arch;
 use crate::resolve::{Graph, Node};
 use crate::toolchain::Toolchain;
@@ -259,7 +259,7 @@ impl Plan {
                     }
                 }
                 Kind::Configure => {
-                    sigdata.insert("classes".into(), CLASS_VERSION.into());
+                    sigdata.insert("classes".into(), class_version(node.class));
                     sigdata.insert("SOURCE_DATE_EPOCH".into(), crate::reproducible::source_date_epoch()?.to_string());
                     sigdata.insert("recipe".into(), recipe_fields(node)?);
                     match scope {

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::classes::{Ctx, Step, Verify};
+use crate::classes::{Builtin, Ctx, Step};
 use crate::fetch::Fetcher;
 use crate::sstate::Sstate;
 use crate::sysroot;
@@ -232,10 +232,16 @@ impl Worker {
                     env.extend(ctx.vars());
                     run_logged(cmd, &cwd, &env, log, jobserver, &script)?;
                 }
-                Step::Verify(Verify::CpythonModules) => {
+                Step::Builtin(Builtin::CheckCpythonModules) => {
                     writeln!(log, "+ check CPython's optional modules ({}/Makefile)", ctx.dirs.build.display())?;
                     let summary = crate::classes::cpython::check_modules(&ctx.dirs.build)?;
                     writeln!(log, "{summary}")?;
+                }
+                Step::Builtin(Builtin::FixBuildDetails) => {
+                    writeln!(log, "+ build-details.json for the target")?;
+                    if let Some(done) = crate::classes::cpython::fix_build_details(&ctx.dirs.build, &ctx.dirs.image, ctx.prefix)? {
+                        writeln!(log, "{done}")?;
+                    }
                 }
             }
         }
@@ -310,7 +316,7 @@ fn write_run_file(path: &Path, env: &BTreeMap<String, String>, steps: &[Step]) -
             Step::Run { argv, cwd } => s.push_str(&format!("cd {}\n{}\n", quote(&cwd.display().to_string()), shell_words(argv))),
             Step::Shell { script, cwd } => s.push_str(&format!("cd {}\n{script}\n", quote(&cwd.display().to_string()))),
             Step::CopySource => s.push_str("cp -a \"$S/.\" \"$B/\"\n"),
-            Step::Verify(v) => s.push_str(&format!("# then crosspython checks: {v:?}\n")),
+            Step::Builtin(b) => s.push_str(&format!("# then crosspython itself: {b:?}\n")),
         }
     }
     fs::write(path, s)?;

@@ -4,17 +4,86 @@
 //! on the board. A module the recipe does not want is switched off by name
 //! in its configure arguments (`py_cv_module__tkinter=n/a`), CPython's own
 //! switch, so the manifest says what the board will not have.
+//!
+//! After install, the PEP 739 `build-details.json` (3.14 on) is made true
+//! for the target and relocatable, as python-build-standalone does: in a
+//! cross build CPython writes the build python's ABI flags and extension
+//! suffixes into it (python/cpython#136267), and absolute paths.
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use serde_json::Value;
 
-use super::{make, Ctx, Step, Verify};
+use super::{make, Builtin, Ctx, Step};
+
+/// Bumped when the steps below change what CPython's build produces.
+pub const VERSION: &str = "cpython-1";
 
 pub fn compile(ctx: &Ctx) -> Result<Vec<Step>> {
     let mut steps = make::compile(ctx)?;
-    steps.push(Step::Verify(Verify::CpythonModules));
+    steps.push(Step::Builtin(Builtin::CheckCpythonModules));
     Ok(steps)
+}
+
+pub fn install(ctx: &Ctx) -> Result<Vec<Step>> {
+    let mut steps = make::install(ctx)?;
+    if ctx.target.is_some() {
+        steps.push(Step::Builtin(Builtin::FixBuildDetails));
+    }
+    Ok(steps)
+}
+
+/// `NAME=\tvalue` assignments of CPython's Makefile, unexpanded.
+fn makefile_var<'a>(makefile: &'a str, name: &str) -> Option<&'a str> {
+    makefile.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).map(str::trim)
+}
+
+/// Rewrite `<image><prefix>/lib/python3.X*/build-details.json`: the
+/// target's ABI flags and extension suffixes from the build's Makefile,
+/// `base_prefix` relative to the file and every other path relative to
+/// `base_prefix` (both as PEP 739 defines relative paths). None when the
+/// version writes no such file (before 3.14).
+pub fn fix_build_details(build: &Path, image: &Path, prefix: &str) -> Result<Option<String>> {
+    let lib = image.join(prefix.trim_start_matches('/')).join("lib");
+    let Some(file) = std::fs::read_dir(&lib).into_iter().flatten().flatten().map(|e| e.path().join("build-details.json")).find(|p| p.is_file()) else {
+        return Ok(None);
+    };
+    let makefile = std::fs::read_to_string(build.join("Makefile")).with_context(|| format!("cannot read {}/Makefile", build.display()))?;
+    let var = |name: &str| makefile_var(&makefile, name).with_context(|| format!("{}/Makefile has no {name}=", build.display()));
+    let (ext_suffix, shlib_suffix, abiflags) = (var("EXT_SUFFIX")?, var("SHLIB_SUFFIX")?, var("ABIFLAGS")?);
+    let text = std::fs::read_to_string(&file)?;
+    let mut d: Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+    d["abi"]["flags"] = abiflags.chars().map(|c| Value::String(c.to_string())).collect();
+    if d["abi"].get("extension_suffix").is_some() {
+        d["abi"]["extension_suffix"] = ext_suffix.into();
+    }
+    d["suffixes"]["extensions"] = serde_json::json!([ext_suffix, format!(".abi3{shlib_suffix}"), shlib_suffix]);
+    // The file lives in <prefix>/lib/python3.X/: base_prefix is two up.
+    let base = d["base_prefix"].as_str().context("build-details.json has no base_prefix")?.to_string();
+    if base != prefix {
+        bail!("{}: base_prefix is {base}, the recipe's prefix is {prefix}", file.display());
+    }
+    d["base_prefix"] = "../..".into();
+    relative_to(&mut d, &base, "base_prefix")?;
+    let out = serde_json::to_string_pretty(&d)? + "\n";
+    std::fs::write(&file, &out)?;
+    Ok(Some(format!("{}: target ABI ({ext_suffix}), paths relative", file.display())))
+}
+
+/// Every absolute path string below `v` made relative to `base`; one
+/// outside `base` (a build-machine path) is an error.
+fn relative_to(v: &mut Value, base: &str, at: &str) -> Result<()> {
+    match v {
+        Value::String(s) if s.starts_with('/') => {
+            let rel = s.strip_prefix(base).and_then(|r| r.strip_prefix('/')).with_context(|| format!("build-details.json: {at} is {s}, outside the prefix {base}"))?;
+            *s = rel.to_string();
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(|i| relative_to(i, base, at))?,
+        Value::Object(map) => map.iter_mut().try_for_each(|(k, i)| relative_to(i, base, k))?,
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The state configure gave each stdlib module (`MODULE__CTYPES_STATE=yes`
@@ -66,6 +135,44 @@ pub fn check_modules(build: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What CPython 3.14.7 writes when an x86-64 build python builds for aarch64.
+    const CROSS_DETAILS: &str = r#"{"schema_version": "1.0", "base_prefix": "/usr/local", "base_interpreter": "/usr/local/bin/python3.14",
+      "platform": "linux-aarch64", "language": {"version": "3.14"}, "implementation": {"name": "cpython", "_multiarch": "aarch64-linux-gnu"},
+      "abi": {"flags": [], "extension_suffix": ".cpython-314-aarch64-linux-gnu.so", "stable_abi_suffix": ".abi3.so"},
+      "suffixes": {"source": [".py"], "extensions": [".cpython-314-x86_64-linux-gnu.so", ".abi3.so", ".so"]},
+      "libpython": {"dynamic": "/usr/local/lib/libpython3.14.so.1.0", "link_extensions": false},
+      "c_api": {"headers": "/usr/local/include/python3.14", "pkgconfig_path": "/usr/local/lib/pkgconfig"}}"#;
+
+    fn image_with(details: &str, makefile: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("image/usr/local/lib/python3.14t")).unwrap();
+        std::fs::write(dir.path().join("image/usr/local/lib/python3.14t/build-details.json"), details).unwrap();
+        std::fs::create_dir_all(dir.path().join("b")).unwrap();
+        std::fs::write(dir.path().join("b/Makefile"), makefile).unwrap();
+        dir
+    }
+
+    #[test]
+    fn build_details_get_the_target_abi_and_paths_relative_to_where_the_file_is() {
+        let dir = image_with(CROSS_DETAILS, "ABIFLAGS=\tt\nSHLIB_SUFFIX=\t.so\nEXT_SUFFIX=\t.cpython-314t-aarch64-linux-gnu.so\n");
+        fix_build_details(&dir.path().join("b"), &dir.path().join("image"), "/usr/local").unwrap().unwrap();
+        let d: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("image/usr/local/lib/python3.14t/build-details.json")).unwrap()).unwrap();
+        assert_eq!(d["abi"]["flags"], serde_json::json!(["t"]));
+        assert_eq!(d["suffixes"]["extensions"], serde_json::json!([".cpython-314t-aarch64-linux-gnu.so", ".abi3.so", ".so"]));
+        assert_eq!(d["base_prefix"], "../..");
+        assert_eq!(d["base_interpreter"], "bin/python3.14");
+        assert_eq!(d["libpython"]["dynamic"], "lib/libpython3.14.so.1.0");
+        assert_eq!(d["c_api"]["headers"], "include/python3.14");
+    }
+
+    #[test]
+    fn a_build_machine_path_in_build_details_is_refused() {
+        let details = CROSS_DETAILS.replace("\"/usr/local/lib/pkgconfig\"", "\"/work/build/aarch64/lib/pkgconfig\"");
+        let dir = image_with(&details, "ABIFLAGS=\nSHLIB_SUFFIX=\t.so\nEXT_SUFFIX=\t.cpython-314-aarch64-linux-gnu.so\n");
+        let err = fix_build_details(&dir.path().join("b"), &dir.path().join("image"), "/usr/local").unwrap_err().to_string();
+        assert!(err.contains("pkgconfig_path is /work/build/aarch64/lib/pkgconfig, outside the prefix /usr/local"), "{err}");
+    }
 
     const MAKEFILE: &str = "CC= cc\nMODULE__CTYPES_STATE=yes\nMODULE__TKINTER_STATE=missing\nMODULE__SCPROXY_STATE=n/a\nMODULE__GDBM_STATE=n/a\n";
 

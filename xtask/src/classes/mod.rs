@@ -21,7 +21,17 @@ use crate::resolve::Node;
 use crate::toolchain::Toolchain;
 
 /// Bumped when what the classes run changes, so that signatures change.
-pub const CLASS_VERSION: &str = "classes-4";
+const CLASS_VERSION: &str = "classes-4";
+
+/// What goes into a recipe's signature for its class: the shared version,
+/// and the cpython class's own, so that a change to CPython's checks and
+/// fixes rebuilds CPython only.
+pub fn class_version(class: Class) -> String {
+    match class {
+        Class::Cpython => format!("{CLASS_VERSION}+{}", cpython::VERSION),
+        _ => CLASS_VERSION.to_string(),
+    }
+}
 
 /// One command of a task.
 #[derive(Debug, Clone)]
@@ -32,15 +42,17 @@ pub enum Step {
     Shell { script: String, cwd: PathBuf },
     /// Copy the source tree into the build directory (in-tree builds).
     CopySource,
-    /// A check of what the steps before it built.
-    Verify(Verify),
+    /// Work crosspython does itself after the commands before it.
+    Builtin(Builtin),
 }
 
-/// Checks a class runs after its build steps.
+/// Checks and fixes a class runs after its build commands.
 #[derive(Debug, Clone, Copy)]
-pub enum Verify {
+pub enum Builtin {
     /// Every optional CPython module configure could build was built.
-    CpythonModules,
+    CheckCpythonModules,
+    /// `build-details.json` describes the target, with relative paths.
+    FixBuildDetails,
 }
 
 /// The directories of one recipe, as BitBake names them.
@@ -228,6 +240,7 @@ impl Ctx<'_> {
                 (Class::Configure, "configure") => configure::configure(self)?,
                 (Class::Make, "configure") => vec![],
                 (Class::Cpython, "compile") => cpython::compile(self)?,
+                (Class::Cpython, "install") => cpython::install(self)?,
                 (_, "compile") => make::compile(self)?,
                 (_, "install") => make::install(self)?,
                 _ => unreachable!("task checked above"),
