@@ -97,6 +97,79 @@ def zlib():
 
 
 @check
+def zstd():
+    if sys.version_info < (3, 14):
+        return f"compression.zstd is new in 3.14; this is {sys.version_info.major}.{sys.version_info.minor}"
+    from compression import zstd
+
+    data = b"crosspython " * 1000
+    packed = zstd.compress(data, level=10)
+    assert zstd.decompress(packed) == data and len(packed) < len(data) // 10
+    return f"libzstd {zstd.zstd_version}, {len(data)} -> {len(packed)} bytes"
+
+
+@check
+def build_details():
+    """PEP 739: the file describes this interpreter, with relative paths."""
+    import importlib.machinery
+    import sysconfig
+
+    if sys.version_info < (3, 14):
+        return "build-details.json is new in 3.14"
+    path = os.path.join(sysconfig.get_path("stdlib"), "build-details.json")
+    with open(path) as f:
+        d = json.load(f)
+    here = os.path.dirname(path)
+    base = os.path.normpath(os.path.join(here, d["base_prefix"]))
+    assert base == sys.base_prefix, f"base_prefix {d['base_prefix']!r} resolves to {base}, not {sys.base_prefix}"
+    assert d["abi"]["flags"] == list(sys.abiflags), f"abi.flags {d['abi']['flags']} but sys.abiflags {sys.abiflags!r}"
+    want = importlib.machinery.EXTENSION_SUFFIXES
+    assert d["suffixes"]["extensions"] == want, f"suffixes.extensions {d['suffixes']['extensions']} but the interpreter loads {want}"
+    for key in ("dynamic",):
+        lib = d.get("libpython", {}).get(key)
+        if lib:
+            assert not os.path.isabs(lib) and os.path.exists(os.path.join(base, lib)), f"libpython.{key} {lib} is not in the tree"
+    headers = d["c_api"]["headers"]
+    assert not os.path.isabs(headers), f"c_api.headers is absolute: {headers}"
+    return f"{d['abi']['extension_suffix']}, base_prefix {d['base_prefix']}"
+
+
+@check
+def free_threading():
+    """A free-threaded build runs Python threads in parallel."""
+    import sysconfig
+    import threading
+    import time
+
+    if not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return "a GIL build (the freethreading build option is off)"
+    assert not sys._is_gil_enabled(), "the GIL came back on (an extension module without Py_mod_gil support?)"
+
+    def spin(n):
+        x = 0
+        for i in range(n):
+            x += i * i
+        return x
+
+    n = 300_000
+    start = time.perf_counter()
+    spin(n)
+    spin(n)
+    serial = time.perf_counter() - start
+    threads = [threading.Thread(target=spin, args=(n,)) for _ in range(2)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    parallel = time.perf_counter() - start
+    cpus = os.cpu_count() or 1
+    if cpus >= 2:
+        assert parallel < 0.8 * serial, f"two threads took {parallel:.2f}s, the same work in one {serial:.2f}s: not parallel"
+    return f"sys._is_gil_enabled() is False; 2 CPU-bound threads {parallel:.2f}s vs serial {serial:.2f}s on {cpus} CPUs"
+
+
+@check
 def bz2():
     import bz2
 

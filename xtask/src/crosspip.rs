@@ -54,10 +54,24 @@ pub struct Target<'a> {
     pub arch: &'a Arch,
     pub tree: &'a Path,
     pub prefix: &'a str,
-    /// "3.13"
+    /// "3.14"
     pub pyver: String,
+    /// "3.14t" for a free-threaded CPython, else as `pyver`: the name of
+    /// its stdlib and include directories (CPython's LDVERSION).
+    pub ldversion: String,
     /// The toolchain's glibc: the newest manylinux that fits.
     pub glibc: (u32, u32),
+}
+
+/// CPython's LDVERSION in a tree: `3.14t` when the interpreter there is
+/// free-threaded (its stdlib is `lib/python3.14t`), else `3.14`.
+pub fn ldversion(tree: &Path, prefix: &str, pyver: &str) -> String {
+    let t = format!("{pyver}t");
+    if tree.join(prefix.trim_start_matches('/')).join(format!("lib/python{t}")).is_dir() {
+        t
+    } else {
+        pyver.to_string()
+    }
 }
 
 impl<'a> Target<'a> {
@@ -65,7 +79,29 @@ impl<'a> Target<'a> {
         // manylinux_2_N up to the glibc the board has at least (the floor),
         // not the build machine's.
         let glibc = tc.glibc.context("the toolchain targets no known glibc version (set libc.glibc_floor)")?;
-        Ok(Target { name, arch, tree, prefix, pyver, glibc })
+        let ldversion = ldversion(tree, prefix, &pyver);
+        Ok(Target { name, arch, tree, prefix, pyver, ldversion, glibc })
+    }
+
+    /// A free-threaded interpreter (PEP 703), which cannot load `abi3` modules.
+    pub fn free_threaded(&self) -> bool {
+        self.ldversion.ends_with('t')
+    }
+
+    /// The wheel ABI tag of the interpreter: `cp314`, or `cp314t`.
+    pub fn abi_tag(&self) -> String {
+        format!("cp{}{}", self.pyver.replace('.', ""), &self.ldversion[self.pyver.len()..])
+    }
+
+    /// The ABI tags of wheels that load: never `abi3` on a free-threaded
+    /// interpreter (PEP 703: the stable ABI is not supported there).
+    pub fn abi_tags(&self) -> Vec<String> {
+        let mut tags = vec![self.abi_tag()];
+        if !self.free_threaded() {
+            tags.push("abi3".into());
+        }
+        tags.push("none".into());
+        tags
     }
 
     /// Platform tags whose wheels run on the board, most specific first.
@@ -93,11 +129,20 @@ impl<'a> Target<'a> {
                 [tags.first().map(String::as_str).unwrap_or(""), "...", tags.last().map(String::as_str).unwrap_or("")].join(" ")
             );
         }
+        let abis = self.abi_tags();
+        if !w.abis.iter().any(|a| abis.contains(a)) {
+            let why = if self.free_threaded() && w.abis.iter().any(|a| a == "abi3") {
+                " (a free-threaded interpreter cannot load stable-ABI modules, PEP 703)"
+            } else {
+                ""
+            };
+            bail!("{name} is built for the ABI {}, the target's python loads {}{why}", w.abis.join("."), abis.join(", "));
+        }
         Ok(())
     }
 
     fn site_packages(&self) -> PathBuf {
-        self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}/site-packages", self.pyver))
+        self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}/site-packages", self.ldversion))
     }
 }
 
@@ -107,13 +152,13 @@ pub fn install_wheels(bp: &BuildPython, t: &Target, wheels: &[PathBuf], log: &mu
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/install_wheels.py");
     let mut cmd = Command::new(bp.python());
-    cmd.arg(&script).arg("--root").arg(t.tree).args(["--prefix", t.prefix, "--pyver", &t.pyver]).args(wheels);
+    cmd.arg(&script).arg("--root").arg(t.tree).args(["--prefix", t.prefix, "--pyver", &t.ldversion]).args(wheels);
     run(&mut cmd, log)
 }
 
 /// pip from the wheel that CPython bundles in `ensurepip`.
 pub fn install_pip(bp: &BuildPython, t: &Target, log: &mut String) -> Result<()> {
-    let bundled = t.tree.join(t.prefix.trim_start_matches('/')).join(format!("lib/python{}/ensurepip/_bundled", t.pyver));
+    let bundled = t.tree.join(t.prefix.trim_start_matches('/')).join(format!("lib/python{}/ensurepip/_bundled", t.ldversion));
     let wheels: Vec<PathBuf> = fs::read_dir(&bundled)
         .with_context(|| format!("{} is missing: the target python has no bundled pip", bundled.display()))?
         .flatten()
@@ -199,7 +244,7 @@ impl<'a> Session<'a> {
         meson_cross_file(&target, tc, &meson_cross)?;
         // Built wheels are only good for the compiler and glibc floor that built them.
         let compiler = &crate::fetch::sha256_bytes(tc.identity().as_bytes())[..12];
-        let cache = py.wheel_cache.join(format!("{}-cp{}-{compiler}", target.name, target.pyver.replace('.', "")));
+        let cache = py.wheel_cache.join(format!("{}-{}-{compiler}", target.name, target.abi_tag()));
         Ok(Session {
             bp,
             target,
@@ -266,6 +311,8 @@ pub struct WheelFile {
     /// Normalized (PEP 503).
     pub project: String,
     pub version: String,
+    /// The ABI tags, split at `.` (`cp314`, `abi3`, `none`).
+    pub abis: Vec<String>,
     /// The platform tags, split at `.` (`manylinux_2_27_aarch64.manylinux_2_28_aarch64`).
     pub platforms: Vec<String>,
 }
@@ -280,6 +327,7 @@ impl WheelFile {
         Ok(WheelFile {
             project: project_name(parts[0]),
             version: parts[1].to_string(),
+            abis: parts[parts.len() - 2].split('.').map(String::from).collect(),
             platforms: parts[parts.len() - 1].split('.').map(String::from).collect(),
             file,
         })
@@ -325,9 +373,8 @@ pub fn download(
     fs::create_dir_all(find_links)?;
     let mut cmd = Command::new(bp.python());
     cmd.args(["-m", "pip", "download", "--only-binary=:all:", "--python-version", &t.pyver, "--implementation", "cp"]);
-    let abi = format!("cp{}", t.pyver.replace('.', ""));
-    for a in [abi.as_str(), "abi3", "none"] {
-        cmd.args(["--abi", a]);
+    for a in t.abi_tags() {
+        cmd.args(["--abi", &a]);
     }
     for p in t.platform_tags() {
         cmd.args(["--platform", &p]);
@@ -339,7 +386,8 @@ pub fn download(
     }
     cmd.arg("--find-links").arg(find_links).arg("--dest").arg(dest).args(requirements);
     run(&mut cmd, log).with_context(|| {
-        format!("pip found no wheels for the target ({}, cp{}) for: {}", t.platform_tags()[0], t.pyver.replace('.', ""), requirements.join(" "))
+        let abi3 = if t.free_threaded() { "; abi3 wheels do not count: a free-threaded interpreter cannot load them (PEP 703)" } else { "" };
+        format!("pip found no wheels for the target ({}, {}) for: {}{abi3}", t.platform_tags()[0], t.abi_tag(), requirements.join(" "))
     })?;
     let files: Vec<PathBuf> = fs::read_dir(dest)?.flatten().map(|e| e.path()).collect();
     if let Some(other) = files.iter().find(|p| p.extension().is_none_or(|e| e != "whl")) {
@@ -496,9 +544,35 @@ mod tests {
     use super::*;
 
     fn with_target(glibc: (u32, u32), check: impl FnOnce(&Target)) {
+        with_python("3.13", glibc, check)
+    }
+
+    fn with_python(ldversion: &str, glibc: (u32, u32), check: impl FnOnce(&Target)) {
         let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
-        let t = Target { name: "aarch64", arch: &loaded.manifest.arch["aarch64"], tree: Path::new("/t"), prefix: "/usr/local", pyver: "3.13".into(), glibc };
+        let pyver = ldversion.trim_end_matches('t').to_string();
+        let t = Target { name: "aarch64", arch: &loaded.manifest.arch["aarch64"], tree: Path::new("/t"), prefix: "/usr/local", pyver, ldversion: ldversion.into(), glibc };
         check(&t);
+    }
+
+    #[test]
+    fn a_free_threaded_tree_is_found_by_its_stdlib_directory() {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tree.path().join("usr/local/lib/python3.14")).unwrap();
+        assert_eq!(ldversion(tree.path(), "/usr/local", "3.14"), "3.14");
+        std::fs::create_dir_all(tree.path().join("usr/local/lib/python3.14t")).unwrap();
+        assert_eq!(ldversion(tree.path(), "/usr/local", "3.14"), "3.14t");
+    }
+
+    #[test]
+    fn a_free_threaded_target_takes_cp314t_wheels_and_never_abi3() {
+        with_python("3.14t", (2, 28), |t| {
+            assert_eq!(t.abi_tags(), ["cp314t", "none"]);
+            t.check_wheel_fits("numpy-2.3.4-cp314-cp314t-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl").unwrap();
+            let err = t.check_wheel_fits("cryptography-46.0.3-cp311-abi3-manylinux_2_28_aarch64.whl").unwrap_err().to_string();
+            assert!(err.contains("built for the ABI abi3, the target's python loads cp314t, none (a free-threaded interpreter cannot load stable-ABI modules"), "{err}");
+            assert!(t.check_wheel_fits("numpy-2.3.4-cp314-cp314-manylinux_2_28_aarch64.whl").is_err(), "a GIL build's wheel does not load either");
+        });
+        with_python("3.14", (2, 28), |t| assert_eq!(t.abi_tags(), ["cp314", "abi3", "none"]));
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl<'a> Job<'a> {
 
     /// New, upgraded or already there, against the tree's dist-infos.
     fn choose(&self, wheels: &[PathBuf], log: &str) -> Result<Choice> {
-        let installed = installed_dists(self.tree, &self.plan.prefix, &self.pyver)?;
+        let installed = installed_dists(self.tree, &self.plan.prefix, &crosspip::ldversion(self.tree, &self.plan.prefix, &self.pyver))?;
         let mut c = Choice { fresh: vec![], replaced: vec![], summary: String::new() };
         for w in wheels {
             let crosspip::WheelFile { project: name, version, .. } = crosspip::WheelFile::parse(w)?;
@@ -248,8 +248,8 @@ fn check_staged(
 }
 
 /// Installed distributions of the tree: normalized name -> (version, RECORD).
-fn installed_dists(tree: &Path, prefix: &str, pyver: &str) -> Result<BTreeMap<String, (String, PathBuf)>> {
-    let site = tree.join(prefix.trim_start_matches('/')).join(format!("lib/python{pyver}/site-packages"));
+fn installed_dists(tree: &Path, prefix: &str, ldversion: &str) -> Result<BTreeMap<String, (String, PathBuf)>> {
+    let site = tree.join(prefix.trim_start_matches('/')).join(format!("lib/python{ldversion}/site-packages"));
     let mut out = BTreeMap::new();
     for e in fs::read_dir(&site).with_context(|| format!("cannot read {}", site.display()))? {
         let e = e?;

@@ -94,7 +94,7 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
         profile: &profile,
         from_prefix: &from_prefix,
         prefix: &prefix,
-        pyver: python.pv().major_minor(),
+        pyver: crate::crosspip::ldversion(&tree, &from_prefix, &python.pv().major_minor()),
     })
     .with_context(|| format!("cannot stage the {profile_name} profile of {}", tree.display()))?;
     let build_paths = [project.build_dir.clone(), crate::image::sysroots_dir(&project.build_dir), work.clone()];
@@ -112,7 +112,9 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     fs::create_dir_all(&deploy)?;
     let suffix = if profile_name == "runtime" && opts.prefix.is_none() { String::new() } else { format!("-{profile_name}") };
     let relocated = if opts.prefix.is_some() { format!("-{}", prefix.trim_matches('/').replace('/', "-")) } else { String::new() };
-    let stem = format!("crosspython-{}-{arch}{suffix}{relocated}", python.version);
+    // A free-threaded interpreter is named as CPython names it: 3.14.7t.
+    let threading = if crate::crosspip::ldversion(&tree, &from_prefix, &python.pv().major_minor()).ends_with('t') { "t" } else { "" };
+    let stem = format!("crosspython-{}{threading}-{arch}{suffix}{relocated}", python.version);
     let epoch = crate::reproducible::source_date_epoch()?;
     let mut sums = vec![];
     let mut archives = vec![];
