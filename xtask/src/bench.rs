@@ -313,22 +313,42 @@ fn options(project: &Project, loaded: &Loaded, o: &Options, build: &Value) -> Re
 /// their run-time closure to run it under qemu, byte-compiled as an
 /// installed system is.
 struct Debian {
+    suite: String,
+    /// `python3.14`: the same minor version as the tree's.
+    python: String,
     version: String,
     packages: Vec<(String, u64, u64)>,
     root: PathBuf,
 }
 
-const DEBIAN_PYTHON: [&str; 4] = ["python3.13-minimal", "libpython3.13-minimal", "libpython3.13-stdlib", "libpython3.13"];
+/// Suites tried, oldest first, for a Debian python of the tree's minor
+/// version when `--suite auto`: a stable release's build where there is
+/// one (3.13 is trixie's), else the development suites (3.14 in 2026).
+const AUTO_SUITES: [&str; 3] = ["trixie", "forky", "sid"];
 
 impl Debian {
     fn prepare(project: &Project, loaded: &Loaded, o: &Options) -> Result<Debian> {
         let arch = &loaded.manifest.arch[&o.arch];
         let fetcher = crate::fetch::Fetcher::new(project.dl_dir.clone());
-        let index = crate::debian::index(&fetcher, &o.suite, &arch.debian_arch)?;
+        let note = crate::image::ImageNote::read(&project.tree(&o.arch))?;
+        let build_python = note.build_python.clone().context("the tree's build note names no build python")?;
+        let python = build_python.file_name().map(|n| n.to_string_lossy().into_owned()).context("the build python has no file name")?;
+        let wanted_pkgs = [format!("{python}-minimal"), format!("lib{python}-minimal"), format!("lib{python}-stdlib"), format!("lib{python}")];
+        let suites: Vec<&str> = if o.suite == "auto" { AUTO_SUITES.to_vec() } else { vec![o.suite.as_str()] };
+        let mut found = None;
+        for suite in &suites {
+            let index = crate::debian::index(&fetcher, suite, &arch.debian_arch)?;
+            if index.contains_key(&wanted_pkgs[0]) {
+                found = Some((suite.to_string(), index));
+                break;
+            }
+        }
+        let (suite, index) = found.with_context(|| format!("no Debian suite of {} has {} for {}, the yardstick", suites.join(", "), wanted_pkgs[0], arch.debian_arch))?;
+        let debian_python: Vec<&str> = wanted_pkgs.iter().map(String::as_str).collect();
         let mut packages = vec![];
-        let root = project.dl_dir.parent().unwrap_or(&project.dl_dir).join(format!("bench/debian-{}-{}", o.suite, arch.debian_arch));
+        let root = project.dl_dir.parent().unwrap_or(&project.dl_dir).join(format!("bench/debian-{suite}-{}", arch.debian_arch));
         let stamp = root.join(".complete");
-        let closure = crate::debian::closure(&index, &DEBIAN_PYTHON)?;
+        let closure = crate::debian::closure(&index, &debian_python)?;
         let wanted: String = closure.iter().map(|p| format!("{} {}\n", p.name, p.version)).collect();
         let fresh = fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str());
         if fresh {
@@ -338,7 +358,7 @@ impl Debian {
         for p in &closure {
             let deb = crate::debian::fetch(&fetcher, p)?;
             // The four measured on their own: the root holds the whole closure.
-            if DEBIAN_PYTHON.contains(&p.name.as_str()) {
+            if debian_python.contains(&p.name.as_str()) {
                 let scratch = tempfile::tempdir()?;
                 packages.push((p.name.clone(), crate::debian::extract(&deb, scratch.path())?, p.size));
             }
@@ -356,21 +376,19 @@ impl Debian {
             }
             // What Debian's postinst (py3compile) does on a real system: the
             // packages ship no byte code. Same version as our build python.
-            let note = crate::image::ImageNote::read(&project.tree(&o.arch))?;
-            let python = note.build_python.context("the tree's build note names no build python")?;
-            let out = Command::new(&python)
+            let out = Command::new(&build_python)
                 .args(["-I", "-m", "compileall", "-q", "-j0", "-s"])
                 .arg(&root)
                 .args(["-p", "/"])
-                .arg(root.join("usr/lib/python3.13"))
+                .arg(root.join("usr/lib").join(&python))
                 .output()?;
             if out.stdout.is_empty() && !out.status.success() {
                 bail!("byte-compiling Debian's stdlib failed: {}", String::from_utf8_lossy(&out.stderr));
             }
             fs::write(&stamp, wanted)?;
         }
-        let version = index.get(DEBIAN_PYTHON[0]).map(|p| p.version.clone()).unwrap_or_default();
-        Ok(Debian { version, packages, root })
+        let version = index.get(debian_python[0]).map(|p| p.version.clone()).unwrap_or_default();
+        Ok(Debian { suite, python, version, packages, root })
     }
 }
 
@@ -413,15 +431,15 @@ fn footprint(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -
     }
     let (mut du, mut dc) = (0, 0);
     for (name, unpacked, deb) in &debian.packages {
-        writeln!(t, "  {:44} {:>9.1} {:>9.1} (.deb)", format!("Debian {} {}", o.suite, name), mib(*unpacked), mib(*deb))?;
+        writeln!(t, "  {:44} {:>9.1} {:>9.1} (.deb)", format!("Debian {} {}", debian.suite, name), mib(*unpacked), mib(*deb))?;
         du += unpacked;
         dc += deb;
     }
-    writeln!(t, "  {:44} {:>9.1} {:>9.1} (.deb)", format!("Debian {} python3.13 {} (the four)", o.suite, debian.version), mib(du), mib(dc))?;
+    writeln!(t, "  {:44} {:>9.1} {:>9.1} (.deb)", format!("Debian {} {} {} (the four)", debian.suite, debian.python, debian.version), mib(du), mib(dc))?;
     writeln!(t, "  (ours include pip and the manifest's packages, the C libraries and the toolchain's /lib; Debian's four need libc6, libssl, ... besides)")?;
     let v = json!({
         "ours": ours,
-        "debian": {"suite": o.suite, "version": debian.version, "packages": debian.packages.iter().map(|(n, u, c)| json!({"name": n, "unpacked_bytes": u, "deb_bytes": c})).collect::<Vec<_>>(), "unpacked_bytes": du, "deb_bytes": dc},
+        "debian": {"suite": debian.suite, "version": debian.version, "packages": debian.packages.iter().map(|(n, u, c)| json!({"name": n, "unpacked_bytes": u, "deb_bytes": c})).collect::<Vec<_>>(), "unpacked_bytes": du, "deb_bytes": dc},
     });
     Ok((v, t))
 }
@@ -453,7 +471,7 @@ fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian
             eprintln!("note: no {name} build to run ({} is missing); `bench --only options` builds it", i.python.display());
         }
     }
-    out.push(Interp { name: format!("debian-{}", o.suite), root: debian.root.clone(), python: debian.root.join("usr/bin/python3.13") });
+    out.push(Interp { name: format!("debian-{}", debian.suite), root: debian.root.clone(), python: debian.root.join("usr/bin").join(&debian.python) });
     for i in &out {
         if !i.python.exists() {
             bail!("{} does not exist; build the tree first", i.python.display());

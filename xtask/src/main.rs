@@ -177,8 +177,8 @@ enum Cmd {
         /// Job counts of the cold builds.
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
         cold_jobs: Vec<usize>,
-        /// Debian suite whose python3.13 is the yardstick.
-        #[arg(long, default_value = "trixie")]
+        /// Debian suite whose python of the tree's version is the yardstick (`auto`: the oldest that has it).
+        #[arg(long, default_value = "auto")]
         suite: String,
         /// Build-option variants of the interpreter to build and run: `default`, or features joined by `+` (lto+pgo).
         #[arg(long, value_delimiter = ',', default_value = "lto+pgo")]
