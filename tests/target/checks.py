@@ -193,7 +193,12 @@ def ctypes():
     import ctypes
     import ctypes.util
 
-    libc = ctypes.CDLL("libc.so.6")
+    import platform
+
+    # glibc by its soname; musl's libc is the loader itself, found as the
+    # process's own symbols.
+    name = "libc.so.6" if platform.libc_ver()[0] == "glibc" else None
+    libc = ctypes.CDLL(name)
     libc.strlen.restype = ctypes.c_size_t
     assert libc.strlen(b"crosspython") == 11
     # A callback through libffi's closures: qsort calling back into Python.
@@ -201,7 +206,7 @@ def ctypes():
     CMP = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int))
     libc.qsort(arr, 5, ctypes.sizeof(ctypes.c_int), CMP(lambda a, b: a[0] - b[0]))
     assert list(arr) == [1, 2, 3, 4, 5], list(arr)
-    return "strlen via libc.so.6, qsort with a Python callback"
+    return f"strlen via {name or 'the process (musl)'}, qsort with a Python callback"
 
 
 @check

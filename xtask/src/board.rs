@@ -18,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::fetch::Fetcher;
-use crate::manifest::{Arch, Board};
+use crate::manifest::{Arch, Board, LibcKind};
 
 /// Library directories of a root, multiarch ones included, as the dynamic
 /// loader of a Debian system searches them.
@@ -131,8 +131,15 @@ fn release_version(libc: &[u8]) -> Option<(u32, u32)> {
 
 /// Can a glibc build for `floor` run on this board? Refused before any build.
 pub fn check_serves(board: &Path, libc: &BoardLibc, floor: Option<(u32, u32)>, arch: &Arch) -> Result<()> {
-    match libc {
-        BoardLibc::Glibc { version, .. } => {
+    match (libc, arch.libc) {
+        (BoardLibc::Musl { .. }, LibcKind::Musl) => Ok(()),
+        (BoardLibc::Glibc { .. }, LibcKind::Musl) => {
+            bail!("board {} runs {libc}, and this arch ({}) builds for musl: build the glibc arch of this CPU for it", board.display(), arch.triplet)
+        }
+        (BoardLibc::Musl { .. }, LibcKind::Glibc) => {
+            bail!("board {} runs {libc}; a glibc build ({}) does not start there: build the musl arch of this CPU (`--arch <arch>-musl`)", board.display(), arch.triplet)
+        }
+        (BoardLibc::Glibc { version, .. }, LibcKind::Glibc) => {
             if let Some(min) = arch.glibc_min.as_deref().and_then(crate::manifest::parse_glibc) {
                 if *version < min {
                     bail!("board {}: glibc {}.{} is older than any glibc for {} ({}.{})", board.display(), version.0, version.1, arch.triplet, min.0, min.1);
@@ -153,8 +160,8 @@ pub fn check_serves(board: &Path, libc: &BoardLibc, floor: Option<(u32, u32)>, a
             }
             Ok(())
         }
-        other => {
-            bail!("board {} runs {other}; crosspython builds for glibc boards only so far (musl and uClibc builds are not supported yet)", board.display())
+        (BoardLibc::Uclibc { .. }, _) => {
+            bail!("board {} runs {libc}; crosspython builds for glibc and musl boards (uClibc-ng is not supported yet)", board.display())
         }
     }
 }
@@ -312,6 +319,15 @@ mod tests {
         let err = check_serves(Path::new("/b"), &glibc((2, 12)), Some((2, 12)), arch).unwrap_err().to_string();
         assert!(err.contains("older than any glibc for aarch64-linux-gnu (2.17)"), "{err}");
         let err = check_serves(Path::new("/b"), &BoardLibc::Musl { loader: "lib/ld-musl-aarch64.so.1".into() }, Some((2, 28)), arch).unwrap_err().to_string();
-        assert!(err.contains("runs musl"), "{err}");
+        assert!(err.contains("runs musl") && err.contains("--arch <arch>-musl"), "{err}");
+    }
+
+    #[test]
+    fn a_musl_build_serves_musl_boards_only() {
+        let loaded = crate::manifest::Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
+        let arch = &loaded.manifest.arch["aarch64-musl"];
+        assert!(check_serves(Path::new("/b"), &BoardLibc::Musl { loader: "lib/ld-musl-aarch64.so.1".into() }, None, arch).is_ok());
+        let err = check_serves(Path::new("/b"), &BoardLibc::Glibc { version: (2, 36), libc: "lib/libc.so.6".into() }, None, arch).unwrap_err().to_string();
+        assert!(err.contains("runs glibc 2.36") && err.contains("builds for musl"), "{err}");
     }
 }

@@ -59,8 +59,8 @@ pub struct Target<'a> {
     /// "3.14t" for a free-threaded CPython, else as `pyver`: the name of
     /// its stdlib and include directories (CPython's LDVERSION).
     pub ldversion: String,
-    /// The toolchain's glibc: the newest manylinux that fits.
-    pub glibc: (u32, u32),
+    /// The boards' glibc (the newest manylinux that fits), or None for musl.
+    pub glibc: Option<(u32, u32)>,
 }
 
 /// CPython's LDVERSION in a tree: `3.14t` when the interpreter there is
@@ -78,7 +78,10 @@ impl<'a> Target<'a> {
     pub fn new(name: &'a str, arch: &'a Arch, tree: &'a Path, prefix: &'a str, pyver: String, tc: &crate::toolchain::Toolchain) -> Result<Target<'a>> {
         // manylinux_2_N up to the glibc the board has at least (the floor),
         // not the build machine's.
-        let glibc = tc.glibc.context("the toolchain targets no known glibc version (set libc.glibc_floor)")?;
+        let glibc = match arch.libc {
+            crate::manifest::LibcKind::Musl => None,
+            crate::manifest::LibcKind::Glibc => Some(tc.glibc.context("the toolchain targets no known glibc version (set libc.glibc_floor)")?),
+        };
         let ldversion = ldversion(tree, prefix, &pyver);
         Ok(Target { name, arch, tree, prefix, pyver, ldversion, glibc })
     }
@@ -108,8 +111,15 @@ impl<'a> Target<'a> {
     pub fn platform_tags(&self) -> Vec<String> {
         // pip on the board tags by `uname -m`: the arch's `machine`.
         let arch = &self.arch.machine;
-        let mut tags: Vec<String> = (17..=self.glibc.1).rev().map(|m| format!("manylinux_2_{m}_{arch}")).collect();
-        tags.push(format!("manylinux2014_{arch}"));
+        let mut tags: Vec<String> = match self.glibc {
+            Some(glibc) => {
+                let mut t: Vec<String> = (17..=glibc.1).rev().map(|m| format!("manylinux_2_{m}_{arch}")).collect();
+                t.push(format!("manylinux2014_{arch}"));
+                t
+            }
+            // musl 1.2 (time64) is what every supported board runs; PEP 656.
+            None => vec![format!("musllinux_1_2_{arch}"), format!("musllinux_1_1_{arch}")],
+        };
         tags.push(format!("linux_{arch}"));
         tags
     }
@@ -543,11 +553,11 @@ fn run(cmd: &mut Command, log: &mut String) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn with_target(glibc: (u32, u32), check: impl FnOnce(&Target)) {
+    fn with_target(glibc: Option<(u32, u32)>, check: impl FnOnce(&Target)) {
         with_python("3.13", glibc, check)
     }
 
-    fn with_python(ldversion: &str, glibc: (u32, u32), check: impl FnOnce(&Target)) {
+    fn with_python(ldversion: &str, glibc: Option<(u32, u32)>, check: impl FnOnce(&Target)) {
         let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
         let pyver = ldversion.trim_end_matches('t').to_string();
         let t = Target { name: "aarch64", arch: &loaded.manifest.arch["aarch64"], tree: Path::new("/t"), prefix: "/usr/local", pyver, ldversion: ldversion.into(), glibc };
@@ -565,14 +575,14 @@ mod tests {
 
     #[test]
     fn a_free_threaded_target_takes_cp314t_wheels_and_never_abi3() {
-        with_python("3.14t", (2, 28), |t| {
+        with_python("3.14t", Some((2, 28)), |t| {
             assert_eq!(t.abi_tags(), ["cp314t", "none"]);
             t.check_wheel_fits("numpy-2.3.4-cp314-cp314t-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl").unwrap();
             let err = t.check_wheel_fits("cryptography-46.0.3-cp311-abi3-manylinux_2_28_aarch64.whl").unwrap_err().to_string();
             assert!(err.contains("built for the ABI abi3, the target's python loads cp314t, none (a free-threaded interpreter cannot load stable-ABI modules"), "{err}");
             assert!(t.check_wheel_fits("numpy-2.3.4-cp314-cp314-manylinux_2_28_aarch64.whl").is_err(), "a GIL build's wheel does not load either");
         });
-        with_python("3.14", (2, 28), |t| assert_eq!(t.abi_tags(), ["cp314", "abi3", "none"]));
+        with_python("3.14", Some((2, 28)), |t| assert_eq!(t.abi_tags(), ["cp314", "abi3", "none"]));
     }
 
     #[test]
@@ -594,7 +604,7 @@ mod tests {
 
     #[test]
     fn a_wheel_for_another_arch_is_refused_with_the_tags_that_fit() {
-        with_target((2, 36), |t| {
+        with_target(Some((2, 36)), |t| {
             let err = t.check_wheel_fits("/w/numpy-2.5.5-cp313-cp313-linux_mips.whl").unwrap_err().to_string();
             assert!(err.contains("built for linux_mips, not for aarch64"), "{err}");
             assert!(err.contains("manylinux_2_36_aarch64 ... linux_aarch64"), "{err}");
@@ -616,7 +626,7 @@ mod tests {
 
     #[test]
     fn platform_tags_are_those_pip_computes_on_the_board_up_to_the_toolchain_glibc() {
-        with_target((2, 19), |t| {
+        with_target(Some((2, 19)), |t| {
             assert_eq!(
                 t.platform_tags(),
                 ["manylinux_2_19_aarch64", "manylinux_2_18_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64", "linux_aarch64"]

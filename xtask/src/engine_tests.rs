@@ -234,3 +234,22 @@ fn durations_read_as_minutes_past_a_minute() {
     assert_eq!(human(0.25), "0.2s");
     assert_eq!(human(754.0), "12m34s");
 }
+
+#[test]
+fn a_patch_series_applies_all_or_nothing() {
+    let f = Fixture::new();
+    let dir = f.path().join("b/patches/liba/1.0");
+    fs::create_dir_all(&dir).unwrap();
+    let good = "--- a/a.c\n+++ b/a.c\n@@ -1 +1 @@\n-int a(void) { return 42; }\n+int a(void) { return 43; }\n";
+    let bad = "--- a/a.h\n+++ b/a.h\n@@ -1 +1 @@\n-int nothing_like_this(void);\n+int b(void);\n";
+    fs::write(dir.join("0001-good.patch"), good).unwrap();
+    fs::write(dir.join("0002-bad.patch"), bad).unwrap();
+    let err = format!("{:#}", f.build("b", &(f.liba() + &f.app("\"liba\"", ""))).unwrap_err());
+    assert!(err.contains("0002-bad.patch does not apply"), "{err}");
+    let src = f.path().join("b/build/host/work/liba-1.0/src/a.c");
+    assert_eq!(fs::read_to_string(&src).unwrap(), "int a(void) { return 42; }\n", "the good patch was taken back");
+    // Fixed series: the build resumes from the patched source and the tree runs the patched code.
+    fs::write(dir.join("0002-bad.patch"), bad.replace("nothing_like_this", "a")).unwrap();
+    f.build("b", &(f.liba() + &f.app("\"liba\"", ""))).unwrap();
+    assert_eq!(fs::read_to_string(&src).unwrap(), "int a(void) { return 43; }\n");
+}

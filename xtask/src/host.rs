@@ -40,8 +40,8 @@ pub fn missing(m: &Manifest, arches: &[&Arch], choice: Option<&str>) -> Missing 
             out.0.push(("python3-pip".into(), "pip, which fetches the zig toolchain (PyPI project ziglang)".into()));
         }
         for a in arches.iter().filter(|a| a.zig_target.is_some()) {
-            if which::which(format!("{}-strip", a.triplet)).is_err() {
-                out.0.push((format!("binutils-{}", a.triplet), format!("{}-strip and -objcopy beside zig's compiler", a.triplet)));
+            if which::which(format!("{}-strip", a.binutils_triplet())).is_err() {
+                out.0.push((format!("binutils-{}", a.binutils_triplet()), format!("{}-strip and -objcopy beside zig's compiler", a.binutils_triplet())));
             }
         }
     }

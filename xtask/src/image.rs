@@ -183,7 +183,7 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     let mut log = String::new();
     // The toolchain's run-time first: source builds of Python packages run
     // target programs under qemu (meson's checks).
-    let board = BoardLibs::new(&plan.libc, ab.toolchain.glibc);
+    let board = BoardLibs::new(&plan.libc, ab.arch.libc, ab.toolchain.glibc);
     let mut from_toolchain = add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?;
     let native_python_path = native_python.clone();
     let packages = match (native_python, target_python, host_python) {
@@ -428,21 +428,31 @@ pub fn add_toolchain_libs_beside(
     Ok(added.into_values().collect())
 }
 
-/// What a glibc board provides to the package: glibc's own shared objects
-/// (any dynamic loader too) and the newest glibc symbol version it may need.
+/// What a board provides to the package: its C library's shared objects
+/// (any dynamic loader too) and, for glibc, the newest symbol version the
+/// package may need.
 #[derive(Debug, Clone, Default)]
 pub struct BoardLibs {
     pub sonames: Vec<String>,
+    /// musl: names its loader resolves to itself.
+    pub soname_prefixes: Vec<String>,
     pub glibc: Option<(u32, u32)>,
 }
 
 impl BoardLibs {
-    pub fn new(libc: &crate::manifest::Libc, glibc: Option<(u32, u32)>) -> BoardLibs {
-        BoardLibs { sonames: libc.glibc_sonames.clone(), glibc }
+    pub fn new(libc: &crate::manifest::Libc, kind: crate::manifest::LibcKind, glibc: Option<(u32, u32)>) -> BoardLibs {
+        match kind {
+            crate::manifest::LibcKind::Glibc => BoardLibs { sonames: libc.glibc_sonames.clone(), soname_prefixes: vec![], glibc },
+            crate::manifest::LibcKind::Musl => BoardLibs { sonames: vec![], soname_prefixes: libc.musl_soname_prefixes.clone(), glibc: None },
+        }
     }
 
     pub fn has(&self, soname: &str) -> bool {
-        self.sonames.iter().any(|s| s == soname) || soname.starts_with("ld-linux") || soname == "ld.so.1"
+        self.sonames.iter().any(|s| s == soname)
+            || self.soname_prefixes.iter().any(|p| soname.starts_with(p.as_str()))
+            || soname.starts_with("ld-linux")
+            || soname == "ld.so.1"
+            || soname.starts_with("ld-musl-")
     }
 }
 

@@ -55,6 +55,11 @@ pub struct Libc {
     /// package never carries them (nor the dynamic loader a `PT_INTERP` names).
     #[serde(default)]
     pub glibc_sonames: Vec<String>,
+    /// musl's: one `libc.so` is libc, libm, libpthread and the loader, and
+    /// its loader takes any name with these prefixes for itself
+    /// (`libc.so`, Alpine's `libc.musl-aarch64.so.1` in musllinux wheels).
+    #[serde(default)]
+    pub musl_soname_prefixes: Vec<String>,
 }
 
 impl Libc {
@@ -309,9 +314,38 @@ pub struct Arch {
     /// packages of a suite whose builds need no glibc newer than the floor.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_libs: Option<DebianPackages>,
+    /// The C library of the boards: glibc (the default, with a floor) or
+    /// musl (OpenWrt, Alpine), which has no symbol versions to floor.
+    #[serde(default, skip_serializing_if = "LibcKind::is_glibc")]
+    pub libc: LibcKind,
+    /// The triplet of Debian's `binutils-<triplet>` that handles this
+    /// arch's ELF files where `triplet` names no Debian package (the musl
+    /// triplets: `aarch64-linux-gnu` serves `aarch64-linux-musl`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binutils: Option<String>,
+}
+
+/// Which C library an arch's programs are linked against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LibcKind {
+    #[default]
+    Glibc,
+    Musl,
+}
+
+impl LibcKind {
+    pub fn is_glibc(&self) -> bool {
+        *self == LibcKind::Glibc
+    }
 }
 
 impl Arch {
+    /// The prefix of the Debian binutils programs for this arch.
+    pub fn binutils_triplet(&self) -> &str {
+        self.binutils.as_deref().unwrap_or(&self.triplet)
+    }
+
     /// Every field of the arch entry, as an input of every target task's
     /// signature: a hand-kept list missed fields that change outputs
     /// (`qemu_cpu` enters PGO's profile run, `meson_cpu` numpy's build,

@@ -158,7 +158,7 @@ impl<'a> Job<'a> {
         crosspip::install_wheels(bp, &self.target(root)?, &c.fresh, log)?;
         let mut report = String::new();
         let present = crate::image::tree_libraries(tree);
-        let board = crate::image::BoardLibs::new(&self.plan.libc, self.ab.toolchain.glibc);
+        let board = crate::image::BoardLibs::new(&self.plan.libc, self.ab.arch.libc, self.ab.toolchain.glibc);
         crate::image::add_toolchain_libs_beside(root, &self.plan.prefix, &present, &board, &self.ab.toolchain, &mut report)?;
         crate::image::set_run_paths_beside(root, tree, &self.plan.prefix, &mut report)?;
         log.push_str(&report);

@@ -106,11 +106,20 @@ impl Project {
     /// that cannot run the result is refused here, before anything builds.
     pub fn glibc_floor(&self, loaded: &Loaded, arch_name: &str, target: &Target) -> Result<Option<(u32, u32)>> {
         let arch = &loaded.manifest.arch[arch_name];
-        let mut floor = loaded.manifest.libc.floor();
         let board = match &target.board {
             Some(dir) => Some((dir.clone(), crate::board::libc_of(dir, arch)?)),
             None => None,
         };
+        if !arch.libc.is_glibc() {
+            if let Some(f) = &target.glibc_floor {
+                bail!("--glibc-floor {f}: {arch_name} builds for musl, which has no glibc floor");
+            }
+            if let Some((dir, libc)) = &board {
+                crate::board::check_serves(dir, libc, None, arch)?;
+            }
+            return Ok(None);
+        }
+        let mut floor = loaded.manifest.libc.floor();
         if let Some((_, crate::board::BoardLibc::Glibc { version, .. })) = &board {
             floor = Some(*version);
         }

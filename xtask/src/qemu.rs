@@ -79,7 +79,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         crate::board::BoardLibc::Glibc { version, .. } => Some(*version),
         _ => None,
     };
-    let checked = crate::image::check_tree(&source, &arch.elf, &crate::image::BoardLibs::new(&loaded.manifest.libc, board_glibc))?;
+    let checked = crate::image::check_tree(&source, &arch.elf, &crate::image::BoardLibs::new(&loaded.manifest.libc, arch.libc, board_glibc))?;
     eprint!("{}", checked.summary());
     if let Ok(note) = crate::image::ImageNote::read(&source) {
         for (recipe, features) in &note.features {
@@ -130,12 +130,12 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
     }
     // The board's side: its C library serves the package, and its own
     // programs still run with the package installed.
-    let glibc = checked.max_glibc.map(|(a, b)| format!("GLIBC_{a}.{b}")).unwrap_or_else(|| "none".into());
-    results.push(CheckResult {
-        name: "board-libc".into(),
-        ok: true,
-        detail: format!("highest glibc symbol version needed {glibc} (by {}); the board has {board_libc}", checked.max_glibc_file),
-    });
+    let needs = match (arch.libc, checked.max_glibc) {
+        (crate::manifest::LibcKind::Musl, _) => "a musl build: the board's musl loader is its C library".to_string(),
+        (_, Some((a, b))) => format!("highest glibc symbol version needed GLIBC_{a}.{b} (by {})", checked.max_glibc_file),
+        (_, None) => "no glibc symbol version needed".to_string(),
+    };
+    results.push(CheckResult { name: "board-libc".into(), ok: true, detail: format!("{needs}; the board has {board_libc}") });
     if target.board.is_none() {
         if let Some(name) = &arch.test_board {
             results.extend(board_programs(arch, &tree, &loaded.manifest.board[name].programs, binfmt.is_ok())?);
@@ -157,7 +157,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         bail!("the check script exited with {}", out.status);
     }
     println!("{arch_name}: all {} checks passed", results.len());
-    println!("{arch_name}: highest glibc symbol version needed: {glibc} (by {}); the board has {board_libc}", checked.max_glibc_file);
+    println!("{arch_name}: {needs}; the board has {board_libc}");
     if cpython {
         let env: Vec<(&str, String)> = vec![
             ("PATH", "/usr/bin:/bin".into()),

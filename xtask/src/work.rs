@@ -184,27 +184,23 @@ impl Worker {
         crate::unpack::unpack(&archive, &ctx.dirs.src, source.strip_components)
     }
 
+    /// Apply the recipe's patch series, all or nothing: a patch that does
+    /// not apply (found by a dry run) takes the ones before it back out, so
+    /// the source is never left half patched.
     fn patch(&self, ctx: &Ctx, log: &mut File) -> Result<()> {
+        let mut applied: Vec<PathBuf> = vec![];
         for (name, _) in crate::tasks::patch_files(&self.patches_dir, ctx.node)? {
             let path = self.patches_dir.join(&name);
             writeln!(log, "applying {}", path.display())?;
-            // A dry run first, so that a patch that does not apply leaves
-            // the source as it was.
-            for dry in [true, false] {
-                let mut cmd = Command::new("patch");
-                cmd.args(["-p1", "--batch", "--forward", "--no-backup-if-mismatch", "-i"]).arg(&path).current_dir(&ctx.dirs.src);
-                if dry {
-                    cmd.arg("--dry-run");
+            let result = run_patch(&path, &ctx.dirs.src, &["--dry-run"], log).and_then(|()| run_patch(&path, &ctx.dirs.src, &[], log));
+            if let Err(e) = result {
+                for done in applied.iter().rev() {
+                    writeln!(log, "taking back {}", done.display())?;
+                    run_patch(done, &ctx.dirs.src, &["--reverse"], log).with_context(|| format!("cannot take back {} after {e}", done.display()))?;
                 }
-                let out = cmd.output().context("cannot run `patch`")?;
-                log.write_all(&out.stdout)?;
-                log.write_all(&out.stderr)?;
-                if !out.status.success() {
-                    let hunks: Vec<String> =
-                        String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("FAILED") || l.contains("failed")).map(str::to_string).collect();
-                    bail!("patch {} does not apply to {}: {}", path.display(), ctx.dirs.src.display(), hunks.join("; "));
-                }
+                return Err(e);
             }
+            applied.push(path);
         }
         Ok(())
     }
@@ -247,6 +243,23 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// `patch -p1` of one file in `src`, its output into the task log.
+fn run_patch(path: &Path, src: &Path, extra: &[&str], log: &mut File) -> Result<()> {
+    let mut cmd = Command::new("patch");
+    cmd.args(["-p1", "--batch", "--no-backup-if-mismatch"]).args(extra).arg("-i").arg(path).current_dir(src);
+    if !extra.contains(&"--reverse") {
+        cmd.arg("--forward");
+    }
+    let out = cmd.output().context("cannot run `patch`")?;
+    log.write_all(&out.stdout)?;
+    log.write_all(&out.stderr)?;
+    if !out.status.success() {
+        let hunks: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("FAILED") || l.contains("failed")).map(str::to_string).collect();
+        bail!("patch {} does not apply to {}: {}", path.display(), src.display(), hunks.join("; "));
+    }
+    Ok(())
 }
 
 /// Hard-link the `populate_sysroot` output of the recipe's build-time

@@ -66,19 +66,21 @@ pub struct Toolchain {
 impl Toolchain {
     pub fn find(arch: &Arch, choice: Choice) -> Result<Toolchain> {
         let explicit = choice.explicit.map(str::to_string).or_else(|| std::env::var("CROSSPYTHON_TOOLCHAIN").ok());
-        let use_zig = match (&explicit, choice.zig, choice.glibc_floor, &arch.zig_target) {
+        // A musl arch needs no floor: musl has no symbol versions.
+        let has_floor = choice.glibc_floor.is_some() || !arch.libc.is_glibc();
+        let use_zig = match (&explicit, choice.zig, has_floor, &arch.zig_target) {
             (Some(e), ..) => e == "zig",
-            (None, Some(_), Some(_), Some(_)) => std::env::var_os("CROSS_COMPILE").is_none(),
+            (None, Some(_), true, Some(_)) => std::env::var_os("CROSS_COMPILE").is_none(),
             _ => false,
         };
         let mut zig_target = None;
         let (cc, cc_args) = if use_zig {
-            let (Some(spec), Some(floor)) = (choice.zig, choice.glibc_floor) else {
-                bail!("--toolchain zig needs [toolchain.zig] and libc.glibc_floor in the manifest");
+            let Some(spec) = choice.zig else {
+                bail!("--toolchain zig needs [toolchain.zig] in the manifest");
             };
             let zig = zig::ensure(spec, choice.cache)?;
-            zig_target = Some(zig::target(arch, floor)?);
-            (zig::wrappers(&zig, spec, arch, floor)?.join(format!("{}-gcc", arch.triplet)), vec![])
+            zig_target = Some(zig::target(arch, choice.glibc_floor)?);
+            (zig::wrappers(&zig, spec, arch, choice.glibc_floor)?.join(format!("{}-gcc", arch.triplet)), vec![])
         } else if let Some(choice) = explicit.filter(|e| e != DEBIAN_GCC) {
             from_choice(&choice, &arch.triplet)?
         } else if let Ok(prefix) = std::env::var("CROSS_COMPILE") {

@@ -20,7 +20,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::manifest::{Arch, ZigToolchain};
+use crate::manifest::{Arch, LibcKind, ZigToolchain};
 
 /// The unpacked zig of `spec` in `cache` (`<cache>/toolchains/zig-<version>`),
 /// fetched and checked first if it is not there.
@@ -71,20 +71,25 @@ pub fn ensure(spec: &ZigToolchain, cache: &Path) -> Result<PathBuf> {
     Ok(zig)
 }
 
-/// zig's target triple for an arch and glibc floor: `aarch64-linux-gnu.2.28`.
-pub fn target(arch: &Arch, floor: (u32, u32)) -> Result<String> {
+/// zig's target triple for an arch and glibc floor: `aarch64-linux-gnu.2.28`;
+/// musl has one ABI, no floor: `aarch64-linux-musl`.
+pub fn target(arch: &Arch, floor: Option<(u32, u32)>) -> Result<String> {
     let t = arch.zig_target.as_deref().with_context(|| format!("arch {} has no zig_target", arch.triplet))?;
-    Ok(format!("{t}.{}.{}", floor.0, floor.1))
+    match (arch.libc, floor) {
+        (LibcKind::Musl, _) => Ok(t.to_string()),
+        (LibcKind::Glibc, Some(f)) => Ok(format!("{t}.{}.{}", f.0, f.1)),
+        (LibcKind::Glibc, None) => bail!("zig for {} needs a glibc floor (libc.glibc_floor in the manifest, or --glibc-floor)", arch.triplet),
+    }
 }
 
 /// Write the wrapper scripts of `arch` at `floor` next to `zig` and return
 /// their `bin` directory. Files are only rewritten when their text changes.
-pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: (u32, u32)) -> Result<PathBuf> {
+pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: Option<(u32, u32)>) -> Result<PathBuf> {
     let target = target(arch, floor)?;
     let plain = arch.zig_target.clone().unwrap_or_default();
     let cpu = arch.zig_cpu.as_deref().map(|c| format!(" -mcpu={c}")).unwrap_or_default();
     let gnu_as = if arch.zig_gnu_as {
-        format!("    *.s|*.S) inputs=1; set -- \"$@\" -fno-integrated-as -B/usr/bin/{}- \"$a\";;\n", arch.triplet)
+        format!("    *.s|*.S) inputs=1; set -- \"$@\" -fno-integrated-as -B/usr/bin/{}- \"$a\";;\n", arch.binutils_triplet())
     } else {
         String::new()
     };
@@ -93,11 +98,13 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: (u32, u32))
     fs::create_dir_all(&bin)?;
     let cache = base.parent().unwrap_or(base).join("zig-cache");
     let zig = zig.display();
+    let boards = match floor {
+        Some((a, b)) if arch.libc.is_glibc() => format!("glibc {a}.{b}"),
+        _ => "musl".to_string(),
+    };
     let header = format!(
-        "#!/bin/sh\n# crosspython: zig as a {triplet} toolchain for glibc {a}.{b} boards.\nexport ZIG_GLOBAL_CACHE_DIR='{cache}' ZIG_LOCAL_CACHE_DIR='{cache}'\n",
+        "#!/bin/sh\n# crosspython: zig as a {triplet} toolchain for {boards} boards.\nexport ZIG_GLOBAL_CACHE_DIR='{cache}' ZIG_LOCAL_CACHE_DIR='{cache}'\n",
         triplet = arch.triplet,
-        a = floor.0,
-        b = floor.1,
         cache = cache.display()
     );
     // Arguments are rewritten in one pass (`set -f`: no globbing of split
@@ -186,7 +193,7 @@ fi
         files.push((name.into(), format!("{header}exec '{zig}' {sub} \"$@\"\n")));
     }
     for tool in ["strip", "objcopy", "nm", "readelf", "objdump"] {
-        files.push((tool.into(), format!("{header}exec /usr/bin/{}-{tool} \"$@\"\n", arch.triplet)));
+        files.push((tool.into(), format!("{header}exec /usr/bin/{}-{tool} \"$@\"\n", arch.binutils_triplet())));
     }
     for (name, text) in files {
         let path = bin.join(format!("{}-{name}", arch.triplet));
@@ -217,7 +224,7 @@ mod tests {
         fs::set_permissions(&zig, fs::Permissions::from_mode(0o755)).unwrap();
         let loaded = crate::manifest::Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
         let spec = ZigToolchain { pypi: "ziglang==0".into(), wheel_sha256: Default::default(), drop_linker_args: drop.iter().map(|d| d.to_string()).collect() };
-        let bin = wrappers(&zig, &spec, &loaded.manifest.arch["mipsel"], (2, 28)).unwrap();
+        let bin = wrappers(&zig, &spec, &loaded.manifest.arch["mipsel"], Some((2, 28))).unwrap();
         (t, bin)
     }
 
