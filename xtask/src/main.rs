@@ -20,6 +20,7 @@ mod pip;
 mod progress;
 mod project;
 mod qemu;
+mod recipe_include;
 mod regrtest;
 mod reproducible;
 mod resolve;

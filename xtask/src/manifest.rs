@@ -569,7 +569,10 @@ impl std::error::Error for Problems {}
 pub struct Loaded {
     pub manifest: Manifest,
     pub path: PathBuf,
+    /// The text parsed: the file, with its recipe includes expanded.
     text: String,
+    /// Lines of `text` back to lines of the file, when includes were expanded.
+    lines: Option<crate::recipe_include::LineMap>,
 }
 
 impl Loaded {
@@ -580,16 +583,21 @@ impl Loaded {
 
     /// Parse and validate; every problem found is reported, not only the first.
     pub fn parse(path: &Path, text: String) -> Result<Loaded> {
+        let (text, lines) = match crate::recipe_include::expand(&text).with_context(|| format!("{}: recipe includes", path.display()))? {
+            Some((expanded, lines)) => (expanded, Some(lines)),
+            None => (text, None),
+        };
         let manifest: Manifest = match toml::from_str(&text) {
             Ok(m) => m,
             Err(e) => {
                 let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((0, 0));
+                let line = lines.as_ref().map_or(line, |l| l.original(line));
                 let key = e.span().map(|s| word_at(&text, s.start)).unwrap_or_default();
                 let problem = Problem { file: path.to_path_buf(), line, column, key, message: e.message().to_string() };
                 return Err(Problems(vec![problem]).into());
             }
         };
-        let loaded = Loaded { manifest, path: path.to_path_buf(), text };
+        let loaded = Loaded { manifest, path: path.to_path_buf(), text, lines };
         let problems = loaded.validate();
         if !problems.is_empty() {
             return Err(Problems(problems).into());
@@ -634,13 +642,15 @@ impl Loaded {
         Ok(())
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
+    /// Line and column in the manifest file of an offset into the parsed text.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let (line, column) = line_col(&self.text, offset);
+        (self.lines.as_ref().map_or(line, |l| l.original(line)), column)
     }
 
     /// A problem located at the span of `at`.
     pub fn problem<T>(&self, at: &Spanned<T>, key: &str, message: impl Into<String>) -> Problem {
-        let (line, column) = line_col(&self.text, at.span().start);
+        let (line, column) = self.line_col(at.span().start);
         Problem { file: self.path.clone(), line, column, key: key.to_string(), message: message.into() }
     }
 
@@ -649,7 +659,7 @@ impl Loaded {
     pub fn problem_at_start(&self, key: &str, message: impl Into<String>) -> Problem {
         let table = key.rsplit_once('.').map_or(key, |(t, _)| t);
         let offset = self.text.find(&format!("[{table}]")).unwrap_or(0);
-        let (line, column) = line_col(&self.text, offset);
+        let (line, column) = self.line_col(offset);
         Problem { file: self.path.clone(), line, column, key: key.to_string(), message: message.into() }
     }
 
@@ -668,7 +678,7 @@ impl Loaded {
             }
             let id = (r.name.get_ref().clone(), r.version.get_ref().clone());
             if let Some(first) = seen.get(&id) {
-                let (line, _) = line_col(&self.text, first.span().start);
+                let (line, _) = self.line_col(first.span().start);
                 problems.push(self.problem(&r.name, &key("name"), format!("{} {} is defined twice (first at line {line})", id.0, id.1)));
             } else {
                 seen.insert(id, &r.name);

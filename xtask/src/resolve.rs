@@ -456,7 +456,7 @@ impl<'a> Resolver<'a> {
     fn node(&self, c: &Candidate) -> Node {
         let r = c.recipe;
         let at = |key: &str| {
-            let (line, _) = crate::manifest::line_col(self.loaded_text(), r.name.span().start);
+            let (line, _) = self.loaded.line_col(r.name.span().start);
             format!("{}:{line} [[recipe]] {} {} {key}", self.loaded.path.display(), r.name.get_ref(), r.version.get_ref())
         };
         let mut origin = BTreeMap::new();
@@ -561,9 +561,6 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn loaded_text(&self) -> &str {
-        self.loaded.text()
-    }
 }
 
 fn overrides<'r>(r: &'r Recipe, variant: Variant, arch: &str) -> Option<&'r crate::manifest::Overrides> {
