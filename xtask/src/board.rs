@@ -129,6 +129,58 @@ fn release_version(libc: &[u8]) -> Option<(u32, u32)> {
     crate::manifest::parse_glibc(text.trim_end_matches('.'))
 }
 
+/// The shared objects of the board's C library: for glibc, the files
+/// beside its `libc.so.6` named in `glibc_sonames` and its loaders; for
+/// musl, the one object its loader is.
+pub fn libc_objects(root: &Path, libc: &BoardLibc, glibc_sonames: &[String]) -> Vec<PathBuf> {
+    match libc {
+        BoardLibc::Glibc { libc, .. } => {
+            let dir = root.join(libc).parent().map(Path::to_path_buf).unwrap_or_default();
+            let mut out: Vec<PathBuf> = glibc_sonames.iter().map(|s| dir.join(s)).filter(|p| p.exists()).collect();
+            for d in library_dirs(root) {
+                for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name.starts_with("ld-linux") || name == "ld.so.1" {
+                        out.push(e.path());
+                    }
+                }
+            }
+            out
+        }
+        BoardLibc::Musl { loader } | BoardLibc::Uclibc { loader } => {
+            resolve_in_root(root, loader).map(|p| vec![p]).unwrap_or_default()
+        }
+    }
+}
+
+/// Symbols the files of `tree` need that neither the tree's own libraries
+/// nor the board's C library define: each would stop the loader ("symbol
+/// not found") or a lazy call, on this board. Listed as (file, symbols).
+pub fn unresolved_symbols(tree: &Path, board_libs: &[PathBuf]) -> Result<Vec<(String, Vec<String>)>> {
+    let mut defined = std::collections::BTreeSet::new();
+    for lib in board_libs {
+        defined.extend(crate::elf::dynamic_symbols(lib)?.defined);
+    }
+    let mut needs = vec![];
+    for e in walkdir::WalkDir::new(tree).into_iter().flatten().filter(|e| e.file_type().is_file()) {
+        if crate::elf::inspect(e.path()).ok().flatten().is_none() {
+            continue;
+        }
+        let syms = crate::elf::dynamic_symbols(e.path())?;
+        defined.extend(syms.defined);
+        needs.push((e.path().strip_prefix(tree).unwrap_or(e.path()).display().to_string(), syms.needed));
+    }
+    let mut out = vec![];
+    for (file, needed) in needs {
+        let missing: Vec<String> = needed.into_iter().filter(|s| !defined.contains(s)).collect();
+        if !missing.is_empty() {
+            out.push((file, missing));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Can a glibc build for `floor` run on this board? Refused before any build.
 pub fn check_serves(board: &Path, libc: &BoardLibc, floor: Option<(u32, u32)>, arch: &Arch) -> Result<()> {
     match (libc, arch.libc) {
@@ -320,6 +372,19 @@ mod tests {
         assert!(err.contains("older than any glibc for aarch64-linux-gnu (2.17)"), "{err}");
         let err = check_serves(Path::new("/b"), &BoardLibc::Musl { loader: "lib/ld-musl-aarch64.so.1".into() }, Some((2, 28)), arch).unwrap_err().to_string();
         assert!(err.contains("runs musl") && err.contains("--arch <arch>-musl"), "{err}");
+    }
+
+    #[test]
+    fn a_symbol_neither_the_tree_nor_the_board_defines_is_listed_with_its_file() {
+        let t = tempfile::tempdir().unwrap();
+        let cc = |args: &[&str]| assert!(std::process::Command::new("cc").args(args).current_dir(t.path()).status().unwrap().success());
+        fs::write(t.path().join("board.c"), "int on_board(void) { return 1; }\n").unwrap();
+        fs::write(t.path().join("lib.c"), "int on_board(void); int newer_than_board(void);\nint in_tree(void) { return on_board() + newer_than_board(); }\n").unwrap();
+        fs::create_dir_all(t.path().join("tree/lib")).unwrap();
+        cc(&["-shared", "-fPIC", "-o", "libboard.so", "board.c"]);
+        cc(&["-shared", "-fPIC", "-o", "tree/lib/libtree.so", "lib.c"]);
+        let missing = unresolved_symbols(&t.path().join("tree"), &[t.path().join("libboard.so")]).unwrap();
+        assert_eq!(missing, [("lib/libtree.so".to_string(), vec!["newer_than_board".to_string()])]);
     }
 
     #[test]

@@ -117,6 +117,35 @@ pub fn glibc_defined(path: &Path) -> Result<Option<(u32, u32)>> {
     }
 }
 
+/// The dynamic symbols of an ELF file: what it defines, and what it needs
+/// from others (undefined and not weak, so the loader must find it).
+#[derive(Debug, Default)]
+pub struct DynamicSymbols {
+    pub defined: std::collections::BTreeSet<String>,
+    pub needed: std::collections::BTreeSet<String>,
+}
+
+pub fn dynamic_symbols(path: &Path) -> Result<DynamicSymbols> {
+    use object::{Object, ObjectSymbol};
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = object::File::parse(&*data).with_context(|| format!("cannot parse the ELF file {}", path.display()))?;
+    let mut out = DynamicSymbols::default();
+    for sym in file.dynamic_symbols() {
+        let Ok(name) = sym.name() else { continue };
+        if name.is_empty() {
+            continue;
+        }
+        if sym.is_undefined() {
+            if !sym.is_weak() {
+                out.needed.insert(name.to_string());
+            }
+        } else {
+            out.defined.insert(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// `GLIBC_2.34` -> (2, 34)
 pub fn glibc_version(name: &str) -> Option<(u32, u32)> {
     let v = name.strip_prefix("GLIBC_")?;

@@ -81,6 +81,20 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
     };
     let checked = crate::image::check_tree(&source, &arch.elf, &crate::image::BoardLibs::new(&loaded.manifest.libc, arch.libc, board_glibc))?;
     eprint!("{}", checked.summary());
+    // Symbol versions say nothing of unversioned symbols (musl has none):
+    // every symbol must be defined by the package or this board's C library.
+    let board_objects = crate::board::libc_objects(&board_root, &board_libc, &loaded.manifest.libc.glibc_sonames);
+    let unresolved = crate::board::unresolved_symbols(&source, &board_objects)?;
+    let symbols = CheckResult {
+        name: "board-symbols".into(),
+        ok: unresolved.is_empty(),
+        detail: if unresolved.is_empty() {
+            format!("every symbol the package needs is in it or in the board's C library ({} objects)", board_objects.len())
+        } else {
+            let list: Vec<String> = unresolved.iter().take(4).map(|(f, s)| format!("{f}: {}", s.join(" "))).collect();
+            format!("not on this board: {}{}", list.join("; "), if unresolved.len() > 4 { format!("; and {} more files", unresolved.len() - 4) } else { String::new() })
+        },
+    };
     if let Ok(note) = crate::image::ImageNote::read(&source) {
         for (recipe, features) in &note.features {
             eprintln!("{recipe} built with: {}", features.join(", "));
@@ -136,6 +150,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         (_, None) => "no glibc symbol version needed".to_string(),
     };
     results.push(CheckResult { name: "board-libc".into(), ok: true, detail: format!("{needs}; the board has {board_libc}") });
+    results.push(symbols);
     if target.board.is_none() {
         if let Some(name) = &arch.test_board {
             results.extend(board_programs(arch, &tree, &loaded.manifest.board[name].programs, binfmt.is_ok())?);
