@@ -51,6 +51,21 @@ grep -q "usr/local/bin/python3: " <<<"$out" || { echo "unexpected refusal: $out"
 [ "$(cat "$rootfs/usr/local/bin/python3")" = "the board's own" ] && [ ! -e "$rootfs/usr/local/lib" ] \
   || { echo "package --rootfs wrote despite the conflict" >&2; exit 1; }
 
+# musl boards (OpenWrt, Alpine): the same CPU linked against musl, tested
+# over a musl root (Debian's musl and busybox-static); a glibc build is
+# refused for that root before anything builds.
+if [ "$arch" = aarch64 ]; then
+  cargo xtask build --arch aarch64-musl
+  cargo xtask qemu-test --arch aarch64-musl
+  cargo xtask package --arch aarch64-musl
+  cargo xtask qemu-test --arch aarch64-musl --package deploy/aarch64-musl/crosspython-*-aarch64-musl.tar.zst
+  musl_root=$(ls -d ~/.cache/crosspython/boards/debian12-musl-arm64-*/root | head -n 1)
+  if out=$(cargo xtask build --arch aarch64 --board "$musl_root" 2>&1); then
+    echo "a glibc build for a musl board was not refused" >&2; exit 1
+  fi
+  grep -q "runs musl" <<<"$out" || { echo "unexpected refusal: $out" >&2; exit 1; }
+fi
+
 # A second build with nothing changed runs no task (pip's ad-hoc
 # installs do not count as a change of the tree's inputs).
 out=$(cargo xtask build --arch "$arch" 2>&1 | tail -n 3)

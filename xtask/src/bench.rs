@@ -343,7 +343,8 @@ impl Debian {
                 break;
             }
         }
-        let (suite, index) = found.with_context(|| format!("no Debian suite of {} has {} for {}, the yardstick", suites.join(", "), wanted_pkgs[0], arch.debian_arch))?;
+        let (suite, index) =
+            found.with_context(|| format!("no Debian suite of {} has {} for {}, the yardstick", suites.join(", "), wanted_pkgs[0], arch.debian_arch))?;
         let debian_python: Vec<&str> = wanted_pkgs.iter().map(String::as_str).collect();
         let mut packages = vec![];
         let root = project.dl_dir.parent().unwrap_or(&project.dl_dir).join(format!("bench/debian-{suite}-{}", arch.debian_arch));

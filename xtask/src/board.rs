@@ -147,9 +147,7 @@ pub fn libc_objects(root: &Path, libc: &BoardLibc, glibc_sonames: &[String]) -> 
             }
             out
         }
-        BoardLibc::Musl { loader } | BoardLibc::Uclibc { loader } => {
-            resolve_in_root(root, loader).map(|p| vec![p]).unwrap_or_default()
-        }
+        BoardLibc::Musl { loader } | BoardLibc::Uclibc { loader } => resolve_in_root(root, loader).map(|p| vec![p]).unwrap_or_default(),
     }
 }
 
@@ -189,7 +187,11 @@ pub fn check_serves(board: &Path, libc: &BoardLibc, floor: Option<(u32, u32)>, a
             bail!("board {} runs {libc}, and this arch ({}) builds for musl: build the glibc arch of this CPU for it", board.display(), arch.triplet)
         }
         (BoardLibc::Musl { .. }, LibcKind::Glibc) => {
-            bail!("board {} runs {libc}; a glibc build ({}) does not start there: build the musl arch of this CPU (`--arch <arch>-musl`)", board.display(), arch.triplet)
+            bail!(
+                "board {} runs {libc}; a glibc build ({}) does not start there: build the musl arch of this CPU (`--arch <arch>-musl`)",
+                board.display(),
+                arch.triplet
+            )
         }
         (BoardLibc::Glibc { version, .. }, LibcKind::Glibc) => {
             if let Some(min) = arch.glibc_min.as_deref().and_then(crate::manifest::parse_glibc) {
@@ -379,7 +381,8 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let cc = |args: &[&str]| assert!(std::process::Command::new("cc").args(args).current_dir(t.path()).status().unwrap().success());
         fs::write(t.path().join("board.c"), "int on_board(void) { return 1; }\n").unwrap();
-        fs::write(t.path().join("lib.c"), "int on_board(void); int newer_than_board(void);\nint in_tree(void) { return on_board() + newer_than_board(); }\n").unwrap();
+        fs::write(t.path().join("lib.c"), "int on_board(void); int newer_than_board(void);\nint in_tree(void) { return on_board() + newer_than_board(); }\n")
+            .unwrap();
         fs::create_dir_all(t.path().join("tree/lib")).unwrap();
         cc(&["-shared", "-fPIC", "-o", "libboard.so", "board.c"]);
         cc(&["-shared", "-fPIC", "-o", "tree/lib/libtree.so", "lib.c"]);

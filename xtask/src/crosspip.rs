@@ -560,7 +560,15 @@ mod tests {
     fn with_python(ldversion: &str, glibc: Option<(u32, u32)>, check: impl FnOnce(&Target)) {
         let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
         let pyver = ldversion.trim_end_matches('t').to_string();
-        let t = Target { name: "aarch64", arch: &loaded.manifest.arch["aarch64"], tree: Path::new("/t"), prefix: "/usr/local", pyver, ldversion: ldversion.into(), glibc };
+        let t = Target {
+            name: "aarch64",
+            arch: &loaded.manifest.arch["aarch64"],
+            tree: Path::new("/t"),
+            prefix: "/usr/local",
+            pyver,
+            ldversion: ldversion.into(),
+            glibc,
+        };
         check(&t);
     }
 
@@ -579,7 +587,10 @@ mod tests {
             assert_eq!(t.abi_tags(), ["cp314t", "none"]);
             t.check_wheel_fits("numpy-2.3.4-cp314-cp314t-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl").unwrap();
             let err = t.check_wheel_fits("cryptography-46.0.3-cp311-abi3-manylinux_2_28_aarch64.whl").unwrap_err().to_string();
-            assert!(err.contains("built for the ABI abi3, the target's python loads cp314t, none (a free-threaded interpreter cannot load stable-ABI modules"), "{err}");
+            assert!(
+                err.contains("built for the ABI abi3, the target's python loads cp314t, none (a free-threaded interpreter cannot load stable-ABI modules"),
+                "{err}"
+            );
             assert!(t.check_wheel_fits("numpy-2.3.4-cp314-cp314-manylinux_2_28_aarch64.whl").is_err(), "a GIL build's wheel does not load either");
         });
         with_python("3.14", Some((2, 28)), |t| assert_eq!(t.abi_tags(), ["cp314", "abi3", "none"]));

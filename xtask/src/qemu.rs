@@ -92,7 +92,11 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
             format!("every symbol the package needs is in it or in the board's C library ({} objects)", board_objects.len())
         } else {
             let list: Vec<String> = unresolved.iter().take(4).map(|(f, s)| format!("{f}: {}", s.join(" "))).collect();
-            format!("not on this board: {}{}", list.join("; "), if unresolved.len() > 4 { format!("; and {} more files", unresolved.len() - 4) } else { String::new() })
+            format!(
+                "not on this board: {}{}",
+                list.join("; "),
+                if unresolved.len() > 4 { format!("; and {} more files", unresolved.len() - 4) } else { String::new() }
+            )
         },
     };
     if let Ok(note) = crate::image::ImageNote::read(&source) {

@@ -84,7 +84,8 @@ fn unplaced(from: &Table) -> Table {
 
 /// `<key>_append = [...]` of the recipe, added to the include's `<key>`.
 fn append(recipe: &mut Table, include: &Table) -> Result<()> {
-    let keys: Vec<String> = recipe.iter().map(|(k, _)| k.to_string()).filter(|k| k.ends_with("_append") && include.contains_key(k.trim_end_matches("_append"))).collect();
+    let keys: Vec<String> =
+        recipe.iter().map(|(k, _)| k.to_string()).filter(|k| k.ends_with("_append") && include.contains_key(k.trim_end_matches("_append"))).collect();
     for key in keys {
         let base = key.trim_end_matches("_append");
         let extra = recipe.remove(&key).and_then(|i| i.into_value().ok()).and_then(|v| match v {

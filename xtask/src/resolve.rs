@@ -560,7 +560,6 @@ impl<'a> Resolver<'a> {
             node.features.push(f.clone());
         }
     }
-
 }
 
 fn overrides<'r>(r: &'r Recipe, variant: Variant, arch: &str) -> Option<&'r crate::manifest::Overrides> {

@@ -256,7 +256,8 @@ fn run_patch(path: &Path, src: &Path, extra: &[&str], log: &mut File) -> Result<
     log.write_all(&out.stdout)?;
     log.write_all(&out.stderr)?;
     if !out.status.success() {
-        let hunks: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("FAILED") || l.contains("failed")).map(str::to_string).collect();
+        let hunks: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("FAILED") || l.contains("failed")).map(str::to_string).collect();
         bail!("patch {} does not apply to {}: {}", path.display(), src.display(), hunks.join("; "));
     }
     Ok(())

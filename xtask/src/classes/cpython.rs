@@ -76,7 +76,10 @@ pub fn fix_build_details(build: &Path, image: &Path, prefix: &str) -> Result<Opt
 fn relative_to(v: &mut Value, base: &str, at: &str) -> Result<()> {
     match v {
         Value::String(s) if s.starts_with('/') => {
-            let rel = s.strip_prefix(base).and_then(|r| r.strip_prefix('/')).with_context(|| format!("build-details.json: {at} is {s}, outside the prefix {base}"))?;
+            let rel = s
+                .strip_prefix(base)
+                .and_then(|r| r.strip_prefix('/'))
+                .with_context(|| format!("build-details.json: {at} is {s}, outside the prefix {base}"))?;
             *s = rel.to_string();
         }
         Value::Array(items) => items.iter_mut().try_for_each(|i| relative_to(i, base, at))?,
