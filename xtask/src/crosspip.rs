@@ -47,6 +47,17 @@ impl BuildPython {
     }
 }
 
+/// The distro's Python packages and how to build them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PythonPackages {
+    pub requirements: Vec<String>,
+    pub no_binary: Vec<String>,
+    pub build_env: std::collections::BTreeMap<String, String>,
+    /// Built wheels, by arch and python version (not a signature input).
+    #[serde(skip)]
+    pub wheel_cache: PathBuf,
+}
+
 /// Where and for what the packages go.
 pub struct Target<'a> {
     /// The manifest's name of the arch.
@@ -185,30 +196,6 @@ pub fn install_pip(bp: &BuildPython, t: &Target, log: &mut String) -> Result<()>
     Ok(())
 }
 
-/// The requirement specifiers of a requirements file: one per line,
-/// `#` comments and blank lines skipped. pip options are refused rather
-/// than ignored: their meaning (an index, a constraint) would be lost.
-pub fn read_requirements(path: &Path) -> Result<Vec<String>> {
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read the requirements file {}", path.display()))?;
-    let mut out = vec![];
-    for (i, line) in text.lines().enumerate() {
-        let line = line.split(" #").next().unwrap_or(line).trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if line.starts_with('-') {
-            bail!(
-                "{}:{}: `{line}`: pip options are not supported here; list requirement specifiers only \
-                 (source builds: distro.python_no_binary or --no-binary)",
-                path.display(),
-                i + 1
-            );
-        }
-        out.push(line.to_string());
-    }
-    Ok(out)
-}
-
 /// Turns requirements into wheels that fit the target: a wheel from the
 /// index when one fits, else one built earlier for this arch and python
 /// (the built-wheel cache), else one built now from the sdist in a
@@ -233,7 +220,7 @@ impl<'a> Session<'a> {
     pub fn new(
         bp: BuildPython,
         target: Target<'a>,
-        py: &crate::tasks::PythonPackages,
+        py: &PythonPackages,
         build_dir: &Path,
         work: &Path,
         tc: &crate::toolchain::Toolchain,
@@ -532,10 +519,10 @@ pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], m
 
 fn run(cmd: &mut Command, log: &mut String) -> Result<()> {
     let _ = writeln!(log, "+ {cmd:?}");
-    if crate::engine::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+    if crate::process::interrupted() {
         bail!("interrupted");
     }
-    let out = crate::work::wait_stoppable(cmd).with_context(|| format!("cannot run {cmd:?}"))?;
+    let out = crate::process::wait_stoppable(cmd).with_context(|| format!("cannot run {cmd:?}"))?;
     let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     log.push_str(&output);
     if !out.status.success() {
@@ -622,17 +609,6 @@ mod tests {
             t.check_wheel_fits("numpy-2.5.5-cp313-cp313-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl").unwrap();
             t.check_wheel_fits("idna-3.10-py3-none-any.whl").unwrap();
         });
-    }
-
-    #[test]
-    fn requirements_files_hold_specifiers_and_refuse_pip_options() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("req.txt");
-        fs::write(&f, "# board packages\nnumpy>=2  # math\n\ncffi\n").unwrap();
-        assert_eq!(read_requirements(&f).unwrap(), ["numpy>=2", "cffi"]);
-        fs::write(&f, "numpy\n--index-url http://x\n").unwrap();
-        let err = read_requirements(&f).unwrap_err().to_string();
-        assert!(err.contains("req.txt:2: `--index-url http://x`: pip options are not supported"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,9 +14,6 @@ use crate::progress::TaskView;
 use crate::sstate::Sstate;
 use crate::tasks::{Kind, Plan};
 use crate::work::Worker;
-
-/// Set by SIGINT/SIGTERM: no new task starts, running children are stopped.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub struct Options {
     pub jobs: usize,
@@ -62,7 +58,7 @@ fn modes(plan: &Plan, sstate: &Sstate, rebuild: &[String]) -> Vec<Mode> {
         if plan.is_stamped(pop) && unit.dirs.sysroot_destdir.exists() {
             continue;
         }
-        if sstate.has(&sstate_name(plan, u), &plan.tasks[pop].sig) {
+        if sstate.has(&plan.sstate_name(u), &plan.tasks[pop].sig) {
             mode[pop] = Mode::Restore;
             continue;
         }
@@ -86,11 +82,6 @@ fn modes(plan: &Plan, sstate: &Sstate, rebuild: &[String]) -> Vec<Mode> {
         }
     }
     mode
-}
-
-pub fn sstate_name(plan: &Plan, u: usize) -> String {
-    let unit = &plan.units[u];
-    format!("{}-{}-{}", unit.scope, unit.node.name, unit.node.version)
 }
 
 struct State {
@@ -146,7 +137,7 @@ pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Res
                 let t = {
                     let mut st = state.lock().unwrap();
                     loop {
-                        let stop = !st.failed.is_empty() || INTERRUPTED.load(Ordering::SeqCst);
+                        let stop = !st.failed.is_empty() || crate::process::interrupted();
                         if st.left == 0 || (stop && st.running == 0) || (stop && st.ready.is_empty()) {
                             cv.notify_all();
                             return;
@@ -221,7 +212,7 @@ pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Res
     stats.critical_path_secs = cp;
     stats.critical_path = path;
     save_times(plan, &stats);
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if crate::process::interrupted() {
         bail!("interrupted; finished tasks are kept, run the same command again to resume");
     }
     if let Some(e) = st.failed.into_iter().next() {

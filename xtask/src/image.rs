@@ -474,7 +474,7 @@ pub fn set_run_paths_beside(root: &Path, tree: &Path, prefix: &str, report: &mut
     let (mut set, mut removed) = (0, 0);
     for (path, info) in elf_files(root)? {
         let want = info.needed.iter().any(|n| provided.contains(n)).then(|| {
-            let rel = relative(path.parent().unwrap(), &libdir);
+            let rel = crate::sysroot::relative(path.parent().unwrap(), &libdir);
             if rel.as_os_str().is_empty() {
                 "$ORIGIN".to_string()
             } else {
@@ -516,21 +516,6 @@ fn patchelf(path: &Path, args: &[&str]) -> Result<()> {
         bail!("patchelf {} {} failed: {}", args.join(" "), path.display(), String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
-}
-
-/// The path from `from` to `to`, both below the same root.
-pub fn relative(from: &Path, to: &Path) -> PathBuf {
-    let f: Vec<_> = from.components().collect();
-    let t: Vec<_> = to.components().collect();
-    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
-    let mut p = PathBuf::new();
-    for _ in common..f.len() {
-        p.push("..");
-    }
-    for c in &t[common..] {
-        p.push(c);
-    }
-    p
 }
 
 /// The result of checking every ELF file of a tree.
@@ -619,8 +604,8 @@ mod tests {
 
     #[test]
     fn relative_paths_climb_then_descend() {
-        assert_eq!(relative(Path::new("/t/usr/local/bin"), Path::new("/t/usr/local/lib")), PathBuf::from("../lib"));
-        assert_eq!(relative(Path::new("/t/usr/local/lib/python3.13/lib-dynload"), Path::new("/t/usr/local/lib")), PathBuf::from("../.."));
-        assert_eq!(relative(Path::new("/t/usr/local/lib"), Path::new("/t/usr/local/lib")), PathBuf::new());
+        assert_eq!(crate::sysroot::relative(Path::new("/t/usr/local/bin"), Path::new("/t/usr/local/lib")), PathBuf::from("../lib"));
+        assert_eq!(crate::sysroot::relative(Path::new("/t/usr/local/lib/python3.13/lib-dynload"), Path::new("/t/usr/local/lib")), PathBuf::from("../.."));
+        assert_eq!(crate::sysroot::relative(Path::new("/t/usr/local/lib"), Path::new("/t/usr/local/lib")), PathBuf::new());
     }
 }

@@ -17,6 +17,7 @@ mod manifest;
 mod mirror;
 mod package;
 mod pip;
+mod process;
 mod progress;
 mod project;
 mod qemu;
@@ -311,11 +312,11 @@ fn build(project: &Project, args: &BuildArgs) -> Result<()> {
     let choice = target.toolchain.clone().or_else(|| std::env::var("CROSSPYTHON_TOOLCHAIN").ok());
     host::ensure(&loaded.manifest, &arches, choice.as_deref())?;
     let _lock = BuildLock::take(&project.build_dir, args.wait)?;
-    let killed = work::kill_orphans(&project.build_dir);
+    let killed = process::kill_orphans(&project.build_dir);
     if killed > 0 {
         eprintln!("crosspython: stopped {killed} process(es) a killed earlier build had left running in {}", project.build_dir.display());
     }
-    work::mark_tasks_of(&project.build_dir);
+    process::mark_tasks_of(&project.build_dir);
     let plan = project.plan(&loaded, &names, &target)?;
     for n in &names {
         project.remember_target(n, &target)?;
@@ -340,8 +341,7 @@ fn build(project: &Project, args: &BuildArgs) -> Result<()> {
         anyhow::bail!("--jobs {}: give 1 to 1024 (jobs share one make jobserver; more than that only adds processes)", args.jobs.unwrap());
     }
     ctrlc::set_handler(|| {
-        engine::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-        work::stop_children();
+        process::interrupt();
     })
     .context("cannot install the interrupt handler")?;
     let worker = work::Worker {

@@ -68,6 +68,30 @@ impl Libc {
     }
 }
 
+/// The requirement specifiers of a requirements file: one per line,
+/// `#` comments and blank lines skipped. pip options are refused rather
+/// than ignored: their meaning (an index, a constraint) would be lost.
+pub fn read_requirements(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the requirements file {}", path.display()))?;
+    let mut out = vec![];
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split(" #").next().unwrap_or(line).trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('-') {
+            anyhow::bail!(
+                "{}:{}: `{line}`: pip options are not supported here; list requirement specifiers only \
+                 (source builds: distro.python_no_binary or --no-binary)",
+                path.display(),
+                i + 1
+            );
+        }
+        out.push(line.to_string());
+    }
+    Ok(out)
+}
+
 /// `2.28` -> (2, 28)
 pub fn parse_glibc(v: &str) -> Option<(u32, u32)> {
     let (major, minor) = v.split_once('.').unwrap_or((v, "0"));
@@ -610,7 +634,7 @@ impl Loaded {
         let mut out = self.manifest.distro.python_packages.clone();
         if let Some(file) = &self.manifest.distro.python_requirements {
             let path = self.path.parent().unwrap_or(Path::new(".")).join(file);
-            out.extend(crate::crosspip::read_requirements(&path).with_context(|| format!("distro.python_requirements in {}", self.path.display()))?);
+            out.extend(read_requirements(&path).with_context(|| format!("distro.python_requirements in {}", self.path.display()))?);
         }
         Ok(out)
     }
@@ -861,6 +885,17 @@ pub(crate) mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn requirements_files_hold_specifiers_and_refuse_pip_options() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("req.txt");
+        std::fs::write(&f, "# board packages\nnumpy>=2  # math\n\ncffi\n").unwrap();
+        assert_eq!(read_requirements(&f).unwrap(), ["numpy>=2", "cffi"]);
+        std::fs::write(&f, "numpy\n--index-url http://x\n").unwrap();
+        let err = read_requirements(&f).unwrap_err().to_string();
+        assert!(err.contains("req.txt:2: `--index-url http://x`: pip options are not supported"), "{err}");
+    }
 
     pub(crate) const MINIMAL: &str = r#"
 [distro]

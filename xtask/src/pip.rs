@@ -37,7 +37,7 @@ pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
     let mut note = ImageNote::read(&tree).with_context(|| format!("no tree for {}: run `cargo xtask build --arch {}` first", r.arch, r.arch))?;
     let mut specs = r.specs.to_vec();
     if let Some(file) = r.requirements {
-        specs.extend(crate::crosspip::read_requirements(file)?);
+        specs.extend(crate::manifest::read_requirements(file)?);
     }
     if specs.is_empty() {
         bail!("nothing to install: give requirement specifiers, wheel files or -r <requirements file>");

@@ -194,7 +194,7 @@ impl Project {
         Plan::new(
             PlanInputs {
                 build_dir: &self.build_dir,
-                python: &crate::tasks::PythonPackages {
+                python: &crate::crosspip::PythonPackages {
                     requirements,
                     no_binary: loaded.manifest.distro.python_no_binary.clone(),
                     build_env: loaded.manifest.distro.python_build_env.clone(),
@@ -204,6 +204,7 @@ impl Project {
                 prefix: &loaded.manifest.distro.prefix,
                 host_identity: &host_identity,
                 libc: &loaded.manifest.libc,
+                image_code: [("crosspip", crate::crosspip::VERSION), ("image", crate::image::IMAGE_VERSION)],
             },
             builds,
         )

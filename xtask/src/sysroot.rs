@@ -149,6 +149,21 @@ pub fn remove(path: &Path) -> Result<()> {
     }
 }
 
+/// The path from `from` to `to`, both below the same root.
+pub fn relative(from: &Path, to: &Path) -> PathBuf {
+    let f: Vec<_> = from.components().collect();
+    let t: Vec<_> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut p = PathBuf::new();
+    for _ in common..f.len() {
+        p.push("..");
+    }
+    for c in &t[common..] {
+        p.push(c);
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,7 +114,7 @@ pub struct Plan {
     pub build_dir: PathBuf,
     /// The distro's install prefix on the target.
     pub prefix: String,
-    pub python: PythonPackages,
+    pub python: crate::crosspip::PythonPackages,
     /// The boards' C library (what the image may leave to the board).
     pub libc: crate::manifest::Libc,
     pub units: Vec<Unit>,
@@ -124,21 +124,13 @@ pub struct Plan {
     index: BTreeMap<(usize, Kind), usize>,
 }
 
-/// The distro's Python packages and how to build them.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct PythonPackages {
-    pub requirements: Vec<String>,
-    pub no_binary: Vec<String>,
-    pub build_env: BTreeMap<String, String>,
-    /// Built wheels, by arch and python version (not a signature input).
-    #[serde(skip)]
-    pub wheel_cache: PathBuf,
-}
-
 pub struct PlanInputs<'a> {
     pub build_dir: &'a Path,
     /// pip requirements cross-installed into the image, and how.
-    pub python: &'a PythonPackages,
+    pub python: &'a crate::crosspip::PythonPackages,
+    /// Versions of the code that assembles the image (`crosspip`, `image`),
+    /// handed down so this layer names no module above it.
+    pub image_code: [(&'static str, &'static str); 2],
     pub patches_dir: &'a Path,
     pub prefix: &'a str,
     pub host_identity: &'a str,
@@ -146,6 +138,12 @@ pub struct PlanInputs<'a> {
 }
 
 impl Plan {
+    /// The artifact-cache name of a unit's output: scope, recipe, version.
+    pub fn sstate_name(&self, u: usize) -> String {
+        let unit = &self.units[u];
+        format!("{}-{}-{}", unit.scope, unit.node.name, unit.node.version)
+    }
+
     pub fn new(inp: PlanInputs, arches: Vec<ArchBuild>) -> Result<Plan> {
         let mut plan = Plan {
             build_dir: inp.build_dir.to_path_buf(),
@@ -194,8 +192,9 @@ impl Plan {
             sigdata.insert("toolchain".into(), ab.toolchain.identity());
             sigdata.insert("prefix".into(), inp.prefix.into());
             sigdata.insert("python packages".into(), serde_json::to_string(inp.python)?);
-            sigdata.insert("crosspip".into(), crate::crosspip::VERSION.into());
-            sigdata.insert("image".into(), crate::image::IMAGE_VERSION.into());
+            for (k, v) in inp.image_code {
+                sigdata.insert(k.into(), v.into());
+            }
             sigdata.insert("libc".into(), format!("board has {:?}; glibc {:?}", inp.libc.glibc_sonames, ab.toolchain.glibc));
             let mut deps = vec![];
             for &r in &g.runtime {

@@ -3,92 +3,20 @@
 //! script that can be run again by hand) and `temp/log.do_<task>`; a
 //! failure reports the recipe, the task, the log's last lines and its path.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::classes::{Builtin, Ctx, Step};
 use crate::fetch::Fetcher;
+use crate::process;
 use crate::sstate::Sstate;
 use crate::sysroot;
 use crate::tasks::{Kind, Plan, Scope};
-
-/// Process groups of running commands, stopped on SIGINT/SIGTERM.
-static CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
-
-/// Stop every running command (called from the signal handler thread).
-pub fn stop_children() {
-    for &pgid in CHILDREN.lock().unwrap().iter() {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe {
-            libc::kill(-pgid, libc::SIGTERM);
-        }
-    }
-}
-
-/// Every task command carries `CROSSPYTHON_TASK_OF=<build dir>` in its
-/// environment, and its children inherit it: after a build was killed
-/// (SIGKILL, a lost terminal), the next one finds what it left running.
-const TASK_MARK: &str = "CROSSPYTHON_TASK_OF";
-static TASK_MARK_VALUE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// Mark this process's task commands as belonging to `build_dir`.
-pub fn mark_tasks_of(build_dir: &Path) {
-    let _ = TASK_MARK_VALUE.set(build_dir.display().to_string());
-}
-
-/// Kill what a killed earlier build of `build_dir` left running (its
-/// `make` and compilers would go on writing into the work directories
-/// the new build cleans). Called with the build lock held, so no live
-/// build owns them. Returns how many processes were stopped.
-pub fn kill_orphans(build_dir: &Path) -> usize {
-    let want = format!("{TASK_MARK}={}", build_dir.display()).into_bytes();
-    let me = std::process::id().to_string();
-    let orphans = || -> Vec<i32> {
-        let Ok(entries) = fs::read_dir("/proc") else { return vec![] };
-        entries
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-            .filter(|pid| pid.to_string() != me)
-            .filter(|pid| fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == want.as_slice())))
-            .collect()
-    };
-    let found = orphans();
-    for &pid in &found {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
-    }
-    for _ in 0..50 {
-        if orphans().is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    found.len()
-}
-
-/// Run a command to completion as a stoppable child (its own process
-/// group, stopped with the build on SIGINT/SIGTERM).
-pub fn wait_stoppable(cmd: &mut Command) -> std::io::Result<std::process::Output> {
-    cmd.process_group(0);
-    if let Some(v) = TASK_MARK_VALUE.get() {
-        cmd.env(TASK_MARK, v);
-    }
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).spawn()?;
-    let pgid = child.id() as i32;
-    CHILDREN.lock().unwrap().insert(pgid);
-    let out = child.wait_with_output();
-    CHILDREN.lock().unwrap().remove(&pgid);
-    out
-}
 
 pub struct Worker {
     pub fetcher: Fetcher,
@@ -115,7 +43,7 @@ impl Worker {
     pub fn restore(&self, plan: &Plan, t: usize, sstate: &Sstate) -> Result<()> {
         let u = plan.tasks[t].unit.expect("populate_sysroot belongs to a unit");
         let unit = &plan.units[u];
-        sstate.restore(&crate::engine::sstate_name(plan, u), &plan.tasks[t].sig, &unit.dirs.sysroot_destdir, &plan.build_dir)?;
+        sstate.restore(&plan.sstate_name(u), &plan.tasks[t].sig, &unit.dirs.sysroot_destdir, &plan.build_dir)?;
         plan.write_stamp(t)
     }
 
@@ -169,8 +97,9 @@ impl Worker {
                 fs::create_dir_all(&d.image)?;
                 self.steps(&ctx, "do_install", ctx.steps("install")?, &mut log, jobserver)
             }),
-            Kind::PopulateSysroot => sysroot::populate(&d.image, &d.sysroot_destdir)
-                .and_then(|_| sstate.store(&crate::engine::sstate_name(plan, u), &task.sig, &d.sysroot_destdir, &plan.build_dir)),
+            Kind::PopulateSysroot => {
+                sysroot::populate(&d.image, &d.sysroot_destdir).and_then(|_| sstate.store(&plan.sstate_name(u), &task.sig, &d.sysroot_destdir, &plan.build_dir))
+            }
             Kind::Rootfs => unreachable!("handled above"),
         };
         drop(log);
@@ -299,20 +228,12 @@ fn run_logged(mut cmd: Command, cwd: &Path, env: &BTreeMap<String, String>, log:
         }
     }
     cmd.env("LC_ALL", "C").envs(env);
-    if let Some(v) = TASK_MARK_VALUE.get() {
-        cmd.env(TASK_MARK, v);
-    }
     jobserver.configure_make(&mut cmd);
-    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?).process_group(0);
-    if crate::engine::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?);
+    if process::interrupted() {
         bail!("interrupted");
     }
-    let mut child = cmd.spawn().with_context(|| format!("cannot run `{shown}` in {}", cwd.display()))?;
-    let pgid = child.id() as i32;
-    CHILDREN.lock().unwrap().insert(pgid);
-    let status = child.wait();
-    CHILDREN.lock().unwrap().remove(&pgid);
-    let status = status?;
+    let status = process::run_stoppable(&mut cmd).with_context(|| format!("cannot run `{shown}` in {}", cwd.display()))?;
     if !status.success() {
         let first = shown.lines().next().unwrap_or_default();
         bail!("`{first}` exited with {status}");
@@ -355,21 +276,4 @@ pub fn tail(path: &Path, n: usize) -> String {
     let lines: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].iter().map(|l| format!("{l}\n")).collect()
-}
-
-#[cfg(test)]
-mod orphan_tests {
-    use super::*;
-
-    #[test]
-    fn processes_left_by_a_killed_build_of_this_directory_are_stopped_and_others_are_not() {
-        let t = tempfile::tempdir().unwrap();
-        let mut mine = Command::new("sleep").arg("60").env(TASK_MARK, t.path()).spawn().unwrap();
-        let mut other = Command::new("sleep").arg("60").env(TASK_MARK, t.path().join("other")).spawn().unwrap();
-        assert_eq!(kill_orphans(t.path()), 1);
-        assert!(mine.wait().unwrap().code().is_none(), "killed by a signal");
-        assert!(other.try_wait().unwrap().is_none(), "another build directory's process keeps running");
-        other.kill().unwrap();
-        other.wait().unwrap();
-    }
 }

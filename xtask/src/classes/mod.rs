@@ -266,7 +266,7 @@ impl Ctx<'_> {
     /// autoconf then records a relative `srcdir`, so no absolute path of
     /// this build is compiled into the programs (CPython's VPATH, for one).
     fn configure_script(&self) -> String {
-        let rel = crate::image::relative(&self.dirs.build, &self.dirs.src);
+        let rel = crate::sysroot::relative(&self.dirs.build, &self.dirs.src);
         rel.join("configure").display().to_string()
     }
 

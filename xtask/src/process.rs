@@ -1,0 +1,130 @@
+//! The build's child processes: each runs in its own process group,
+//! stopped with the build on SIGINT/SIGTERM, and carries the build
+//! directory in its environment, so that what a killed build left running
+//! is found and stopped by the next one. Lowest floor: no crate imports.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// Set when SIGINT/SIGTERM arrived: no new command starts.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the build was interrupted.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Called from the signal handler thread: mark the build interrupted and
+/// stop every running command.
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    stop_children();
+}
+
+/// Process groups of running commands, stopped on SIGINT/SIGTERM.
+static CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// Stop every running command (called from the signal handler thread).
+pub fn stop_children() {
+    for &pgid in CHILDREN.lock().unwrap().iter() {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(-pgid, libc::SIGTERM);
+        }
+    }
+}
+
+/// Every task command carries `CROSSPYTHON_TASK_OF=<build dir>` in its
+/// environment, and its children inherit it: after a build was killed
+/// (SIGKILL, a lost terminal), the next one finds what it left running.
+const TASK_MARK: &str = "CROSSPYTHON_TASK_OF";
+static TASK_MARK_VALUE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Mark this process's task commands as belonging to `build_dir`.
+pub fn mark_tasks_of(build_dir: &Path) {
+    let _ = TASK_MARK_VALUE.set(build_dir.display().to_string());
+}
+
+/// Kill what a killed earlier build of `build_dir` left running (its
+/// `make` and compilers would go on writing into the work directories
+/// the new build cleans). Called with the build lock held, so no live
+/// build owns them. Returns how many processes were stopped.
+pub fn kill_orphans(build_dir: &Path) -> usize {
+    let want = format!("{TASK_MARK}={}", build_dir.display()).into_bytes();
+    let me = std::process::id().to_string();
+    let orphans = || -> Vec<i32> {
+        let Ok(entries) = fs::read_dir("/proc") else { return vec![] };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+            .filter(|pid| pid.to_string() != me)
+            .filter(|pid| fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == want.as_slice())))
+            .collect()
+    };
+    let found = orphans();
+    for &pid in &found {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    for _ in 0..50 {
+        if orphans().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    found.len()
+}
+
+/// Run a command to completion as a stoppable child (its own process
+/// group, stopped with the build on SIGINT/SIGTERM).
+pub fn wait_stoppable(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    cmd.process_group(0);
+    if let Some(v) = TASK_MARK_VALUE.get() {
+        cmd.env(TASK_MARK, v);
+    }
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).spawn()?;
+    let pgid = child.id() as i32;
+    CHILDREN.lock().unwrap().insert(pgid);
+    let out = child.wait_with_output();
+    CHILDREN.lock().unwrap().remove(&pgid);
+    out
+}
+
+/// Run a command in its own, stoppable process group, marked as this
+/// build's; its output goes wherever the command says.
+pub fn run_stoppable(cmd: &mut Command) -> std::io::Result<ExitStatus> {
+    cmd.process_group(0);
+    if let Some(v) = TASK_MARK_VALUE.get() {
+        cmd.env(TASK_MARK, v);
+    }
+    let mut child = cmd.spawn()?;
+    let pgid = child.id() as i32;
+    CHILDREN.lock().unwrap().insert(pgid);
+    let status = child.wait();
+    CHILDREN.lock().unwrap().remove(&pgid);
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_left_by_a_killed_build_of_this_directory_are_stopped_and_others_are_not() {
+        let t = tempfile::tempdir().unwrap();
+        let mut mine = Command::new("sleep").arg("60").env(TASK_MARK, t.path()).spawn().unwrap();
+        let mut other = Command::new("sleep").arg("60").env(TASK_MARK, t.path().join("other")).spawn().unwrap();
+        assert_eq!(kill_orphans(t.path()), 1);
+        assert!(mine.wait().unwrap().code().is_none(), "killed by a signal");
+        assert!(other.try_wait().unwrap().is_none(), "another build directory's process keeps running");
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
+}
