@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::manifest::Arch;
 
 /// Bumped when what this module installs changes (an input of `rootfs`).
-pub const VERSION: &str = "crosspip-3";
+pub const VERSION: &str = "crosspip-4";
 
 /// The build-side environment: the native python of the target's version
 /// and a venv beside it with the packaging tools.
@@ -162,6 +162,38 @@ impl<'a> Target<'a> {
         Ok(())
     }
 
+    /// The suffix of the target interpreter's own extension modules
+    /// (`.cpython-314-aarch64-linux-musl.so`), from its `_sysconfigdata`.
+    pub fn ext_suffix(&self) -> Option<String> {
+        let stdlib = self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}", self.ldversion));
+        let file = fs::read_dir(&stdlib)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("_sysconfigdata_") && n.ends_with(".py")))?;
+        let text = fs::read_to_string(file).ok()?;
+        let at = text.find("'EXT_SUFFIX': '")? + "'EXT_SUFFIX': '".len();
+        Some(text[at..].split('\'').next()?.to_string())
+    }
+
+    /// Every version-specific extension module in a wheel must carry the
+    /// interpreter's suffix: a wheel built against another interpreter
+    /// (a python3 rebuilt with another ABI since) would not be imported.
+    pub fn check_wheel_extensions(&self, wheel: &Path) -> Result<()> {
+        let Some(suffix) = self.ext_suffix() else { return Ok(()) };
+        let file = fs::File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
+        let zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a wheel (zip) file", wheel.display()))?;
+        let strangers: Vec<&str> = zip.file_names().filter(|n| n.ends_with(".so") && n.contains(".cpython-") && !n.ends_with(&suffix)).collect();
+        if let Some(first) = strangers.first() {
+            bail!(
+                "{} holds {first}{}, built for another interpreter: the target's python loads *{suffix}",
+                wheel.file_name().unwrap_or_default().to_string_lossy(),
+                if strangers.len() > 1 { format!(" and {} more", strangers.len() - 1) } else { String::new() }
+            );
+        }
+        Ok(())
+    }
+
     fn site_packages(&self) -> PathBuf {
         self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}/site-packages", self.ldversion))
     }
@@ -260,6 +292,16 @@ impl<'a> Session<'a> {
     /// everything they need; `no_binary` names projects (or `:all:`) to
     /// build from source. Each route is logged as `ROUTE <req>: ...`.
     pub fn wheels(&mut self, requirements: &[String], no_binary: &[String], dest: &Path, log: &mut String) -> Result<Vec<PathBuf>> {
+        // Wheels built for an earlier build of the interpreter with another
+        // ABI (extension suffix) are dropped from the cache, and rebuilt.
+        for e in fs::read_dir(&self.cache).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "whl") {
+                if let Err(why) = self.target.check_wheel_extensions(&e.path()) {
+                    writeln!(log, "dropped from the built-wheel cache: {why:#}")?;
+                    fs::remove_file(e.path())?;
+                }
+            }
+        }
         let mut wanted = vec![];
         for req in requirements {
             let name = project_name(req);
@@ -295,6 +337,10 @@ impl<'a> Session<'a> {
             }
             let started = std::time::Instant::now();
             let wheel = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &self.meson_cross, &self.cache, log)?;
+            if let Err(why) = self.target.check_wheel_extensions(&wheel) {
+                fs::remove_file(&wheel)?;
+                bail!("{req}: the cross build gave a wheel the target cannot import: {why:#}");
+            }
             writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({})", started.elapsed().as_secs_f64(), wheel.file_name().unwrap().to_string_lossy())?;
             wanted.push(wheel.display().to_string());
         }
@@ -409,7 +455,9 @@ impl CrossEnv {
     /// `_sysconfigdata_*.py`.
     pub fn ensure(bp: &BuildPython, t: &Target, host_python: &Path, cc: &str, ar: &str, dir: &Path, log: &mut String) -> Result<CrossEnv> {
         let stamp = dir.join(".crosspython-ready");
-        let wanted = format!("{}\n{cc}\n{ar}\n{}\n{}\n", host_python.display(), t.platform_tags().join(" "), t.arch.machine);
+        // The extension suffix too: a python3 rebuilt with another ABI
+        // needs a new crossenv.
+        let wanted = format!("{}\n{cc}\n{ar}\n{}\n{}\n{:?}\n", host_python.display(), t.platform_tags().join(" "), t.arch.machine, t.ext_suffix());
         if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
             return Ok(CrossEnv { dir: dir.to_path_buf() });
         }
@@ -557,6 +605,48 @@ mod tests {
             glibc,
         };
         check(&t);
+    }
+
+    #[test]
+    fn a_wheel_whose_extensions_another_interpreter_would_load_is_refused() {
+        let tree = tempfile::tempdir().unwrap();
+        let stdlib = tree.path().join("usr/local/lib/python3.14");
+        std::fs::create_dir_all(&stdlib).unwrap();
+        std::fs::write(
+            stdlib.join("_sysconfigdata__linux_aarch64-linux-musl.py"),
+            "build_time_vars = {'EXT_SUFFIX': '.cpython-314-aarch64-linux-musl.so',\n}\n",
+        )
+        .unwrap();
+        let wheel = |name: &str, members: &[&str]| {
+            let path = tree.path().join(name);
+            let mut w = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+            for m in members {
+                w.start_file(*m, zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored)).unwrap();
+            }
+            w.finish().unwrap();
+            path
+        };
+        let loaded = crate::manifest::Loaded::parse(Path::new("m.toml"), crate::manifest::tests::MINIMAL.to_string()).unwrap();
+        let t = Target {
+            name: "aarch64",
+            arch: &loaded.manifest.arch["aarch64"],
+            tree: tree.path(),
+            prefix: "/usr/local",
+            pyver: "3.14".into(),
+            ldversion: "3.14".into(),
+            glibc: None,
+        };
+        assert_eq!(t.ext_suffix().as_deref(), Some(".cpython-314-aarch64-linux-musl.so"));
+        t.check_wheel_extensions(&wheel("ok-1-cp314-cp314-linux_aarch64.whl", &["m/_a.cpython-314-aarch64-linux-musl.so", "m/_b.abi3.so", "m/__init__.py"]))
+            .unwrap();
+        let err = t
+            .check_wheel_extensions(&wheel(
+                "old-1-cp314-cp314-linux_aarch64.whl",
+                &["m/_a.cpython-314-aarch64-linux-gnu.so", "m/_b.cpython-314-aarch64-linux-gnu.so"],
+            ))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "old-1-cp314-cp314-linux_aarch64.whl holds m/_a.cpython-314-aarch64-linux-gnu.so and 1 more, built for another interpreter: the target's python loads *.cpython-314-aarch64-linux-musl.so");
     }
 
     #[test]
