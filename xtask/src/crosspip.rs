@@ -469,6 +469,19 @@ impl CrossEnv {
         for tag in t.platform_tags().iter().filter(|p| p.starts_with("manylinux_")) {
             cmd.args(["--manylinux", tag.rsplit_once('_').map(|(m, _)| m).unwrap_or(tag)]);
         }
+        // crossenv looks for it in lib/python3.X only; a free-threaded
+        // interpreter keeps it in lib/python3.Xt.
+        let stdlib = host_python.parent().and_then(Path::parent).map(|p| p.join("lib").join(format!("python{}", t.ldversion)));
+        let sysconfigdata = stdlib
+            .and_then(|d| fs::read_dir(d).ok())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("_sysconfigdata_") && n.ends_with(".py")));
+        if let Some(file) = sysconfigdata {
+            cmd.arg("--sysconfigdata-file").arg(file);
+        }
         cmd.arg(host_python).arg(dir);
         run(&mut cmd, log).with_context(|| format!("cannot create the crossenv {}", dir.display()))?;
         fs::write(&stamp, wanted)?;
@@ -544,6 +557,11 @@ pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], m
     let mut cmd = Command::new(ce.cross_python());
     cmd.args(["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-binary", &project_name(requirement), "--wheel-dir"])
         .arg(built.path())
+        // pip keeps the wheels it builds in its cache by sdist and tag, and
+        // `linux_aarch64` tags a glibc and a musl build alike: each crossenv
+        // (one per interpreter) gets a cache of its own.
+        .arg("--cache-dir")
+        .arg(ce.dir.join("pip-cache"))
         .arg(format!("--config-settings=setup-args=--cross-file={}", meson_cross.display()))
         .arg(requirement);
     for (k, v) in env {
