@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::manifest::Arch;
 
 /// Bumped when what this module installs changes (an input of `rootfs`).
-pub const VERSION: &str = "crosspip-4";
+pub const VERSION: &str = "crosspip-5";
 
 /// The build-side environment: the native python of the target's version
 /// and a venv beside it with the packaging tools.
@@ -72,6 +72,10 @@ pub struct Target<'a> {
     pub ldversion: String,
     /// The boards' glibc (the newest manylinux that fits), or None for musl.
     pub glibc: Option<(u32, u32)>,
+    /// When the boards' loader skips `DT_RELR` relocations: the C library
+    /// version that would apply them. A wheel whose shared objects have
+    /// them (musllinux wheels linked on current Alpine do) is not taken.
+    pub relr_from: Option<String>,
 }
 
 /// CPython's LDVERSION in a tree: `3.14t` when the interpreter there is
@@ -94,7 +98,7 @@ impl<'a> Target<'a> {
             crate::manifest::LibcKind::Glibc => Some(tc.glibc.context("the toolchain targets no known glibc version (set libc.glibc_floor)")?),
         };
         let ldversion = ldversion(tree, prefix, &pyver);
-        Ok(Target { name, arch, tree, prefix, pyver, ldversion, glibc })
+        Ok(Target { name, arch, tree, prefix, pyver, ldversion, glibc, relr_from: None })
     }
 
     /// A free-threaded interpreter (PEP 703), which cannot load `abi3` modules.
@@ -192,6 +196,28 @@ impl<'a> Target<'a> {
             );
         }
         Ok(())
+    }
+
+    /// The first shared object of a wheel the boards' loader could not
+    /// relocate (`DT_RELR` where it skips them), if any.
+    pub fn wheel_needs_newer_loader(&self, wheel: &Path) -> Result<Option<String>> {
+        let Some(since) = &self.relr_from else { return Ok(None) };
+        let file = fs::File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
+        let mut zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a wheel (zip) file", wheel.display()))?;
+        let scratch = tempfile::tempdir()?;
+        for i in 0..zip.len() {
+            let mut member = zip.by_index(i)?;
+            let name = member.name().to_string();
+            if !(name.ends_with(".so") || name.contains(".so.")) {
+                continue;
+            }
+            let path = scratch.path().join("member.so");
+            std::io::copy(&mut member, &mut fs::File::create(&path)?)?;
+            if crate::elf::inspect(&path)?.is_some_and(|i| i.relr) {
+                return Ok(Some(format!("{name} has packed relative relocations (DT_RELR), which loaders before {since} skip")));
+            }
+        }
+        Ok(None)
     }
 
     fn site_packages(&self) -> PathBuf {
@@ -312,7 +338,15 @@ impl<'a> Session<'a> {
                 // pip may succeed without a wheel of the project (a direct
                 // sdist link): only a wheel of it counts.
                 let found = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, probe.path(), false, log);
-                if let Some(w) = found.ok().and_then(|ws| ws.into_iter().find(|w| wheel_project(w) == name)) {
+                let found = found.ok().and_then(|ws| ws.into_iter().find(|w| wheel_project(w) == name));
+                let too_new = match &found {
+                    Some(w) => self.target.wheel_needs_newer_loader(w)?,
+                    None => None,
+                };
+                if let Some(why) = &too_new {
+                    writeln!(log, "ROUTE {req}: not the wheel: {why}; building from source")?;
+                }
+                if let Some(w) = found.filter(|_| too_new.is_none()) {
                     let file = w.file_name().unwrap().to_string_lossy().into_owned();
                     // The built-wheel cache is one of pip's find-links.
                     let route = if self.cache.join(&file).exists() { "built from sdist earlier" } else { "wheel" };
@@ -621,6 +655,7 @@ mod tests {
             pyver,
             ldversion: ldversion.into(),
             glibc,
+            relr_from: None,
         };
         check(&t);
     }
@@ -653,6 +688,7 @@ mod tests {
             pyver: "3.14".into(),
             ldversion: "3.14".into(),
             glibc: None,
+            relr_from: None,
         };
         assert_eq!(t.ext_suffix().as_deref(), Some(".cpython-314-aarch64-linux-musl.so"));
         t.check_wheel_extensions(&wheel("ok-1-cp314-cp314-linux_aarch64.whl", &["m/_a.cpython-314-aarch64-linux-musl.so", "m/_b.abi3.so", "m/__init__.py"]))

@@ -26,7 +26,13 @@ pub struct ElfInfo {
     pub max_glibc: Option<(u32, u32)>,
     pub exec_stack: bool,
     pub relro: bool,
+    /// Packed relative relocations (`DT_RELR`): loaders before glibc 2.36
+    /// and musl 1.2.4 ignore them, and the file crashes when loaded.
+    pub relr: bool,
 }
+
+/// `DT_RELR` (gABI; not in `object`'s constants yet).
+const DT_RELR: u32 = 36;
 
 /// `None` when the file is not ELF.
 pub fn inspect(path: &Path) -> Result<Option<ElfInfo>> {
@@ -73,6 +79,7 @@ fn parse<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo> {
                 elf::DT_SONAME => info.soname = Some(text()?),
                 elf::DT_RPATH => info.rpath = Some(text()?),
                 elf::DT_RUNPATH => info.runpath = Some(text()?),
+                DT_RELR => info.relr = true,
                 _ => {}
             }
         }

@@ -332,7 +332,8 @@ fn python_packages(
 ) -> Result<Vec<WheelNote>> {
     use crate::crosspip;
     let bp = crosspip::BuildPython::ensure(native, &plan.build_dir.join("native/pip-venv"), log)?;
-    let target = crosspip::Target::new(&ab.name, &ab.arch, tree, &plan.prefix, pyver, &ab.toolchain)?;
+    let mut target = crosspip::Target::new(&ab.name, &ab.arch, tree, &plan.prefix, pyver, &ab.toolchain)?;
+    target.relr_from = BoardLibs::new(&plan.libc, ab.arch.libc, ab.toolchain.glibc).relr_from;
     crosspip::install_pip(&bp, &target, log)?;
     let py = &plan.python;
     if py.requirements.is_empty() {
@@ -437,14 +438,46 @@ pub struct BoardLibs {
     /// musl: names its loader resolves to itself.
     pub soname_prefixes: Vec<String>,
     pub glibc: Option<(u32, u32)>,
+    /// When the board's loader skips `DT_RELR` relocations: the C library
+    /// version that would apply them (for the error).
+    pub relr_from: Option<String>,
 }
 
 impl BoardLibs {
     pub fn new(libc: &crate::manifest::Libc, kind: crate::manifest::LibcKind, glibc: Option<(u32, u32)>) -> BoardLibs {
+        let relr = |name: &str, have: Option<Vec<u32>>| -> Option<String> {
+            let since = libc.relr_since.get(name).map(|v| version_parts(v));
+            match (since, have) {
+                (Some(since), Some(have)) if have < since => Some(format!("{name} {}", libc.relr_since[name])),
+                _ => None,
+            }
+        };
         match kind {
-            crate::manifest::LibcKind::Glibc => BoardLibs { sonames: libc.glibc_sonames.clone(), soname_prefixes: vec![], glibc },
-            crate::manifest::LibcKind::Musl => BoardLibs { sonames: vec![], soname_prefixes: libc.musl_soname_prefixes.clone(), glibc: None },
+            crate::manifest::LibcKind::Glibc => {
+                BoardLibs { sonames: libc.glibc_sonames.clone(), soname_prefixes: vec![], glibc, relr_from: relr("glibc", glibc.map(|(a, b)| vec![a, b])) }
+            }
+            crate::manifest::LibcKind::Musl => BoardLibs {
+                sonames: vec![],
+                soname_prefixes: libc.musl_soname_prefixes.clone(),
+                glibc: None,
+                relr_from: relr("musl", libc.musl_floor.as_deref().map(version_parts)),
+            },
         }
+    }
+
+    /// What an ELF file needs that this board's C library may not give:
+    /// glibc symbol versions above the floor, `DT_RELR` below its support.
+    pub fn problems(&self, rel: &str, info: &crate::elf::ElfInfo) -> Vec<String> {
+        let mut out = vec![];
+        if let (Some(need), Some(floor)) = (info.max_glibc, self.glibc) {
+            if need > floor {
+                out.push(format!("{rel}: needs GLIBC_{}.{}, newer than the glibc floor {}.{}", need.0, need.1, floor.0, floor.1));
+            }
+        }
+        if let (true, Some(since)) = (info.relr, &self.relr_from) {
+            out.push(format!("{rel}: has packed relative relocations (DT_RELR), which loaders before {since} skip: it would crash on the board"));
+        }
+        out
     }
 
     pub fn has(&self, soname: &str) -> bool {
@@ -454,6 +487,11 @@ impl BoardLibs {
             || soname == "ld.so.1"
             || soname.starts_with("ld-musl-")
     }
+}
+
+/// `1.2.3` -> [1, 2, 3]
+fn version_parts(v: &str) -> Vec<u32> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
 }
 
 /// Give every ELF file that needs a library of `<prefix>/lib` a run path
@@ -553,11 +591,7 @@ pub fn check_tree(root: &Path, want: &ElfExpect, board: &BoardLibs) -> Result<Ch
                 problems.push(format!("{rel}: needs {n}, which is neither in the tree nor glibc's"));
             }
         }
-        if let (Some(need), Some(floor)) = (info.max_glibc, board.glibc) {
-            if need > floor {
-                problems.push(format!("{rel}: needs GLIBC_{}.{}, newer than the glibc floor {}.{}", need.0, need.1, floor.0, floor.1));
-            }
-        }
+        problems.extend(board.problems(&rel, info));
         if info.max_glibc > checked.max_glibc {
             checked.max_glibc = info.max_glibc;
             checked.max_glibc_file = rel;
@@ -574,6 +608,26 @@ pub fn check_tree(root: &Path, want: &ElfExpect, board: &BoardLibs) -> Result<Ch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_relative_relocations_are_refused_where_the_boards_loader_skips_them() {
+        let libc = crate::manifest::Libc {
+            musl_floor: Some("1.2.3".into()),
+            relr_since: [("glibc".to_string(), "2.36".to_string()), ("musl".to_string(), "1.2.4".to_string())].into(),
+            ..Default::default()
+        };
+        let relr = crate::elf::ElfInfo { relr: true, ..Default::default() };
+        let musl = BoardLibs::new(&libc, crate::manifest::LibcKind::Musl, None);
+        assert_eq!(
+            musl.problems("numpy.libs/libgcc_s.so.1", &relr),
+            ["numpy.libs/libgcc_s.so.1: has packed relative relocations (DT_RELR), which loaders before musl 1.2.4 skip: it would crash on the board"]
+        );
+        let old_glibc = BoardLibs::new(&libc, crate::manifest::LibcKind::Glibc, Some((2, 28)));
+        assert_eq!(old_glibc.problems("x.so", &relr).len(), 1);
+        let new_glibc = BoardLibs::new(&libc, crate::manifest::LibcKind::Glibc, Some((2, 36)));
+        assert!(new_glibc.problems("x.so", &relr).is_empty(), "glibc 2.36 applies them");
+        assert!(musl.problems("y.so", &crate::elf::ElfInfo::default()).is_empty());
+    }
 
     #[test]
     fn record_files_resolve_against_site_packages_and_stay_in_the_tree() {

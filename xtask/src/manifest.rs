@@ -60,6 +60,13 @@ pub struct Libc {
     /// (`libc.so`, Alpine's `libc.musl-aarch64.so.1` in musllinux wheels).
     #[serde(default)]
     pub musl_soname_prefixes: Vec<String>,
+    /// The oldest musl the musl arches' packages must run on.
+    pub musl_floor: Option<String>,
+    /// The first C library versions whose loader applies packed relative
+    /// relocations (`DT_RELR`), by libc (`glibc`, `musl`): below them a
+    /// file that has them crashes when loaded.
+    #[serde(default)]
+    pub relr_since: BTreeMap<String, String>,
 }
 
 impl Libc {

@@ -122,7 +122,9 @@ impl<'a> Job<'a> {
     where
         'a: 'r,
     {
-        crosspip::Target::new(&self.ab.name, &self.ab.arch, root, &self.plan.prefix, self.pyver.clone(), &self.ab.toolchain)
+        let mut t = crosspip::Target::new(&self.ab.name, &self.ab.arch, root, &self.plan.prefix, self.pyver.clone(), &self.ab.toolchain)?;
+        t.relr_from = crate::image::BoardLibs::new(&self.plan.libc, self.ab.arch.libc, self.ab.toolchain.glibc).relr_from;
+        Ok(t)
     }
 
     /// New, upgraded or already there, against the tree's dist-infos.
@@ -226,11 +228,7 @@ fn check_staged(
         for n in info.needed.iter().filter(|n| !present.contains_key(*n) && !staged.contains_key(*n) && !board.has(n)) {
             problems.push(format!("{rel}: needs {n}, which is neither in {} nor in the toolchain", tree.display()));
         }
-        if let (Some(need), Some(floor)) = (info.max_glibc, board.glibc) {
-            if need > floor {
-                problems.push(format!("{rel}: needs GLIBC_{}.{}, newer than the glibc floor {}.{}", need.0, need.1, floor.0, floor.1));
-            }
-        }
+        problems.extend(board.problems(&rel, &info));
     }
     for e in WalkDir::new(root).min_depth(1) {
         let e = e?;
