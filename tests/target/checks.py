@@ -148,6 +148,7 @@ def free_threading():
     # code keeps the GIL and no other thread advances; without one, the
     # other thread advances whatever the machine's load (the kernel
     # schedules both). Timing ratios would depend on the load instead.
+    interval = sys.getswitchinterval()
     sys.setswitchinterval(5.0)
     stop = False
     count = [0]
@@ -169,6 +170,7 @@ def free_threading():
     advanced = count[0] - seen
     stop = True
     t.join()
+    sys.setswitchinterval(interval)
     assert advanced > 0, f"the other thread did not advance during {busy:.2f}s of Python code in this one"
     return f"sys._is_gil_enabled() is False; another thread ran {advanced} loop iterations during {busy:.2f}s of pure-Python work here"
 
