@@ -212,7 +212,13 @@ def ctypes():
     CMP = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int))
     libc.qsort(arr, 5, ctypes.sizeof(ctypes.c_int), CMP(lambda a, b: a[0] - b[0]))
     assert list(arr) == [1, 2, 3, 4, 5], list(arr)
-    return f"strlen via {name or 'the process (musl)'}, qsort with a Python callback"
+    # Single-precision arguments and result: the ABI's own rules (RISC-V
+    # NaN-boxes floats in 64-bit registers) are libffi's to follow.
+    libm = ctypes.CDLL("libm.so.6" if name else None)
+    libm.powf.restype = ctypes.c_float
+    libm.powf.argtypes = [ctypes.c_float, ctypes.c_float]
+    assert libm.powf(2.0, 10.0) == 1024.0, libm.powf(2.0, 10.0)
+    return f"strlen via {name or 'the process (musl)'}, qsort with a Python callback, powf with floats"
 
 
 @check
