@@ -252,4 +252,9 @@ fn a_patch_series_applies_all_or_nothing() {
     fs::write(dir.join("0002-bad.patch"), bad.replace("nothing_like_this", "a")).unwrap();
     f.build("b", &(f.liba() + &f.app("\"liba\"", ""))).unwrap();
     assert_eq!(fs::read_to_string(&src).unwrap(), "int a(void) { return 43; }\n");
+    // A patch added later applies with the others to pristine sources,
+    // not over the source the last series left.
+    fs::write(dir.join("0003-more.patch"), "--- a/a.c\n+++ b/a.c\n@@ -1 +1 @@\n-int a(void) { return 43; }\n+int a(void) { return 44; }\n").unwrap();
+    f.build("b", &(f.liba() + &f.app("\"liba\"", ""))).unwrap();
+    assert_eq!(fs::read_to_string(&src).unwrap(), "int a(void) { return 44; }\n");
 }

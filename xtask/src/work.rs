@@ -117,8 +117,17 @@ impl Worker {
     /// not apply (found by a dry run) takes the ones before it back out, so
     /// the source is never left half patched.
     fn patch(&self, ctx: &Ctx, log: &mut File) -> Result<()> {
+        let series = crate::tasks::patch_files(&self.patches_dir, ctx.node)?;
+        if series.is_empty() {
+            return Ok(());
+        }
+        // The series applies to pristine sources: when it changed, the
+        // source of the last unpack still carries the old series.
+        writeln!(log, "unpacking {} again for the series", ctx.node.name)?;
+        crate::sysroot::remove(&ctx.dirs.src)?;
+        self.unpack(ctx, log)?;
         let mut applied: Vec<PathBuf> = vec![];
-        for (name, _) in crate::tasks::patch_files(&self.patches_dir, ctx.node)? {
+        for (name, _) in series {
             let path = self.patches_dir.join(&name);
             writeln!(log, "applying {}", path.display())?;
             let result = run_patch(&path, &ctx.dirs.src, &["--dry-run"], log).and_then(|()| run_patch(&path, &ctx.dirs.src, &[], log));
