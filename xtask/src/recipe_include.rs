@@ -9,6 +9,10 @@
 //! manifest's own parser, its spans and its checks see one plain manifest;
 //! `LineMap` turns positions in the expanded text back into lines of the
 //! file the user wrote.
+//!
+//! Arches inherit the same way: `[arch.mipsel-musl] inherit = "mipsel"`
+//! takes every field of `mipsel` it does not set, except those of another
+//! C library, and every recipe's `[recipe.arch.mipsel]` overrides.
 
 use anyhow::{bail, Result};
 use toml_edit::{DocumentMut, Item, Table};
@@ -19,12 +23,15 @@ pub fn expand(text: &str) -> Result<Option<(String, LineMap)>> {
         // Syntax errors are reported by the manifest's parser, with positions.
         return Ok(None);
     };
-    let Some(includes) = doc.remove("include") else {
+    let includes = match doc.remove("include") {
+        None => Table::new(),
+        Some(Item::Table(t)) => t,
+        Some(_) => bail!("`include` must be a table of tables: [include.<name>]"),
+    };
+    let inherited = inherit_arches(&mut doc)?;
+    if includes.is_empty() && inherited.is_empty() {
         return Ok(None);
-    };
-    let Item::Table(includes) = includes else {
-        bail!("`include` must be a table of tables: [include.<name>]");
-    };
+    }
     if let Some(recipes) = doc.get_mut("recipe").and_then(Item::as_array_of_tables_mut) {
         for recipe in recipes.iter_mut() {
             let Some(name) = recipe.remove("require") else { continue };
@@ -39,9 +46,60 @@ pub fn expand(text: &str) -> Result<Option<(String, LineMap)>> {
             append(recipe, include)?;
         }
     }
+    copy_recipe_overrides(&mut doc, &inherited);
     let expanded = doc.to_string();
     let map = LineMap::new(text, &expanded);
     Ok(Some((expanded, map)))
+}
+
+/// Fields that describe one C library; an arch that inherits from one of
+/// another libc (`aarch64-musl` from `aarch64`) does not take them.
+const LIBC_FIELDS: [&str; 3] = ["glibc_min", "runtime_libs", "cflags_from_glibc"];
+
+/// `[arch.<name>] inherit = "<other>"`: the arch takes every field of the
+/// other that it does not set (its `config_site` merges answer by answer).
+/// Returns the (arch, inherited arch) pairs.
+fn inherit_arches(doc: &mut DocumentMut) -> Result<Vec<(String, String)>> {
+    let Some(arches) = doc.get_mut("arch").and_then(Item::as_table_mut) else { return Ok(vec![]) };
+    let children: Vec<(String, String)> =
+        arches.iter().filter_map(|(name, item)| Some((name.to_string(), item.as_table()?.get("inherit")?.as_str()?.to_string()))).collect();
+    for (child, parent) in &children {
+        let Some(Item::Table(from)) = arches.get(parent).cloned() else {
+            bail!("[arch.{child}] inherits `{parent}`, which is no arch of the manifest");
+        };
+        if from.contains_key("inherit") {
+            bail!("[arch.{child}] inherits `{parent}`, which inherits itself: one level only");
+        }
+        let into = arches.get_mut(child).and_then(Item::as_table_mut).expect("listed above");
+        into.remove("inherit");
+        let libc = |t: &Table| t.get("libc").and_then(Item::as_str).unwrap_or("glibc").to_string();
+        let mut from = from;
+        if libc(into) != libc(&from) {
+            for f in LIBC_FIELDS {
+                from.remove(f);
+            }
+        }
+        merge(into, &from);
+    }
+    Ok(children)
+}
+
+/// A recipe's `[recipe.arch.<parent>]` overrides serve an inheriting arch
+/// too, unless the recipe has its own for it.
+fn copy_recipe_overrides(doc: &mut DocumentMut, pairs: &[(String, String)]) {
+    let Some(recipes) = doc.get_mut("recipe").and_then(Item::as_array_of_tables_mut) else { return };
+    for recipe in recipes.iter_mut() {
+        let Some(arch) = recipe.get_mut("arch").and_then(Item::as_table_mut) else { continue };
+        for (child, parent) in pairs {
+            if arch.contains_key(child) {
+                continue;
+            }
+            if let Some(Item::Table(t)) = arch.get(parent) {
+                let copy = unplaced(t);
+                arch.insert(child, Item::Table(copy));
+            }
+        }
+    }
 }
 
 /// Copy into `into` every key of `from` it lacks; tables merge recursively.
@@ -59,6 +117,24 @@ fn merge(into: &mut Table, from: &Table) {
                 for (k, v) in theirs.iter() {
                     if !mine.contains_key(k) {
                         mine.insert(k, v.clone());
+                    }
+                }
+            }
+            // `x = { .. }` on one side, `[..x]` on the other.
+            (Some(Item::Value(toml_edit::Value::InlineTable(mine))), Item::Table(theirs)) => {
+                for (k, v) in theirs.iter() {
+                    if let (false, Some(v)) = (mine.contains_key(k), v.as_value()) {
+                        // Comments of a table's lines have no place in `{ .. }`.
+                        let mut v = v.clone();
+                        v.decor_mut().clear();
+                        mine.insert(k, v);
+                    }
+                }
+            }
+            (Some(Item::Table(mine)), Item::Value(toml_edit::Value::InlineTable(theirs))) => {
+                for (k, v) in theirs.iter() {
+                    if !mine.contains_key(k) {
+                        mine.insert(k, Item::Value(v.clone()));
                     }
                 }
             }
@@ -193,6 +269,39 @@ configure = ["--enable-shared", "py_cv_module__crypt=n/a"]
     fn an_unknown_include_is_named_with_the_ones_there_are() {
         let err = expand(&MANIFEST.replace("require = \"py\"\ndepends_append", "require = \"pyy\"\ndepends_append")).unwrap_err().to_string();
         assert_eq!(err, "a recipe requires `pyy`, which no [include.pyy] defines (there are: py)");
+    }
+
+    #[test]
+    fn an_arch_inherits_what_it_does_not_set_and_the_recipes_overrides_of_its_parent() {
+        let text = r#"[arch.mipsel]
+triplet = "mipsel-linux-gnu"
+machine = "mips"
+runtime_libs = { suite = "bookworm", packages = ["libstdc++6"] }
+[arch.mipsel.config_site]
+ac_cv_wchar_t_signed = "yes"           # MIPS o32: wchar_t is int
+
+[arch.mipsel-musl]
+inherit = "mipsel"
+libc = "musl"
+triplet = "mipsel-linux-musl"
+config_site = { ac_cv_func_preadv2 = "no" }
+
+[[recipe]]
+name = "openssl"
+[recipe.arch.mipsel]
+env = { CFLAGS = "-DBROKEN_CLANG_ATOMICS" }
+"#;
+        let (out, _) = expand(text).unwrap().unwrap();
+        let v: toml::Value = toml::from_str(&out).unwrap();
+        let musl = &v["arch"]["mipsel-musl"];
+        assert_eq!(musl["triplet"].as_str(), Some("mipsel-linux-musl"), "its own field wins");
+        assert_eq!(musl["machine"].as_str(), Some("mips"));
+        assert!(musl.get("runtime_libs").is_none(), "glibc's run-time libraries are not a musl arch's");
+        assert!(musl.get("inherit").is_none());
+        assert_eq!(musl["config_site"]["ac_cv_wchar_t_signed"].as_str(), Some("yes"));
+        assert_eq!(musl["config_site"]["ac_cv_func_preadv2"].as_str(), Some("no"));
+        assert_eq!(v["recipe"][0]["arch"]["mipsel-musl"]["env"]["CFLAGS"].as_str(), Some("-DBROKEN_CLANG_ATOMICS"));
+        assert_eq!(v["arch"]["mipsel"].get("libc"), None, "the parent is unchanged");
     }
 
     #[test]
