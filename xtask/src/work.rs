@@ -168,7 +168,9 @@ impl Worker {
                 }
                 Step::Builtin(Builtin::CheckCpythonModules) => {
                     writeln!(log, "+ check CPython's optional modules ({}/Makefile)", ctx.dirs.build.display())?;
-                    let summary = crate::classes::cpython::check_modules(&ctx.dirs.build)?;
+                    log.flush()?;
+                    let compile_log = fs::read_to_string(ctx.dirs.temp.join("log.do_compile")).unwrap_or_default();
+                    let summary = crate::classes::cpython::check_modules(&ctx.dirs.build, &compile_log)?;
                     writeln!(log, "{summary}")?;
                 }
                 Step::Builtin(Builtin::FixBuildDetails) => {

@@ -99,9 +99,29 @@ pub fn module_states(makefile: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Fail when a module is missing (configure found no library for it) or
-/// was built but failed its import check (`*_failed.so`).
-pub fn check_modules(build: &Path) -> Result<String> {
+/// The modules CPython's build itself lists under "Failed to build these
+/// modules:" (3.11's setup.py and later check_extension_modules.py):
+/// configure found their libraries, and compiling or linking failed.
+pub fn failed_to_build(compile_log: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut lines = compile_log.lines();
+    while let Some(line) = lines.next() {
+        if line.trim_end().ends_with("Failed to build these modules:") {
+            for l in lines.by_ref() {
+                if l.trim().is_empty() {
+                    break;
+                }
+                out.extend(l.split_whitespace().map(str::to_string));
+            }
+        }
+    }
+    out
+}
+
+/// Fail when a module is missing (configure found no library for it), did
+/// not build (`compile_log` says so), or was built but failed its import
+/// check (`*_failed.so`).
+pub fn check_modules(build: &Path, compile_log: &str) -> Result<String> {
     let makefile = build.join("Makefile");
     let text = std::fs::read_to_string(&makefile).with_context(|| format!("cannot read {}", makefile.display()))?;
     let states = module_states(&text);
@@ -129,6 +149,10 @@ pub fn check_modules(build: &Path) -> Result<String> {
     }
     if !failed.is_empty() {
         bail!("these modules were built but failed CPython's import check: {}", failed.join(", "));
+    }
+    let broken = failed_to_build(compile_log);
+    if !broken.is_empty() {
+        bail!("CPython's build failed to build these modules: {} (their compile or link errors are in the log above)", broken.join(", "));
     }
     let built = states.iter().filter(|(_, s)| s == "yes").count();
     let off: Vec<&str> = states.iter().filter(|(_, s)| s != "yes").map(|(n, _)| n.as_str()).collect();
@@ -183,7 +207,7 @@ mod tests {
     fn a_module_configure_could_not_build_fails_the_build_and_names_the_switch() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Makefile"), MAKEFILE).unwrap();
-        let err = check_modules(dir.path()).unwrap_err().to_string();
+        let err = check_modules(dir.path(), "").unwrap_err().to_string();
         assert!(err.contains("optional modules: _tkinter\n"), "{err}");
         assert!(err.contains("\"py_cv_module__tkinter=n/a\""), "{err}");
     }
@@ -192,8 +216,17 @@ mod tests {
     fn modules_switched_off_by_name_are_reported_not_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Makefile"), MAKEFILE.replace("TKINTER_STATE=missing", "TKINTER_STATE=n/a")).unwrap();
-        let ok = check_modules(dir.path()).unwrap();
+        let ok = check_modules(dir.path(), "").unwrap();
         assert_eq!(ok, "1 optional modules built; off by the recipe or not for this platform: _tkinter, _scproxy, _gdbm");
+    }
+
+    #[test]
+    fn a_module_the_build_failed_to_build_fails_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Makefile"), "MODULE__CURSES_STATE=yes\n").unwrap();
+        let log = "running build\nFailed to build these modules:\n_curses               _curses_panel\n\nrunning build_scripts\n";
+        let err = check_modules(dir.path(), log).unwrap_err().to_string();
+        assert!(err.contains("failed to build these modules: _curses, _curses_panel"), "{err}");
     }
 
     #[test]
@@ -203,7 +236,7 @@ mod tests {
         std::fs::write(dir.path().join("pybuilddir.txt"), "build/lib.linux-mips-3.14\n").unwrap();
         std::fs::create_dir_all(dir.path().join("build/lib.linux-mips-3.14")).unwrap();
         std::fs::write(dir.path().join("build/lib.linux-mips-3.14/_ctypes.cpython-314-mipsel-linux-gnu_failed.so"), "").unwrap();
-        let err = check_modules(dir.path()).unwrap_err().to_string();
+        let err = check_modules(dir.path(), "").unwrap_err().to_string();
         assert!(err.contains("_ctypes.cpython-314-mipsel-linux-gnu_failed.so"), "{err}");
     }
 }
