@@ -46,8 +46,9 @@ pub fn library_dirs(root: &Path) -> Vec<PathBuf> {
 pub enum BoardLibc {
     /// glibc: the highest `GLIBC_x.y` its `libc.so.6` defines, and where it is.
     Glibc { version: (u32, u32), libc: PathBuf },
-    /// musl: its dynamic loader (`lib/ld-musl-aarch64.so.1`).
-    Musl { loader: PathBuf },
+    /// musl: its dynamic loader (`lib/ld-musl-aarch64.so.1`), and its
+    /// release when the loader names one (`[1, 2, 3]`).
+    Musl { loader: PathBuf, version: Option<Vec<u32>> },
     /// uClibc-ng: its dynamic loader.
     Uclibc { loader: PathBuf },
 }
@@ -56,7 +57,8 @@ impl fmt::Display for BoardLibc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BoardLibc::Glibc { version, libc } => write!(f, "glibc {}.{} ({})", version.0, version.1, libc.display()),
-            BoardLibc::Musl { loader } => write!(f, "musl ({})", loader.display()),
+            BoardLibc::Musl { loader, version: Some(v) } => write!(f, "musl {} ({})", dotted(v), loader.display()),
+            BoardLibc::Musl { loader, version: None } => write!(f, "musl of unknown release ({})", loader.display()),
             BoardLibc::Uclibc { loader } => write!(f, "uClibc ({})", loader.display()),
         }
     }
@@ -99,7 +101,7 @@ pub fn libc_of(root: &Path, arch: &Arch) -> Result<BoardLibc> {
         }
         let name = rel.file_name().unwrap().to_string_lossy();
         if name.starts_with("ld-musl-") {
-            return Ok(BoardLibc::Musl { loader: rel.clone() });
+            return Ok(BoardLibc::Musl { loader: rel.clone(), version: musl_release(&fs::read(&abs)?) });
         }
         if name.starts_with("ld-uClibc") {
             return Ok(BoardLibc::Uclibc { loader: rel.clone() });
@@ -129,6 +131,23 @@ fn release_version(libc: &[u8]) -> Option<(u32, u32)> {
     crate::manifest::parse_glibc(text.trim_end_matches('.'))
 }
 
+/// musl's release (`1.2.3`): the loader keeps it as a string of its own
+/// (`__libc_version`, printed by `ld-musl-*.so.1 --version`); no other
+/// string of musl's is three dotted numbers alone.
+fn musl_release(loader: &[u8]) -> Option<Vec<u32>> {
+    let mut found = loader.split(|&b| b == 0).filter_map(|s| {
+        let s = std::str::from_utf8(s).ok()?;
+        let parts: Vec<u32> = s.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        (parts.len() == 3 && !s.starts_with('0')).then_some(parts)
+    });
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+fn dotted(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
+}
+
 /// The shared objects of the board's C library: for glibc, the files
 /// beside its `libc.so.6` named in `glibc_sonames` and its loaders; for
 /// musl, the one object its loader is.
@@ -147,7 +166,7 @@ pub fn libc_objects(root: &Path, libc: &BoardLibc, glibc_sonames: &[String]) -> 
             }
             out
         }
-        BoardLibc::Musl { loader } | BoardLibc::Uclibc { loader } => resolve_in_root(root, loader).map(|p| vec![p]).unwrap_or_default(),
+        BoardLibc::Musl { loader, .. } | BoardLibc::Uclibc { loader } => resolve_in_root(root, loader).map(|p| vec![p]).unwrap_or_default(),
     }
 }
 
@@ -179,10 +198,24 @@ pub fn unresolved_symbols(tree: &Path, board_libs: &[PathBuf]) -> Result<Vec<(St
     Ok(out)
 }
 
-/// Can a glibc build for `floor` run on this board? Refused before any build.
-pub fn check_serves(board: &Path, libc: &BoardLibc, floor: Option<(u32, u32)>, arch: &Arch) -> Result<()> {
+/// Can a build for `floor` (glibc) or the manifest's musl floor run on
+/// this board? Refused before any build.
+pub fn check_serves(board: &Path, libc: &BoardLibc, floor: Option<(u32, u32)>, musl_floor: Option<&str>, arch: &Arch) -> Result<()> {
     match (libc, arch.libc) {
-        (BoardLibc::Musl { .. }, LibcKind::Musl) => Ok(()),
+        (BoardLibc::Musl { version, .. }, LibcKind::Musl) => {
+            let floor: Option<Vec<u32>> = musl_floor.map(|f| f.split('.').filter_map(|p| p.parse().ok()).collect());
+            if let (Some(have), Some(floor)) = (version, floor) {
+                if *have < floor {
+                    bail!(
+                        "board {} runs {libc}, older than musl {} that the musl arches build for: its loader would refuse \
+                         symbols musl added since (preadv2 came in 1.2.3, DT_RELR in 1.2.4). Update the board's musl",
+                        board.display(),
+                        dotted(&floor)
+                    );
+                }
+            }
+            Ok(())
+        }
         (BoardLibc::Glibc { .. }, LibcKind::Musl) => {
             bail!("board {} runs {libc}, and this arch ({}) builds for musl: build the glibc arch of this CPU for it", board.display(), arch.triplet)
         }
@@ -367,12 +400,12 @@ mod tests {
         let loaded = crate::manifest::Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
         let arch = &loaded.manifest.arch["aarch64"];
         let glibc = |v| BoardLibc::Glibc { version: v, libc: "lib/libc.so.6".into() };
-        assert!(check_serves(Path::new("/b"), &glibc((2, 31)), Some((2, 28)), arch).is_ok());
-        let err = check_serves(Path::new("/b"), &glibc((2, 24)), Some((2, 28)), arch).unwrap_err().to_string();
+        assert!(check_serves(Path::new("/b"), &glibc((2, 31)), Some((2, 28)), None, arch).is_ok());
+        let err = check_serves(Path::new("/b"), &glibc((2, 24)), Some((2, 28)), None, arch).unwrap_err().to_string();
         assert!(err.contains("older than the glibc floor 2.28") && err.contains("--glibc-floor 2.24"), "{err}");
-        let err = check_serves(Path::new("/b"), &glibc((2, 12)), Some((2, 12)), arch).unwrap_err().to_string();
+        let err = check_serves(Path::new("/b"), &glibc((2, 12)), Some((2, 12)), None, arch).unwrap_err().to_string();
         assert!(err.contains("older than any glibc for aarch64-linux-gnu (2.17)"), "{err}");
-        let err = check_serves(Path::new("/b"), &BoardLibc::Musl { loader: "lib/ld-musl-aarch64.so.1".into() }, Some((2, 28)), arch).unwrap_err().to_string();
+        let err = check_serves(Path::new("/b"), &musl(Some(vec![1, 2, 3])), Some((2, 28)), None, arch).unwrap_err().to_string();
         assert!(err.contains("runs musl") && err.contains("--arch <arch>-musl"), "{err}");
     }
 
@@ -390,12 +423,28 @@ mod tests {
         assert_eq!(missing, [("lib/libtree.so".to_string(), vec!["newer_than_board".to_string()])]);
     }
 
+    fn musl(version: Option<Vec<u32>>) -> BoardLibc {
+        BoardLibc::Musl { loader: "lib/ld-musl-aarch64.so.1".into(), version }
+    }
+
+    #[test]
+    fn musl_names_its_release_in_a_string_of_its_own() {
+        let loader = b"\x7fELF\0musl libc (aarch64)\0%.*s/etc/ld-musl-aarch64.path\x001.2.3\0Version %s\0";
+        assert_eq!(musl_release(loader), Some(vec![1, 2, 3]));
+        assert_eq!(musl_release(b"\x001.2.3\x001.2.4\0"), None, "two candidates: unknown, not a guess");
+        assert_eq!(musl_release(b"\x002.31\0"), None);
+    }
+
     #[test]
     fn a_musl_build_serves_musl_boards_only() {
         let loaded = crate::manifest::Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
         let arch = &loaded.manifest.arch["aarch64-musl"];
-        assert!(check_serves(Path::new("/b"), &BoardLibc::Musl { loader: "lib/ld-musl-aarch64.so.1".into() }, None, arch).is_ok());
-        let err = check_serves(Path::new("/b"), &BoardLibc::Glibc { version: (2, 36), libc: "lib/libc.so.6".into() }, None, arch).unwrap_err().to_string();
+        assert!(check_serves(Path::new("/b"), &musl(Some(vec![1, 2, 3])), None, Some("1.2.3"), arch).is_ok());
+        assert!(check_serves(Path::new("/b"), &musl(None), None, Some("1.2.3"), arch).is_ok(), "an unknown release is given the benefit of the doubt");
+        let err = check_serves(Path::new("/b"), &musl(Some(vec![1, 2, 2])), None, Some("1.2.3"), arch).unwrap_err().to_string();
+        assert!(err.contains("runs musl 1.2.2") && err.contains("older than musl 1.2.3"), "{err}");
+        let err =
+            check_serves(Path::new("/b"), &BoardLibc::Glibc { version: (2, 36), libc: "lib/libc.so.6".into() }, None, None, arch).unwrap_err().to_string();
         assert!(err.contains("runs glibc 2.36") && err.contains("builds for musl"), "{err}");
     }
 }

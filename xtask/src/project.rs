@@ -115,7 +115,7 @@ impl Project {
                 bail!("--glibc-floor {f}: {arch_name} builds for musl, which has no glibc floor");
             }
             if let Some((dir, libc)) = &board {
-                crate::board::check_serves(dir, libc, None, arch)?;
+                crate::board::check_serves(dir, libc, None, loaded.manifest.libc.musl_floor.as_deref(), arch)?;
             }
             return Ok(None);
         }
@@ -132,7 +132,7 @@ impl Project {
             }
         }
         if let Some((dir, libc)) = &board {
-            crate::board::check_serves(dir, libc, floor, arch)?;
+            crate::board::check_serves(dir, libc, floor, None, arch)?;
         }
         Ok(floor)
     }
