@@ -195,6 +195,9 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     scrub_build_paths(plan, rootfs_task, &tmp, &mut report)?;
     from_toolchain.extend(add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?);
     set_run_paths(&tmp, &prefix, &mut report)?;
+    if let Some(run_root) = ab.toolchain.private_glibc() {
+        crate::private_glibc::install(&tmp, &prefix, run_root, &plan.libc.glibc_sonames, &mut report)?;
+    }
     let checked = check_tree(&tmp, &ab.arch.elf, &board)?;
     report.push_str(&checked.summary());
     fs::write(tmp.join(".crosspython-rootfs.txt"), &report)?;
@@ -548,7 +551,7 @@ fn run_path(info: &ElfInfo, want: Option<&str>) -> String {
     entries.join(":")
 }
 
-fn patchelf(path: &Path, args: &[&str]) -> Result<()> {
+pub fn patchelf(path: &Path, args: &[&str]) -> Result<()> {
     let out = Command::new("patchelf").args(args).arg(path).output().context("cannot run patchelf (Debian package patchelf)")?;
     if !out.status.success() {
         bail!("patchelf {} {} failed: {}", args.join(" "), path.display(), String::from_utf8_lossy(&out.stderr));

@@ -17,6 +17,7 @@ mod manifest;
 mod mirror;
 mod package;
 mod pip;
+mod private_glibc;
 mod process;
 mod progress;
 mod project;

@@ -75,10 +75,17 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
     if !python.exists() {
         bail!("{} does not exist; run `cargo xtask build --arch {arch_name}` first", python.display());
     }
-    let board_glibc = match &board_libc {
+    let mut board_glibc = match &board_libc {
         crate::board::BoardLibc::Glibc { version, .. } => Some(*version),
         _ => None,
     };
+    // A tree that carries its own glibc (a gcc toolchain newer than the
+    // board) needs the board's for nothing.
+    let python_prefix = python.parent().and_then(Path::parent).and_then(|p| p.strip_prefix(&tree).ok()).map(|p| format!("/{}", p.display()));
+    if let Some((libc, version)) = python_prefix.as_deref().map(|p| crate::private_glibc::carried(&tree, p)).transpose()?.flatten() {
+        eprintln!("the package carries its own glibc {}.{} ({})", version.0, version.1, libc.strip_prefix(&tree).unwrap_or(&libc).display());
+        board_glibc = board_glibc.max(Some(version));
+    }
     let checked = crate::image::check_tree(&source, &arch.elf, &crate::image::BoardLibs::new(&loaded.manifest.libc, arch.libc, board_glibc))?;
     eprint!("{}", checked.summary());
     // Symbol versions say nothing of unversioned symbols (musl has none):

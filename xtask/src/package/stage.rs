@@ -132,6 +132,7 @@ fn relocate(root: &Path, from: &str, to: &str) -> Result<Vec<String>> {
     fs::create_dir_all(dest.parent().unwrap())?;
     fs::rename(&src, &dest)?;
     remove_empty_dirs(root)?;
+    crate::private_glibc::relocate(root, to)?;
     let mut warnings = vec![];
     for e in WalkDir::new(&dest) {
         let e = e?;

@@ -61,6 +61,9 @@ pub struct Toolchain {
     pub runtime_root: Option<PathBuf>,
     /// The library directories of `runtime_root`, searched by `find_lib`.
     pub runtime_lib_dirs: Vec<PathBuf>,
+    /// The glibc floor of the boards: a toolchain whose own glibc is newer
+    /// ships it privately (see `private_glibc`).
+    pub glibc_floor: Option<(u32, u32)>,
 }
 
 impl Toolchain {
@@ -121,6 +124,7 @@ impl Toolchain {
             zig_target,
             runtime_root: None,
             runtime_lib_dirs: vec![],
+            glibc_floor: choice.glibc_floor,
         };
         if tc.zig_target.is_none() {
             tc.run_root = tc.find_run_root();
@@ -138,12 +142,23 @@ impl Toolchain {
         libc.ancestors().skip(1).find(|dir| dir.join(interp.trim_start_matches('/')).exists()).map(Path::to_path_buf)
     }
 
+    /// The root of the toolchain's own glibc when the tree must carry it:
+    /// a gcc toolchain (not zig) whose glibc is newer than the boards'.
+    pub fn private_glibc(&self) -> Option<&Path> {
+        let newer = matches!((self.glibc, self.glibc_floor), (Some(have), Some(floor)) if have > floor);
+        (self.zig_target.is_none() && newer).then_some(self.run_root.as_deref()).flatten()
+    }
+
     /// Everything about the compiler that can change what it produces.
     pub fn identity(&self) -> String {
         // The wrapper's text (its dropped linker options) is part of zig's identity.
         let wrapper = || std::fs::read(&self.cc).map(|t| crate::fetch::sha256_bytes(&t)).unwrap_or_default();
         let zig = self.zig_target.as_deref().map(|t| format!(" | zig -target {t} wrapper {}", wrapper())).unwrap_or_default();
-        format!("{} {} | {} | {}{zig}", self.cc.display(), self.cc_args.join(" "), self.version, self.machine)
+        let private = match (self.private_glibc(), self.glibc_floor) {
+            (Some(_), Some(f)) => format!(" | private glibc for boards from {}.{}", f.0, f.1),
+            _ => String::new(),
+        };
+        format!("{} {} | {} | {}{zig}{private}", self.cc.display(), self.cc_args.join(" "), self.version, self.machine)
     }
 
     /// The C flags of `arch` for what this toolchain targets.
