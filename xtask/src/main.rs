@@ -139,6 +139,9 @@ enum Cmd {
         /// Also run CPython's own tests listed in the manifest's distro.cpython_tests.
         #[arg(long)]
         cpython_tests: bool,
+        /// Wait for another command holding the build directory (the tree and deploy/<arch> are its).
+        #[arg(long)]
+        wait: bool,
     },
     /// Write deploy/<arch>/crosspython-<version>-<arch>.tar.gz.
     Package {
@@ -156,6 +159,9 @@ enum Cmd {
         /// With --rootfs: overwrite files that differ.
         #[arg(long, requires = "rootfs")]
         force: bool,
+        /// Wait for another command holding the build directory.
+        #[arg(long)]
+        wait: bool,
     },
     /// Install Python packages into the staged tree of an arch (ad hoc).
     Pip {
@@ -243,8 +249,10 @@ fn real_main() -> Result<()> {
     let project = Project::locate(cli.manifest, cli.build_dir)?;
     match cli.command {
         Cmd::Build(args) => build(&project, &args),
-        Cmd::QemuTest { arch, package, board, cpython_tests } => {
+        Cmd::QemuTest { arch, package, board, cpython_tests, wait } => {
             let loaded = project.load()?;
+            // The tree it reads is swapped by builds; deploy/<arch>/qemu-test.json is written.
+            let _lock = BuildLock::take(&project.build_dir, wait)?;
             for a in project.arches(&loaded, &arch)? {
                 let mut target = project.last_target(&a);
                 target.board = board.clone().or(target.board);
@@ -252,10 +260,10 @@ fn real_main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Package { arch, profile, prefix, rootfs, force } => {
+        Cmd::Package { arch, profile, prefix, rootfs, force, wait } => {
             let loaded = project.load()?;
             // deploy/<arch> and the tree it reads are the build's.
-            let _lock = BuildLock::take(&project.build_dir, false)?;
+            let _lock = BuildLock::take(&project.build_dir, wait)?;
             let opts = package::Options { profile, prefix, rootfs, force };
             for a in project.arches(&loaded, &arch)? {
                 package::package(&project, &loaded, &a, &opts)?;
