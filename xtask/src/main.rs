@@ -26,6 +26,7 @@ mod recipe_include;
 mod regrtest;
 mod reproducible;
 mod resolve;
+mod signing;
 mod sstate;
 mod sysroot;
 mod tasks;
@@ -235,6 +236,11 @@ enum Cmd {
         #[arg(long, default_value = "all")]
         arch: String,
     },
+    /// Make an ed25519 key for signing a shared artifact cache (CROSSPYTHON_SSTATE_SIGNING_KEY); prints its public key for CROSSPYTHON_SSTATE_TRUSTED_KEYS.
+    SstateKeygen {
+        /// Where to write the secret key (never overwritten); the public key goes to <file>.pub.
+        out: PathBuf,
+    },
 }
 
 fn main() {
@@ -308,6 +314,12 @@ fn real_main() -> Result<()> {
             anyhow::bail!("host prerequisites missing; run `cargo xtask doctor --install` as root")
         }
         Cmd::Clean { recipe, arch } => inspect::clean(&project, recipe.as_deref(), &arch),
+        Cmd::SstateKeygen { out } => {
+            let public = signing::keygen(&out)?;
+            println!("{public}");
+            eprintln!("secret key: {} (keep it on the machine that stores entries); public key: {}.pub", out.display(), out.display());
+            Ok(())
+        }
     }
 }
 
@@ -361,7 +373,7 @@ fn build(project: &Project, args: &BuildArgs) -> Result<()> {
         launcher: std::env::var("CROSSPYTHON_CC_LAUNCHER").ok().filter(|l| !l.is_empty()),
         tail_lines: 40,
     };
-    let sstate = sstate::Sstate::new(project.sstate_dir.clone());
+    let sstate = sstate::Sstate::new(project.sstate_dir.clone()).with_keys(signing::from_env()?);
     eprintln!("crosspython: building {} ({} recipes, {} tasks, {jobs} jobs)", names.join(", "), plan.units.len(), plan.tasks.len());
     let stats = engine::run(&plan, &worker, &sstate, &engine::Options { jobs, explain: args.explain, rebuild: args.rebuild.clone() })?;
     let wall = t0.elapsed().as_secs_f64();
