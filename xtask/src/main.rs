@@ -1,39 +1,60 @@
 //! crosspython: CPython, its C libraries and Python packages, cross-built
 //! for embedded Linux boards from one manifest, tested under qemu-user and
 //! packaged.
+//!
+//! # Architecture
+//!
+//! The source is in layers, one folder each, named for the BitBake concept
+//! it holds. Bottom up:
+//!
+//! 1. `base/` and `model/`, the ground floor. `base` is what every layer
+//!    does with the build machine: child processes, progress output,
+//!    `SOURCE_DATE_EPOCH`, file trees (hard-linked sysroots, copies).
+//!    `model` is the manifest and what it means: the typed and validated
+//!    `recipes-manifest.toml`, its `require` includes, recipe versions, and
+//!    the resolver that turns it into one arch's dependency graph
+//!    (BitBake's parser and providers).
+//! 2. `sources/`: `do_fetch` and `do_unpack`: the download cache verified
+//!    by sha256 through premirrors, upstream and mirrors, the host's Debian
+//!    mirror, and Debian's binary packages.
+//! 3. `machine/`: BitBake's `MACHINE`: the cross toolchain (zig or gcc),
+//!    what ELF files say and must pass, board root filesystems and their C
+//!    library, and what the build machine needs to build for them.
+//! 4. `classes/` and `python/`, side by side: how a recipe builds
+//!    (BitBake's classes: autotools, a plain configure, make, CPython) and
+//!    how Python packages get into the tree (crossenv-style wheels).
+//! 5. `engine/`: BitBake's runqueue: the project (build directory, lock,
+//!    plan), the task graph with signatures and stamps, the task bodies,
+//!    `do_rootfs` (the target tree `sysroots/<arch>`), the artifact cache
+//!    (sstate) and the scheduler.
+//! 6. `deploy/`: the tree leaves the build: `package` (archives or a root
+//!    filesystem) and `qemu-test` (installed over a board root and run
+//!    under qemu-user, with CPython's own tests).
+//! 7. `commands/`: commands that read across the layers: `check`, `graph`,
+//!    `show`, `fetch`, `clean`, `pip`, `bench`.
+//! 8. This file: the command line, dispatched to the layers.
+//!
+//! Imports only go down: a layer may use any layer below it, never one
+//! above it, and the two layers of a floor never use each other. Each
+//! folder's `mod.rs` says what the layer holds and what it may import.
 
-mod bench;
-mod board;
+// The layers, bottom up, a floor to a group: each may import only the
+// floors before its own.
+mod base;
+mod model;
+
+mod sources;
+
+mod machine;
+
 mod classes;
-mod crosspip;
-mod debian;
-mod elf;
+mod python;
+
 mod engine;
-mod fetch;
-mod host;
-mod image;
-mod inspect;
-mod manifest;
-mod mirror;
-mod package;
-mod pip;
-mod private_glibc;
-mod process;
-mod progress;
-mod project;
-mod qemu;
-mod recipe_include;
-mod regrtest;
-mod reproducible;
-mod resolve;
-mod signing;
-mod sstate;
-mod sysroot;
-mod tasks;
-mod toolchain;
-mod unpack;
-mod version;
-mod work;
+
+mod deploy;
+
+mod commands;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -41,7 +62,13 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::project::{BuildLock, Project};
+use crate::base::{process, signing};
+use crate::commands::{bench, inspect, pip};
+use crate::deploy::{package, qemu};
+use crate::engine::project::{self, BuildLock, Project};
+use crate::engine::{scheduler, sstate, work};
+use crate::machine::{host, toolchain};
+use crate::sources::fetch;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Cross-build CPython and its libraries for embedded Linux boards")]
@@ -375,23 +402,23 @@ fn build(project: &Project, args: &BuildArgs) -> Result<()> {
     };
     let sstate = sstate::Sstate::new(project.sstate_dir.clone()).with_keys(signing::from_env()?);
     eprintln!("crosspython: building {} ({} recipes, {} tasks, {jobs} jobs)", names.join(", "), plan.units.len(), plan.tasks.len());
-    let stats = engine::run(&plan, &worker, &sstate, &engine::Options { jobs, explain: args.explain, rebuild: args.rebuild.clone() })?;
+    let stats = scheduler::run(&plan, &worker, &sstate, &scheduler::Options { jobs, explain: args.explain, rebuild: args.rebuild.clone() })?;
     let wall = t0.elapsed().as_secs_f64();
     if stats.tasks_run == 0 {
-        eprintln!("crosspython: nothing to do, all {} tasks are up to date ({})", stats.tasks_total, engine::human(wall));
+        eprintln!("crosspython: nothing to do, all {} tasks are up to date ({})", stats.tasks_total, scheduler::human(wall));
     } else {
         eprintln!(
             "crosspython: ran {} of {} tasks in {}{}",
             stats.tasks_run,
             stats.tasks_total,
-            engine::human(wall),
+            scheduler::human(wall),
             if stats.restored_from_sstate.is_empty() {
                 String::new()
             } else {
                 format!(", {} restored from the artifact cache", stats.restored_from_sstate.len())
             }
         );
-        eprintln!("critical path: {} ({} tasks)", engine::human(stats.critical_path_secs), stats.critical_path.len());
+        eprintln!("critical path: {} ({} tasks)", scheduler::human(stats.critical_path_secs), stats.critical_path.len());
         for step in &stats.critical_path {
             eprintln!("  {step}");
         }

@@ -5,6 +5,9 @@
 //! A recipe may replace a step with a shell script (`do_configure`,
 //! `do_compile`, `do_install`) or add to install (`do_install_append`);
 //! the scripts see the same variables as the environment below.
+//!
+//! A layer above `machine`, beside `python` (neither imports the other):
+//! it may import `machine`, `sources`, `model` and `base`.
 
 mod autotools;
 mod configure;
@@ -16,9 +19,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::manifest::{Arch, Class};
-use crate::resolve::Node;
-use crate::toolchain::Toolchain;
+use crate::machine::toolchain::Toolchain;
+use crate::model::manifest::{Arch, Class};
+use crate::model::resolve::Node;
 
 /// Bumped when what the classes run changes, so that signatures change.
 const CLASS_VERSION: &str = "classes-4";
@@ -164,7 +167,7 @@ impl Ctx<'_> {
         env.insert("CC_FOR_BUILD".into(), "gcc".into());
         // No build time in any output: gcc takes __DATE__/__TIME__ from it,
         // OpenSSL its "built on" line (a task signature input).
-        env.insert("SOURCE_DATE_EPOCH".into(), crate::reproducible::source_date_epoch()?.to_string());
+        env.insert("SOURCE_DATE_EPOCH".into(), crate::base::reproducible::source_date_epoch()?.to_string());
         env.insert("BUILD_CC".into(), "gcc".into());
         match self.target {
             Some((arch, tc)) => {
@@ -266,7 +269,7 @@ impl Ctx<'_> {
     /// autoconf then records a relative `srcdir`, so no absolute path of
     /// this build is compiled into the programs (CPython's VPATH, for one).
     fn configure_script(&self) -> String {
-        let rel = crate::sysroot::relative(&self.dirs.build, &self.dirs.src);
+        let rel = crate::base::sysroot::relative(&self.dirs.build, &self.dirs.src);
         rel.join("configure").display().to_string()
     }
 

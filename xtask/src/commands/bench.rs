@@ -1,0 +1,595 @@
+//! `cargo xtask bench`: what the build costs, how big the result is and
+//! how fast the target interpreter runs, each next to a yardstick and
+//! measured in one run (ratios and medians: these machines are noisy).
+//! Results go to `deploy/bench/<arch>.json`; nothing here asserts a number.
+//!
+//! - resolve: reading, validating and resolving the manifest.
+//! - build: cold builds (`--jobs 1` and `--jobs 2`) in fresh build dirs
+//!   with an empty artifact cache, the critical path and how close the
+//!   scheduler came to the best possible, a no-op rebuild, the rebuild
+//!   after one OpenSSL configure change, a fresh clone with a warm cache.
+//! - options: the interpreter rebuilt with each variant of build options
+//!   (`lto+pgo`, features joined by `+`), everything else from the artifact cache:
+//!   what each option costs in build time; `runtime` runs the results.
+//! - footprint: each package profile, unpacked and compressed, next to
+//!   Debian's own Python packages of the same arch and version.
+//! - runtime: our interpreter and Debian's under the same qemu-user,
+//!   alternating run by run: startup, imports, CPU-bound workloads.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::engine::project::Project;
+use crate::model::manifest::Loaded;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    Resolve,
+    Build,
+    Options,
+    Footprint,
+    Runtime,
+}
+
+pub struct Options {
+    pub arch: String,
+    pub only: Option<Phase>,
+    pub runs: usize,
+    /// Cold builds with these job counts.
+    pub cold_jobs: Vec<usize>,
+    /// The Debian suite whose Python is the yardstick.
+    pub suite: String,
+    /// Build-option variants of the interpreter to build and run: `default`
+    /// or manifest features joined by `+`.
+    pub variants: Vec<String>,
+}
+
+pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
+    for v in &o.variants {
+        variant_features(loaded, v)?;
+    }
+    let out_dir = project.build_dir.parent().unwrap_or(&project.root).join("deploy/bench");
+    fs::create_dir_all(&out_dir)?;
+    let out_path = out_dir.join(format!("{}.json", o.arch));
+    // Phases not run this time keep their last results.
+    let mut results: Value = fs::read(&out_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_else(|| json!({}));
+    results["arch"] = json!(o.arch);
+    let mut table = String::new();
+    let want = |p: Phase| o.only.is_none_or(|only| only == p);
+    if want(Phase::Resolve) {
+        let (v, t) = resolve(project, loaded)?;
+        results["resolve"] = v;
+        table.push_str(&t);
+    }
+    if want(Phase::Build) {
+        let (v, t) = build(project, o)?;
+        results["build"] = v;
+        table.push_str(&t);
+    }
+    if want(Phase::Options) {
+        let (v, t) = options(project, loaded, o, &results["build"])?;
+        results["options"] = v;
+        table.push_str(&t);
+    }
+    let debian = if want(Phase::Footprint) || want(Phase::Runtime) { Some(Debian::prepare(project, loaded, o)?) } else { None };
+    if want(Phase::Footprint) {
+        let (v, t) = footprint(project, loaded, o, debian.as_ref().unwrap())?;
+        results["footprint"] = v;
+        table.push_str(&t);
+    }
+    if want(Phase::Runtime) {
+        let (v, t) = runtime(project, loaded, o, debian.as_ref().unwrap())?;
+        results["runtime"] = v;
+        table.push_str(&t);
+    }
+    crate::engine::tasks::atomic_write(&out_path, &serde_json::to_vec_pretty(&results)?)?;
+    crate::engine::tasks::atomic_write(&out_path.with_extension("txt"), table.as_bytes())?;
+    println!("\n{table}\n(results: {}, {})", out_path.display(), out_path.with_extension("txt").display());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- resolve
+
+/// Reading, validating and resolving the manifest for every arch: what
+/// every command pays before any task runs.
+fn resolve(project: &Project, loaded: &Loaded) -> Result<(Value, String)> {
+    let arches: Vec<String> = loaded.manifest.arch.keys().cloned().collect();
+    let mut times = vec![];
+    for _ in 0..21 {
+        let started = Instant::now();
+        let l = Loaded::read(&project.manifest_path)?;
+        for a in &arches {
+            crate::model::resolve::resolve(&l, a)?;
+        }
+        times.push(started.elapsed().as_secs_f64());
+    }
+    let m = median(&mut times);
+    let t = format!("resolve: read, validate and resolve the manifest for {} arches: median {:.1} ms of 21\n", arches.len(), m * 1000.0);
+    Ok((json!({"arches": arches.len(), "median_secs": m, "runs": times}), t))
+}
+
+// ------------------------------------------------------------------ build
+
+/// One `cargo xtask build` as a child: wall time, CPU time of everything
+/// it ran (its waited-for descendants), and its buildstats.
+fn timed_build(build_dir: &Path, sstate: &Path, manifest: Option<&Path>, jobs: Option<usize>, arch: &str, extra: &[&str]) -> Result<Value> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(&exe);
+    cmd.arg("--build-dir").arg(build_dir);
+    if let Some(m) = manifest {
+        cmd.arg("--manifest").arg(m);
+    }
+    cmd.args(["build", "--arch", arch]);
+    if let Some(j) = jobs {
+        cmd.args(["--jobs", &j.to_string()]);
+    }
+    cmd.args(extra);
+    let before = children_cpu();
+    let started = Instant::now();
+    let status = cmd.env("CROSSPYTHON_SSTATE_DIR", sstate).stdin(Stdio::null()).status().with_context(|| format!("cannot run {}", exe.display()))?;
+    let wall = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("the benchmark build in {} failed ({status})", build_dir.display());
+    }
+    let cpu = children_cpu() - before;
+    let stats: Value = fs::read(build_dir.join("buildstats/last-build.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+    Ok(json!({
+        "wall_secs": wall,
+        "cpu_secs": cpu,
+        "critical_path_secs": stats["critical_path_secs"],
+        "critical_path": stats["critical_path"],
+        "tasks_run": stats["tasks_run"],
+        "task_secs": stats["task_secs"],
+    }))
+}
+
+/// User + system seconds of every waited-for descendant so far.
+fn children_cpu() -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
+    let root = std::env::temp_dir().join(format!("crosspython-bench-{}", o.arch));
+    crate::base::sysroot::remove(&root)?;
+    fs::create_dir_all(&root)?;
+    let mut v = json!({"note": "fresh build dirs and an empty artifact cache; downloads and built Python wheels come from the caches"});
+    let mut t = format!("build ({}; sources and built wheels cached)\n", o.arch);
+    let mut warm_sstate = None;
+    for &jobs in &o.cold_jobs {
+        let dir = root.join(format!("cold-j{jobs}/build"));
+        let sstate = root.join(format!("sstate-j{jobs}"));
+        let mut r = timed_build(&dir, &sstate, None, Some(jobs), &o.arch, &[])?;
+        r["jobs"] = json!(jobs);
+        let wall = r["wall_secs"].as_f64().unwrap_or(0.0);
+        let cpu = r["cpu_secs"].as_f64().unwrap_or(0.0);
+        let cp = r["critical_path_secs"].as_f64().unwrap_or(0.0);
+        let best = cp.max(cpu / jobs as f64);
+        writeln!(
+            t,
+            "  cold build --jobs {jobs}: {}  (CPU {}, critical path {}, wall / best possible {:.2})",
+            crate::engine::scheduler::human(wall),
+            crate::engine::scheduler::human(cpu),
+            crate::engine::scheduler::human(cp),
+            wall / best
+        )?;
+        v[format!("cold_jobs_{jobs}")] = r;
+        v[format!("cold_jobs_{jobs}")]["efficiency"] = json!(wall / best);
+        warm_sstate = Some((dir, sstate));
+    }
+    if let Some((dir, sstate)) = warm_sstate {
+        let noop = timed_build(&dir, &sstate, None, None, &o.arch, &[])?;
+        writeln!(t, "  no-op rebuild: {}", crate::engine::scheduler::human(noop["wall_secs"].as_f64().unwrap_or(0.0)))?;
+        v["noop"] = noop;
+        let changed = manifest_with_openssl_change(project)?;
+        let r = timed_build(&dir, &sstate, Some(&changed), None, &o.arch, &[]);
+        let _ = fs::remove_file(&changed);
+        let r = r?;
+        writeln!(
+            t,
+            "  rebuild after one OpenSSL configure change: {} ({} tasks)",
+            crate::engine::scheduler::human(r["wall_secs"].as_f64().unwrap_or(0.0)),
+            r["tasks_run"]
+        )?;
+        v["openssl_change"] = r;
+        let fresh = timed_build(&root.join("fresh-clone/build"), &sstate, None, None, &o.arch, &[])?;
+        writeln!(t, "  fresh clone, warm artifact cache: {}", crate::engine::scheduler::human(fresh["wall_secs"].as_f64().unwrap_or(0.0)))?;
+        v["fresh_clone_warm_sstate"] = fresh;
+    }
+    Ok((v, t))
+}
+
+/// The manifest with one more OpenSSL configure option: what a user
+/// tuning OpenSSL would do.
+fn manifest_with_openssl_change(project: &Project) -> Result<PathBuf> {
+    let text = fs::read_to_string(&project.manifest_path)?;
+    let mut doc: toml::Table = toml::from_str(&text)?;
+    let recipes = doc.get_mut("recipe").and_then(|r| r.as_array_mut()).context("no [[recipe]]")?;
+    let mut changed = 0;
+    for r in recipes.iter_mut().filter(|r| r.get("name").and_then(|n| n.as_str()) == Some("openssl")) {
+        let r = r.as_table_mut().unwrap();
+        // One more Configure option (IDEA off: nothing in Python uses it),
+        // at the end of the Configure line or in the configure list.
+        if let Some(script) = r.get("do_configure").and_then(|d| d.as_str()).map(str::to_string) {
+            r.insert("do_configure".into(), format!("{} no-idea\n", script.trim_end()).into());
+        } else {
+            let configure = r.entry("configure").or_insert_with(|| toml::Value::Array(vec![]));
+            configure.as_array_mut().context("openssl's configure is not a list")?.push("no-idea".into());
+        }
+        changed += 1;
+    }
+    if changed == 0 {
+        bail!("the manifest has no openssl recipe to change");
+    }
+    // Next to the real manifest: paths in it (requirements files) stay valid.
+    let path = project.manifest_path.with_file_name(".bench-openssl-change.toml");
+    crate::engine::tasks::atomic_write(&path, toml::to_string(&doc)?.as_bytes())?;
+    Ok(path)
+}
+
+// ---------------------------------------------------------------- options
+
+/// Where the options phase builds a variant (its tree is what the runtime
+/// phase runs); kept apart from the cold builds, which start over.
+fn variant_build_dir(arch: &str, variant: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("crosspython-bench-{arch}-options")).join(variant.replace('+', "-")).join("build")
+}
+
+/// A variant is `default` or features of the manifest joined by `+`
+/// (`lto+pgo`): any combination the recipes offer, no table of our own.
+fn variant_features(loaded: &Loaded, name: &str) -> Result<Vec<String>> {
+    if name == "default" {
+        return Ok(vec![]);
+    }
+    let offered = loaded.features_offered();
+    let features: Vec<String> = name.split('+').map(str::to_string).collect();
+    if let Some(f) = features.iter().find(|f| !offered.contains(*f)) {
+        bail!(
+            "--variants {name}: `{f}` is not a feature of the manifest; give `default` or features joined by `+` from: {}",
+            offered.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(features)
+}
+
+/// Seconds of python3's configure, compile and install in a build's task times.
+fn python3_secs(task_secs: &Value) -> [f64; 3] {
+    ["do_configure", "do_compile", "do_install"].map(|kind| {
+        task_secs.as_object().into_iter().flatten().filter(|(k, _)| k.starts_with("python3 ") && k.ends_with(kind)).filter_map(|(_, s)| s.as_f64()).sum()
+    })
+}
+
+/// python3 rebuilt (`--rebuild python3`) with each variant's options in a
+/// build dir of its own, the other recipes from the artifact cache. The
+/// baseline is python3 in the build phase's OpenSSL-change rebuild, which
+/// also builds it alone on the machine.
+fn options(project: &Project, loaded: &Loaded, o: &Options, build: &Value) -> Result<(Value, String)> {
+    let mut v = json!({"note": "python3 rebuilt alone with each option set; every other recipe restored from the artifact cache"});
+    let mut t = format!("\nbuild options of the interpreter ({}; python3 built alone, --jobs default)\n", o.arch);
+    writeln!(t, "  {:34} {:>10} {:>10} {:>10} {:>10}", "", "configure", "compile", "install", "python3")?;
+    let h = crate::engine::scheduler::human;
+    let row = |t: &mut String, name: &str, secs: [f64; 3], base: Option<f64>| -> Result<f64> {
+        let total: f64 = secs.iter().sum();
+        let ratio = base.map(|b| format!("  ({:.2}x)", total / b)).unwrap_or_default();
+        writeln!(t, "  {:34} {:>10} {:>10} {:>10} {:>10}{ratio}", name, h(secs[0]), h(secs[1]), h(secs[2]), h(total))?;
+        Ok(total)
+    };
+    let mut base = None;
+    if !build["openssl_change"]["task_secs"].is_null() {
+        let secs = python3_secs(&build["openssl_change"]["task_secs"]);
+        base = Some(row(&mut t, "default (OpenSSL-change run)", secs, None)?);
+        v["default_from_build_phase"] = json!({"configure": secs[0], "compile": secs[1], "install": secs[2]});
+    }
+    for name in &o.variants {
+        let features = variant_features(loaded, name)?.join(",");
+        let dir = variant_build_dir(&o.arch, name);
+        let mut extra = vec!["--rebuild", "python3"];
+        if !features.is_empty() {
+            extra.extend(["--feature", features.as_str()]);
+        }
+        let r = timed_build(&dir, &project.sstate_dir, None, None, &o.arch, &extra)?;
+        let secs = python3_secs(&r["task_secs"]);
+        let total = row(&mut t, name, secs, base)?;
+        base.get_or_insert(total);
+        v[name.as_str()] = json!({"features": features, "build_dir": dir, "python3_secs": {"configure": secs[0], "compile": secs[1], "install": secs[2], "total": total}, "wall_secs": r["wall_secs"], "cpu_secs": r["cpu_secs"]});
+    }
+    Ok((v, t))
+}
+
+// -------------------------------------------------------------- footprint
+
+/// Debian's Python of the suite for the arch: the four packages that make
+/// the interpreter and its standard library, and the root filesystem of
+/// their run-time closure to run it under qemu, byte-compiled as an
+/// installed system is.
+struct Debian {
+    suite: String,
+    /// `python3.14`: the same minor version as the tree's.
+    python: String,
+    version: String,
+    packages: Vec<(String, u64, u64)>,
+    root: PathBuf,
+}
+
+/// Suites tried, oldest first, for a Debian python of the tree's minor
+/// version when `--suite auto`: a stable release's build where there is
+/// one (3.13 is trixie's), else the development suites (3.14 in 2026).
+const AUTO_SUITES: [&str; 3] = ["trixie", "forky", "sid"];
+
+impl Debian {
+    fn prepare(project: &Project, loaded: &Loaded, o: &Options) -> Result<Debian> {
+        let arch = &loaded.manifest.arch[&o.arch];
+        let fetcher = crate::sources::fetch::Fetcher::new(project.dl_dir.clone());
+        let note = crate::engine::image::ImageNote::read(&project.tree(&o.arch))?;
+        let build_python = note.build_python.clone().context("the tree's build note names no build python")?;
+        let python = build_python.file_name().map(|n| n.to_string_lossy().into_owned()).context("the build python has no file name")?;
+        let wanted_pkgs = [format!("{python}-minimal"), format!("lib{python}-minimal"), format!("lib{python}-stdlib"), format!("lib{python}")];
+        let suites: Vec<&str> = if o.suite == "auto" { AUTO_SUITES.to_vec() } else { vec![o.suite.as_str()] };
+        let mut found = None;
+        for suite in &suites {
+            let index = crate::sources::debian::index(&fetcher, suite, &arch.debian_arch)?;
+            if index.contains_key(&wanted_pkgs[0]) {
+                found = Some((suite.to_string(), index));
+                break;
+            }
+        }
+        let (suite, index) =
+            found.with_context(|| format!("no Debian suite of {} has {} for {}, the yardstick", suites.join(", "), wanted_pkgs[0], arch.debian_arch))?;
+        let debian_python: Vec<&str> = wanted_pkgs.iter().map(String::as_str).collect();
+        let mut packages = vec![];
+        let root = project.dl_dir.parent().unwrap_or(&project.dl_dir).join(format!("bench/debian-{suite}-{}", arch.debian_arch));
+        let stamp = root.join(".complete");
+        let closure = crate::sources::debian::closure(&index, &debian_python)?;
+        let wanted: String = closure.iter().map(|p| format!("{} {}\n", p.name, p.version)).collect();
+        let fresh = fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str());
+        if fresh {
+            crate::base::sysroot::remove(&root)?;
+            fs::create_dir_all(&root)?;
+        }
+        for p in &closure {
+            let deb = crate::sources::debian::fetch(&fetcher, p)?;
+            // The four measured on their own: the root holds the whole closure.
+            if debian_python.contains(&p.name.as_str()) {
+                let scratch = tempfile::tempdir()?;
+                packages.push((p.name.clone(), crate::sources::debian::extract(&deb, scratch.path())?, p.size));
+            }
+            if fresh {
+                crate::sources::debian::extract(&deb, &root)?;
+            }
+        }
+        if fresh {
+            // Debian's /usr is merged: the dynamic loader's /lib path and
+            // friends are symlinks that no package ships (base-files makes them).
+            for d in ["bin", "sbin", "lib", "lib64"] {
+                if !root.join(d).exists() && root.join("usr").join(d).is_dir() {
+                    std::os::unix::fs::symlink(format!("usr/{d}"), root.join(d))?;
+                }
+            }
+            // What Debian's postinst (py3compile) does on a real system: the
+            // packages ship no byte code. Same version as our build python.
+            let out = Command::new(&build_python)
+                .args(["-I", "-m", "compileall", "-q", "-j0", "-s"])
+                .arg(&root)
+                .args(["-p", "/"])
+                .arg(root.join("usr/lib").join(&python))
+                .output()?;
+            if out.stdout.is_empty() && !out.status.success() {
+                bail!("byte-compiling Debian's stdlib failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            fs::write(&stamp, wanted)?;
+        }
+        let version = index.get(debian_python[0]).map(|p| p.version.clone()).unwrap_or_default();
+        Ok(Debian { suite, python, version, packages, root })
+    }
+}
+
+fn footprint(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<(Value, String)> {
+    let mut ours = vec![];
+    for profile in loaded.manifest.package.profile.keys() {
+        let opts = crate::deploy::package::Options { profile: Some(profile.clone()), prefix: None, rootfs: None, force: false };
+        ours.push(crate::deploy::package::package(project, loaded, &o.arch, &opts)?);
+    }
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let mut t = format!("\nfootprint ({}; MiB)\n  {:44} {:>9} {:>9} {:>9}\n", o.arch, "", "unpacked", ".tar.gz", ".tar.zst");
+    for p in &ours {
+        let size = |ext: &str| p.archives.iter().find(|(n, _)| n.ends_with(ext)).map_or(0, |a| a.1);
+        writeln!(
+            t,
+            "  {:44} {:>9.1} {:>9.1} {:>9.1}",
+            format!("crosspython {} profile", p.profile),
+            mib(p.unpacked_bytes),
+            mib(size(".tar.gz")),
+            mib(size(".tar.zst"))
+        )?;
+    }
+    // Like for like: what Debian's four packages hold is the interpreter,
+    // the stdlib and its C modules; ours by component, per profile.
+    for p in &ours {
+        let part = |f: &dyn Fn(&str) -> bool| p.components.iter().filter(|(k, _)| f(k)).map(|(_, v)| *v).sum::<u64>();
+        let python = part(&|k| k.starts_with("interpreter") || k.starts_with("stdlib"));
+        let libs = part(&|k| k.starts_with("C library"));
+        let toolchain = part(&|k| k.starts_with("toolchain"));
+        let site = part(&|k| k.starts_with("site-packages"));
+        writeln!(
+            t,
+            "  {:44} {:>9.1}   (C libraries {:.1}, toolchain /lib {:.1}, site-packages {:.1})",
+            format!("  {}: interpreter + stdlib + C modules", p.profile),
+            mib(python),
+            mib(libs),
+            mib(toolchain),
+            mib(site)
+        )?;
+    }
+    let (mut du, mut dc) = (0, 0);
+    for (name, unpacked, deb) in &debian.packages {
+        writeln!(t, "  {:44} {:>9.1} {:>9.1} (.deb)", format!("Debian {} {}", debian.suite, name), mib(*unpacked), mib(*deb))?;
+        du += unpacked;
+        dc += deb;
+    }
+    writeln!(t, "  {:44} {:>9.1} {:>9.1} (.deb)", format!("Debian {} {} {} (the four)", debian.suite, debian.python, debian.version), mib(du), mib(dc))?;
+    writeln!(t, "  (ours include pip and the manifest's packages, the C libraries and the toolchain's /lib; Debian's four need libc6, libssl, ... besides)")?;
+    let v = json!({
+        "ours": ours,
+        "debian": {"suite": debian.suite, "version": debian.version, "packages": debian.packages.iter().map(|(n, u, c)| json!({"name": n, "unpacked_bytes": u, "deb_bytes": c})).collect::<Vec<_>>(), "unpacked_bytes": du, "deb_bytes": dc},
+    });
+    Ok((v, t))
+}
+
+// ---------------------------------------------------------------- runtime
+
+struct Interp {
+    name: String,
+    root: PathBuf,
+    python: PathBuf,
+}
+
+/// Our interpreters: the build directory's own tree (unless `default` is
+/// a variant), each variant the options phase built; then Debian's.
+fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<Vec<Interp>> {
+    let prefix = loaded.manifest.distro.prefix.trim_start_matches('/');
+    let ours = |name: String, tree: PathBuf| Interp { name, python: tree.join(prefix).join("bin/python3"), root: tree };
+    let mut out = vec![];
+    if !o.variants.iter().any(|v| v == "default") {
+        let tree = project.tree(&o.arch);
+        let features: Vec<String> = crate::engine::image::ImageNote::read(&tree).map(|n| n.features.into_values().flatten().collect()).unwrap_or_default();
+        out.push(ours(if features.is_empty() { "default".into() } else { features.join("+") }, tree));
+    }
+    for name in &o.variants {
+        let i = ours(name.clone(), crate::engine::image::tree_dir(&variant_build_dir(&o.arch, name), &o.arch));
+        if i.python.exists() {
+            out.push(i);
+        } else {
+            eprintln!("note: no {name} build to run ({} is missing); `bench --only options` builds it", i.python.display());
+        }
+    }
+    out.push(Interp { name: format!("debian-{}", debian.suite), root: debian.root.clone(), python: debian.root.join("usr/bin").join(&debian.python) });
+    for i in &out {
+        if !i.python.exists() {
+            bail!("{} does not exist; build the tree first", i.python.display());
+        }
+    }
+    Ok(out)
+}
+
+fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<(Value, String)> {
+    let arch = &loaded.manifest.arch[&o.arch];
+    let interps = interpreters(project, loaded, o, debian)?;
+    let yardstick = interps.len() - 1;
+    let workloads = project.root.join("tests/bench/workloads.py");
+    let imports = "import json, re, decimal, sqlite3, ssl, asyncio, email.parser, xml.etree.ElementTree, zlib, lzma, ctypes";
+    let mut cases: Vec<(String, Vec<String>, bool)> = vec![
+        ("startup (-c pass)".into(), vec!["-c".into(), "pass".into()], false),
+        ("startup (-I -S -c pass)".into(), vec!["-I".into(), "-S".into(), "-c".into(), "pass".into()], false),
+        ("import 11 stdlib modules".into(), vec!["-c".into(), imports.into()], false),
+    ];
+    for w in ["nbody", "float", "json", "regex", "sqlite", "richards", "pidigits"] {
+        cases.push((w.into(), vec![workloads.display().to_string(), w.into()], true));
+    }
+    let run = |i: &Interp, args: &[String], inner: bool| -> Result<f64> {
+        let mut cmd = Command::new(&arch.qemu);
+        if let Some(cpu) = &arch.qemu_cpu {
+            cmd.args(["-cpu", cpu]);
+        }
+        cmd.arg("-L").arg(&i.root).arg(&i.python).args(args);
+        cmd.env_clear().env("LC_ALL", "C.UTF-8").env("PYTHONDONTWRITEBYTECODE", "1").env("HOME", "/tmp").stdin(Stdio::null());
+        let started = Instant::now();
+        let out = cmd.output().with_context(|| format!("cannot run {}", arch.qemu))?;
+        let wall = started.elapsed().as_secs_f64();
+        if !out.status.success() {
+            bail!("{} {}: {}", i.name, args.join(" "), String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        }
+        if inner {
+            return String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().context("a workload printed no time");
+        }
+        Ok(wall)
+    };
+    let ys = &interps[yardstick].name;
+    let mut t = format!(
+        "\nruntime ({} under {}, seconds, median of {} runs, alternating; ratio = ours / {ys}, < 1: ours is faster)\n  {:26}",
+        o.arch, arch.qemu, o.runs, ""
+    );
+    for i in &interps {
+        write!(t, " {:>13}", i.name)?;
+    }
+    for i in &interps[..yardstick] {
+        write!(t, " {:>13}", format!("ratio {}", i.name))?;
+    }
+    t.push('\n');
+    let mut v = BTreeMap::new();
+    for (name, args, inner) in &cases {
+        let mut times: Vec<Vec<f64>> = vec![vec![]; interps.len()];
+        // Warm the page cache once for each, then alternate.
+        for i in &interps {
+            run(i, args, *inner)?;
+        }
+        for _ in 0..o.runs {
+            for (k, i) in interps.iter().enumerate() {
+                times[k].push(run(i, args, *inner)?);
+            }
+        }
+        let medians: Vec<f64> = times.iter_mut().map(|ts| median(ts)).collect();
+        write!(t, "  {name:26}")?;
+        for m in &medians {
+            write!(t, " {m:>13.3}")?;
+        }
+        let mut case = serde_json::Map::new();
+        let mut ratios = serde_json::Map::new();
+        for (k, i) in interps.iter().enumerate() {
+            case.insert(i.name.clone(), json!({"runs": times[k], "median": medians[k]}));
+            if k != yardstick {
+                let r = medians[k] / medians[yardstick];
+                write!(t, " {r:>13.2}")?;
+                ratios.insert(i.name.clone(), json!(r));
+            }
+        }
+        t.push('\n');
+        case.insert("ratio".into(), Value::Object(ratios));
+        v.insert(name.clone(), Value::Object(case));
+    }
+    let names: Vec<&str> = interps.iter().map(|i| i.name.as_str()).collect();
+    Ok((json!({"runs": o.runs, "interpreters": names, "yardstick": ys, "debian_version": debian.version, "qemu": arch.qemu, "cases": v}), t))
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_variant_is_default_or_manifest_features_joined_by_plus() {
+        let loaded = Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
+        assert!(variant_features(&loaded, "default").unwrap().is_empty());
+        assert_eq!(variant_features(&loaded, "lto+pgo").unwrap(), ["lto", "pgo"]);
+        let err = variant_features(&loaded, "lto+fast").unwrap_err().to_string();
+        assert!(err.starts_with("--variants lto+fast: `fast` is not a feature of the manifest"), "{err}");
+        assert!(err.contains("lto, pgo, static-interpreter"), "{err}");
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_runs() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+    }
+}

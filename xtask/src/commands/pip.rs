@@ -1,0 +1,262 @@
+//! `cargo xtask pip --arch <a> install <spec>...`: ad-hoc installs into
+//! the staged tree `sysroots/<arch>`, all or nothing.
+//!
+//! Everything that can fail happens in a staging directory first: pip
+//! resolves for the target, sdists are built in the crossenv, the wheels
+//! are installed into the staging root, their ELF files checked (target
+//! machine, every `DT_NEEDED` in the tree or added from the toolchain, no
+//! build path) and their files compared with the tree. Only then are files
+//! moved into the tree, so a failure leaves the tree as it was. The tree is
+//! assembled again by the next `build` when its inputs change: packages
+//! meant to stay belong in the manifest's `python_packages`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use walkdir::WalkDir;
+
+use crate::engine::image::{ImageNote, WheelNote};
+use crate::engine::project::{BuildLock, Project};
+use crate::model::manifest::Loaded;
+use crate::python::crosspip;
+
+pub struct Request<'a> {
+    pub arch: &'a str,
+    pub toolchain: Option<&'a str>,
+    pub specs: &'a [String],
+    pub requirements: Option<&'a Path>,
+    pub no_binary: &'a [String],
+}
+
+pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
+    let _lock = BuildLock::take(&project.build_dir, false)?;
+    let tree = project.tree(r.arch);
+    let mut note = ImageNote::read(&tree).with_context(|| format!("no tree for {}: run `cargo xtask build --arch {}` first", r.arch, r.arch))?;
+    let mut specs = r.specs.to_vec();
+    if let Some(file) = r.requirements {
+        specs.extend(crate::model::manifest::read_requirements(file)?);
+    }
+    if specs.is_empty() {
+        bail!("nothing to install: give requirement specifiers, wheel files or -r <requirements file>");
+    }
+    let mut target = project.last_target(r.arch);
+    if let Some(t) = r.toolchain {
+        target.toolchain = Some(t.to_string());
+    }
+    let plan = project.plan(loaded, &[r.arch.to_string()], &target)?;
+    let ab = &plan.arches[0];
+    let python = plan.units.iter().find(|u| u.node.recipe == "python3" && !u.node.is_native()).context("the image has no python3")?;
+    let native = plan.units.iter().find(|u| u.node.recipe == "python3" && u.node.is_native()).context("no python3-native")?;
+    let pyver = python.node.pv().major_minor();
+    let host_python = python.dirs.sysroot_destdir.join(plan.prefix.trim_start_matches('/')).join(format!("bin/python{pyver}"));
+    let native_python = native.dirs.sysroot_destdir.join(format!("usr/bin/python{pyver}"));
+    if !host_python.exists() || !native_python.exists() {
+        bail!("the build of {} is incomplete ({} missing); run `cargo xtask build --arch {}`", r.arch, host_python.display(), r.arch);
+    }
+    let work = project.build_dir.join(r.arch).join("pip");
+    fs::create_dir_all(work.join("temp"))?;
+    let log_path = work.join("temp/log.pip_install");
+    let mut log = String::new();
+    let job = Job { project, plan: &plan, ab, tree: &tree, host_python: &host_python, pyver, work: &work };
+    let result = job.run(&mut note, &native_python, &specs, r.no_binary, &mut log);
+    crate::engine::tasks::atomic_write(&log_path, log.as_bytes())?;
+    match result {
+        Ok(summary) => {
+            print!("{summary}");
+            Ok(())
+        }
+        Err(e) => {
+            let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+            eprintln!("{}\n(log: {})", tail.join("\n"), log_path.display());
+            Err(e.context(format!("pip install for {} failed; the tree {} is unchanged", r.arch, tree.display())))
+        }
+    }
+}
+
+/// One ad-hoc install into the tree of an arch.
+struct Job<'a> {
+    project: &'a Project,
+    plan: &'a crate::engine::tasks::Plan,
+    ab: &'a crate::engine::tasks::ArchBuild,
+    tree: &'a Path,
+    /// The target interpreter as built (its sysconfig drives the crossenv).
+    host_python: &'a Path,
+    pyver: String,
+    work: &'a Path,
+}
+
+/// What the wheels change: the new ones, the RECORDs of the versions they
+/// replace, and a line per package.
+struct Choice {
+    fresh: Vec<PathBuf>,
+    replaced: Vec<PathBuf>,
+    summary: String,
+}
+
+impl<'a> Job<'a> {
+    fn run(&self, note: &mut ImageNote, native_python: &Path, specs: &[String], no_binary: &[String], log: &mut String) -> Result<String> {
+        let bp = crosspip::BuildPython::ensure(native_python, &self.project.build_dir.join("native/pip-venv"), log)?;
+        let target = self.target(self.tree)?;
+        for spec in specs.iter().filter(|s| s.ends_with(".whl")) {
+            target.check_wheel_fits(spec)?;
+        }
+        let build_dir = &self.project.build_dir;
+        let mut session =
+            crosspip::Session::new(bp, target, &self.plan.python, build_dir, &build_dir.join(&self.ab.name), &self.ab.toolchain, self.host_python)?;
+        let downloads = tempfile::tempdir_in(self.work)?;
+        let wheels = session.wheels(specs, no_binary, downloads.path(), log)?;
+        let choice = self.choose(&wheels, log)?;
+        if choice.fresh.is_empty() {
+            return Ok(format!("{}: nothing to do\n{}", self.ab.name, choice.summary));
+        }
+        let staging = tempfile::tempdir_in(self.work)?;
+        let replaced_files = self.stage(&session.bp, &choice, staging.path(), note, log)?;
+        self.commit(staging.path(), &choice, &replaced_files, note)?;
+        Ok(format!("{}: installed into {}\n{}", self.ab.name, self.tree.display(), choice.summary))
+    }
+
+    fn target<'r>(&self, root: &'r Path) -> Result<crosspip::Target<'r>>
+    where
+        'a: 'r,
+    {
+        let mut t = crosspip::Target::new(&self.ab.name, &self.ab.arch, root, &self.plan.prefix, self.pyver.clone(), &self.ab.toolchain)?;
+        t.relr_from = crate::engine::image::BoardLibs::new(&self.plan.libc, self.ab.arch.libc, self.ab.toolchain.glibc).relr_from;
+        Ok(t)
+    }
+
+    /// New, upgraded or already there, against the tree's dist-infos.
+    fn choose(&self, wheels: &[PathBuf], log: &str) -> Result<Choice> {
+        let installed = installed_dists(self.tree, &self.plan.prefix, &crosspip::ldversion(self.tree, &self.plan.prefix, &self.pyver))?;
+        let mut c = Choice { fresh: vec![], replaced: vec![], summary: String::new() };
+        for w in wheels {
+            let crosspip::WheelFile { project: name, version, .. } = crosspip::WheelFile::parse(w)?;
+            match installed.get(&name) {
+                Some((v, _)) if *v == version => writeln!(c.summary, "  {name} {version}: already installed")?,
+                Some((v, record)) => {
+                    writeln!(c.summary, "  {name} {v} -> {version}")?;
+                    c.replaced.push(record.clone());
+                    c.fresh.push(w.clone());
+                }
+                None => {
+                    writeln!(c.summary, "  {name} {version}: new")?;
+                    c.fresh.push(w.clone());
+                }
+            }
+        }
+        for route in log.lines().filter_map(|l| l.strip_prefix("ROUTE ")) {
+            writeln!(c.summary, "  route {route}")?;
+        }
+        Ok(c)
+    }
+
+    /// Install into `root`, laid out like the tree, and check it there:
+    /// ELF files fit the board, and no file of the tree is overwritten
+    /// unless a replaced version owns it. Returns the replaced files.
+    fn stage(&self, bp: &crosspip::BuildPython, c: &Choice, root: &Path, note: &ImageNote, log: &mut String) -> Result<Vec<PathBuf>> {
+        let tree = self.tree;
+        crosspip::install_wheels(bp, &self.target(root)?, &c.fresh, log)?;
+        let mut report = String::new();
+        let present = crate::engine::image::tree_libraries(tree);
+        let board = crate::engine::image::BoardLibs::new(&self.plan.libc, self.ab.arch.libc, self.ab.toolchain.glibc);
+        crate::engine::image::add_toolchain_libs_beside(root, &self.plan.prefix, &present, &board, &self.ab.toolchain, &mut report)?;
+        crate::engine::image::set_run_paths_beside(root, tree, &self.plan.prefix, &mut report)?;
+        log.push_str(&report);
+        check_staged(root, tree, &present, &board, &self.ab.arch.elf, &[self.project.build_dir.clone(), root.to_path_buf()])?;
+        let replaced_files: Vec<PathBuf> = c.replaced.iter().map(|r| crate::engine::image::record_files(r, tree)).collect::<Result<Vec<_>>>()?.concat();
+        let mut conflicts = vec![];
+        for e in WalkDir::new(root).min_depth(1) {
+            let e = e?;
+            let rel = e.path().strip_prefix(root).unwrap();
+            if !e.file_type().is_dir() && tree.join(rel).exists() && !replaced_files.iter().any(|f| f == &tree.join(rel)) {
+                conflicts.push(format!("{} (owned by {})", rel.display(), note.owners.get(&rel.display().to_string()).map_or("the tree", |o| o.as_str())));
+            }
+        }
+        if !conflicts.is_empty() {
+            bail!("the new packages would overwrite files they do not own:\n  {}", conflicts.join("\n  "));
+        }
+        Ok(replaced_files)
+    }
+
+    /// Move the staged files into the tree and record their owners. Nothing
+    /// can fail for a reason of the packages any more.
+    fn commit(&self, root: &Path, c: &Choice, replaced_files: &[PathBuf], note: &mut ImageNote) -> Result<()> {
+        let tree = self.tree;
+        for f in replaced_files {
+            let _ = fs::remove_file(f);
+            note.owners.remove(&f.strip_prefix(tree).unwrap().display().to_string());
+        }
+        let new_owners = crate::engine::image::record_owners(root)?;
+        for e in WalkDir::new(root).min_depth(1).sort_by_file_name() {
+            let e = e?;
+            let rel = e.path().strip_prefix(root).unwrap();
+            let dest = tree.join(rel);
+            if e.file_type().is_dir() {
+                fs::create_dir_all(&dest)?;
+            } else {
+                fs::rename(e.path(), &dest).with_context(|| format!("cannot move {} into the tree", rel.display()))?;
+                let owner = new_owners.get(&rel.display().to_string()).cloned().unwrap_or_else(|| "toolchain".into());
+                note.owners.insert(rel.display().to_string(), owner);
+            }
+        }
+        for w in &c.fresh {
+            note.wheels.push(WheelNote { file: w.file_name().unwrap().to_string_lossy().into_owned(), sha256: crate::sources::fetch::sha256_file(w)? });
+        }
+        crate::engine::tasks::atomic_write(&tree.join(crate::engine::image::IMAGE_NOTE), &serde_json::to_vec_pretty(note)?)
+    }
+}
+
+/// Every ELF file staged: the target's machine, every `DT_NEEDED` in the
+/// staging root or the tree; no file holds a build-machine path.
+fn check_staged(
+    root: &Path,
+    tree: &Path,
+    present: &BTreeMap<String, PathBuf>,
+    board: &crate::engine::image::BoardLibs,
+    want: &crate::model::manifest::ElfExpect,
+    build_paths: &[PathBuf],
+) -> Result<()> {
+    let staged = crate::engine::image::tree_libraries(root);
+    let mut problems = vec![];
+    for (path, info) in crate::machine::elf::elf_files(root)? {
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        if let Err(e) = crate::machine::elf::check_machine(&info, want) {
+            problems.push(format!("{rel}: not for this arch: {e}"));
+        }
+        for n in info.needed.iter().filter(|n| !present.contains_key(*n) && !staged.contains_key(*n) && !board.has(n)) {
+            problems.push(format!("{rel}: needs {n}, which is neither in {} nor in the toolchain", tree.display()));
+        }
+        problems.extend(board.problems(&rel, &info));
+    }
+    for e in WalkDir::new(root).min_depth(1) {
+        let e = e?;
+        if e.file_type().is_file() {
+            let bytes = fs::read(e.path())?;
+            if let Some(p) = build_paths.iter().find(|p| crate::engine::image::contains(&bytes, p.display().to_string().as_bytes())) {
+                problems.push(format!("{}: contains the build-machine path {}", e.path().strip_prefix(root).unwrap().display(), p.display()));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("the new packages are not fit for the board:\n  {}", problems.join("\n  "));
+    }
+    Ok(())
+}
+
+/// Installed distributions of the tree: normalized name -> (version, RECORD).
+fn installed_dists(tree: &Path, prefix: &str, ldversion: &str) -> Result<BTreeMap<String, (String, PathBuf)>> {
+    let site = tree.join(prefix.trim_start_matches('/')).join(format!("lib/python{ldversion}/site-packages"));
+    let mut out = BTreeMap::new();
+    for e in fs::read_dir(&site).with_context(|| format!("cannot read {}", site.display()))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".dist-info") {
+            if let Some((project, version)) = stem.rsplit_once('-') {
+                out.insert(crosspip::project_name(project), (version.to_string(), e.path().join("RECORD")));
+            }
+        }
+    }
+    Ok(out)
+}

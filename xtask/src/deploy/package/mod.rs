@@ -1,0 +1,147 @@
+//! package: the target tree made fit for a board, by profile: staged with
+//! the profile's files, stripped with the toolchain's `strip`, byte code
+//! compiled in unchecked-hash mode, moved to the chosen prefix, checked,
+//! then written as reproducible `.tar.gz` and `.tar.zst` archives with
+//! `SHA256SUMS`, a file list, a size report and an SPDX SBOM next to them,
+//! or installed into an existing root filesystem.
+
+mod archive;
+mod checks;
+mod install;
+
+pub use install::install as install_over;
+mod report;
+mod stage;
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::engine::image::ImageNote;
+use crate::engine::project::Project;
+use crate::model::manifest::{Loaded, Profile};
+
+pub struct Options {
+    pub profile: Option<String>,
+    /// Where the tree lives on the board; the manifest's prefix by default.
+    pub prefix: Option<String>,
+    /// Install into this root filesystem instead of writing archives.
+    pub rootfs: Option<PathBuf>,
+    pub force: bool,
+}
+
+/// The profile named (or the manifest's default), with its `inherits`
+/// chain folded in: the nearest setting wins, excludes add up.
+pub fn profile(loaded: &Loaded, name: Option<&str>) -> Result<(String, Profile)> {
+    let p = &loaded.manifest.package;
+    let name = name.or(p.default_profile.as_deref()).unwrap_or("runtime").to_string();
+    let mut chain = vec![];
+    let mut at = Some(name.clone());
+    while let Some(n) = at {
+        if chain.iter().any(|(c, _): &(String, &Profile)| *c == n) {
+            bail!("package profile `{n}` inherits itself ({})", loaded.path.display());
+        }
+        let Some(pr) = p.profile.get(&n) else {
+            bail!("no package profile `{n}` in {}; known: {}", loaded.path.display(), p.profile.keys().cloned().collect::<Vec<_>>().join(", "));
+        };
+        at = pr.inherits.clone();
+        chain.push((n, pr));
+    }
+    let mut out = Profile::default();
+    for (_, pr) in chain.iter().rev() {
+        out.description = pr.description.clone();
+        out.strip = pr.strip.or(out.strip);
+        out.pyc = pr.pyc.or(out.pyc);
+        out.pyc_opt_levels = pr.pyc_opt_levels.clone().or(out.pyc_opt_levels);
+        out.exclude.extend(pr.exclude.iter().cloned());
+    }
+    Ok((name, out))
+}
+
+/// What `package` wrote.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Output {
+    pub profile: String,
+    pub unpacked_bytes: u64,
+    pub files: usize,
+    /// Archive file name and size.
+    pub archives: Vec<(String, u64)>,
+    /// Unpacked bytes by component of the size report.
+    pub components: std::collections::BTreeMap<String, u64>,
+}
+
+pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -> Result<Output> {
+    let tree = project.tree(arch);
+    if !tree.exists() {
+        bail!("{} does not exist; run `cargo xtask build --arch {arch}` first", tree.display());
+    }
+    let note = ImageNote::read(&tree)?;
+    let (profile_name, profile) = profile(loaded, opts.profile.as_deref())?;
+    let graph = crate::model::resolve::resolve(loaded, arch)?;
+    let python = graph.nodes.iter().find(|n| n.recipe == "python3" && !n.is_native()).context("the image has no python3")?;
+    let from_prefix = loaded.manifest.distro.prefix.clone();
+    let prefix = opts.prefix.clone().unwrap_or_else(|| from_prefix.clone());
+    if !prefix.starts_with('/') || prefix.len() < 2 || prefix.contains("..") {
+        bail!("--prefix {prefix}: give an absolute directory such as /usr/local or /opt/python3");
+    }
+    let work = project.build_dir.join(arch).join("package");
+    fs::create_dir_all(&work)?;
+    let staged = stage::stage(&stage::Request {
+        tree: &tree,
+        work: &work,
+        note: &note,
+        profile: &profile,
+        from_prefix: &from_prefix,
+        prefix: &prefix,
+        pyver: crate::python::crosspip::ldversion(&tree, &from_prefix, &python.pv().major_minor()),
+    })
+    .with_context(|| format!("cannot stage the {profile_name} profile of {}", tree.display()))?;
+    let build_paths = [project.build_dir.clone(), crate::engine::image::sysroots_dir(&project.build_dir), work.clone()];
+    let board = crate::engine::image::BoardLibs::new(&loaded.manifest.libc, loaded.manifest.arch[arch].libc, note.toolchain_glibc);
+    let checked = checks::check(&staged.root, &loaded.manifest.arch[arch].elf, &build_paths, &board)?;
+    eprint!("{}", checked);
+    for w in &staged.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(rootfs) = &opts.rootfs {
+        install::install(&staged.root, rootfs, opts.force)?;
+        return Ok(Output { profile: profile_name, ..Default::default() });
+    }
+    let deploy = project.deploy_dir(arch);
+    fs::create_dir_all(&deploy)?;
+    let suffix = if profile_name == "runtime" && opts.prefix.is_none() { String::new() } else { format!("-{profile_name}") };
+    let relocated = if opts.prefix.is_some() { format!("-{}", prefix.trim_matches('/').replace('/', "-")) } else { String::new() };
+    // A free-threaded interpreter is named as CPython names it: 3.14.7t.
+    let threading = if crate::python::crosspip::ldversion(&tree, &from_prefix, &python.pv().major_minor()).ends_with('t') { "t" } else { "" };
+    let stem = format!("crosspython-{}{threading}-{arch}{suffix}{relocated}", python.version);
+    let epoch = crate::base::reproducible::source_date_epoch()?;
+    let mut sums = vec![];
+    let mut archives = vec![];
+    for format in [archive::Format::Gzip, archive::Format::Zstd] {
+        let name = format!("{stem}.{}", format.extension());
+        let out = deploy.join(&name);
+        archive::write(&staged.root, &out, format, epoch)?;
+        let sha = crate::sources::fetch::sha256_file(&out)?;
+        let size = fs::metadata(&out)?.len();
+        println!("{}: {:.1} MiB, sha256 {sha}", out.display(), size as f64 / 1048576.0);
+        sums.push(format!("{sha}  {name}\n"));
+        archives.push((name, size));
+    }
+    let (files, unpacked_bytes, file_count) = report::file_list(&staged.root)?;
+    crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.files.txt")), files.as_bytes())?;
+    let (sizes, components) = report::sizes(&staged.root, &note, &from_prefix, &prefix, &archives)?;
+    crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.sizes.txt")), sizes.as_bytes())?;
+    print!("{sizes}");
+    let sbom = report::sbom(loaded, &graph, &staged.root, &note, &stem, epoch)?;
+    crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.spdx.json")), &serde_json::to_vec_pretty(&sbom)?)?;
+    let sums_path = deploy.join(format!("{stem}.SHA256SUMS"));
+    crate::engine::tasks::atomic_write(&sums_path, sums.concat().as_bytes())?;
+    println!(
+        "{} ({profile_name}: {}): {}.{{tar.gz,tar.zst,files.txt,sizes.txt,spdx.json,SHA256SUMS}}",
+        arch,
+        profile.description,
+        deploy.join(&stem).display()
+    );
+    Ok(Output { profile: profile_name, unpacked_bytes, files: file_count, archives, components })
+}

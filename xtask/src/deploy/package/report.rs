@@ -1,0 +1,295 @@
+//! What is in a package: the file list, the size report by component and
+//! an SPDX 2.3 SBOM of every recipe and Python package in it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+use walkdir::WalkDir;
+
+use crate::engine::image::ImageNote;
+use crate::model::manifest::Loaded;
+use crate::model::resolve::Graph;
+
+/// `size mode path` per file, `-> target` for symlinks, sorted; with the
+/// total bytes and the number of files.
+pub fn file_list(root: &Path) -> Result<(String, u64, usize)> {
+    let mut out = String::new();
+    let (mut total, mut count) = (0, 0);
+    for e in WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let e = e?;
+        let rel = e.path().strip_prefix(root).unwrap().display();
+        let meta = fs::symlink_metadata(e.path())?;
+        if meta.file_type().is_symlink() {
+            writeln!(out, "{:>10} {:04o} {rel} -> {}", 0, 0o777, fs::read_link(e.path())?.display())?;
+        } else if meta.is_file() {
+            writeln!(out, "{:>10} {:04o} {rel}", meta.len(), meta.permissions().mode() & 0o7777)?;
+            total += meta.len();
+            count += 1;
+        }
+    }
+    Ok((out, total, count))
+}
+
+/// Who a file of the package came from, by its path in the tree the
+/// build note describes.
+pub struct Owners<'a> {
+    note: &'a ImageNote,
+    from_prefix: String,
+    prefix: String,
+}
+
+impl<'a> Owners<'a> {
+    pub fn new(note: &'a ImageNote, from_prefix: &str, prefix: &str) -> Owners<'a> {
+        Owners { note, from_prefix: from_prefix.trim_start_matches('/').into(), prefix: prefix.trim_start_matches('/').into() }
+    }
+
+    pub fn of(&self, rel: &str) -> &str {
+        let in_tree = match rel.strip_prefix(&self.prefix) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("{}{rest}", self.from_prefix),
+            _ => rel.to_string(),
+        };
+        let source = match in_tree.rsplit_once("/__pycache__/") {
+            // a/__pycache__/b.cpython-313.opt-1.pyc comes from a/b.py
+            Some((dir, file)) => format!("{dir}/{}.py", file.split('.').next().unwrap_or(file)),
+            // sourceless a/b.pyc comes from a/b.py
+            None => match in_tree.strip_suffix(".pyc") {
+                Some(stem) => format!("{stem}.py"),
+                None => in_tree,
+            },
+        };
+        self.note.owners.get(&source).map(String::as_str).unwrap_or("other")
+    }
+}
+
+/// The component a file counts toward in the size report.
+fn component(owner: &str, rel: &str, prefix: &str) -> String {
+    let p = prefix.trim_start_matches('/');
+    match owner.split_once(':') {
+        Some(("recipe", "python3")) => {
+            let file = rel.rsplit('/').next().unwrap_or(rel);
+            if rel.starts_with(&format!("{p}/bin/")) || file.starts_with("libpython") {
+                "interpreter (python3, libpython)".into()
+            } else if rel.contains("/lib-dynload/") {
+                "stdlib C modules (lib-dynload)".into()
+            } else if rel.starts_with(&format!("{p}/include/")) {
+                "headers".into()
+            } else {
+                "stdlib".into()
+            }
+        }
+        Some(("recipe", name)) => format!("C library: {name}"),
+        Some(("wheel", name)) => format!("site-packages: {name}"),
+        _ if owner == "toolchain" => "toolchain run-time".into(),
+        _ => "other".into(),
+    }
+}
+
+/// The size report as text, and the bytes of each component.
+pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, archives: &[(String, u64)]) -> Result<(String, BTreeMap<String, u64>)> {
+    let owners = Owners::new(note, from_prefix, prefix);
+    let mut by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut total = (0, 0);
+    for e in WalkDir::new(root).min_depth(1) {
+        let e = e?;
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+        let size = e.metadata()?.len();
+        let c = by.entry(component(owners.of(&rel), &rel, prefix)).or_default();
+        c.0 += 1;
+        c.1 += size;
+        total.0 += 1;
+        total.1 += size;
+    }
+    let components = by.iter().map(|(k, v)| (k.clone(), v.1)).collect();
+    let mut rows: Vec<_> = by.into_iter().collect();
+    rows.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(&b.0)));
+    let mut out = String::new();
+    writeln!(out, "{:44} {:>7} {:>10}", "component", "files", "KiB")?;
+    for (name, (files, bytes)) in &rows {
+        writeln!(out, "{name:44} {files:>7} {:>10.1}", *bytes as f64 / 1024.0)?;
+    }
+    writeln!(out, "{:44} {:>7} {:>10.1}", "total (unpacked)", total.0, total.1 as f64 / 1024.0)?;
+    for (name, size) in archives {
+        writeln!(out, "{:44} {:>7} {:>10.1}", name, "", *size as f64 / 1024.0)?;
+    }
+    Ok((out, components))
+}
+
+/// An installed Python distribution, from its `*.dist-info/METADATA`.
+struct Dist {
+    name: String,
+    version: String,
+    license: Option<String>,
+}
+
+fn dists(root: &Path) -> Result<Vec<Dist>> {
+    let mut out = vec![];
+    for e in WalkDir::new(root).sort_by_file_name().into_iter().flatten() {
+        if e.file_name() != "METADATA" || e.path().parent().is_none_or(|p| p.extension().is_none_or(|x| x != "dist-info")) {
+            continue;
+        }
+        let text = fs::read_to_string(e.path())?;
+        let field = |k: &str| text.lines().take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string());
+        let (Some(name), Some(version)) = (field("Name:"), field("Version:")) else { continue };
+        // An SPDX expression when the metadata gives one; free text is not.
+        let license = field("License-Expression:").or_else(|| field("License:").filter(|l| !l.is_empty() && l.len() < 40 && !l.contains(char::is_whitespace)));
+        out.push(Dist { name, version, license });
+    }
+    Ok(out)
+}
+
+fn spdx_id(kind: &str, name: &str) -> String {
+    let clean: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect();
+    format!("SPDXRef-{kind}-{clean}")
+}
+
+/// An SPDX 2.3 document: the package, the recipes in it (run time) or used
+/// to build it (build time), the toolchain run-time and every Python
+/// distribution, with versions, licenses, sources and sha256.
+pub fn sbom(loaded: &Loaded, graph: &Graph, root: &Path, note: &ImageNote, name: &str, epoch: u64) -> Result<Value> {
+    let top = spdx_id("Package", name);
+    let mut packages = vec![json!({
+        "SPDXID": top,
+        "name": name,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "OPERATING-SYSTEM",
+    })];
+    let mut relationships = vec![json!({"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": top})];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let id = spdx_id("Recipe", &node.name);
+        let source = node.sources.first();
+        let mut p = json!({
+            "SPDXID": id,
+            "name": node.name,
+            "versionInfo": node.version,
+            "downloadLocation": source.map(|s| s.url.get_ref().clone()).unwrap_or_else(|| "NOASSERTION".into()),
+            "licenseDeclared": node.license,
+            "licenseConcluded": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "filesAnalyzed": false,
+            "summary": node.summary,
+        });
+        if let Some(sha) = source.and_then(|s| s.sha256.as_ref()) {
+            p["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": sha.get_ref()}]);
+        }
+        packages.push(p);
+        let relation = if graph.runtime.contains(&i) {
+            json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": id})
+        } else if node.is_native() {
+            json!({"spdxElementId": id, "relationshipType": "BUILD_TOOL_OF", "relatedSpdxElement": top})
+        } else {
+            json!({"spdxElementId": id, "relationshipType": "BUILD_DEPENDENCY_OF", "relatedSpdxElement": top})
+        };
+        relationships.push(relation);
+    }
+    // Shared objects of a gcc toolchain (libstdc++, libgcc_s) the board
+    // lacks; zig links its C++ run-time statically, so usually none.
+    if note.owners.values().any(|o| o == "toolchain") {
+        let toolchain = spdx_id("Package", "toolchain-runtime");
+        packages.push(json!({
+            "SPDXID": toolchain,
+            "name": "run-time libraries (libgcc, libstdc++)",
+            "versionInfo": "NOASSERTION",
+            "downloadLocation": "NOASSERTION",
+            "licenseDeclared": "GPL-3.0-or-later WITH GCC-exception-3.1",
+            "licenseConcluded": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "filesAnalyzed": false,
+            "comment": if note.runtime_packages.is_empty() {
+                format!("copied from the cross toolchain {}", note.toolchain)
+            } else {
+                format!("from Debian packages (name version sha256): {}", note.runtime_packages.join("; "))
+            },
+        }));
+        relationships.push(json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": toolchain}));
+    }
+    for d in dists(root)? {
+        let id = spdx_id("PyPI", &d.name);
+        let norm = d.name.to_ascii_lowercase().replace(['-', '.'], "_");
+        let wheel = note.wheels.iter().find(|w| w.file.to_ascii_lowercase().starts_with(&format!("{norm}-{}-", d.version)));
+        let mut p = json!({
+            "SPDXID": id,
+            "name": d.name,
+            "versionInfo": d.version,
+            "downloadLocation": "NOASSERTION",
+            "licenseDeclared": d.license.clone().unwrap_or_else(|| "NOASSERTION".into()),
+            "licenseConcluded": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "filesAnalyzed": false,
+            "externalRefs": [{
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": format!("pkg:pypi/{}@{}", d.name.to_ascii_lowercase(), d.version),
+            }],
+        });
+        if let Some(w) = wheel {
+            p["packageFileName"] = json!(w.file);
+            p["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": w.sha256}]);
+        }
+        packages.push(p);
+        relationships.push(json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": id}));
+    }
+    // The namespace must be unique per document: derive it from the content.
+    let content = serde_json::to_vec(&(&packages, &relationships))?;
+    let digest = crate::sources::fetch::sha256_bytes(&content);
+    Ok(json!({
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": name,
+        "documentNamespace": format!("https://spdx.org/spdxdocs/{name}-{}", &digest[..16]),
+        "creationInfo": {
+            "created": iso8601(epoch),
+            "creators": [format!("Tool: crosspython ({})", loaded.path.file_name().unwrap_or_default().to_string_lossy())],
+        },
+        "packages": packages,
+        "relationships": relationships,
+    }))
+}
+
+/// `SOURCE_DATE_EPOCH` as `YYYY-MM-DDThh:mm:ssZ`, as SPDX wants it.
+fn iso8601(epoch: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_print_as_utc_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_735_689_600), "2025-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_825_600 + 3661), "2000-02-29T13:01:01Z");
+    }
+
+    #[test]
+    fn owners_follow_relocation_and_byte_code_back_to_the_source() {
+        let mut note = ImageNote::default();
+        note.owners.insert("usr/local/lib/python3.13/os.py".into(), "recipe:python3".into());
+        note.owners.insert("usr/local/lib/libz.so.1".into(), "recipe:zlib".into());
+        let o = Owners::new(&note, "/usr/local", "/opt/py");
+        assert_eq!(o.of("opt/py/lib/libz.so.1"), "recipe:zlib");
+        assert_eq!(o.of("opt/py/lib/python3.13/__pycache__/os.cpython-313.pyc"), "recipe:python3");
+        assert_eq!(o.of("opt/py/lib/python3.13/os.pyc"), "recipe:python3");
+        assert_eq!(o.of("etc/unknown"), "other");
+    }
+
+    #[test]
+    fn files_count_toward_components() {
+        assert_eq!(component("recipe:python3", "usr/local/bin/python3.13", "/usr/local"), "interpreter (python3, libpython)");
+        assert_eq!(component("recipe:python3", "usr/local/lib/libpython3.13.so.1.0", "/usr/local"), "interpreter (python3, libpython)");
+        assert_eq!(component("recipe:python3", "usr/local/lib/python3.13/lib-dynload/_ssl.so", "/usr/local"), "stdlib C modules (lib-dynload)");
+        assert_eq!(component("recipe:openssl", "usr/local/lib/libssl.so.3", "/usr/local"), "C library: openssl");
+        assert_eq!(component("wheel:numpy", "x", "/usr/local"), "site-packages: numpy");
+        assert_eq!(component("toolchain", "usr/local/lib/libstdc++.so.6", "/usr/local"), "toolchain run-time");
+    }
+}

@@ -1,0 +1,276 @@
+//! A profile's copy of the tree: excluded files left out, ELF files
+//! stripped, byte code recompiled, everything moved to the chosen prefix.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use walkdir::WalkDir;
+
+use crate::engine::image::ImageNote;
+use crate::model::manifest::{Profile, Pyc, Strip};
+
+pub struct Request<'a> {
+    pub tree: &'a Path,
+    pub work: &'a Path,
+    pub note: &'a ImageNote,
+    pub profile: &'a Profile,
+    pub from_prefix: &'a str,
+    pub prefix: &'a str,
+    pub pyver: String,
+}
+
+pub struct Staged {
+    /// `work/root`: what goes into the archive.
+    pub root: PathBuf,
+    pub warnings: Vec<String>,
+}
+
+/// Files of the tree that describe the build, not the board.
+pub const BUILD_NOTES: [&str; 2] = [".crosspython-rootfs.txt", crate::engine::image::IMAGE_NOTE];
+
+pub fn stage(r: &Request) -> Result<Staged> {
+    let root = r.work.join("root");
+    crate::base::sysroot::remove(&root)?;
+    let excluded = globs(&r.profile.exclude, r.from_prefix, &r.pyver)?;
+    copy_selected(r.tree, &root, &excluded)?;
+    let mut warnings = vec![];
+    match r.profile.strip.unwrap_or(Strip::None) {
+        Strip::None => {}
+        mode => strip(&root, &r.note.strip, mode)?,
+    }
+    if r.prefix != r.from_prefix {
+        warnings.extend(relocate(&root, r.from_prefix, r.prefix)?);
+    }
+    let python = r.note.build_python.as_deref().context("the tree's build note names no build python; rebuild the tree")?;
+    let stdlib = root.join(r.prefix.trim_start_matches('/')).join("lib").join(format!("python{}", r.pyver));
+    byte_compile(python, &root, &stdlib, r.profile)?;
+    Ok(Staged { root, warnings })
+}
+
+/// The profile's globs with `{prefix}` and `{py}` filled in.
+pub fn globs(patterns: &[String], prefix: &str, pyver: &str) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let p = p.replace("{prefix}", prefix.trim_start_matches('/')).replace("{py}", &format!("python{pyver}"));
+        b.add(Glob::new(&p).with_context(|| format!("bad exclude glob `{p}`"))?);
+    }
+    Ok(b.build()?)
+}
+
+/// Copy the tree without excluded files, build notes or old byte code
+/// (it is compiled again for the profile).
+fn copy_selected(tree: &Path, root: &Path, excluded: &GlobSet) -> Result<()> {
+    let walker = WalkDir::new(tree).min_depth(1).sort_by_file_name().into_iter().filter_entry(|e| e.file_name() != "__pycache__");
+    fs::create_dir_all(root)?;
+    for e in walker {
+        let e = e?;
+        let rel = e.path().strip_prefix(tree).unwrap();
+        let rel_s = rel.to_string_lossy();
+        if BUILD_NOTES.iter().any(|n| rel_s == *n) || excluded.is_match(rel) || rel_s.ends_with(".pyc") {
+            continue;
+        }
+        let dest = root.join(rel);
+        let ft = e.file_type();
+        if ft.is_dir() {
+            fs::create_dir_all(&dest)?;
+        } else if ft.is_symlink() {
+            symlink(fs::read_link(e.path())?, &dest)?;
+        } else {
+            fs::copy(e.path(), &dest).with_context(|| format!("cannot copy {}", e.path().display()))?;
+        }
+    }
+    remove_empty_dirs(root)?;
+    Ok(())
+}
+
+fn remove_empty_dirs(root: &Path) -> Result<()> {
+    for e in WalkDir::new(root).min_depth(1).contents_first(true) {
+        let e = e?;
+        if e.file_type().is_dir() && fs::read_dir(e.path())?.next().is_none() {
+            fs::remove_dir(e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Strip every ELF file with the toolchain's own `strip`.
+fn strip(root: &Path, strip: &str, mode: Strip) -> Result<()> {
+    let flag = match mode {
+        Strip::Debug => "--strip-debug",
+        _ => "--strip-unneeded",
+    };
+    let mut files = vec![];
+    for e in WalkDir::new(root) {
+        let e = e?;
+        if e.file_type().is_file() && crate::machine::elf::inspect(e.path())?.is_some() {
+            files.push(e.path().to_path_buf());
+        }
+    }
+    for chunk in files.chunks(100) {
+        let out = Command::new(strip).arg(flag).args(chunk).output().with_context(|| format!("cannot run the toolchain's strip `{strip}`"))?;
+        if !out.status.success() {
+            bail!("{strip} {flag} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+    }
+    Ok(())
+}
+
+/// Move `root/<from>` to `root/<to>` and rewrite the text files that name
+/// the prefix: scripts' `#!` lines, `_sysconfigdata`, the `config-*`
+/// Makefile, pkg-config files and `*-config` scripts. ELF files find their
+/// libraries through `$ORIGIN` and need nothing; the ones that still name
+/// the old prefix are returned as warnings.
+fn relocate(root: &Path, from: &str, to: &str) -> Result<Vec<String>> {
+    let (src, dest) = (root.join(from.trim_start_matches('/')), root.join(to.trim_start_matches('/')));
+    if dest.exists() {
+        bail!("the tree already has {to}; choose another --prefix");
+    }
+    fs::create_dir_all(dest.parent().unwrap())?;
+    fs::rename(&src, &dest)?;
+    remove_empty_dirs(root)?;
+    crate::machine::private_glibc::relocate(root, to)?;
+    let mut warnings = vec![];
+    for e in WalkDir::new(&dest) {
+        let e = e?;
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+        let bytes = fs::read(e.path())?;
+        if !crate::engine::image::contains(&bytes, from.as_bytes()) {
+            continue;
+        }
+        if bytes.starts_with(b"\x7fELF") {
+            warnings.push(format!("{rel} still names {from} (a compiled-in default path)"));
+            continue;
+        }
+        let name = e.file_name().to_string_lossy();
+        let config_file =
+            name.starts_with("_sysconfigdata") || name == "Makefile" || name.ends_with(".pc") || name.ends_with("-config") || rel.contains("/bin/");
+        if config_file {
+            fs::write(e.path(), replace_path(&bytes, from, to))?;
+        }
+    }
+    Ok(warnings)
+}
+
+/// Every occurrence of the directory `from` as a whole path (not
+/// `/usr/localfoo`, not `/x/usr/local`) replaced by `to`.
+fn replace_path(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let path_byte = |b: u8| b.is_ascii_alphanumeric() || b"_.-/".contains(&b);
+    let from = from.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts =
+            bytes[i..].starts_with(from) && (i == 0 || !path_byte(bytes[i - 1])) && bytes.get(i + from.len()).is_none_or(|&b| b == b'/' || !path_byte(b));
+        if starts {
+            out.extend_from_slice(to.as_bytes());
+            i += from.len();
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Byte code from the build machine's python of the same version, in
+/// unchecked-hash mode (no mtimes), naming the board's paths.
+fn byte_compile(python: &Path, root: &Path, stdlib: &Path, profile: &Profile) -> Result<()> {
+    let levels = profile.pyc_opt_levels.clone().unwrap_or_else(|| vec![0]);
+    let sourceless = profile.pyc == Some(Pyc::Sourceless);
+    let mut cmd = Command::new(python);
+    cmd.args(["-I", "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash"]);
+    cmd.arg("-s").arg(root).args(["-p", "/"]);
+    for l in &levels {
+        cmd.args(["-o", &l.to_string()]);
+    }
+    if sourceless {
+        cmd.arg("-b");
+    }
+    let out = cmd.arg(stdlib).env("SOURCE_DATE_EPOCH", "0").output().with_context(|| format!("cannot run {}", python.display()))?;
+    if !out.status.success() {
+        // CPython's test suite holds files that must not compile (bad
+        // encodings, syntax errors on purpose); any other failure is real.
+        let text = String::from_utf8_lossy(&out.stdout);
+        let failed: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("*** Error compiling ")).collect();
+        let real: Vec<&&str> = failed.iter().filter(|f| !f.contains("/test/") && !f.contains("/tests/")).collect();
+        if failed.is_empty() || !real.is_empty() {
+            bail!("byte-compiling {} failed:\n{}{}", stdlib.display(), text, String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    if sourceless {
+        for e in WalkDir::new(stdlib) {
+            let e = e?;
+            let p = e.path();
+            if e.file_type().is_file() && p.extension().is_some_and(|x| x == "py") && p.with_extension("pyc").exists() {
+                fs::remove_file(p)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_fill_in_prefix_and_python_version() {
+        let set = globs(&["{prefix}/lib/{py}/test/**".into(), "**/*.a".into()], "/usr/local", "3.13").unwrap();
+        assert!(set.is_match("usr/local/lib/python3.13/test/test_os.py"));
+        assert!(set.is_match("usr/local/lib/libz.a"));
+        assert!(!set.is_match("usr/local/lib/python3.13/os.py"));
+        assert!(!set.is_match("usr/local/lib/python3.13/test"), "the directory itself stays; it is pruned when empty");
+    }
+
+    #[test]
+    fn excluded_files_notes_and_old_byte_code_are_not_copied_and_empty_dirs_go() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("tree");
+        for f in ["usr/local/lib/a.py", "usr/local/lib/__pycache__/a.cpython-313.pyc", "usr/local/include/x.h", ".crosspython-rootfs.txt"] {
+            fs::create_dir_all(tree.join(f).parent().unwrap()).unwrap();
+            fs::write(tree.join(f), "x").unwrap();
+        }
+        symlink("a.py", tree.join("usr/local/lib/b.py")).unwrap();
+        let root = t.path().join("root");
+        copy_selected(&tree, &root, &globs(&["{prefix}/include/**".into()], "/usr/local", "3.13").unwrap()).unwrap();
+        assert!(root.join("usr/local/lib/a.py").exists());
+        assert_eq!(fs::read_link(root.join("usr/local/lib/b.py")).unwrap(), Path::new("a.py"));
+        assert!(!root.join("usr/local/lib/__pycache__").exists());
+        assert!(!root.join("usr/local/include").exists());
+        assert!(!root.join(".crosspython-rootfs.txt").exists());
+    }
+
+    #[test]
+    fn only_whole_paths_are_replaced() {
+        let r = |s: &str| String::from_utf8(replace_path(s.as_bytes(), "/usr/local", "/opt/p")).unwrap();
+        assert_eq!(r("prefix=\t/usr/local\nlibdir=/usr/local/lib"), "prefix=\t/opt/p\nlibdir=/opt/p/lib");
+        assert_eq!(r("/usr/localfoo /x/usr/local '/usr/local'"), "/usr/localfoo /x/usr/local '/opt/p'");
+    }
+
+    #[test]
+    fn relocation_moves_the_prefix_and_rewrites_scripts_and_sysconfig_but_not_other_text() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let write = |f: &str, text: &str| {
+            fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            fs::write(root.join(f), text).unwrap();
+        };
+        write("usr/local/bin/pip", "#!/usr/local/bin/python3.13\nimport pip\n");
+        write("usr/local/lib/python3.13/_sysconfigdata__linux_x.py", "{'prefix': '/usr/local', 'LIBDIR': '/usr/local/lib'}");
+        write("usr/local/lib/python3.13/notes.txt", "see /usr/local/lib\n");
+        let warnings = relocate(root, "/usr/local", "/opt/python3").unwrap();
+        assert!(warnings.is_empty());
+        assert!(!root.join("usr").exists());
+        assert_eq!(fs::read_to_string(root.join("opt/python3/bin/pip")).unwrap(), "#!/opt/python3/bin/python3.13\nimport pip\n");
+        let sc = fs::read_to_string(root.join("opt/python3/lib/python3.13/_sysconfigdata__linux_x.py")).unwrap();
+        assert_eq!(sc, "{'prefix': '/opt/python3', 'LIBDIR': '/opt/python3/lib'}");
+        assert_eq!(fs::read_to_string(root.join("opt/python3/lib/python3.13/notes.txt")).unwrap(), "see /usr/local/lib\n");
+    }
+}

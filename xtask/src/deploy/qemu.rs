@@ -1,0 +1,342 @@
+//! qemu-test: install the target tree (or a package) over a board root,
+//! as a user installs it on a board, run it there under qemu-user and
+//! report what works; then run the board's own programs to show the
+//! install left the board working.
+//!
+//! The board root is the arch's `test_board` (assembled from Debian
+//! packages) or `--board <dir>`; it is copied first, so the cached root
+//! and the user's directory are never changed. Installing must leave every
+//! file of the board byte for byte as it was.
+//!
+//! Child processes of the target interpreter (`subprocess`,
+//! `multiprocessing` spawn, `sys.executable`) need the kernel to start
+//! target binaries through qemu: qemu-user is registered with binfmt_misc
+//! from Debian's own `/usr/lib/binfmt.d/qemu-*.conf`, and the root is
+//! passed in `QEMU_LD_PREFIX` so that children inherit it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::engine::project::{Project, Target};
+use crate::model::manifest::{Arch, Loaded};
+
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, cpython: bool) -> Result<()> {
+    let arch = &loaded.manifest.arch[arch_name];
+    let board_root = project.board_root(loaded, arch_name, target)?;
+    let board_libc = crate::machine::board::libc_of(&board_root, arch)?;
+    eprintln!("board root: {} ({board_libc})", board_root.display());
+    let work = tempfile::Builder::new().prefix("crosspython-board-").tempdir()?;
+    let tree = work.path().join("root");
+    crate::base::sysroot::copy_tree(&board_root, &tree).with_context(|| format!("cannot copy the board root {}", board_root.display()))?;
+    let before = snapshot(&tree)?;
+    let source = match package {
+        Some(archive) => {
+            let unpacked = work.path().join("package");
+            crate::sources::unpack::unpack(archive, &unpacked, 0).with_context(|| format!("cannot unpack the package {}", archive.display()))?;
+            unpacked
+        }
+        None => {
+            let t = project.tree(arch_name);
+            if !t.join(crate::engine::image::IMAGE_NOTE).exists() {
+                bail!("{} holds no built tree; run `cargo xtask build --arch {arch_name}` first", t.display());
+            }
+            t
+        }
+    };
+    crate::deploy::package::install_over(&source, &tree, false).context("installing over the board root")?;
+    let changed = changed_files(&before, &snapshot(&tree)?);
+    if !changed.is_empty() {
+        bail!("installing changed {} file(s) the board already had:\n  {}", changed.len(), changed.join("\n  "));
+    }
+    eprintln!(
+        "installed {} over a copy of the board root: every file the board had is unchanged",
+        package.map_or("the tree".into(), |p| p.display().to_string())
+    );
+    let prefix = &loaded.manifest.distro.prefix;
+    let mut python = tree.join(prefix.trim_start_matches('/')).join("bin/python3");
+    if package.is_some() && !python.exists() {
+        // A package made with `--prefix`: its interpreter is wherever bin/python3 is.
+        if let Some(found) = walkdir::WalkDir::new(&source).max_depth(5).into_iter().flatten().find(|e| e.path().ends_with("bin/python3")) {
+            python = tree.join(found.path().strip_prefix(&source).unwrap());
+        }
+    }
+    if !python.exists() {
+        bail!("{} does not exist; run `cargo xtask build --arch {arch_name}` first", python.display());
+    }
+    let mut board_glibc = match &board_libc {
+        crate::machine::board::BoardLibc::Glibc { version, .. } => Some(*version),
+        _ => None,
+    };
+    // A tree that carries its own glibc (a gcc toolchain newer than the
+    // board) needs the board's for nothing.
+    let python_prefix = python.parent().and_then(Path::parent).and_then(|p| p.strip_prefix(&tree).ok()).map(|p| format!("/{}", p.display()));
+    if let Some((libc, version)) = python_prefix.as_deref().map(|p| crate::machine::private_glibc::carried(&tree, p)).transpose()?.flatten() {
+        eprintln!("the package carries its own glibc {}.{} ({})", version.0, version.1, libc.strip_prefix(&tree).unwrap_or(&libc).display());
+        board_glibc = board_glibc.max(Some(version));
+    }
+    let checked = crate::engine::image::check_tree(&source, &arch.elf, &crate::engine::image::BoardLibs::new(&loaded.manifest.libc, arch.libc, board_glibc))?;
+    eprint!("{}", checked.summary());
+    // Symbol versions say nothing of unversioned symbols (musl has none):
+    // every symbol must be defined by the package or this board's C library.
+    let board_objects = crate::machine::board::libc_objects(&board_root, &board_libc, &loaded.manifest.libc.glibc_sonames);
+    let unresolved = crate::machine::board::unresolved_symbols(&source, &board_objects)?;
+    let symbols = CheckResult {
+        name: "board-symbols".into(),
+        ok: unresolved.is_empty(),
+        detail: if unresolved.is_empty() {
+            format!("every symbol the package needs is in it or in the board's C library ({} objects)", board_objects.len())
+        } else {
+            let list: Vec<String> = unresolved.iter().take(4).map(|(f, s)| format!("{f}: {}", s.join(" "))).collect();
+            format!(
+                "not on this board: {}{}",
+                list.join("; "),
+                if unresolved.len() > 4 { format!("; and {} more files", unresolved.len() - 4) } else { String::new() }
+            )
+        },
+    };
+    if let Ok(note) = crate::engine::image::ImageNote::read(&source) {
+        for (recipe, features) in &note.features {
+            eprintln!("{recipe} built with: {}", features.join(", "));
+        }
+    }
+
+    let binfmt = ensure_binfmt(arch);
+    if let Err(why) = &binfmt {
+        eprintln!("note: child processes of the target interpreter cannot start: {why}");
+    }
+    let certs = tempfile::tempdir()?;
+    make_test_certificate(certs.path())?;
+    let script = project.root.join("tests/target/checks.py");
+    let mut cmd = match binfmt {
+        Ok(()) => Command::new(&python),
+        Err(_) => {
+            let mut c = Command::new(&arch.qemu);
+            c.arg("-L").arg(&tree).arg(&python);
+            c
+        }
+    };
+    // -I ignores PYTHON* variables, so -B says it again.
+    cmd.arg("-I").arg("-B").arg(&script);
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", certs.path())
+        .env("LC_ALL", "C.UTF-8")
+        // Testing must not change the tree: no __pycache__ written into it.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("QEMU_LD_PREFIX", &tree)
+        .envs(arch.qemu_cpu.iter().map(|c| ("QEMU_CPU", c.as_str())))
+        .env("CROSSPYTHON_MACHINE", &arch.machine)
+        .env("CROSSPYTHON_CHILDREN", if binfmt.is_ok() { "1" } else { "0" })
+        .env("CROSSPYTHON_TLS_CERT", certs.path().join("cert.pem"))
+        .env("CROSSPYTHON_TLS_KEY", certs.path().join("key.pem"))
+        .env("CROSSPYTHON_PACKAGES", loaded.python_requirements()?.join(" "))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    eprintln!("running {} under {} ...", script.display(), arch.qemu);
+    let out = cmd.output().with_context(|| format!("cannot run {}", python.display()))?;
+    let mut results: Vec<CheckResult> = vec![];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        match line.strip_prefix("CHECK ") {
+            Some(json) => results.push(serde_json::from_str(json).with_context(|| format!("bad check line: {line}"))?),
+            None => eprintln!("  | {line}"),
+        }
+    }
+    // The board's side: its C library serves the package, and its own
+    // programs still run with the package installed.
+    let needs = match (arch.libc, checked.max_glibc) {
+        (crate::model::manifest::LibcKind::Musl, _) => "a musl build: the board's musl loader is its C library".to_string(),
+        (_, Some((a, b))) => format!("highest glibc symbol version needed GLIBC_{a}.{b} (by {})", checked.max_glibc_file),
+        (_, None) => "no glibc symbol version needed".to_string(),
+    };
+    results.push(CheckResult { name: "board-libc".into(), ok: true, detail: format!("{needs}; the board has {board_libc}") });
+    results.push(symbols);
+    if target.board.is_none() {
+        if let Some(name) = &arch.test_board {
+            results.extend(board_programs(arch, &tree, &loaded.manifest.board[name].programs, binfmt.is_ok())?);
+        }
+    }
+    print_table(arch_name, &results);
+    let deploy = project.deploy_dir(arch_name);
+    fs::create_dir_all(&deploy)?;
+    let name = if package.is_some() { "qemu-test-package-checks.json" } else { "qemu-test-checks.json" };
+    crate::engine::tasks::atomic_write(&deploy.join(name), &serde_json::to_vec_pretty(&results)?)?;
+    let failed: Vec<&str> = results.iter().filter(|r| !r.ok).map(|r| r.name.as_str()).collect();
+    if !out.status.success() && results.is_empty() {
+        bail!("the target interpreter failed to run ({}); nothing was checked", out.status);
+    }
+    if !failed.is_empty() {
+        bail!("{} of {} checks failed on {arch_name}: {}", failed.len(), results.len(), failed.join(", "));
+    }
+    if !out.status.success() {
+        bail!("the check script exited with {}", out.status);
+    }
+    println!("{arch_name}: all {} checks passed", results.len());
+    println!("{arch_name}: {needs}; the board has {board_libc}");
+    if cpython {
+        let env: Vec<(&str, String)> = vec![
+            ("PATH", "/usr/bin:/bin".into()),
+            ("HOME", certs.path().display().to_string()),
+            ("LC_ALL", "C.UTF-8".into()),
+            ("PYTHONDONTWRITEBYTECODE", "1".into()),
+            ("QEMU_LD_PREFIX", tree.display().to_string()),
+        ];
+        let env: Vec<(&str, String)> = env.into_iter().chain(arch.qemu_cpu.iter().map(|c| ("QEMU_CPU", c.clone()))).collect();
+        let report = crate::deploy::regrtest::run(&python, &env, loaded, arch_name)?;
+        let table = report.table();
+        crate::engine::tasks::atomic_write(&deploy.join("qemu-test.json"), &serde_json::to_vec_pretty(&report)?)?;
+        crate::engine::tasks::atomic_write(&deploy.join("qemu-test.txt"), table.as_bytes())?;
+        println!("\n{table}(deploy/{arch_name}/qemu-test.json, qemu-test.txt)");
+        let bugs = report.bugs();
+        if !bugs.is_empty() {
+            bail!(
+                "CPython test modules failed on {arch_name}: {}\n\
+                 a failure that only qemu-user or the target's ABI causes belongs in distro.cpython_test_limits with its reason",
+                bugs.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The board's own programs, run after the install: each must still work.
+fn board_programs(arch: &Arch, root: &Path, programs: &[Vec<String>], binfmt: bool) -> Result<Vec<CheckResult>> {
+    let mut results = vec![];
+    for argv in programs {
+        let Some((prog, args)) = argv.split_first() else { continue };
+        let path = crate::machine::board::resolve_in_root(root, Path::new(prog.trim_start_matches('/')))?;
+        let mut cmd = if binfmt {
+            Command::new(&path)
+        } else {
+            let mut c = Command::new(&arch.qemu);
+            c.arg("-L").arg(root).arg(&path);
+            c
+        };
+        let out = cmd
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("LC_ALL", "C")
+            .env("QEMU_LD_PREFIX", root)
+            .envs(arch.qemu_cpu.iter().map(|c| ("QEMU_CPU", c.as_str())))
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run the board's {prog}"))?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let first = text.lines().next().unwrap_or_default().to_string();
+        results.push(CheckResult {
+            name: format!("board-program {}", Path::new(prog).file_name().unwrap_or_default().to_string_lossy()),
+            ok: out.status.success(),
+            detail: if out.status.success() {
+                format!("{} -> {first}", argv.join(" "))
+            } else {
+                format!("{} ({}): {}", argv.join(" "), out.status, text.trim())
+            },
+        });
+    }
+    Ok(results)
+}
+
+/// Every entry below `root`: its kind, mode and content digest (symlinks by target).
+fn snapshot(root: &Path) -> Result<BTreeMap<PathBuf, String>> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(root).min_depth(1) {
+        let e = e?;
+        let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+        let meta = e.path().symlink_metadata()?;
+        let what = if meta.file_type().is_symlink() {
+            format!("symlink {}", fs::read_link(e.path())?.display())
+        } else if meta.is_dir() {
+            "directory".to_string()
+        } else {
+            format!("file {:o} {}", meta.permissions().mode(), crate::sources::fetch::sha256_file(e.path())?)
+        };
+        out.insert(rel, what);
+    }
+    Ok(out)
+}
+
+/// Entries of `before` that are gone or different in `after`.
+fn changed_files(before: &BTreeMap<PathBuf, String>, after: &BTreeMap<PathBuf, String>) -> Vec<String> {
+    before
+        .iter()
+        .filter_map(|(p, was)| match after.get(p) {
+            None => Some(format!("{}: removed", p.display())),
+            Some(now) if now != was => Some(format!("{}: {was} -> {now}", p.display())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn print_table(arch: &str, results: &[CheckResult]) {
+    let width = results.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
+    println!("\n{:width$}  result  detail ({arch})", "check");
+    println!("{}  ------  ------", "-".repeat(width));
+    for r in results {
+        let detail: String = r.detail.chars().take(100).collect();
+        println!("{:width$}  {:6}  {detail}", r.name, if r.ok { "ok" } else { "FAILED" });
+    }
+    let passed = results.iter().filter(|r| r.ok).count();
+    println!("\n{} passed, {} failed", passed, results.len() - passed);
+}
+
+/// A self-signed certificate for `localhost`, made with the host's openssl,
+/// for the TLS handshake check.
+fn make_test_certificate(dir: &Path) -> Result<()> {
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .context("cannot run the host's `openssl` (Debian package openssl)")?;
+    if !out.status.success() {
+        bail!("openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
+
+/// Make sure the kernel runs the arch's binaries through qemu: mount
+/// binfmt_misc if needed and register Debian's entry for the qemu binary.
+pub fn ensure_binfmt(arch: &Arch) -> Result<(), String> {
+    let dir = Path::new(BINFMT);
+    if !dir.join("register").exists() {
+        let status = Command::new("mount").args(["-t", "binfmt_misc", "binfmt_misc", BINFMT]).stderr(Stdio::null()).status();
+        if !dir.join("register").exists() {
+            return Err(format!("binfmt_misc is not mounted at {BINFMT} and mounting it failed ({status:?}); run as root, or mount it"));
+        }
+    }
+    let entry = dir.join(&arch.qemu);
+    if let Ok(text) = fs::read_to_string(&entry) {
+        if text.starts_with("enabled") {
+            return Ok(());
+        }
+        return Err(format!("{} is registered but disabled: echo 1 > {}", arch.qemu, entry.display()));
+    }
+    let conf = Path::new("/usr/lib/binfmt.d").join(format!("{}.conf", arch.qemu));
+    let line = fs::read_to_string(&conf).map_err(|_| format!("{} is missing; install Debian's qemu-user-binfmt", conf.display()))?;
+    let mut register =
+        fs::OpenOptions::new().write(true).open(dir.join("register")).map_err(|e| format!("cannot open {BINFMT}/register: {e} (root needed)"))?;
+    register.write_all(line.trim().as_bytes()).map_err(|e| format!("registering {} failed: {e}", arch.qemu))?;
+    if entry.exists() {
+        Ok(())
+    } else {
+        Err(format!("registering {} did not take", arch.qemu))
+    }
+}

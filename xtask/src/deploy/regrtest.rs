@@ -1,0 +1,307 @@
+//! CPython's own test suite on the target: `python -m test` under qemu-user,
+//! read back from regrtest's JUnit XML so that every module is reported with
+//! its counts, the tests that failed and why tests were skipped.
+//!
+//! Tests that cannot pass for a reason outside the build (qemu-user lacks a
+//! feature, the test assumes another ABI) are listed in the manifest's
+//! `distro.cpython_test_limits`, left out with `--ignore` and reported with
+//! their reason; every other failure fails `qemu-test`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::model::manifest::{Loaded, TestLimit};
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub arch: String,
+    pub command: String,
+    pub modules: Vec<ModuleResult>,
+}
+
+/// One test module of regrtest on the target.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ModuleResult {
+    pub module: String,
+    /// passed, failed, skipped, or regrtest's word for what else happened
+    /// (`timed out`, `crashed`), or `not run`.
+    pub result: String,
+    /// regrtest's own words about the module (a skip reason, failure counts).
+    pub detail: String,
+    pub tests: u32,
+    pub skipped: u32,
+    /// Why tests were skipped, with how many for each reason.
+    pub skip_reasons: BTreeMap<String, u32>,
+    pub failed: Vec<FailedCase>,
+    /// Tests left out because they cannot pass on this target, with why.
+    pub excluded: Vec<Excluded>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct FailedCase {
+    pub test: String,
+    /// `failure` (an assertion) or `error` (an exception).
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Excluded {
+    pub test: String,
+    pub kind: &'static str,
+    pub why: String,
+}
+
+impl Report {
+    /// Modules that failed for a reason not listed as a limit: build bugs.
+    pub fn bugs(&self) -> Vec<&str> {
+        self.modules.iter().filter(|m| m.result != "passed" && m.result != "skipped").map(|m| m.module.as_str()).collect()
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "CPython tests on {} ({})", self.arch, self.command);
+        let _ = writeln!(out, "{:22} {:8} {:>6} {:>7} {:>6} {:>8}  detail", "module", "result", "tests", "skipped", "failed", "excluded");
+        for m in &self.modules {
+            let _ = writeln!(out, "{:22} {:8} {:>6} {:>7} {:>6} {:>8}  {}", m.module, m.result, m.tests, m.skipped, m.failed.len(), m.excluded.len(), m.detail);
+        }
+        let count = |r: &str| self.modules.iter().filter(|m| m.result == r).count();
+        let _ = writeln!(
+            out,
+            "{} modules: {} passed, {} failed, {} skipped; {} tests run, {} skipped, {} excluded",
+            self.modules.len(),
+            count("passed"),
+            self.modules.len() - count("passed") - count("skipped"),
+            count("skipped"),
+            self.modules.iter().map(|m| m.tests).sum::<u32>(),
+            self.modules.iter().map(|m| m.skipped).sum::<u32>(),
+            self.modules.iter().map(|m| m.excluded.len()).sum::<usize>(),
+        );
+        for m in &self.modules {
+            for f in &m.failed {
+                let _ = writeln!(out, "  FAILED {} ({}): {}", f.test, f.kind, f.message);
+            }
+            for e in &m.excluded {
+                let _ = writeln!(out, "  excluded {} [{}]: {}", e.test, e.kind, e.why);
+            }
+        }
+        out
+    }
+}
+
+/// Run the manifest's `cpython_tests` with the target interpreter (the
+/// environment carries qemu's settings) and classify every module.
+pub fn run(python: &Path, env: &[(&str, String)], loaded: &Loaded, arch: &str) -> Result<Report> {
+    let d = &loaded.manifest.distro;
+    let limits: Vec<&TestLimit> = d.cpython_test_limits.iter().filter(|l| l.applies_to(arch)).collect();
+    let scratch = tempfile::Builder::new().prefix("crosspython-regrtest-").tempdir()?;
+    let junit = scratch.path().join("junit.xml");
+    let mut args: Vec<String> = ["-B", "-m", "test", "-j2", "--timeout", "1200", "-W"].map(String::from).to_vec();
+    args.extend(["--junit-xml".to_string(), junit.display().to_string()]);
+    for pattern in limits.iter().flat_map(|l| l.tests.get_ref()) {
+        args.extend(["--ignore".to_string(), pattern.clone()]);
+    }
+    // One list serves every CPython the manifest offers: a module this
+    // version does not have (test_zstd before 3.14) is reported, not run.
+    let suite = test_suite_of(python);
+    let (present, absent): (Vec<String>, Vec<String>) =
+        d.cpython_tests.iter().cloned().partition(|m| suite.as_ref().is_none_or(|dir| dir.join(m).is_dir() || dir.join(format!("{m}.py")).is_file()));
+    args.extend(present.iter().cloned());
+    let command = format!("python3 -m test -j2 {} (+{} --ignore)", present.join(" "), limits.iter().map(|l| l.tests.get_ref().len()).sum::<usize>());
+    eprintln!("running {} CPython test modules on the target (python -m test -j2) ...", present.len());
+    let out = Command::new(python)
+        .args(&args)
+        .current_dir(scratch.path())
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run the target's python -m test")?;
+    let progress = String::from_utf8_lossy(&out.stdout);
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    let mut modules = classify(&present, &progress, &xml, &limits).with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))?;
+    for m in absent {
+        let version = suite.as_ref().and_then(|d| d.parent()?.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        modules.push(absent_module(&m, &version));
+    }
+    Ok(Report { arch: arch.to_string(), command, modules })
+}
+
+/// `lib/python3.X/test` next to the interpreter's `bin/`, if there is one.
+fn test_suite_of(python: &Path) -> Option<std::path::PathBuf> {
+    let lib = python.parent()?.parent()?.join("lib");
+    std::fs::read_dir(&lib).ok()?.flatten().map(|e| e.path().join("test")).find(|t| t.join("libregrtest").is_dir())
+}
+
+fn absent_module(module: &str, version: &str) -> ModuleResult {
+    ModuleResult {
+        module: module.to_string(),
+        result: "skipped".into(),
+        detail: format!("not in {version}'s test suite"),
+        tests: 0,
+        skipped: 0,
+        skip_reasons: BTreeMap::new(),
+        failed: vec![],
+        excluded: vec![],
+    }
+}
+
+/// Merge regrtest's progress lines (the module verdicts) with its JUnit XML
+/// (the test cases) and the limits that applied.
+fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestLimit]) -> Result<Vec<ModuleResult>> {
+    let mut modules: Vec<ModuleResult> = wanted
+        .iter()
+        .map(|m| ModuleResult {
+            module: m.clone(),
+            result: "not run".into(),
+            detail: "no result line from regrtest".into(),
+            tests: 0,
+            skipped: 0,
+            skip_reasons: BTreeMap::new(),
+            failed: vec![],
+            excluded: vec![],
+        })
+        .collect();
+    let index = |name: &str| wanted.iter().position(|w| w == name);
+    for line in progress.lines() {
+        // "0:00:12 load avg: 0.86 [ 2/17] test_bz2 passed",
+        // "[ 3/17/1] test_os failed (1 failure) in 50.1 sec -- running (1): test_x (42 sec)"
+        let Some((_, rest)) = line.split_once("] ") else { continue };
+        let rest = rest.split(" -- running").next().unwrap_or(rest);
+        let Some((module, outcome)) = rest.split_once(' ') else { continue };
+        let Some(i) = index(module) else { continue };
+        let result = ["passed", "skipped", "failed"]
+            .into_iter()
+            .find(|w| outcome.starts_with(w))
+            .map(String::from)
+            .unwrap_or_else(|| outcome.split(" (").next().unwrap_or(outcome).trim().to_string());
+        modules[i].result = result;
+        modules[i].detail = outcome.trim().to_string();
+    }
+    if !junit_xml.is_empty() {
+        let doc = roxmltree::Document::parse(junit_xml)?;
+        for case in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
+            let id = case.attribute("name").unwrap_or_default();
+            let Some(i) = id.split('.').nth(1).and_then(index) else { continue };
+            let m = &mut modules[i];
+            m.tests += 1;
+            for child in case.children().filter(|c| c.is_element()) {
+                match child.tag_name().name() {
+                    "skipped" => {
+                        m.skipped += 1;
+                        let reason: String = child.text().unwrap_or("").lines().next().unwrap_or("").chars().take(120).collect();
+                        *m.skip_reasons.entry(reason).or_default() += 1;
+                    }
+                    kind @ ("failure" | "error") => {
+                        let message = child.attribute("message").unwrap_or("").trim();
+                        // The last line of a formatted exception says what it was.
+                        let message = message.lines().last().unwrap_or("").chars().take(200).collect();
+                        m.failed.push(FailedCase { test: id.to_string(), kind: kind.to_string(), message });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    for l in limits {
+        for pattern in l.tests.get_ref() {
+            let excluded = Excluded { test: pattern.clone(), kind: l.kind.as_str(), why: l.why.clone() };
+            if let Some(i) = pattern.split('.').nth(1).and_then(index) {
+                modules[i].excluded.push(excluded);
+            }
+        }
+    }
+    Ok(modules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROGRESS: &str = "\
+0:00:00 load avg: 0.50 Run 3 tests in parallel using 2 worker processes
+0:00:12 load avg: 0.86 [1/3] test_bz2 passed
+0:00:50 load avg: 2.37 [2/3/1] test_os failed (1 failure) in 49.9 sec -- running (1): test_socket (42.5 sec)
+0:01:50 load avg: 2.37 [3/3/1] test_socket skipped (resource denied)
+";
+
+    const JUNIT: &str = r#"<testsuites tests="4" errors="0" failures="1">
+<testsuite tests="1"><testcase name="test.test_bz2.BZ2FileTest.testRead" status="run" result="completed" time="0.1"/></testsuite>
+<testsuite tests="3">
+<testcase name="test.test_os.TimerfdTests.test_a" status="run" result="completed"><failure type="AssertionError" message="Traceback (most recent call last):&#10;AssertionError: 0.998 != 1 within 3 places">tb</failure></testcase>
+<testcase name="test.test_os.FileTests.test_b" status="run" result="completed"><skipped>requires os.mkfifo()</skipped></testcase>
+<testcase name="test.test_os.FileTests.test_c" status="run" result="completed"><skipped>requires os.mkfifo()</skipped></testcase>
+</testsuite></testsuites>"#;
+
+    fn limit(test: &str) -> TestLimit {
+        let text = format!("tests = [\"{test}\"]\nkind = \"qemu-user\"\nwhy = \"no emulation\"\n");
+        toml::from_str(&text).unwrap()
+    }
+
+    fn wanted() -> Vec<String> {
+        ["test_bz2", "test_os", "test_socket", "test_zlib"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn the_test_suite_is_found_next_to_the_interpreter_so_absent_modules_are_reported_not_run() {
+        let tree = tempfile::tempdir().unwrap();
+        let suite = tree.path().join("usr/local/lib/python3.13/test");
+        std::fs::create_dir_all(suite.join("libregrtest")).unwrap();
+        std::fs::create_dir_all(tree.path().join("usr/local/bin")).unwrap();
+        assert_eq!(test_suite_of(&tree.path().join("usr/local/bin/python3")), Some(suite));
+        let m = absent_module("test_zstd", "python3.13");
+        assert_eq!((m.result.as_str(), m.detail.as_str()), ("skipped", "not in python3.13's test suite"));
+    }
+
+    #[test]
+    fn module_verdicts_come_from_the_progress_lines_without_the_running_suffix() {
+        let m = classify(&wanted(), PROGRESS, "", &[]).unwrap();
+        assert_eq!(m[0].result, "passed");
+        assert_eq!(m[1].result, "failed");
+        assert_eq!(m[1].detail, "failed (1 failure) in 49.9 sec");
+        assert_eq!(m[2].result, "skipped");
+        assert_eq!(m[2].detail, "skipped (resource denied)");
+    }
+
+    #[test]
+    fn a_module_without_a_result_line_is_not_run_and_counts_as_a_bug() {
+        let m = classify(&wanted(), PROGRESS, "", &[]).unwrap();
+        assert_eq!(m[3].result, "not run");
+        let report = Report { arch: "x".into(), command: String::new(), modules: m };
+        assert_eq!(report.bugs(), vec!["test_os", "test_zlib"]);
+    }
+
+    #[test]
+    fn test_cases_are_counted_per_module_with_skip_reasons_and_failure_messages() {
+        let m = classify(&wanted(), PROGRESS, JUNIT, &[]).unwrap();
+        assert_eq!((m[0].tests, m[0].skipped), (1, 0));
+        assert_eq!((m[1].tests, m[1].skipped), (3, 2));
+        assert_eq!(m[1].skip_reasons.get("requires os.mkfifo()"), Some(&2));
+        assert_eq!(
+            m[1].failed,
+            vec![FailedCase {
+                test: "test.test_os.TimerfdTests.test_a".into(),
+                kind: "failure".into(),
+                message: "AssertionError: 0.998 != 1 within 3 places".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn limits_are_reported_under_their_module_with_the_reason() {
+        let l = limit("test.test_os.TimerfdTests.*");
+        let m = classify(&wanted(), PROGRESS, JUNIT, &[&l]).unwrap();
+        assert_eq!(m[1].excluded, vec![Excluded { test: "test.test_os.TimerfdTests.*".into(), kind: "qemu-user", why: "no emulation".into() }]);
+        assert!(m[0].excluded.is_empty());
+    }
+
+    #[test]
+    fn a_broken_junit_file_is_an_error_not_an_empty_report() {
+        assert!(classify(&wanted(), PROGRESS, "<testsuites><testsuite>", &[]).is_err());
+    }
+}

@@ -1,0 +1,260 @@
+//! The task engine on small recipes built from tarballs the tests make,
+//! with the build machine's own compiler as the "cross" toolchain of an
+//! arch called `host`: rebuild behaviour, sysroot isolation, the artifact
+//! cache and resuming after a failure.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::engine::project::Project;
+use crate::engine::sstate::Sstate;
+use crate::model::manifest::Loaded;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+const ARCH: &str = r#"
+[arch.host]
+triplet = "x86_64-linux-gnu"
+rust_target = "x86_64-unknown-linux-gnu"
+debian_arch = "amd64"
+qemu = "true"
+machine = "x86_64"
+openssl = "linux-x86_64"
+meson_cpu_family = "x86_64"
+meson_cpu = "x86_64"
+longdouble_format = "INTEL_80_BITS_LE"
+elf = { machine = "x86_64", bits = 64, endian = "little" }
+"#;
+
+impl Fixture {
+    fn new() -> Fixture {
+        let f = Fixture { dir: tempfile::tempdir().unwrap() };
+        f.tarball("liba", &[("a.h", "int a(void);\n"), ("a.c", "int a(void) { return 42; }\n")]);
+        f.tarball("app", &[("main.c", "#include <a.h>\n#include <stdio.h>\nint main(void) { printf(\"%d\\n\", a()); return 0; }\n")]);
+        f
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `<name>-1.0.tar.gz` with one top directory, in the fixture's upstream dir.
+    fn tarball(&self, name: &str, files: &[(&str, &str)]) {
+        let up = self.path().join("upstream");
+        fs::create_dir_all(&up).unwrap();
+        let enc = flate2::write::GzEncoder::new(fs::File::create(up.join(format!("{name}-1.0.tar.gz"))).unwrap(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(enc);
+        for (file, content) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(content.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, format!("{name}-1.0/{file}"), content.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+    }
+
+    fn recipe(&self, name: &str, extra: &str) -> String {
+        let file = self.path().join(format!("upstream/{name}-1.0.tar.gz"));
+        let sha = hex::encode(Sha256::digest(fs::read(&file).unwrap()));
+        format!(
+            "[[recipe]]\nname = \"{name}\"\nversion = \"1.0\"\nclass = \"make\"\nlicense = \"MIT\"\nout_of_tree = false\n\
+             source = {{ url = \"file://{}\", sha256 = \"{sha}\" }}\n{extra}\n\n",
+            file.display()
+        )
+    }
+
+    fn liba(&self) -> String {
+        self.recipe(
+            "liba",
+            r#"do_compile = '$CC $CFLAGS -fPIC -shared -Wl,-soname,liba.so.1 -o liba.so.1 a.c'
+do_install = '''
+install -D -m 0644 a.h "$D$prefix/include/a.h"
+install -D -m 0755 liba.so.1 "$D$prefix/lib/liba.so.1"
+ln -sf liba.so.1 "$D$prefix/lib/liba.so"
+'''"#,
+        )
+    }
+
+    fn app(&self, depends: &str, cflags: &str) -> String {
+        self.recipe(
+            "app",
+            &format!(
+                "depends = [{depends}]\nrdepends = [{depends}]\n\
+                 do_compile = '$CC $CPPFLAGS $CFLAGS {cflags} main.c $LDFLAGS -la -o app'\n\
+                 do_install = 'install -D -m 0755 app \"$D$prefix/bin/app\"'"
+            ),
+        )
+    }
+
+    fn manifest(&self, recipes: &str) -> Loaded {
+        let text = format!("[distro]\nprefix = \"/usr/local\"\nimage = [\"app\"]\n{ARCH}\n{recipes}");
+        Loaded::parse(&self.path().join("recipes-manifest.toml"), text).unwrap()
+    }
+
+    fn project(&self, build: &str) -> Project {
+        let root = self.path().join(build);
+        Project {
+            root: root.clone(),
+            manifest_path: root.join("recipes-manifest.toml"),
+            build_dir: root.join("build"),
+            dl_dir: self.path().join("cache/downloads"),
+            sstate_dir: self.path().join("cache/sstate"),
+            wheel_dir: self.path().join("cache/wheels"),
+            cache_dir: self.path().join("cache"),
+        }
+    }
+
+    /// Build `recipes` in the build directory `build`.
+    fn build(&self, build: &str, recipes: &str) -> Result<Stats> {
+        self.build_with(build, recipes, &[])
+    }
+
+    fn build_with(&self, build: &str, recipes: &str, rebuild: &[&str]) -> Result<Stats> {
+        let project = self.project(build);
+        let loaded = self.manifest(recipes);
+        let plan = project.plan(&loaded, &["host".to_string()], &Default::default())?;
+        let worker = crate::engine::work::Worker {
+            fetcher: crate::sources::fetch::Fetcher::new(project.dl_dir.clone()),
+            patches_dir: project.root.join("patches"),
+            prefix: "/usr/local".into(),
+            build_sys: crate::machine::toolchain::build_triplet()?,
+            launcher: None,
+            tail_lines: 40,
+        };
+        run(
+            &plan,
+            &worker,
+            &Sstate::new(project.sstate_dir.clone()),
+            &Options { jobs: 2, explain: false, rebuild: rebuild.iter().map(|r| r.to_string()).collect() },
+        )
+    }
+
+    fn tree(&self, build: &str) -> PathBuf {
+        self.project(build).tree("host")
+    }
+}
+
+fn ran(stats: &Stats, what: &str) -> Vec<String> {
+    stats.task_secs.keys().filter(|k| k.contains(what)).cloned().collect()
+}
+
+#[test]
+fn a_recipe_builds_against_its_declared_dependency_and_the_tree_runs() {
+    let f = Fixture::new();
+    let stats = f.build("b", &(f.liba() + &f.app("\"liba\"", ""))).unwrap();
+    assert_eq!(stats.tasks_run, stats.tasks_total, "a cold build runs every task");
+    let out = std::process::Command::new(f.tree("b").join("usr/local/bin/app")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n", "the app finds liba through its $ORIGIN run path");
+    let info = crate::machine::elf::inspect(&f.tree("b").join("usr/local/bin/app")).unwrap().unwrap();
+    assert_eq!(info.runpath.as_deref(), Some("$ORIGIN/../lib"));
+}
+
+#[test]
+fn a_second_build_with_nothing_changed_runs_no_task() {
+    let f = Fixture::new();
+    let recipes = f.liba() + &f.app("\"liba\"", "");
+    f.build("b", &recipes).unwrap();
+    let again = f.build("b", &recipes).unwrap();
+    assert_eq!(again.tasks_run, 0, "ran: {:?}", again.task_secs.keys());
+}
+
+#[test]
+fn changing_a_recipe_reruns_that_recipe_and_its_dependents_only() {
+    let f = Fixture::new();
+    f.build("b", &(f.liba() + &f.app("\"liba\"", ""))).unwrap();
+    let stats = f.build("b", &(f.liba() + &f.app("\"liba\"", "-DCHANGED"))).unwrap();
+    assert!(ran(&stats, "liba").is_empty(), "liba must not rebuild: {:?}", ran(&stats, "liba"));
+    assert!(ran(&stats, "app 1.0 (host): do_compile").len() == 1);
+    assert!(ran(&stats, "do_rootfs").len() == 1, "the image depends on app");
+    assert!(ran(&stats, "do_fetch").is_empty(), "the source did not change");
+}
+
+#[test]
+fn an_undeclared_dependency_is_not_in_the_recipe_sysroot_and_the_build_fails() {
+    let f = Fixture::new();
+    // app uses liba's header and library but declares no dependency; liba
+    // is built (the image wants it) but must stay invisible to app.
+    let recipes = f.liba() + &f.app("", "").replace("rdepends = []", "rdepends = [\"liba\"]");
+    let err = format!("{:#}", f.build("b", &recipes).unwrap_err());
+    assert!(err.contains("app 1.0 (host): do_compile failed"), "{err}");
+    assert!(err.contains("a.h"), "the log tail shows the missing header: {err}");
+    let sysroot = f.project("b").build_dir.join("host/work/app-1.0/recipe-sysroot");
+    assert!(sysroot.exists() && !sysroot.join("usr/local/include/a.h").exists());
+}
+
+#[test]
+fn a_fresh_build_directory_restores_from_the_artifact_cache() {
+    let f = Fixture::new();
+    let recipes = f.liba() + &f.app("\"liba\"", "");
+    f.build("first", &recipes).unwrap();
+    let stats = f.build("second", &recipes).unwrap();
+    assert_eq!(stats.restored_from_sstate.len(), 2, "{:?}", stats.restored_from_sstate);
+    assert!(ran(&stats, "do_compile").is_empty(), "nothing is compiled again: {:?}", stats.task_secs.keys());
+    let out = std::process::Command::new(f.tree("second").join("usr/local/bin/app")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
+}
+
+#[test]
+fn a_failed_build_leaves_no_stamp_and_the_next_run_resumes_where_it_stopped() {
+    let f = Fixture::new();
+    let flag = f.path().join("compile-may-succeed");
+    let flaky = f.liba().replace("do_compile = '", &format!("do_compile = 'test -e {} && ", flag.display()));
+    let recipes = flaky + &f.app("\"liba\"", "");
+    assert!(f.build("b", &recipes).is_err());
+    fs::write(&flag, "").unwrap();
+    let stats = f.build("b", &recipes).unwrap();
+    assert!(ran(&stats, "liba 1.0 (host): do_configure").is_empty(), "configure had finished: {:?}", stats.task_secs.keys());
+    assert_eq!(ran(&stats, "liba 1.0 (host): do_compile").len(), 1);
+    let out = std::process::Command::new(f.tree("b").join("usr/local/bin/app")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n", "the resumed build ends with a working tree");
+}
+
+#[test]
+fn rebuild_runs_one_recipe_again_though_nothing_changed() {
+    let f = Fixture::new();
+    let recipes = f.liba() + &f.app("\"liba\"", "");
+    f.build("b", &recipes).unwrap();
+    let stats = f.build_with("b", &recipes, &["liba"]).unwrap();
+    assert_eq!(ran(&stats, "liba 1.0 (host): do_compile").len(), 1, "ran: {:?}", stats.task_secs.keys());
+    assert!(stats.restored_from_sstate.is_empty(), "not restored from the cache: {:?}", stats.restored_from_sstate);
+    assert!(ran(&stats, "app 1.0").is_empty(), "app's inputs did not change: {:?}", stats.task_secs.keys());
+    assert_eq!(ran(&stats, "do_rootfs").len(), 1, "the image takes the rebuilt liba");
+    let err = f.build_with("b", &recipes, &["libz"]).unwrap_err().to_string();
+    assert!(err.contains("--rebuild libz: no such recipe in this build; there are: app, liba"), "{err}");
+}
+
+#[test]
+fn durations_read_as_minutes_past_a_minute() {
+    assert_eq!(human(0.25), "0.2s");
+    assert_eq!(human(754.0), "12m34s");
+}
+
+#[test]
+fn a_patch_series_applies_all_or_nothing() {
+    let f = Fixture::new();
+    let dir = f.path().join("b/patches/liba/1.0");
+    fs::create_dir_all(&dir).unwrap();
+    let good = "--- a/a.c\n+++ b/a.c\n@@ -1 +1 @@\n-int a(void) { return 42; }\n+int a(void) { return 43; }\n";
+    let bad = "--- a/a.h\n+++ b/a.h\n@@ -1 +1 @@\n-int nothing_like_this(void);\n+int b(void);\n";
+    fs::write(dir.join("0001-good.patch"), good).unwrap();
+    fs::write(dir.join("0002-bad.patch"), bad).unwrap();
+    let err = format!("{:#}", f.build("b", &(f.liba() + &f.app("\"liba\"", ""))).unwrap_err());
+    assert!(err.contains("0002-bad.patch does not apply"), "{err}");
+    let src = f.path().join("b/build/host/work/liba-1.0/src/a.c");
+    assert_eq!(fs::read_to_string(&src).unwrap(), "int a(void) { return 42; }\n", "the good patch was taken back");
+    // Fixed series: the build resumes from the patched source and the tree runs the patched code.
+    fs::write(dir.join("0002-bad.patch"), bad.replace("nothing_like_this", "a")).unwrap();
+    f.build("b", &(f.liba() + &f.app("\"liba\"", ""))).unwrap();
+    assert_eq!(fs::read_to_string(&src).unwrap(), "int a(void) { return 43; }\n");
+    // A patch added later applies with the others to pristine sources,
+    // not over the source the last series left.
+    fs::write(dir.join("0003-more.patch"), "--- a/a.c\n+++ b/a.c\n@@ -1 +1 @@\n-int a(void) { return 43; }\n+int a(void) { return 44; }\n").unwrap();
+    f.build("b", &(f.liba() + &f.app("\"liba\"", ""))).unwrap();
+    assert_eq!(fs::read_to_string(&src).unwrap(), "int a(void) { return 44; }\n");
+}

@@ -1,0 +1,254 @@
+//! What an ELF file says about itself (machine, class, endianness, needed
+//! libraries, interpreter, run paths, glibc symbol versions, stack and
+//! RELRO), read with the `object` crate, and the checks a target tree
+//! must pass.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use object::elf;
+use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+use object::Endianness;
+
+use crate::model::manifest::ElfExpect;
+
+#[derive(Debug, Clone, Default)]
+pub struct ElfInfo {
+    pub machine: u16,
+    pub bits: u8,
+    pub little_endian: bool,
+    pub needed: Vec<String>,
+    pub soname: Option<String>,
+    pub interp: Option<String>,
+    pub rpath: Option<String>,
+    pub runpath: Option<String>,
+    /// Highest `GLIBC_x.y` version the file needs, as (x, y).
+    pub max_glibc: Option<(u32, u32)>,
+    pub exec_stack: bool,
+    pub relro: bool,
+    /// Packed relative relocations (`DT_RELR`): loaders before glibc 2.36
+    /// and musl 1.2.4 ignore them, and the file crashes when loaded.
+    pub relr: bool,
+}
+
+/// `DT_RELR` (gABI; not in `object`'s constants yet).
+const DT_RELR: u32 = 36;
+
+/// Every ELF file below `root`, with what it says.
+pub fn elf_files(root: &Path) -> Result<Vec<(PathBuf, ElfInfo)>> {
+    let mut out = vec![];
+    for e in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let e = e?;
+        if e.file_type().is_file() {
+            if let Some(info) = inspect(e.path())? {
+                out.push((e.path().to_path_buf(), info));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Edit an ELF file with patchelf (run paths, interpreter).
+pub fn patchelf(path: &Path, args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new("patchelf").args(args).arg(path).output().context("cannot run patchelf (Debian package patchelf)")?;
+    if !out.status.success() {
+        bail!("patchelf {} {} failed: {}", args.join(" "), path.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// `None` when the file is not ELF.
+pub fn inspect(path: &Path) -> Result<Option<ElfInfo>> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if data.len() < 16 || &data[..4] != b"\x7fELF" {
+        return Ok(None);
+    }
+    let info = match data[4] {
+        elf::ELFCLASS32 => parse::<elf::FileHeader32<Endianness>>(&data),
+        elf::ELFCLASS64 => parse::<elf::FileHeader64<Endianness>>(&data),
+        c => bail!("{}: unknown ELF class {c}", path.display()),
+    };
+    info.map(Some).with_context(|| format!("cannot parse the ELF file {}", path.display()))
+}
+
+fn parse<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo> {
+    let header = E::parse(data)?;
+    let endian = header.endian()?;
+    let mut info = ElfInfo {
+        machine: header.e_machine(endian),
+        bits: if header.is_class_64() { 64 } else { 32 },
+        little_endian: endian == Endianness::Little,
+        ..Default::default()
+    };
+    for ph in header.program_headers(endian, data)? {
+        match ph.p_type(endian) {
+            elf::PT_INTERP => {
+                let bytes = ph.data(endian, data).map_err(|_| anyhow::anyhow!("bad PT_INTERP"))?;
+                info.interp = Some(String::from_utf8_lossy(bytes).trim_end_matches('\0').to_string());
+            }
+            elf::PT_GNU_STACK => info.exec_stack = ph.p_flags(endian) & elf::PF_X != 0,
+            elf::PT_GNU_RELRO => info.relro = true,
+            _ => {}
+        }
+    }
+    let sections = header.sections(endian, data)?;
+    if let Some((dyns, link)) = sections.dynamic(endian, data)? {
+        let strings = sections.strings(endian, data, link)?;
+        for d in dyns {
+            let Some(tag) = d.tag32(endian) else { continue };
+            let text = || d.string(endian, strings).map(|s| String::from_utf8_lossy(s).into_owned());
+            match tag {
+                elf::DT_NEEDED => info.needed.push(text()?),
+                elf::DT_SONAME => info.soname = Some(text()?),
+                elf::DT_RPATH => info.rpath = Some(text()?),
+                elf::DT_RUNPATH => info.runpath = Some(text()?),
+                DT_RELR => info.relr = true,
+                _ => {}
+            }
+        }
+    }
+    if let Some((mut verneed, link)) = sections.gnu_verneed(endian, data)? {
+        let strings = sections.strings(endian, data, link)?;
+        while let Some((_, mut aux)) = verneed.next()? {
+            while let Some(a) = aux.next()? {
+                let name = String::from_utf8_lossy(a.name(endian, strings)?).into_owned();
+                if let Some(v) = glibc_version(&name) {
+                    info.max_glibc = info.max_glibc.max(Some(v));
+                }
+            }
+        }
+    }
+    Ok(info)
+}
+
+/// The highest `GLIBC_x.y` version a library defines (its `.gnu.version_d`):
+/// for a toolchain's `libc.so.6`, the glibc the board must have at least.
+pub fn glibc_defined(path: &Path) -> Result<Option<(u32, u32)>> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    fn defined<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Option<(u32, u32)>> {
+        let header = E::parse(data)?;
+        let endian = header.endian()?;
+        let sections = header.sections(endian, data)?;
+        let mut max = None;
+        if let Some((mut verdef, link)) = sections.gnu_verdef(endian, data)? {
+            let strings = sections.strings(endian, data, link)?;
+            while let Some((_, mut aux)) = verdef.next()? {
+                if let Some(a) = aux.next()? {
+                    max = max.max(glibc_version(&String::from_utf8_lossy(a.name(endian, strings)?)));
+                }
+            }
+        }
+        Ok(max)
+    }
+    match data.get(4) {
+        Some(&elf::ELFCLASS32) => defined::<elf::FileHeader32<Endianness>>(&data),
+        Some(&elf::ELFCLASS64) => defined::<elf::FileHeader64<Endianness>>(&data),
+        _ => bail!("{} is not an ELF file", path.display()),
+    }
+}
+
+/// The dynamic symbols of an ELF file: what it defines, and what it needs
+/// from others (undefined and not weak, so the loader must find it).
+#[derive(Debug, Default)]
+pub struct DynamicSymbols {
+    pub defined: std::collections::BTreeSet<String>,
+    pub needed: std::collections::BTreeSet<String>,
+}
+
+pub fn dynamic_symbols(path: &Path) -> Result<DynamicSymbols> {
+    use object::{Object, ObjectSymbol};
+    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = object::File::parse(&*data).with_context(|| format!("cannot parse the ELF file {}", path.display()))?;
+    let mut out = DynamicSymbols::default();
+    for sym in file.dynamic_symbols() {
+        let Ok(name) = sym.name() else { continue };
+        if name.is_empty() {
+            continue;
+        }
+        if sym.is_undefined() {
+            if !sym.is_weak() {
+                out.needed.insert(name.to_string());
+            }
+        } else {
+            out.defined.insert(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// `GLIBC_2.34` -> (2, 34)
+pub fn glibc_version(name: &str) -> Option<(u32, u32)> {
+    let v = name.strip_prefix("GLIBC_")?;
+    let mut parts = v.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().unwrap_or("0").parse().ok()?;
+    Some((major, minor))
+}
+
+/// The ELF machine number of an arch entry's `elf.machine`.
+pub fn machine_number(name: &str) -> Result<u16> {
+    Ok(match name {
+        "aarch64" => elf::EM_AARCH64,
+        "arm" => elf::EM_ARM,
+        "mips" => elf::EM_MIPS,
+        "riscv" => elf::EM_RISCV,
+        "x86_64" => elf::EM_X86_64,
+        "i386" => elf::EM_386,
+        "ppc64" => elf::EM_PPC64,
+        "ppc" => elf::EM_PPC,
+        "s390" => elf::EM_S390,
+        "loongarch" => elf::EM_LOONGARCH,
+        other => bail!("unknown ELF machine `{other}` in the arch entry; known: aarch64, arm, mips, riscv, x86_64, i386, ppc64, ppc, s390, loongarch"),
+    })
+}
+
+/// Is the file built for the arch: machine, class and endianness?
+pub fn check_machine(info: &ElfInfo, want: &ElfExpect) -> Result<(), String> {
+    let machine = machine_number(&want.machine).map_err(|e| e.to_string())?;
+    let little = want.endian == "little";
+    let mut wrong = vec![];
+    if info.machine != machine {
+        wrong.push(format!("machine {} (want {} = {machine})", info.machine, want.machine));
+    }
+    if info.bits != want.bits {
+        wrong.push(format!("{}-bit (want {}-bit)", info.bits, want.bits));
+    }
+    if info.little_endian != little {
+        wrong.push(format!("{} endian (want {})", if info.little_endian { "little" } else { "big" }, want.endian));
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(wrong.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glibc_versions_parse_and_order() {
+        assert_eq!(glibc_version("GLIBC_2.34"), Some((2, 34)));
+        assert_eq!(glibc_version("GLIBC_2.4"), Some((2, 4)));
+        assert!(glibc_version("GLIBC_2.34") > glibc_version("GLIBC_2.4"));
+        assert_eq!(glibc_version("GCC_3.0"), None);
+    }
+
+    #[test]
+    fn the_test_binary_itself_is_read() {
+        let me = std::env::current_exe().unwrap();
+        let info = inspect(&me).unwrap().expect("the test binary is ELF");
+        assert_eq!(info.bits, 64);
+        assert!(info.needed.iter().any(|n| n.starts_with("libc.so")), "{:?}", info.needed);
+        assert!(info.max_glibc.is_some());
+        assert!(!info.exec_stack);
+    }
+
+    #[test]
+    fn a_text_file_is_not_elf() {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), "#!/bin/sh\n").unwrap();
+        assert!(inspect(t.path()).unwrap().is_none());
+    }
+}

@@ -1,0 +1,20 @@
+//! The machines, as BitBake's `MACHINE` and its toolchain: the target the
+//! tree runs on, and what the build machine needs to build for it. It may
+//! import `sources`, `model` and `base`.
+//!
+//! - `toolchain`: the cross toolchain of an arch (zig by default, or gcc),
+//!   its identity and the newest glibc its output may need;
+//! - `elf`: what an ELF file says about itself, and the checks a target
+//!   tree must pass;
+//! - `board`: board root filesystems, their C library, paths resolved
+//!   inside them as the board would;
+//! - `private_glibc`: a gcc toolchain's newer glibc carried under the
+//!   prefix, for boards with an older one;
+//! - `host`: what the build machine needs to build for these arches
+//!   (`doctor`).
+
+pub mod board;
+pub mod elf;
+pub mod host;
+pub mod private_glibc;
+pub mod toolchain;

@@ -1,0 +1,295 @@
+//! Zig's C/C++ compiler as a GNU-style cross toolchain for a glibc floor.
+//!
+//! `zig cc -target aarch64-linux-gnu.2.28` compiles with clang and links
+//! against stub libraries of glibc 2.28, whatever glibc the build machine
+//! has; C++ gets a static libc++ and compiler-rt, so the board needs no
+//! libstdc++ or libgcc_s. Build systems expect `<triplet>-gcc`, `-ar`,
+//! `-strip` ..., so each (arch, floor) gets a directory of small wrapper
+//! scripts; `strip`, `objcopy`, `nm`, `readelf` and `objdump` are Debian's
+//! `binutils-<triplet>`, which read any ELF file of the arch.
+//!
+//! Zig comes from PyPI (the `ziglang` wheel, the way portable-python and
+//! cargo-zigbuild users get it), fetched by the host's pip from its
+//! configured index, checked against the manifest's sha256 and unpacked
+//! into the cache once.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::model::manifest::{Arch, LibcKind, ZigToolchain};
+
+/// The unpacked zig of `spec` in `cache` (`<cache>/toolchains/zig-<version>`),
+/// fetched and checked first if it is not there.
+pub fn ensure(spec: &ZigToolchain, cache: &Path) -> Result<PathBuf> {
+    let version =
+        spec.pypi.split_once("==").map(|(_, v)| v).with_context(|| format!("toolchain.zig.pypi `{}` must pin a version (ziglang==X.Y.Z)", spec.pypi))?;
+    let dir = cache.join("toolchains").join(format!("zig-{version}"));
+    let zig = dir.join("ziglang/zig");
+    if zig.is_file() {
+        return Ok(zig);
+    }
+    let host = std::env::consts::ARCH;
+    let Some(want) = spec.wheel_sha256.get(host) else {
+        bail!("toolchain.zig has no wheel_sha256 for a {host} build machine (it has: {})", spec.wheel_sha256.keys().cloned().collect::<Vec<_>>().join(", "));
+    };
+    fs::create_dir_all(dir.parent().unwrap())?;
+    let dl = tempfile::Builder::new().prefix(".zig-download-").tempdir_in(dir.parent().unwrap())?;
+    eprintln!("crosspython: fetching {} (the zig C/C++ cross compiler) with pip", spec.pypi);
+    let out = Command::new("python3")
+        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "--platform"])
+        .arg(format!("manylinux_2_12_{host}"))
+        .arg("--dest")
+        .arg(dl.path())
+        .arg(&spec.pypi)
+        .output()
+        .context("cannot run `python3 -m pip` (Debian package python3-pip)")?;
+    if !out.status.success() {
+        bail!("pip could not download {}:\n{}", spec.pypi, String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let wheel = fs::read_dir(dl.path())?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "whl")).context("pip downloaded no wheel")?;
+    let got = crate::sources::fetch::sha256_file(&wheel)?;
+    if &got != want {
+        bail!("{}: sha256 {got}, but toolchain.zig.wheel_sha256.{host} in the manifest is {want}; nothing was installed", wheel.display());
+    }
+    let unpacked = dl.path().join("unpacked");
+    let out = Command::new("python3").args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked).output()?;
+    if !out.status.success() {
+        bail!("cannot unpack {}: {}", wheel.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    // Wheels carry no file modes for zipfile to restore.
+    fs::set_permissions(unpacked.join("ziglang/zig"), fs::Permissions::from_mode(0o755))?;
+    match fs::rename(&unpacked, &dir) {
+        Ok(()) => {}
+        // Another build unpacked it at the same time.
+        Err(_) if zig.is_file() => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot move zig into {}", dir.display())),
+    }
+    Ok(zig)
+}
+
+/// zig's target triple for an arch and glibc floor: `aarch64-linux-gnu.2.28`;
+/// musl has one ABI, no floor: `aarch64-linux-musl`.
+pub fn target(arch: &Arch, floor: Option<(u32, u32)>) -> Result<String> {
+    let t = arch.zig_target.as_deref().with_context(|| format!("arch {} has no zig_target", arch.triplet))?;
+    match (arch.libc, floor) {
+        (LibcKind::Musl, _) => Ok(t.to_string()),
+        (LibcKind::Glibc, Some(f)) => Ok(format!("{t}.{}.{}", f.0, f.1)),
+        (LibcKind::Glibc, None) => bail!("zig for {} needs a glibc floor (libc.glibc_floor in the manifest, or --glibc-floor)", arch.triplet),
+    }
+}
+
+/// Write the wrapper scripts of `arch` at `floor` next to `zig` and return
+/// their `bin` directory. Files are only rewritten when their text changes.
+pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: Option<(u32, u32)>) -> Result<PathBuf> {
+    let target = target(arch, floor)?;
+    let plain = arch.zig_target.clone().unwrap_or_default();
+    let cpu = arch.zig_cpu.as_deref().map(|c| format!(" -mcpu={c}")).unwrap_or_default();
+    let gnu_as = if arch.zig_gnu_as {
+        format!("    *.s|*.S) inputs=1; set -- \"$@\" -fno-integrated-as -B/usr/bin/{}- \"$a\";;\n", arch.binutils_triplet())
+    } else {
+        String::new()
+    };
+    let base = zig.parent().and_then(Path::parent).context("zig lives in <dir>/ziglang/zig")?;
+    let bin = base.join("wrappers").join(&target).join("bin");
+    fs::create_dir_all(&bin)?;
+    let cache = base.parent().unwrap_or(base).join("zig-cache");
+    let zig = zig.display();
+    let boards = match floor {
+        Some((a, b)) if arch.libc.is_glibc() => format!("glibc {a}.{b}"),
+        _ => "musl".to_string(),
+    };
+    let header = format!(
+        "#!/bin/sh\n# crosspython: zig as a {triplet} toolchain for {boards} boards.\nexport ZIG_GLOBAL_CACHE_DIR='{cache}' ZIG_LOCAL_CACHE_DIR='{cache}'\n",
+        triplet = arch.triplet,
+        cache = cache.display()
+    );
+    // Arguments are rewritten in one pass (`set -f`: no globbing of split
+    // words): `-Wl,a,b,c` items zig refuses are dropped, GNU ld's short
+    // `-hNAME` (CPython links libpython with it) becomes `-soname,NAME`,
+    // which zig's linker options parser knows, and an object file
+    // named `*.so` (readline compiles its PIC objects so) is passed under a
+    // `.o` name, since zig takes every `*.so` argument for a shared library.
+    // zig cannot link a shared library from shared libraries alone
+    // (CPython's libpython3.so stub): an empty object is added. zig reads
+    // no source from standard input (`echo MIPSEB | $CC -E -`, by which
+    // OpenSSL's MIPS assembler scripts tell the byte order): it is passed
+    // as a file.
+    let drop = if spec.drop_linker_args.is_empty() { "''".to_string() } else { spec.drop_linker_args.join("|") };
+    let filter = |driver: &str| {
+        format!(
+            r#"set -f
+tmp=
+n=0
+inputs=
+shared=
+lang=
+for a in "$@"; do
+  shift
+  case "$a" in
+    -Wl,*)
+      out=-Wl; IFS=,
+      for w in ${{a#-Wl,}}; do
+        case "$w" in
+          {drop}) ;;
+          -h*=*) out="$out,$w";;
+          -h?*) out="$out,-soname,${{w#-h}}";;
+          *) out="$out,$w";;
+        esac
+      done
+      unset IFS
+      [ "$out" = -Wl ] || set -- "$@" "$out";;
+    *.so)
+      case "$(od -An -tx1 -j16 -N2 "$a" 2>/dev/null | tr -d ' \n')" in
+        0100|0001)
+          inputs=1
+          [ -n "$tmp" ] || tmp=$(mktemp -d)
+          n=$((n+1))
+          ln -s "$(cd "$(dirname "$a")" && pwd)/$(basename "$a")" "$tmp/$n.o"
+          set -- "$@" "$tmp/$n.o";;
+        *) set -- "$@" "$a";;
+      esac;;
+{gnu_as}    *.c|*.cc|*.cpp|*.cxx|*.s|*.S|*.o|*.a|*.i|*.ii) inputs=1; set -- "$@" "$a";;
+    -shared) shared=1; set -- "$@" "$a";;
+    -x) lang=1; set -- "$@" "$a";;
+    -)
+      [ -n "$tmp" ] || tmp=$(mktemp -d)
+      if [ -n "$lang" ]; then in="$tmp/stdin"; else in="$tmp/stdin.c"; fi
+      cat > "$in"
+      set -- "$@" "$in";;
+    *) set -- "$@" "$a";;
+  esac
+done
+if [ -n "$shared" ] && [ -z "$inputs" ]; then
+  [ -n "$tmp" ] || tmp=$(mktemp -d)
+  '{zig}' {driver} -target {target}{cpu} -c -x c /dev/null -o "$tmp/empty.o" || exit 1
+  set -- "$@" "$tmp/empty.o"
+fi
+"#
+        )
+    };
+    let mut files: Vec<(String, String)> = vec![];
+    for (name, driver) in [("gcc", "cc"), ("cc", "cc"), ("g++", "c++"), ("c++", "c++")] {
+        let args = filter(driver);
+        // Queries take the target without the glibc version, which clang's
+        // own parser rejects; -dumpmachine answers with the GNU triplet, as
+        // configure scripts compare it with --host. zig turns on UBSan
+        // traps for unoptimized code: recipes decide about sanitizers. zig
+        // also makes __DATE__ an error (-Werror=date-time); clang takes it
+        // from SOURCE_DATE_EPOCH, which every task sets, so it is
+        // reproducible (CPython's getbuildinfo.c uses it).
+        files.push((
+            name.into(),
+            format!(
+                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\n{args}[ -z \"$tmp\" ] && exec '{zig}' {driver} -target {target}{cpu} -fno-sanitize=all -Wno-error=date-time \"$@\"\n'{zig}' {driver} -target {target}{cpu} -fno-sanitize=all -Wno-error=date-time \"$@\"\nrc=$?\nrm -rf \"$tmp\"\nexit $rc\n",
+                triplet = arch.triplet
+            ),
+        ));
+    }
+    for (name, sub) in [("ar", "ar"), ("ranlib", "ranlib"), ("ld", "ld.lld")] {
+        files.push((name.into(), format!("{header}exec '{zig}' {sub} \"$@\"\n")));
+    }
+    for tool in ["strip", "objcopy", "nm", "readelf", "objdump"] {
+        files.push((tool.into(), format!("{header}exec /usr/bin/{}-{tool} \"$@\"\n", arch.binutils_triplet())));
+    }
+    for (name, text) in files {
+        let path = bin.join(format!("{}-{name}", arch.triplet));
+        if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            let tmp = path.with_extension("tmp");
+            fs::write(&tmp, &text)?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+            fs::rename(&tmp, &path)?;
+        }
+    }
+    Ok(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wrappers around a stand-in `zig` that prints the arguments it gets.
+    fn wrappers_around_echo(drop: &[&str]) -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let zig = t.path().join("zig-0/ziglang/zig");
+        fs::create_dir_all(zig.parent().unwrap()).unwrap();
+        fs::write(
+            &zig,
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in *.o) printf '%s=%s\\n' \"${a##*.}\" \"$(readlink \"$a\" || echo \"$a\")\";; *) echo \"$a\";; esac; done\n",
+        )
+        .unwrap();
+        fs::set_permissions(&zig, fs::Permissions::from_mode(0o755)).unwrap();
+        let loaded = crate::model::manifest::Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
+        let spec = ZigToolchain { pypi: "ziglang==0".into(), wheel_sha256: Default::default(), drop_linker_args: drop.iter().map(|d| d.to_string()).collect() };
+        let bin = wrappers(&zig, &spec, &loaded.manifest.arch["mipsel"], Some((2, 28))).unwrap();
+        (t, bin)
+    }
+
+    fn run(bin: &Path, tool: &str, args: &[&str]) -> Vec<String> {
+        let out = Command::new(bin.join(format!("mipsel-linux-gnu-{tool}"))).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn compiles_for_the_floor_and_answers_queries_as_gcc_would() {
+        let (_t, bin) = wrappers_around_echo(&[]);
+        assert_eq!(
+            run(&bin, "gcc", &["-c", "x.c"]),
+            ["cc", "-target", "mipsel-linux-gnueabihf.2.28", "-fno-sanitize=all", "-Wno-error=date-time", "-c", "x.c"]
+        );
+        assert_eq!(run(&bin, "g++", &["-c", "x.cc"])[..3], ["c++", "-target", "mipsel-linux-gnueabihf.2.28"]);
+        assert_eq!(run(&bin, "gcc", &["-dumpmachine"]), ["mipsel-linux-gnu"], "configure compares it with --host");
+        assert_eq!(run(&bin, "gcc", &["--version"]), ["cc", "-target", "mipsel-linux-gnueabihf", "--version"], "clang rejects the glibc version in queries");
+        assert_eq!(run(&bin, "ar", &["rcs", "x.a"]), ["ar", "rcs", "x.a"]);
+    }
+
+    #[test]
+    fn refused_linker_options_are_dropped_and_the_rest_kept() {
+        let (_t, bin) = wrappers_around_echo(&["-stats", "-lc"]);
+        let args = run(&bin, "gcc", &["-shared", "-Wl,-soname,libx.so.6,-stats,-lc", "-Wl,-stats", "-o", "libx.so.6", "*.c"]);
+        assert_eq!(args[5..], ["-shared", "-Wl,-soname,libx.so.6", "-o", "libx.so.6", "*.c"], "and `*` is not globbed");
+        // CPython's libpython3.so: a library made of a library only.
+        let args = run(&bin, "gcc", &["-shared", "-Wl,-hlibpython3.13.so.1.0", "-Wl,--hash-style=gnu", "libpython3.13.so"]);
+        let link = args.iter().rposition(|a| a == "cc").unwrap();
+        assert_eq!(args[link + 5..link + 9], ["-shared", "-Wl,-soname,libpython3.13.so.1.0", "-Wl,--hash-style=gnu", "libpython3.13.so"]);
+        assert!(args[link + 9].ends_with("/empty.o"), "an empty object is added: {args:?}");
+        assert!(args[..link].contains(&"/dev/null".to_string()), "compiled from nothing: {args:?}");
+    }
+
+    #[test]
+    fn standard_input_is_passed_as_a_file() {
+        let (_t, bin) = wrappers_around_echo(&[]);
+        let out = Command::new(bin.join("mipsel-linux-gnu-gcc"))
+            .args(["-E", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(b"MIPSEB\n")?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let args: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        assert!(args.last().unwrap().ends_with("/stdin.c"), "{args:?}");
+        assert!(!args.contains(&"-".to_string()));
+    }
+
+    #[test]
+    fn an_object_file_named_so_is_passed_as_an_object_and_a_library_as_is() {
+        let (t, bin) = wrappers_around_echo(&[]);
+        let mut rel = b"\x7fELF\x01\x01\x01\0\0\0\0\0\0\0\0\0".to_vec();
+        rel.extend([1, 0, 8, 0]);
+        fs::write(t.path().join("history.so"), &rel).unwrap();
+        let mut dynamic = rel.clone();
+        dynamic[16] = 3;
+        fs::write(t.path().join("libz.so"), &dynamic).unwrap();
+        let out = Command::new(bin.join("mipsel-linux-gnu-gcc")).current_dir(t.path()).args(["-shared", "history.so", "libz.so"]).output().unwrap();
+        let args: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        assert_eq!(args[6..], [format!("o={}", t.path().join("history.so").display()), "libz.so".to_string()]);
+    }
+}

@@ -1,0 +1,779 @@
+//! Python packages for the target, crossenv-style: pip resolves and
+//! downloads wheels for the target's platform, Python version,
+//! implementation and ABI (`pip download --platform ...`), and the wheels
+//! are installed into the target tree by pypa/installer with the board's
+//! interpreter in every script's shebang. pip itself goes in the same way,
+//! from the wheel CPython bundles, so that `pip` works on the board.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::model::manifest::Arch;
+
+/// Bumped when what this module installs changes (an input of `rootfs`).
+pub const VERSION: &str = "crosspip-5";
+
+/// The build-side environment: the native python of the target's version
+/// and a venv beside it with the packaging tools.
+pub struct BuildPython {
+    pub venv: PathBuf,
+}
+
+/// Packages the build venv needs, pinned so that signatures mean something.
+const BUILD_TOOLS: [&str; 2] = ["installer==0.7.0", "crossenv==1.6.2"];
+
+impl BuildPython {
+    /// Create (once) the venv at `dir` from `native_python`.
+    pub fn ensure(native_python: &Path, dir: &Path, log: &mut String) -> Result<BuildPython> {
+        let stamp = dir.join(".crosspython-ready");
+        let wanted = format!("{}\n{}\n", native_python.display(), BUILD_TOOLS.join("\n"));
+        if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+            return Ok(BuildPython { venv: dir.to_path_buf() });
+        }
+        crate::base::sysroot::remove(dir)?;
+        run(Command::new(native_python).args(["-m", "venv"]).arg(dir), log).with_context(|| format!("cannot create the build venv {}", dir.display()))?;
+        run(Command::new(dir.join("bin/python")).args(["-m", "pip", "install", "--quiet"]).args(BUILD_TOOLS), log)
+            .context("cannot install the build tools into the build venv (is PyPI reachable?)")?;
+        fs::write(&stamp, wanted)?;
+        Ok(BuildPython { venv: dir.to_path_buf() })
+    }
+
+    fn python(&self) -> PathBuf {
+        self.venv.join("bin/python")
+    }
+}
+
+/// The distro's Python packages and how to build them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PythonPackages {
+    pub requirements: Vec<String>,
+    pub no_binary: Vec<String>,
+    pub build_env: std::collections::BTreeMap<String, String>,
+    /// Built wheels, by arch and python version (not a signature input).
+    #[serde(skip)]
+    pub wheel_cache: PathBuf,
+}
+
+/// Where and for what the packages go.
+pub struct Target<'a> {
+    /// The manifest's name of the arch.
+    pub name: &'a str,
+    pub arch: &'a Arch,
+    pub tree: &'a Path,
+    pub prefix: &'a str,
+    /// "3.14"
+    pub pyver: String,
+    /// "3.14t" for a free-threaded CPython, else as `pyver`: the name of
+    /// its stdlib and include directories (CPython's LDVERSION).
+    pub ldversion: String,
+    /// The boards' glibc (the newest manylinux that fits), or None for musl.
+    pub glibc: Option<(u32, u32)>,
+    /// When the boards' loader skips `DT_RELR` relocations: the C library
+    /// version that would apply them. A wheel whose shared objects have
+    /// them (musllinux wheels linked on current Alpine do) is not taken.
+    pub relr_from: Option<String>,
+}
+
+/// CPython's LDVERSION in a tree: `3.14t` when the interpreter there is
+/// free-threaded (its stdlib is `lib/python3.14t`), else `3.14`.
+pub fn ldversion(tree: &Path, prefix: &str, pyver: &str) -> String {
+    let t = format!("{pyver}t");
+    if tree.join(prefix.trim_start_matches('/')).join(format!("lib/python{t}")).is_dir() {
+        t
+    } else {
+        pyver.to_string()
+    }
+}
+
+impl<'a> Target<'a> {
+    pub fn new(name: &'a str, arch: &'a Arch, tree: &'a Path, prefix: &'a str, pyver: String, tc: &crate::machine::toolchain::Toolchain) -> Result<Target<'a>> {
+        // manylinux_2_N up to the glibc the board has at least (the floor),
+        // not the build machine's.
+        let glibc = match arch.libc {
+            crate::model::manifest::LibcKind::Musl => None,
+            crate::model::manifest::LibcKind::Glibc => Some(tc.glibc.context("the toolchain targets no known glibc version (set libc.glibc_floor)")?),
+        };
+        let ldversion = ldversion(tree, prefix, &pyver);
+        Ok(Target { name, arch, tree, prefix, pyver, ldversion, glibc, relr_from: None })
+    }
+
+    /// A free-threaded interpreter (PEP 703), which cannot load `abi3` modules.
+    pub fn free_threaded(&self) -> bool {
+        self.ldversion.ends_with('t')
+    }
+
+    /// The wheel ABI tag of the interpreter: `cp314`, or `cp314t`.
+    pub fn abi_tag(&self) -> String {
+        format!("cp{}{}", self.pyver.replace('.', ""), &self.ldversion[self.pyver.len()..])
+    }
+
+    /// The ABI tags of wheels that load: never `abi3` on a free-threaded
+    /// interpreter (PEP 703: the stable ABI is not supported there).
+    pub fn abi_tags(&self) -> Vec<String> {
+        let mut tags = vec![self.abi_tag()];
+        if !self.free_threaded() {
+            tags.push("abi3".into());
+        }
+        tags.push("none".into());
+        tags
+    }
+
+    /// Platform tags whose wheels run on the board, most specific first.
+    pub fn platform_tags(&self) -> Vec<String> {
+        // pip on the board tags by `uname -m`: the arch's `machine`.
+        let arch = &self.arch.machine;
+        let mut tags: Vec<String> = match self.glibc {
+            Some(glibc) => {
+                let mut t: Vec<String> = (17..=glibc.1).rev().map(|m| format!("manylinux_2_{m}_{arch}")).collect();
+                t.push(format!("manylinux2014_{arch}"));
+                t
+            }
+            // musl 1.2 (time64) is what every supported board runs; PEP 656.
+            None => vec![format!("musllinux_1_2_{arch}"), format!("musllinux_1_1_{arch}")],
+        };
+        tags.push(format!("linux_{arch}"));
+        tags
+    }
+
+    /// A wheel file given by path must carry a platform tag of the target
+    /// (or `any`): pip's own refusal does not say which tags would fit.
+    pub fn check_wheel_fits(&self, wheel: &str) -> Result<()> {
+        let w = WheelFile::parse(Path::new(wheel))?;
+        let (name, platforms) = (&w.file, &w.platforms);
+        let tags = self.platform_tags();
+        if !platforms.iter().any(|p| *p == "any" || tags.iter().any(|t| t == p)) {
+            bail!(
+                "{name} is built for {}, not for {} ({}); the target accepts {} or any",
+                platforms.join("."),
+                self.name,
+                self.arch.triplet,
+                [tags.first().map(String::as_str).unwrap_or(""), "...", tags.last().map(String::as_str).unwrap_or("")].join(" ")
+            );
+        }
+        let abis = self.abi_tags();
+        if !w.abis.iter().any(|a| abis.contains(a)) {
+            let why = if self.free_threaded() && w.abis.iter().any(|a| a == "abi3") {
+                " (a free-threaded interpreter cannot load stable-ABI modules, PEP 703)"
+            } else {
+                ""
+            };
+            bail!("{name} is built for the ABI {}, the target's python loads {}{why}", w.abis.join("."), abis.join(", "));
+        }
+        Ok(())
+    }
+
+    /// The suffix of the target interpreter's own extension modules
+    /// (`.cpython-314-aarch64-linux-musl.so`), from its `_sysconfigdata`.
+    pub fn ext_suffix(&self) -> Option<String> {
+        let stdlib = self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}", self.ldversion));
+        let file = fs::read_dir(&stdlib)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("_sysconfigdata_") && n.ends_with(".py")))?;
+        let text = fs::read_to_string(file).ok()?;
+        let at = text.find("'EXT_SUFFIX': '")? + "'EXT_SUFFIX': '".len();
+        Some(text[at..].split('\'').next()?.to_string())
+    }
+
+    /// Every version-specific extension module in a wheel must carry the
+    /// interpreter's suffix: a wheel built against another interpreter
+    /// (a python3 rebuilt with another ABI since) would not be imported.
+    pub fn check_wheel_extensions(&self, wheel: &Path) -> Result<()> {
+        let Some(suffix) = self.ext_suffix() else { return Ok(()) };
+        let file = fs::File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
+        let zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a wheel (zip) file", wheel.display()))?;
+        let strangers: Vec<&str> = zip.file_names().filter(|n| n.ends_with(".so") && n.contains(".cpython-") && !n.ends_with(&suffix)).collect();
+        if let Some(first) = strangers.first() {
+            bail!(
+                "{} holds {first}{}, built for another interpreter: the target's python loads *{suffix}",
+                wheel.file_name().unwrap_or_default().to_string_lossy(),
+                if strangers.len() > 1 { format!(" and {} more", strangers.len() - 1) } else { String::new() }
+            );
+        }
+        Ok(())
+    }
+
+    /// The first shared object of a wheel the boards' loader could not
+    /// relocate (`DT_RELR` where it skips them), if any.
+    pub fn wheel_needs_newer_loader(&self, wheel: &Path) -> Result<Option<String>> {
+        let Some(since) = &self.relr_from else { return Ok(None) };
+        let file = fs::File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
+        let mut zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a wheel (zip) file", wheel.display()))?;
+        let scratch = tempfile::tempdir()?;
+        for i in 0..zip.len() {
+            let mut member = zip.by_index(i)?;
+            let name = member.name().to_string();
+            if !(name.ends_with(".so") || name.contains(".so.")) {
+                continue;
+            }
+            let path = scratch.path().join("member.so");
+            std::io::copy(&mut member, &mut fs::File::create(&path)?)?;
+            if crate::machine::elf::inspect(&path)?.is_some_and(|i| i.relr) {
+                return Ok(Some(format!("{name} has packed relative relocations (DT_RELR), which loaders before {since} skip")));
+            }
+        }
+        Ok(None)
+    }
+
+    fn site_packages(&self) -> PathBuf {
+        self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}/site-packages", self.ldversion))
+    }
+}
+
+pub fn install_wheels(bp: &BuildPython, t: &Target, wheels: &[PathBuf], log: &mut String) -> Result<()> {
+    if wheels.is_empty() {
+        return Ok(());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/install_wheels.py");
+    let mut cmd = Command::new(bp.python());
+    cmd.arg(&script).arg("--root").arg(t.tree).args(["--prefix", t.prefix, "--pyver", &t.ldversion]).args(wheels);
+    run(&mut cmd, log)
+}
+
+/// pip from the wheel that CPython bundles in `ensurepip`.
+pub fn install_pip(bp: &BuildPython, t: &Target, log: &mut String) -> Result<()> {
+    let bundled = t.tree.join(t.prefix.trim_start_matches('/')).join(format!("lib/python{}/ensurepip/_bundled", t.ldversion));
+    let wheels: Vec<PathBuf> = fs::read_dir(&bundled)
+        .with_context(|| format!("{} is missing: the target python has no bundled pip", bundled.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("pip-") && n.ends_with(".whl")))
+        .collect();
+    if wheels.len() != 1 {
+        bail!("expected one bundled pip wheel in {}, found {}", bundled.display(), wheels.len());
+    }
+    install_wheels(bp, t, &wheels, log)?;
+    if !t.site_packages().join("pip").is_dir() {
+        bail!("pip was not installed into {}", t.site_packages().display());
+    }
+    Ok(())
+}
+
+/// Turns requirements into wheels that fit the target: a wheel from the
+/// index when one fits, else one built earlier for this arch and python
+/// (the built-wheel cache), else one built now from the sdist in a
+/// crossenv with the target's sysconfig and compiler.
+pub struct Session<'a> {
+    pub bp: BuildPython,
+    pub target: Target<'a>,
+    /// Built wheels of this arch and python.
+    cache: PathBuf,
+    env: Vec<(String, String)>,
+    meson_cross: PathBuf,
+    crossenv_dir: PathBuf,
+    host_python: PathBuf,
+    cc: String,
+    ar: String,
+    crossenv: Option<CrossEnv>,
+}
+
+impl<'a> Session<'a> {
+    /// `work` is the arch's build directory (crossenv, meson cross file);
+    /// `host_python` the target interpreter in a tree with its sysconfig.
+    pub fn new(
+        bp: BuildPython,
+        target: Target<'a>,
+        py: &PythonPackages,
+        build_dir: &Path,
+        work: &Path,
+        tc: &crate::machine::toolchain::Toolchain,
+        host_python: &Path,
+    ) -> Result<Session<'a>> {
+        let tree = target.tree;
+        let libdir = tree.join(target.prefix.trim_start_matches('/'));
+        let mut env: Vec<(String, String)> = py.build_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        // The prefix maps keep this build's paths out of the extension modules.
+        env.push((
+            "CFLAGS".into(),
+            format!("-O2 -I{}/include -ffile-prefix-map={}=/usr/src/debug -ffile-prefix-map={}=/", libdir.display(), build_dir.display(), tree.display()),
+        ));
+        env.push(("LDFLAGS".into(), format!("-L{0}/lib -Wl,-rpath-link,{0}/lib", libdir.display())));
+        env.push(("PKG_CONFIG_LIBDIR".into(), format!("{}/lib/pkgconfig", libdir.display())));
+        env.push(("PKG_CONFIG_SYSROOT_DIR".into(), tree.display().to_string()));
+        let meson_cross = work.join("meson-cross.ini");
+        meson_cross_file(&target, tc, &meson_cross)?;
+        // Built wheels are only good for the compiler and glibc floor that built them.
+        let compiler = &crate::sources::fetch::sha256_bytes(tc.identity().as_bytes())[..12];
+        let cache = py.wheel_cache.join(format!("{}-{}-{compiler}", target.name, target.abi_tag()));
+        Ok(Session {
+            bp,
+            target,
+            cache,
+            env,
+            meson_cross,
+            crossenv_dir: work.join("crossenv"),
+            host_python: host_python.to_path_buf(),
+            cc: tc.cc_command(None),
+            ar: tc.tool("ar"),
+            crossenv: None,
+        })
+    }
+
+    /// Download (or build) into `dest` the wheels of `requirements` and of
+    /// everything they need; `no_binary` names projects (or `:all:`) to
+    /// build from source. Each route is logged as `ROUTE <req>: ...`.
+    pub fn wheels(&mut self, requirements: &[String], no_binary: &[String], dest: &Path, log: &mut String) -> Result<Vec<PathBuf>> {
+        // Wheels built for an earlier build of the interpreter with another
+        // ABI (extension suffix) are dropped from the cache, and rebuilt.
+        for e in fs::read_dir(&self.cache).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "whl") {
+                if let Err(why) = self.target.check_wheel_extensions(&e.path()) {
+                    writeln!(log, "dropped from the built-wheel cache: {why:#}")?;
+                    fs::remove_file(e.path())?;
+                }
+            }
+        }
+        let mut wanted = vec![];
+        for req in requirements {
+            let name = project_name(req);
+            let local_sdist = Path::new(req).is_file() && !req.ends_with(".whl");
+            let from_source = local_sdist || no_binary.iter().any(|n| project_name(n) == name || n == ":all:");
+            let probe = tempfile::tempdir()?;
+            if !from_source {
+                // pip may succeed without a wheel of the project (a direct
+                // sdist link): only a wheel of it counts.
+                let found = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, probe.path(), false, log);
+                let found = found.ok().and_then(|ws| ws.into_iter().find(|w| wheel_project(w) == name));
+                let too_new = match &found {
+                    Some(w) => self.target.wheel_needs_newer_loader(w)?,
+                    None => None,
+                };
+                if let Some(why) = &too_new {
+                    writeln!(log, "ROUTE {req}: not the wheel: {why}; building from source")?;
+                }
+                if let Some(w) = found.filter(|_| too_new.is_none()) {
+                    let file = w.file_name().unwrap().to_string_lossy().into_owned();
+                    // The built-wheel cache is one of pip's find-links.
+                    let route = if self.cache.join(&file).exists() { "built from sdist earlier" } else { "wheel" };
+                    writeln!(log, "ROUTE {req}: {route} ({file})")?;
+                    wanted.push(req.clone());
+                    continue;
+                }
+            }
+            // A wheel built before for this arch and python that satisfies
+            // the requirement: no second build.
+            let cached = tempfile::tempdir()?;
+            if let Ok(found) = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, cached.path(), true, log) {
+                if let Some(w) = found.iter().find(|w| wheel_project(w) == name) {
+                    let kept = self.cache.join(w.file_name().unwrap());
+                    writeln!(log, "ROUTE {req}: built from sdist earlier ({})", kept.file_name().unwrap().to_string_lossy())?;
+                    wanted.push(kept.display().to_string());
+                    continue;
+                }
+            }
+            if self.target.free_threaded() {
+                // crossenv runs the build python with the target's prefix as
+                // its home; with a free-threaded target (lib/python3.Xt,
+                // ABI flag t) it finds neither the stdlib nor its own pip.
+                bail!(
+                    "{req}: no {} wheel fits the target, and source builds for a free-threaded interpreter are not supported yet \
+                     (crossenv, the cross build environment, does not handle the free-threaded layout). Use a package with {} wheels, \
+                     or build without --feature freethreading",
+                    self.target.abi_tag(),
+                    self.target.abi_tag()
+                );
+            }
+            if self.crossenv.is_none() {
+                self.crossenv = Some(CrossEnv::ensure(&self.bp, &self.target, &self.host_python, &self.cc, &self.ar, &self.crossenv_dir, log)?);
+            }
+            let started = std::time::Instant::now();
+            let wheel = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &self.meson_cross, &self.cache, log)?;
+            if let Err(why) = self.target.check_wheel_extensions(&wheel) {
+                fs::remove_file(&wheel)?;
+                bail!("{req}: the cross build gave a wheel the target cannot import: {why:#}");
+            }
+            writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({})", started.elapsed().as_secs_f64(), wheel.file_name().unwrap().to_string_lossy())?;
+            wanted.push(wheel.display().to_string());
+        }
+        download(&self.bp, &self.target, &wanted, &self.cache, dest, false, log)
+    }
+}
+
+/// What a wheel's file name says (`name-version[-build]-python-abi-platform.whl`).
+pub struct WheelFile {
+    pub file: String,
+    /// Normalized (PEP 503).
+    pub project: String,
+    pub version: String,
+    /// The ABI tags, split at `.` (`cp314`, `abi3`, `none`).
+    pub abis: Vec<String>,
+    /// The platform tags, split at `.` (`manylinux_2_27_aarch64.manylinux_2_28_aarch64`).
+    pub platforms: Vec<String>,
+}
+
+impl WheelFile {
+    pub fn parse(path: &Path) -> Result<WheelFile> {
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let parts: Vec<&str> = file.strip_suffix(".whl").unwrap_or("").split('-').collect();
+        if parts.len() < 5 {
+            bail!("{file} is not a wheel file name (name-version-python-abi-platform.whl)");
+        }
+        Ok(WheelFile {
+            project: project_name(parts[0]),
+            version: parts[1].to_string(),
+            abis: parts[parts.len() - 2].split('.').map(String::from).collect(),
+            platforms: parts[parts.len() - 1].split('.').map(String::from).collect(),
+            file,
+        })
+    }
+}
+
+/// The normalized project name of a wheel file ("" for another name).
+fn wheel_project(wheel: &Path) -> String {
+    WheelFile::parse(wheel).map(|w| w.project).unwrap_or_default()
+}
+
+/// The normalized project name of a requirement specifier (PEP 503), or
+/// of a wheel or sdist file (`dir/PyYAML-6.0.tar.gz`).
+pub fn project_name(requirement: &str) -> String {
+    let requirement = match requirement.rsplit_once('/') {
+        Some((_, file)) => file.split('-').next().unwrap_or(file),
+        None if requirement.ends_with(".whl") || requirement.ends_with(".tar.gz") || requirement.ends_with(".zip") => {
+            requirement.split('-').next().unwrap_or(requirement)
+        }
+        None => requirement,
+    };
+    let end = requirement.find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).unwrap_or(requirement.len());
+    requirement[..end].to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// Resolve `requirements` for the target with pip and download the wheels
+/// into `dest`; wheels already in `find_links` (the built-wheel cache) count.
+/// With `cache_only`, only `find_links` is looked at: the built-wheel cache
+/// answers whether a source build can be skipped.
+pub fn download(
+    bp: &BuildPython,
+    t: &Target,
+    requirements: &[String],
+    find_links: &Path,
+    dest: &Path,
+    cache_only: bool,
+    log: &mut String,
+) -> Result<Vec<PathBuf>> {
+    if requirements.is_empty() {
+        return Ok(vec![]);
+    }
+    fs::create_dir_all(dest)?;
+    fs::create_dir_all(find_links)?;
+    let mut cmd = Command::new(bp.python());
+    cmd.args(["-m", "pip", "download", "--only-binary=:all:", "--python-version", &t.pyver, "--implementation", "cp"]);
+    for a in t.abi_tags() {
+        cmd.args(["--abi", &a]);
+    }
+    for p in t.platform_tags() {
+        cmd.args(["--platform", &p]);
+    }
+    if cache_only {
+        // Only whether this project was built before: its dependencies
+        // are resolved with the index in the final download.
+        cmd.args(["--no-index", "--no-deps"]);
+    }
+    cmd.arg("--find-links").arg(find_links).arg("--dest").arg(dest).args(requirements);
+    run(&mut cmd, log).with_context(|| {
+        let abi3 = if t.free_threaded() { "; abi3 wheels do not count: a free-threaded interpreter cannot load them (PEP 703)" } else { "" };
+        format!("pip found no wheels for the target ({}, {}) for: {}{abi3}", t.platform_tags()[0], t.abi_tag(), requirements.join(" "))
+    })?;
+    let files: Vec<PathBuf> = fs::read_dir(dest)?.flatten().map(|e| e.path()).collect();
+    if let Some(other) = files.iter().find(|p| p.extension().is_none_or(|e| e != "whl")) {
+        bail!("pip gave {} instead of a wheel for the target", other.file_name().unwrap().to_string_lossy());
+    }
+    let mut wheels = files;
+    wheels.sort();
+    Ok(wheels)
+}
+
+/// A crossenv: a "cross python" whose sysconfig is the target's (compiler,
+/// EXT_SUFFIX, platform tag) and a "build python" beside it where build
+/// dependencies (setuptools, Cython, meson, ...) are installed as
+/// build-machine tools, never as target wheels.
+pub struct CrossEnv {
+    dir: PathBuf,
+}
+
+impl CrossEnv {
+    /// Create (once per target python and compiler) the crossenv at `dir`.
+    /// `host_python` is the target interpreter in a tree that holds its
+    /// `_sysconfigdata_*.py`.
+    pub fn ensure(bp: &BuildPython, t: &Target, host_python: &Path, cc: &str, ar: &str, dir: &Path, log: &mut String) -> Result<CrossEnv> {
+        let stamp = dir.join(".crosspython-ready");
+        // The extension suffix too: a python3 rebuilt with another ABI
+        // needs a new crossenv.
+        let wanted = format!("{}\n{cc}\n{ar}\n{}\n{}\n{:?}\n", host_python.display(), t.platform_tags().join(" "), t.arch.machine, t.ext_suffix());
+        if fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+            return Ok(CrossEnv { dir: dir.to_path_buf() });
+        }
+        crate::base::sysroot::remove(dir)?;
+        let mut cmd = Command::new(bp.python());
+        // --machine: wheels built here get the tag pip computes on the board
+        // (linux_armv7l), not the one of the configure triplet (linux_arm).
+        cmd.args(["-m", "crossenv", "--cc", cc, "--ar", ar, "--machine", &t.arch.machine]);
+        for tag in t.platform_tags().iter().filter(|p| p.starts_with("manylinux_")) {
+            cmd.args(["--manylinux", tag.rsplit_once('_').map(|(m, _)| m).unwrap_or(tag)]);
+        }
+        // crossenv looks for it in lib/python3.X only; a free-threaded
+        // interpreter keeps it in lib/python3.Xt.
+        let stdlib = host_python.parent().and_then(Path::parent).map(|p| p.join("lib").join(format!("python{}", t.ldversion)));
+        let sysconfigdata = stdlib
+            .and_then(|d| fs::read_dir(d).ok())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("_sysconfigdata_") && n.ends_with(".py")));
+        if let Some(file) = sysconfigdata {
+            cmd.arg("--sysconfigdata-file").arg(file);
+        }
+        cmd.arg(host_python).arg(dir);
+        run(&mut cmd, log).with_context(|| format!("cannot create the crossenv {}", dir.display()))?;
+        fs::write(&stamp, wanted)?;
+        Ok(CrossEnv { dir: dir.to_path_buf() })
+    }
+
+    fn build_python(&self) -> PathBuf {
+        self.dir.join("build/bin/python")
+    }
+
+    fn cross_python(&self) -> PathBuf {
+        self.dir.join("cross/bin/python")
+    }
+}
+
+/// A meson cross file for meson-python packages (numpy): the cross tools,
+/// the target's pkg-config, qemu as the exe_wrapper, the CPU family and the
+/// long double format that meson cannot probe on a foreign machine.
+pub fn meson_cross_file(t: &Target, tc: &crate::machine::toolchain::Toolchain, path: &Path) -> Result<()> {
+    let list = |words: Vec<String>| format!("[{}]", words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", "));
+    let mut cc = vec![tc.cc.display().to_string()];
+    cc.extend(tc.cc_args.iter().cloned());
+    let cxx_path = tc.tool("g++");
+    let mut text = String::from("# Written by crosspython for meson-python source builds.\n[binaries]\n");
+    let _ = writeln!(text, "c = {}", list(cc));
+    if which::which(&cxx_path).is_ok() {
+        let _ = writeln!(text, "cpp = {}", list(vec![cxx_path]));
+    }
+    for (k, tool) in [("ar", "ar"), ("strip", "strip"), ("nm", "nm"), ("objcopy", "objcopy")] {
+        let _ = writeln!(text, "{k} = '{}'", tc.tool(tool));
+    }
+    let _ = writeln!(text, "pkg-config = 'pkg-config'");
+    // Programs meson runs need only the C library: the board root's (zig's
+    // output), or the tree's copy of the toolchain's.
+    let root = tc.run_root.as_deref().unwrap_or(t.tree);
+    let mut wrapper = vec![t.arch.qemu.clone()];
+    if let Some(cpu) = &t.arch.qemu_cpu {
+        // OpenBLAS picks its kernels by the CPU it runs on (see arch.qemu_cpu).
+        wrapper.extend(["-cpu".to_string(), cpu.clone()]);
+    }
+    wrapper.extend(["-L".to_string(), root.display().to_string()]);
+    let _ = writeln!(text, "exe_wrapper = {}", list(wrapper));
+    let _ = writeln!(text, "\n[properties]\nneeds_exe_wrapper = true\nlongdouble_format = '{}'", t.arch.longdouble_format);
+    let _ = writeln!(
+        text,
+        "\n[host_machine]\nsystem = 'linux'\ncpu_family = '{}'\ncpu = '{}'\nendian = '{}'",
+        t.arch.meson_cpu_family, t.arch.meson_cpu, t.arch.elf.endian
+    );
+    fs::write(path, text)?;
+    Ok(())
+}
+
+/// Build backends and build tools every source build gets on the build
+/// side. pip cannot tell an sdist's build requirements without preparing
+/// its metadata, and for meson-python that means a whole (native, wrong)
+/// build: so the common backends are installed up front instead.
+/// setuptools 77 reads PEP 639 license expressions (`license = "BSD-3-Clause"`,
+/// markupsafe 3.0.4); a venv of Python 3.11 starts with setuptools 65.
+const BUILD_BACKENDS: [&str; 6] = ["setuptools>=77", "wheel", "Cython>=3.0.6", "meson-python>=0.15", "meson", "ninja"];
+
+/// Build a wheel for the target from the sdist of `requirement` with the
+/// crossenv's cross python, without build isolation (build requirements
+/// are build-machine tools, already in its build python). meson-python
+/// gets the meson cross file; setuptools ignores that setting.
+pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], meson_cross: &Path, out: &Path, log: &mut String) -> Result<PathBuf> {
+    let stamp = ce.dir.join(".build-backends");
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(BUILD_BACKENDS.join("\n").as_str()) {
+        run(Command::new(ce.build_python()).args(["-m", "pip", "install", "--quiet", "--upgrade"]).args(BUILD_BACKENDS), log)
+            .context("cannot install the build backends into the crossenv's build python")?;
+        fs::write(&stamp, BUILD_BACKENDS.join("\n"))?;
+    }
+    let built = tempfile::tempdir()?;
+    let mut cmd = Command::new(ce.cross_python());
+    cmd.args(["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-binary", &project_name(requirement), "--wheel-dir"])
+        .arg(built.path())
+        // pip keeps the wheels it builds in its cache by sdist and tag, and
+        // `linux_aarch64` tags a glibc and a musl build alike: each crossenv
+        // (one per interpreter) gets a cache of its own.
+        .arg("--cache-dir")
+        .arg(ce.dir.join("pip-cache"))
+        .arg(format!("--config-settings=setup-args=--cross-file={}", meson_cross.display()))
+        .arg(requirement);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // As an activated crossenv: its build tools (cython, meson, ninja) on PATH.
+    let path = format!("{}:{}:{}", ce.dir.join("cross/bin").display(), ce.dir.join("build/bin").display(), std::env::var("PATH").unwrap_or_default());
+    cmd.env("PATH", path);
+    if let Err(e) = run(&mut cmd, log) {
+        if format!("{e:#}").contains("No matching distribution found") {
+            bail!("{requirement}: there is neither a wheel for the target nor an sdist to build ({e:#})");
+        }
+        return Err(e.context(format!("{requirement}: building the wheel for the target failed")));
+    }
+    let wheel = fs::read_dir(built.path())?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "whl")).context("pip built no wheel")?;
+    fs::create_dir_all(out)?;
+    let dest = out.join(wheel.file_name().unwrap());
+    fs::copy(&wheel, &dest)?;
+    Ok(dest)
+}
+
+fn run(cmd: &mut Command, log: &mut String) -> Result<()> {
+    let _ = writeln!(log, "+ {cmd:?}");
+    if crate::base::process::interrupted() {
+        bail!("interrupted");
+    }
+    let out = crate::base::process::wait_stoppable(cmd).with_context(|| format!("cannot run {cmd:?}"))?;
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    log.push_str(&output);
+    if !out.status.success() {
+        // Say what ran (`python -m pip wheel`), and what it said last;
+        // the full command line and environment are in the log.
+        let args: Vec<String> = cmd.get_args().take(3).map(|a| a.to_string_lossy().into_owned()).collect();
+        let program = Path::new(cmd.get_program()).file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let tail: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+        bail!("`{program} {}` exited with {}:\n{}", args.join(" "), out.status, tail.join("\n"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_target(glibc: Option<(u32, u32)>, check: impl FnOnce(&Target)) {
+        with_python("3.13", glibc, check)
+    }
+
+    fn with_python(ldversion: &str, glibc: Option<(u32, u32)>, check: impl FnOnce(&Target)) {
+        let loaded = crate::model::manifest::Loaded::parse(Path::new("m.toml"), crate::model::manifest::tests::MINIMAL.to_string()).unwrap();
+        let pyver = ldversion.trim_end_matches('t').to_string();
+        let t = Target {
+            name: "aarch64",
+            arch: &loaded.manifest.arch["aarch64"],
+            tree: Path::new("/t"),
+            prefix: "/usr/local",
+            pyver,
+            ldversion: ldversion.into(),
+            glibc,
+            relr_from: None,
+        };
+        check(&t);
+    }
+
+    #[test]
+    fn a_wheel_whose_extensions_another_interpreter_would_load_is_refused() {
+        let tree = tempfile::tempdir().unwrap();
+        let stdlib = tree.path().join("usr/local/lib/python3.14");
+        std::fs::create_dir_all(&stdlib).unwrap();
+        std::fs::write(
+            stdlib.join("_sysconfigdata__linux_aarch64-linux-musl.py"),
+            "build_time_vars = {'EXT_SUFFIX': '.cpython-314-aarch64-linux-musl.so',\n}\n",
+        )
+        .unwrap();
+        let wheel = |name: &str, members: &[&str]| {
+            let path = tree.path().join(name);
+            let mut w = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+            for m in members {
+                w.start_file(*m, zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored)).unwrap();
+            }
+            w.finish().unwrap();
+            path
+        };
+        let loaded = crate::model::manifest::Loaded::parse(Path::new("m.toml"), crate::model::manifest::tests::MINIMAL.to_string()).unwrap();
+        let t = Target {
+            name: "aarch64",
+            arch: &loaded.manifest.arch["aarch64"],
+            tree: tree.path(),
+            prefix: "/usr/local",
+            pyver: "3.14".into(),
+            ldversion: "3.14".into(),
+            glibc: None,
+            relr_from: None,
+        };
+        assert_eq!(t.ext_suffix().as_deref(), Some(".cpython-314-aarch64-linux-musl.so"));
+        t.check_wheel_extensions(&wheel("ok-1-cp314-cp314-linux_aarch64.whl", &["m/_a.cpython-314-aarch64-linux-musl.so", "m/_b.abi3.so", "m/__init__.py"]))
+            .unwrap();
+        let err = t
+            .check_wheel_extensions(&wheel(
+                "old-1-cp314-cp314-linux_aarch64.whl",
+                &["m/_a.cpython-314-aarch64-linux-gnu.so", "m/_b.cpython-314-aarch64-linux-gnu.so"],
+            ))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "old-1-cp314-cp314-linux_aarch64.whl holds m/_a.cpython-314-aarch64-linux-gnu.so and 1 more, built for another interpreter: the target's python loads *.cpython-314-aarch64-linux-musl.so");
+    }
+
+    #[test]
+    fn a_free_threaded_tree_is_found_by_its_stdlib_directory() {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tree.path().join("usr/local/lib/python3.14")).unwrap();
+        assert_eq!(ldversion(tree.path(), "/usr/local", "3.14"), "3.14");
+        std::fs::create_dir_all(tree.path().join("usr/local/lib/python3.14t")).unwrap();
+        assert_eq!(ldversion(tree.path(), "/usr/local", "3.14"), "3.14t");
+    }
+
+    #[test]
+    fn a_free_threaded_target_takes_cp314t_wheels_and_never_abi3() {
+        with_python("3.14t", Some((2, 28)), |t| {
+            assert_eq!(t.abi_tags(), ["cp314t", "none"]);
+            t.check_wheel_fits("numpy-2.3.4-cp314-cp314t-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl").unwrap();
+            let err = t.check_wheel_fits("cryptography-46.0.3-cp311-abi3-manylinux_2_28_aarch64.whl").unwrap_err().to_string();
+            assert!(
+                err.contains("built for the ABI abi3, the target's python loads cp314t, none (a free-threaded interpreter cannot load stable-ABI modules"),
+                "{err}"
+            );
+            assert!(t.check_wheel_fits("numpy-2.3.4-cp314-cp314-manylinux_2_28_aarch64.whl").is_err(), "a GIL build's wheel does not load either");
+        });
+        with_python("3.14", Some((2, 28)), |t| assert_eq!(t.abi_tags(), ["cp314", "abi3", "none"]));
+    }
+
+    #[test]
+    fn project_names_are_normalized() {
+        assert_eq!(project_name("PyYAML>=6"), "pyyaml");
+        assert_eq!(project_name("markupsafe"), "markupsafe");
+        assert_eq!(project_name("zope.interface[test]"), "zope-interface");
+        assert_eq!(project_name("/tmp/x/Broken_Pkg-0.1.tar.gz"), "broken-pkg");
+        assert_eq!(project_name("PyYAML-6.0.3-cp313-cp313-linux_mips.whl"), "pyyaml");
+    }
+
+    #[test]
+    fn wheel_file_names_give_project_version_and_platforms() {
+        let w = WheelFile::parse(Path::new("/c/PyYAML-6.0.3-cp313-cp313-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl")).unwrap();
+        assert_eq!((w.project.as_str(), w.version.as_str()), ("pyyaml", "6.0.3"));
+        assert_eq!(w.platforms, ["manylinux_2_27_aarch64", "manylinux_2_28_aarch64"]);
+        assert!(WheelFile::parse(Path::new("pyyaml-6.0.3.tar.gz")).is_err());
+    }
+
+    #[test]
+    fn a_wheel_for_another_arch_is_refused_with_the_tags_that_fit() {
+        with_target(Some((2, 36)), |t| {
+            let err = t.check_wheel_fits("/w/numpy-2.5.5-cp313-cp313-linux_mips.whl").unwrap_err().to_string();
+            assert!(err.contains("built for linux_mips, not for aarch64"), "{err}");
+            assert!(err.contains("manylinux_2_36_aarch64 ... linux_aarch64"), "{err}");
+            t.check_wheel_fits("numpy-2.5.5-cp313-cp313-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl").unwrap();
+            t.check_wheel_fits("idna-3.10-py3-none-any.whl").unwrap();
+        });
+    }
+
+    #[test]
+    fn platform_tags_are_those_pip_computes_on_the_board_up_to_the_toolchain_glibc() {
+        with_target(Some((2, 19)), |t| {
+            assert_eq!(
+                t.platform_tags(),
+                ["manylinux_2_19_aarch64", "manylinux_2_18_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64", "linux_aarch64"]
+            );
+        });
+    }
+}

@@ -1,0 +1,8 @@
+//! Python packages for the target, crossenv-style (`crosspip`): wheels
+//! resolved and downloaded for the target's platform, sdists built in a
+//! crossenv, installed into the tree with pip itself. The rootfs task uses
+//! it; the ad-hoc `pip` command is in `commands`. It may import `machine`,
+//! `sources`, `model` and `base`, and stands beside `classes`: neither
+//! imports the other.
+
+pub mod crosspip;
