@@ -83,7 +83,8 @@ impl Toolchain {
             };
             let zig = zig::ensure(spec, choice.cache)?;
             zig_target = Some(zig::target(arch, choice.glibc_floor)?);
-            (zig::wrappers(&zig, spec, arch, choice.glibc_floor)?.join(format!("{}-gcc", arch.triplet)), vec![])
+            let crt = zig::compiler_rt_for_boards(&zig, arch, choice.glibc_floor)?;
+            (zig::wrappers(&zig, spec, arch, choice.glibc_floor, Some(&crt))?.join(format!("{}-gcc", arch.triplet)), vec![])
         } else if let Some(choice) = explicit.filter(|e| e != DEBIAN_GCC) {
             from_choice(&choice, &arch.triplet)?
         } else if let Ok(prefix) = std::env::var("CROSS_COMPILE") {

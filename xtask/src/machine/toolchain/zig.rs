@@ -82,9 +82,81 @@ pub fn target(arch: &Arch, floor: Option<(u32, u32)>) -> Result<String> {
     }
 }
 
+/// zig's compiler-rt for `arch` at `floor`, with the C library functions
+/// it also defines (`log2`, `exp`, `sin` ..., `memcpy`, `strlen`) made
+/// local, built once into `<zig dir>/wrappers/<target>/lib`.
+///
+/// Why: compiler-rt is one object. On 32-bit arches nearly every program
+/// needs a helper from it (`__aeabi_uldivmod`, `__udivdi3`), and then its
+/// weak hidden `log2` and `memcpy` win over the board's `libm.so.6` and
+/// `libc.so.6`, since lld prefers a definition in an object to one in a
+/// shared library: CPython's `math.log2(1e-308)` came out 2.7M ulps off on
+/// armhf and mipsel (test_math). The wrappers put this copy on every link
+/// line ahead of zig's own, so the helpers come from it and the C library
+/// functions from the board.
+pub fn compiler_rt_for_boards(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>) -> Result<PathBuf> {
+    let target = target(arch, floor)?;
+    let base = zig.parent().and_then(Path::parent).context("zig lives in <dir>/ziglang/zig")?;
+    let lib = base.join("wrappers").join(&target).join("lib");
+    let out = lib.join("libcompiler_rt_for_boards.a");
+    if out.is_file() {
+        return Ok(out);
+    }
+    fs::create_dir_all(&lib)?;
+    let work = tempfile::tempdir_in(&lib)?;
+    let cache = base.parent().unwrap_or(base).join("zig-cache");
+    let mut build = Command::new(zig);
+    build.current_dir(work.path()).env("ZIG_GLOBAL_CACHE_DIR", &cache).env("ZIG_LOCAL_CACHE_DIR", &cache);
+    build.args(["build-lib", "-target", &target, "-O", "ReleaseFast", "-fPIC", "--name", "compiler_rt"]);
+    if let Some(cpu) = &arch.zig_cpu {
+        build.arg(format!("-mcpu={cpu}"));
+    }
+    build.arg(zig.with_file_name("lib").join("compiler_rt.zig"));
+    let built = build.output().context("cannot run zig build-lib")?;
+    if !built.status.success() {
+        bail!("zig build-lib compiler_rt for {target} failed:\n{}", String::from_utf8_lossy(&built.stderr).trim());
+    }
+    let archive = work.path().join("libcompiler_rt.a");
+    let names = libc_names(&fs::read(&archive)?)?;
+    let list = work.path().join("localize.txt");
+    fs::write(&list, names.join("\n"))?;
+    let objcopy = format!("/usr/bin/{}-objcopy", arch.binutils_triplet());
+    let local = work.path().join("local.a");
+    let done = Command::new(&objcopy)
+        .arg(format!("--localize-symbols={}", list.display()))
+        .arg(&archive)
+        .arg(&local)
+        .output()
+        .with_context(|| format!("cannot run {objcopy}"))?;
+    if !done.status.success() {
+        bail!("{objcopy} --localize-symbols failed on zig's compiler-rt: {}", String::from_utf8_lossy(&done.stderr).trim());
+    }
+    fs::rename(&local, &out)?;
+    Ok(out)
+}
+
+/// The global names an archive defines that are not compiler helpers
+/// (those all start with `__`): the C library functions among them.
+fn libc_names(archive: &[u8]) -> Result<Vec<String>> {
+    use object::{Object as _, ObjectSymbol as _};
+    let mut names = std::collections::BTreeSet::new();
+    for member in object::read::archive::ArchiveFile::parse(archive)?.members() {
+        let data = member?.data(archive)?;
+        let Ok(file) = object::File::parse(data) else { continue };
+        for sym in file.symbols() {
+            let name = sym.name().unwrap_or_default();
+            if sym.is_definition() && sym.is_global() && !name.starts_with("__") && !name.is_empty() {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
 /// Write the wrapper scripts of `arch` at `floor` next to `zig` and return
 /// their `bin` directory. Files are only rewritten when their text changes.
-pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: Option<(u32, u32)>) -> Result<PathBuf> {
+/// `compiler_rt` (see `compiler_rt_for_boards`) goes on every link line.
+pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: Option<(u32, u32)>, compiler_rt: Option<&Path>) -> Result<PathBuf> {
     let target = target(arch, floor)?;
     let plain = arch.zig_target.clone().unwrap_or_default();
     let cpu = arch.zig_cpu.as_deref().map(|c| format!(" -mcpu={c}")).unwrap_or_default();
@@ -119,6 +191,7 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: Option<(u32
     // OpenSSL's MIPS assembler scripts tell the byte order): it is passed
     // as a file.
     let drop = if spec.drop_linker_args.is_empty() { "''".to_string() } else { spec.drop_linker_args.join("|") };
+    let crt = compiler_rt.map(|p| format!("if [ -n \"$inputs\" ] && [ -n \"$link\" ]; then set -- \"$@\" '{}'; fi\n", p.display())).unwrap_or_default();
     let filter = |driver: &str| {
         format!(
             r#"set -f
@@ -127,9 +200,11 @@ n=0
 inputs=
 shared=
 lang=
+link=1
 for a in "$@"; do
   shift
   case "$a" in
+    -c|-S|-E|-M|-MM) link=; set -- "$@" "$a";;
     -Wl,*)
       out=-Wl; IFS=,
       for w in ${{a#-Wl,}}; do
@@ -168,7 +243,7 @@ if [ -n "$shared" ] && [ -z "$inputs" ]; then
   '{zig}' {driver} -target {target}{cpu} -c -x c /dev/null -o "$tmp/empty.o" || exit 1
   set -- "$@" "$tmp/empty.o"
 fi
-"#
+{crt}"#
         )
     };
     let mut files: Vec<(String, String)> = vec![];
@@ -224,7 +299,7 @@ mod tests {
         fs::set_permissions(&zig, fs::Permissions::from_mode(0o755)).unwrap();
         let loaded = crate::model::manifest::Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
         let spec = ZigToolchain { pypi: "ziglang==0".into(), wheel_sha256: Default::default(), drop_linker_args: drop.iter().map(|d| d.to_string()).collect() };
-        let bin = wrappers(&zig, &spec, &loaded.manifest.arch["mipsel"], Some((2, 28))).unwrap();
+        let bin = wrappers(&zig, &spec, &loaded.manifest.arch["mipsel"], Some((2, 28)), Some(Path::new("/crt/libcompiler_rt_for_boards.a"))).unwrap();
         (t, bin)
     }
 
@@ -251,7 +326,7 @@ mod tests {
     fn refused_linker_options_are_dropped_and_the_rest_kept() {
         let (_t, bin) = wrappers_around_echo(&["-stats", "-lc"]);
         let args = run(&bin, "gcc", &["-shared", "-Wl,-soname,libx.so.6,-stats,-lc", "-Wl,-stats", "-o", "libx.so.6", "*.c"]);
-        assert_eq!(args[5..], ["-shared", "-Wl,-soname,libx.so.6", "-o", "libx.so.6", "*.c"], "and `*` is not globbed");
+        assert_eq!(args[5..10], ["-shared", "-Wl,-soname,libx.so.6", "-o", "libx.so.6", "*.c"], "and `*` is not globbed");
         // CPython's libpython3.so: a library made of a library only.
         let args = run(&bin, "gcc", &["-shared", "-Wl,-hlibpython3.13.so.1.0", "-Wl,--hash-style=gnu", "libpython3.13.so"]);
         let link = args.iter().rposition(|a| a == "cc").unwrap();
@@ -290,6 +365,25 @@ mod tests {
         fs::write(t.path().join("libz.so"), &dynamic).unwrap();
         let out = Command::new(bin.join("mipsel-linux-gnu-gcc")).current_dir(t.path()).args(["-shared", "history.so", "libz.so"]).output().unwrap();
         let args: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
-        assert_eq!(args[6..], [format!("o={}", t.path().join("history.so").display()), "libz.so".to_string()]);
+        assert_eq!(args[6..8], [format!("o={}", t.path().join("history.so").display()), "libz.so".to_string()]);
+    }
+
+    #[test]
+    fn links_take_compiler_rt_for_boards_and_compiles_do_not() {
+        let (_t, bin) = wrappers_around_echo(&[]);
+        assert_eq!(run(&bin, "gcc", &["x.o", "-lm", "-o", "x"]).last().unwrap(), "/crt/libcompiler_rt_for_boards.a", "after the inputs, before zig's own");
+        for only in ["-c", "-S", "-E"] {
+            assert!(!run(&bin, "gcc", &[only, "x.c"]).iter().any(|a| a.contains("compiler_rt")), "{only}");
+        }
+    }
+
+    #[test]
+    fn the_c_library_functions_of_compiler_rt_are_found_by_name() {
+        // A real archive: the host's libc_nonshared.a defines `atexit`
+        // and glibc-internal `__`-helpers.
+        let archive = fs::read(format!("/usr/lib/{}-linux-gnu/libc_nonshared.a", std::env::consts::ARCH)).expect("the host's libc6-dev");
+        let names = libc_names(&archive).unwrap();
+        assert!(names.iter().any(|n| n == "atexit"), "{names:?}");
+        assert!(names.iter().all(|n| !n.starts_with("__")), "{names:?}");
     }
 }
