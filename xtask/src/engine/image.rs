@@ -18,7 +18,7 @@ use crate::machine::toolchain::Toolchain;
 use crate::model::manifest::ElfExpect;
 
 /// Bumped when the tree's layout or its build notes change.
-pub const IMAGE_VERSION: &str = "image-5";
+pub const IMAGE_VERSION: &str = "image-6";
 
 /// Where each file of the tree came from and which wheels were installed,
 /// for `package`'s size report and SBOM; not part of the package.
@@ -194,15 +194,19 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     scrub_build_paths(plan, rootfs_task, &tmp, &mut report)?;
     from_toolchain.extend(add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?);
     set_run_paths(&tmp, &prefix, &mut report)?;
-    if let Some(run_root) = ab.toolchain.private_glibc() {
-        crate::machine::private_glibc::install(&tmp, &prefix, run_root, &plan.libc.glibc_sonames, &mut report)?;
-    }
+    let private_glibc = match ab.toolchain.private_glibc() {
+        Some(run_root) => crate::machine::private_glibc::install(&tmp, &prefix, run_root, &plan.libc.glibc_sonames, &mut report)?,
+        None => vec![],
+    };
     let checked = check_tree(&tmp, &ab.arch.elf, &board)?;
     report.push_str(&checked.summary());
     fs::write(tmp.join(".crosspython-rootfs.txt"), &report)?;
     let mut note = ImageNote::collect(plan, rootfs_task, &tmp, wheels)?;
     for rel in from_toolchain {
         note.owners.insert(rel, "toolchain".into());
+    }
+    for rel in private_glibc {
+        note.owners.insert(rel, "toolchain-glibc".into());
     }
     note.toolchain = ab.toolchain.identity();
     note.strip = ab.toolchain.tool("strip");

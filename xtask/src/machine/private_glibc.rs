@@ -36,8 +36,9 @@ pub fn carried(tree: &Path, prefix: &str) -> Result<Option<(PathBuf, (u32, u32))
 
 /// Copy the toolchain's glibc (the objects of `sonames` the tree needs,
 /// `libc.so.6` and the loader) from `run_root` into `<prefix>/lib/glibc`,
-/// and point the tree's programs and libraries at it.
-pub fn install(root: &Path, prefix: &str, run_root: &Path, sonames: &[String], report: &mut String) -> Result<()> {
+/// and point the tree's programs and libraries at it. Returns the files
+/// copied, relative to `root`.
+pub fn install(root: &Path, prefix: &str, run_root: &Path, sonames: &[String], report: &mut String) -> Result<Vec<String>> {
     let libc = find_in(run_root, "libc.so.6").with_context(|| format!("the toolchain's root {} has no libc.so.6", run_root.display()))?;
     let loader_path = elf::inspect(&libc)?.and_then(|i| i.interp).with_context(|| format!("{}: names no dynamic loader", libc.display()))?;
     let loader_name = Path::new(&loader_path).file_name().context("loader path")?.to_string_lossy().into_owned();
@@ -91,7 +92,8 @@ pub fn install(root: &Path, prefix: &str, run_root: &Path, sonames: &[String], r
         run_root.display(),
         prefix
     )?;
-    Ok(())
+    let rel = |name: &str| format!("{}/{DIR}/{name}", prefix.trim_matches('/'));
+    Ok(wanted.iter().map(|s| rel(s)).chain([rel(&loader_name)]).collect())
 }
 
 /// After the tree moved from one prefix to another (`package --prefix`),

@@ -85,6 +85,7 @@ fn component(owner: &str, rel: &str, prefix: &str) -> String {
         Some(("recipe", name)) => format!("C library: {name}"),
         Some(("wheel", name)) => format!("site-packages: {name}"),
         _ if owner == "toolchain" => "toolchain run-time".into(),
+        _ if owner == "toolchain-glibc" => "glibc (private, from the toolchain)".into(),
         _ => "other".into(),
     }
 }
@@ -210,6 +211,22 @@ pub fn sbom(loaded: &Loaded, graph: &Graph, root: &Path, note: &ImageNote, name:
             },
         }));
         relationships.push(json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": toolchain}));
+    }
+    // A gcc toolchain's glibc, carried privately for older boards.
+    if note.owners.values().any(|o| o == "toolchain-glibc") {
+        let glibc = spdx_id("Package", "toolchain-glibc");
+        packages.push(json!({
+            "SPDXID": glibc,
+            "name": "glibc (private copy under the prefix)",
+            "versionInfo": note.toolchain_glibc.map(|(a, b)| format!("{a}.{b}")).unwrap_or_else(|| "NOASSERTION".into()),
+            "downloadLocation": "NOASSERTION",
+            "licenseDeclared": "LGPL-2.1-or-later",
+            "licenseConcluded": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "filesAnalyzed": false,
+            "comment": format!("copied from the cross toolchain {}", note.toolchain),
+        }));
+        relationships.push(json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": glibc}));
     }
     for d in dists(root)? {
         let id = spdx_id("PyPI", &d.name);
