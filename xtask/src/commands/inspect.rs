@@ -179,29 +179,53 @@ pub fn fetch_all(project: &Project, arch: &str) -> Result<()> {
 pub fn clean(project: &Project, recipe: Option<&str>, arch: &str) -> Result<()> {
     let loaded = project.load()?;
     let _lock = crate::engine::project::BuildLock::take(&project.build_dir, false)?;
+    let arches = project.arches(&loaded, arch)?;
     let Some(recipe) = recipe else {
         crate::base::sysroot::remove(&project.build_dir)?;
-        crate::base::sysroot::remove(&crate::engine::image::sysroots_dir(&project.build_dir).join(arch))?;
         println!("removed {}", project.build_dir.display());
+        // The arches' trees are the build's output too (sysroots/<arch>).
+        for a in &arches {
+            let tree = project.tree(a);
+            if tree.exists() {
+                crate::base::sysroot::remove(&tree)?;
+                println!("removed {}", tree.display());
+            }
+        }
         return Ok(());
     };
+    let base = recipe.strip_suffix("-native").unwrap_or(recipe);
+    let versions: Vec<String> = loaded.manifest.recipes.iter().filter(|r| r.name.as_ref() == base).map(|r| r.version.as_ref().clone()).collect();
+    if versions.is_empty() {
+        let mut known: Vec<&str> = loaded.manifest.recipes.iter().map(|r| r.name.as_ref().as_str()).collect();
+        known.dedup();
+        anyhow::bail!("no recipe `{recipe}` in {}; known: {}", loaded.path.display(), known.join(", "));
+    }
     let mut scopes = vec!["native".to_string()];
-    scopes.extend(project.arches(&loaded, arch)?);
+    scopes.extend(arches);
+    let mut removed = 0;
     for scope in scopes {
         for sub in ["work", "stamps"] {
             let dir = project.build_dir.join(&scope).join(sub);
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                for e in entries.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if name.rsplit_once('-').is_some_and(|(n, _)| n == recipe) {
-                        crate::base::sysroot::remove(&e.path())?;
-                        println!("removed {}", e.path().display());
-                    }
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if is_recipe_dir(&e.file_name().to_string_lossy(), recipe, &versions) {
+                    crate::base::sysroot::remove(&e.path())?;
+                    println!("removed {}", e.path().display());
+                    removed += 1;
                 }
             }
         }
     }
+    if removed == 0 {
+        println!("nothing of {recipe} in {}", project.build_dir.display());
+    }
     Ok(())
+}
+
+/// Is `dir` (a work or stamps directory, `<recipe>-<version>`) one of
+/// `recipe`'s? Versions hold dashes (`libedit-3.1-20250104`), so the name
+/// is matched whole against the manifest's versions, never split.
+fn is_recipe_dir(dir: &str, recipe: &str, versions: &[String]) -> bool {
+    versions.iter().any(|v| dir == format!("{recipe}-{v}"))
 }
 
 #[cfg(test)]
@@ -210,6 +234,16 @@ mod tests {
 
     use super::*;
     use crate::model::manifest::Loaded;
+
+    #[test]
+    fn clean_matches_a_recipes_directories_by_whole_name_and_version() {
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(is_recipe_dir("libedit-3.1-20250104", "libedit", &v(&["3.1-20250104"])), "a version with a dash");
+        assert!(is_recipe_dir("python3-3.14.7", "python3", &v(&["3.14.7", "3.13.15"])));
+        assert!(!is_recipe_dir("python3-native-3.14.7", "python3", &v(&["3.14.7"])), "the native recipe is its own");
+        assert!(is_recipe_dir("python3-native-3.14.7", "python3-native", &v(&["3.14.7"])));
+        assert!(!is_recipe_dir("zlib-ng-2.2.1", "zlib", &v(&["1.3.1"])));
+    }
 
     /// `tests/manifests/<case>.toml` must fail with exactly `<case>.expected`.
     #[test]
