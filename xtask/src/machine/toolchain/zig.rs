@@ -116,33 +116,53 @@ pub fn compiler_rt_for_boards(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>
     if !built.status.success() {
         bail!("zig build-lib compiler_rt for {target} failed:\n{}", String::from_utf8_lossy(&built.stderr).trim());
     }
-    let archive = work.path().join("libcompiler_rt.a");
-    let names = libc_names(&fs::read(&archive)?)?;
+    // GNU objcopy refuses zig's archive (its members are named by absolute
+    // paths): each object is edited alone and the archive made again.
+    let bytes = fs::read(work.path().join("libcompiler_rt.a"))?;
+    let objects = archive_objects(&bytes)?;
+    let names = libc_names(&objects)?;
     let list = work.path().join("localize.txt");
     fs::write(&list, names.join("\n"))?;
     let objcopy = format!("/usr/bin/{}-objcopy", arch.binutils_triplet());
+    let mut members = vec![];
+    for (i, data) in objects.iter().enumerate() {
+        let o = work.path().join(format!("compiler_rt_{i}.o"));
+        fs::write(&o, data)?;
+        let done =
+            Command::new(&objcopy).arg(format!("--localize-symbols={}", list.display())).arg(&o).output().with_context(|| format!("cannot run {objcopy}"))?;
+        if !done.status.success() {
+            bail!("{objcopy} --localize-symbols failed on zig's compiler-rt: {}", String::from_utf8_lossy(&done.stderr).trim());
+        }
+        members.push(o);
+    }
     let local = work.path().join("local.a");
-    let done = Command::new(&objcopy)
-        .arg(format!("--localize-symbols={}", list.display()))
-        .arg(&archive)
-        .arg(&local)
-        .output()
-        .with_context(|| format!("cannot run {objcopy}"))?;
+    let done = Command::new(zig).arg("ar").arg("rcs").arg(&local).args(&members).env("ZIG_GLOBAL_CACHE_DIR", &cache).output()?;
     if !done.status.success() {
-        bail!("{objcopy} --localize-symbols failed on zig's compiler-rt: {}", String::from_utf8_lossy(&done.stderr).trim());
+        bail!("zig ar failed: {}", String::from_utf8_lossy(&done.stderr).trim());
     }
     fs::rename(&local, &out)?;
     Ok(out)
 }
 
-/// The global names an archive defines that are not compiler helpers
-/// (those all start with `__`): the C library functions among them.
-fn libc_names(archive: &[u8]) -> Result<Vec<String>> {
-    use object::{Object as _, ObjectSymbol as _};
-    let mut names = std::collections::BTreeSet::new();
+/// The object files of an archive.
+fn archive_objects(archive: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let mut out = vec![];
     for member in object::read::archive::ArchiveFile::parse(archive)?.members() {
         let data = member?.data(archive)?;
-        let Ok(file) = object::File::parse(data) else { continue };
+        if object::File::parse(data).is_ok() {
+            out.push(data.to_vec());
+        }
+    }
+    Ok(out)
+}
+
+/// The global names objects define that are not compiler helpers (those
+/// all start with `__`): the C library functions among them.
+fn libc_names(objects: &[Vec<u8>]) -> Result<Vec<String>> {
+    use object::{Object as _, ObjectSymbol as _};
+    let mut names = std::collections::BTreeSet::new();
+    for data in objects {
+        let file = object::File::parse(data.as_slice())?;
         for sym in file.symbols() {
             let name = sym.name().unwrap_or_default();
             if sym.is_definition() && sym.is_global() && !name.starts_with("__") && !name.is_empty() {
@@ -382,7 +402,7 @@ mod tests {
         // A real archive: the host's libc_nonshared.a defines `atexit`
         // and glibc-internal `__`-helpers.
         let archive = fs::read(format!("/usr/lib/{}-linux-gnu/libc_nonshared.a", std::env::consts::ARCH)).expect("the host's libc6-dev");
-        let names = libc_names(&archive).unwrap();
+        let names = libc_names(&archive_objects(&archive).unwrap()).unwrap();
         assert!(names.iter().any(|n| n == "atexit"), "{names:?}");
         assert!(names.iter().all(|n| !n.starts_with("__")), "{names:?}");
     }
