@@ -257,6 +257,9 @@ enum Cmd {
         #[arg(long)]
         install: bool,
     },
+    /// (Internal) the cmake class's configure and build, run by a task.
+    #[command(hide = true)]
+    ClassCmake(classes::cmake::Args),
     /// Remove the build directory's outputs of a recipe (or all of them).
     Clean {
         recipe: Option<String>,
@@ -279,6 +282,10 @@ fn main() {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
+    // Run by a task inside a recipe's build directory: needs no project.
+    if let Cmd::ClassCmake(args) = &cli.command {
+        return classes::cmake::drive(args);
+    }
     let project = Project::locate(cli.manifest, cli.build_dir)?;
     match cli.command {
         Cmd::Build(args) => build(&project, &args),
@@ -341,6 +348,7 @@ fn real_main() -> Result<()> {
             anyhow::bail!("host prerequisites missing; run `cargo xtask doctor --install` as root")
         }
         Cmd::Clean { recipe, arch } => inspect::clean(&project, recipe.as_deref(), &arch),
+        Cmd::ClassCmake(_) => unreachable!("dispatched above"),
         Cmd::SstateKeygen { out } => {
             let public = signing::keygen(&out)?;
             println!("{public}");

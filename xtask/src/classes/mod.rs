@@ -10,9 +10,11 @@
 //! it may import `machine`, `sources`, `model` and `base`.
 
 mod autotools;
+pub mod cmake;
 mod configure;
 pub mod cpython;
 mod make;
+mod meson;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -241,7 +243,12 @@ impl Ctx<'_> {
             None => steps.extend(match (n.class, task) {
                 (Class::Autotools | Class::Cpython, "configure") => autotools::configure(self)?,
                 (Class::Configure, "configure") => configure::configure(self)?,
-                (Class::Make, "configure") => vec![],
+                (Class::Make | Class::Cmake, "configure") => vec![],
+                (Class::Cmake, "compile") => cmake::compile(self)?,
+                (Class::Cmake, "install") => cmake::install(self)?,
+                (Class::Meson, "configure") => meson::configure(self)?,
+                (Class::Meson, "compile") => meson::compile(self)?,
+                (Class::Meson, "install") => meson::install(self)?,
                 (Class::Cpython, "compile") => cpython::compile(self)?,
                 (Class::Cpython, "install") => cpython::install(self)?,
                 (_, "compile") => make::compile(self)?,
@@ -255,6 +262,14 @@ impl Ctx<'_> {
             }
         }
         Ok(steps)
+    }
+
+    /// The directory with the build system's top file: `S`, or below it.
+    fn source_dir(&self) -> std::path::PathBuf {
+        match &self.node.source_subdir {
+            Some(sub) => self.dirs.src.join(sub),
+            None => self.dirs.src.clone(),
+        }
     }
 
     fn configure_args(&self) -> Result<Vec<String>> {

@@ -372,6 +372,8 @@ fn recipe_fields(n: &Node) -> Result<String> {
         env: &'a BTreeMap<String, String>,
         make_args: &'a [String],
         out_of_tree: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source_subdir: &'a Option<String>,
         do_configure: &'a Option<String>,
         do_compile: &'a Option<String>,
         do_install: &'a Option<String>,
@@ -385,6 +387,7 @@ fn recipe_fields(n: &Node) -> Result<String> {
         env: &n.env,
         make_args: &n.make_args,
         out_of_tree: n.out_of_tree,
+        source_subdir: &n.source_subdir,
         do_configure: &n.do_configure,
         do_compile: &n.do_compile,
         do_install: &n.do_install,

@@ -427,6 +427,11 @@ pub enum Class {
     Make,
     /// CPython: autotools plus the cross-build python and CONFIG_SITE.
     Cpython,
+    /// CMake, configured and built by the `cmake` crate for the cross
+    /// toolchain, installed with `cmake --install` into `D`.
+    Cmake,
+    /// Meson with a cross file of the toolchain, ninja, `meson install`.
+    Meson,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -526,6 +531,9 @@ pub struct Recipe {
     pub make_args: Vec<String>,
     #[serde(default = "yes")]
     pub out_of_tree: bool,
+    /// Where the build system's top file is below the source
+    /// (`build/meson`, `build/cmake`), as Yocto's OECMAKE_SOURCEPATH.
+    pub source_subdir: Option<String>,
     pub do_configure: Option<String>,
     pub do_compile: Option<String>,
     pub do_install: Option<String>,

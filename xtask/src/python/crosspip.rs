@@ -296,7 +296,9 @@ impl<'a> Session<'a> {
         env.push(("PKG_CONFIG_LIBDIR".into(), format!("{}/lib/pkgconfig", libdir.display())));
         env.push(("PKG_CONFIG_SYSROOT_DIR".into(), tree.display().to_string()));
         let meson_cross = work.join("meson-cross.ini");
-        meson_cross_file(&target, tc, &meson_cross)?;
+        // Programs meson runs need only the C library: the board root's (zig's
+        // output), or the tree's copy of the toolchain's.
+        tc.meson_cross_file(target.arch, Some(tc.run_root.as_deref().unwrap_or(target.tree)), &meson_cross)?;
         // Built wheels are only good for the compiler and glibc floor that built them.
         let compiler = &crate::sources::fetch::sha256_bytes(tc.identity().as_bytes())[..12];
         let cache = py.wheel_cache.join(format!("{}-{}-{compiler}", target.name, target.abi_tag()));
@@ -541,43 +543,6 @@ impl CrossEnv {
     fn cross_python(&self) -> PathBuf {
         self.dir.join("cross/bin/python")
     }
-}
-
-/// A meson cross file for meson-python packages (numpy): the cross tools,
-/// the target's pkg-config, qemu as the exe_wrapper, the CPU family and the
-/// long double format that meson cannot probe on a foreign machine.
-pub fn meson_cross_file(t: &Target, tc: &crate::machine::toolchain::Toolchain, path: &Path) -> Result<()> {
-    let list = |words: Vec<String>| format!("[{}]", words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", "));
-    let mut cc = vec![tc.cc.display().to_string()];
-    cc.extend(tc.cc_args.iter().cloned());
-    let cxx_path = tc.tool("g++");
-    let mut text = String::from("# Written by crosspython for meson-python source builds.\n[binaries]\n");
-    let _ = writeln!(text, "c = {}", list(cc));
-    if which::which(&cxx_path).is_ok() {
-        let _ = writeln!(text, "cpp = {}", list(vec![cxx_path]));
-    }
-    for (k, tool) in [("ar", "ar"), ("strip", "strip"), ("nm", "nm"), ("objcopy", "objcopy")] {
-        let _ = writeln!(text, "{k} = '{}'", tc.tool(tool));
-    }
-    let _ = writeln!(text, "pkg-config = 'pkg-config'");
-    // Programs meson runs need only the C library: the board root's (zig's
-    // output), or the tree's copy of the toolchain's.
-    let root = tc.run_root.as_deref().unwrap_or(t.tree);
-    let mut wrapper = vec![t.arch.qemu.clone()];
-    if let Some(cpu) = &t.arch.qemu_cpu {
-        // OpenBLAS picks its kernels by the CPU it runs on (see arch.qemu_cpu).
-        wrapper.extend(["-cpu".to_string(), cpu.clone()]);
-    }
-    wrapper.extend(["-L".to_string(), root.display().to_string()]);
-    let _ = writeln!(text, "exe_wrapper = {}", list(wrapper));
-    let _ = writeln!(text, "\n[properties]\nneeds_exe_wrapper = true\nlongdouble_format = '{}'", t.arch.longdouble_format);
-    let _ = writeln!(
-        text,
-        "\n[host_machine]\nsystem = 'linux'\ncpu_family = '{}'\ncpu = '{}'\nendian = '{}'",
-        t.arch.meson_cpu_family, t.arch.meson_cpu, t.arch.elf.endian
-    );
-    fs::write(path, text)?;
-    Ok(())
 }
 
 /// Build backends and build tools every source build gets on the build

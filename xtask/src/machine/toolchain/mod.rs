@@ -180,6 +180,44 @@ impl Toolchain {
         format!("{}{name}", self.tool_prefix)
     }
 
+    /// A meson cross file (meson-python packages such as numpy, the meson
+    /// class): the cross tools, the target's pkg-config, qemu as the
+    /// exe_wrapper over `exe_root` (with the arch's CPU), the CPU family and
+    /// the long double format that meson cannot probe on a foreign machine.
+    pub fn meson_cross_file(&self, arch: &Arch, exe_root: Option<&Path>, path: &Path) -> Result<()> {
+        use std::fmt::Write as _;
+        let list = |words: Vec<String>| format!("[{}]", words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", "));
+        let mut cc = vec![self.cc.display().to_string()];
+        cc.extend(self.cc_args.iter().cloned());
+        let cxx_path = self.tool("g++");
+        let mut text = String::from("# Written by crosspython.\n[binaries]\n");
+        writeln!(text, "c = {}", list(cc))?;
+        if which::which(&cxx_path).is_ok() {
+            writeln!(text, "cpp = {}", list(vec![cxx_path]))?;
+        }
+        for (k, tool) in [("ar", "ar"), ("strip", "strip"), ("nm", "nm"), ("objcopy", "objcopy")] {
+            writeln!(text, "{k} = '{}'", self.tool(tool))?;
+        }
+        writeln!(text, "pkg-config = 'pkg-config'")?;
+        if let Some(root) = exe_root {
+            let mut wrapper = vec![arch.qemu.clone()];
+            if let Some(cpu) = &arch.qemu_cpu {
+                // OpenBLAS picks its kernels by the CPU it runs on (see arch.qemu_cpu).
+                wrapper.extend(["-cpu".to_string(), cpu.clone()]);
+            }
+            wrapper.extend(["-L".to_string(), root.display().to_string()]);
+            writeln!(text, "exe_wrapper = {}", list(wrapper))?;
+        }
+        writeln!(text, "\n[properties]\nneeds_exe_wrapper = true\nlongdouble_format = '{}'", arch.longdouble_format)?;
+        writeln!(
+            text,
+            "\n[host_machine]\nsystem = 'linux'\ncpu_family = '{}'\ncpu = '{}'\nendian = '{}'",
+            arch.meson_cpu_family, arch.meson_cpu, arch.elf.endian
+        )?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
     /// Where the toolchain keeps a shared object the target needs at run
     /// time (`libc.so.6`), as the compiler's own search finds it.
     pub fn find_lib(&self, soname: &str) -> Option<PathBuf> {
