@@ -258,3 +258,56 @@ fn a_patch_series_applies_all_or_nothing() {
     f.build("b", &(f.liba() + &f.app("\"liba\"", ""))).unwrap();
     assert_eq!(fs::read_to_string(&src).unwrap(), "int a(void) { return 44; }\n");
 }
+
+/// A change to any one field of an arch entry reruns exactly the tasks
+/// that build for that arch: configure on, the image, and the recipe
+/// sysroot of a recipe that has one (app's holds liba); never the sources'
+/// tasks, nor liba's empty sysroot. Fields are changed as written in the
+/// manifest, so a field the signature forgets fails here.
+#[test]
+fn each_arch_field_reruns_exactly_the_arch_tasks() {
+    let f = Fixture::new();
+    let recipes = format!("{}{}", f.liba(), f.app("\"liba\"", ""));
+    let sigs = |arch: &toml::Value| -> BTreeMap<String, String> {
+        let arch_text = toml::to_string(&toml::Value::Table(
+            [("arch".to_string(), toml::Value::Table([("host".to_string(), arch.clone())].into_iter().collect()))].into_iter().collect(),
+        ))
+        .unwrap();
+        let text = format!("[distro]\nprefix = \"/usr/local\"\nimage = [\"app\"]\n{arch_text}\n{recipes}");
+        let loaded = Loaded::parse(&f.path().join("recipes-manifest.toml"), text).unwrap();
+        // gcc by name: the toolchain does not follow the fields changed here.
+        let target = crate::engine::project::Target { toolchain: Some("gcc".into()), ..Default::default() };
+        let plan = f.project("b").plan(&loaded, &["host".to_string()], &target).unwrap();
+        (0..plan.tasks.len()).map(|t| (plan.label(t), plan.tasks[t].sig.clone())).collect()
+    };
+    let entry: toml::Value = toml::from_str::<toml::Value>(ARCH).unwrap()["arch"]["host"].clone();
+    let base = sigs(&entry);
+    let arch_tasks = [
+        "app 1.0 (host): do_compile",
+        "app 1.0 (host): do_configure",
+        "app 1.0 (host): do_install",
+        "app 1.0 (host): do_populate_sysroot",
+        "app 1.0 (host): do_prepare_recipe_sysroot",
+        "image (host): do_rootfs",
+        "liba 1.0 (host): do_compile",
+        "liba 1.0 (host): do_configure",
+        "liba 1.0 (host): do_install",
+        "liba 1.0 (host): do_populate_sysroot",
+    ];
+    for key in entry.as_table().unwrap().keys() {
+        let mut changed = entry.clone();
+        let v = changed.get_mut(key).unwrap();
+        *v = match v.clone() {
+            toml::Value::String(s) => toml::Value::String(format!("{s}x")),
+            toml::Value::Table(mut t) => {
+                let k = t.keys().next().unwrap().clone();
+                t[&k] = toml::Value::String(format!("{}x", t[&k].as_str().unwrap()));
+                t.into()
+            }
+            other => panic!("arch.host.{key}: no change written for {other:?}"),
+        };
+        let after = sigs(&changed);
+        let rerun: Vec<&str> = base.keys().filter(|k| base[*k] != after[*k]).map(String::as_str).collect();
+        assert_eq!(rerun, arch_tasks, "arch.host.{key}");
+    }
+}
