@@ -358,6 +358,31 @@ fn real_main() -> Result<()> {
     }
 }
 
+/// A recipe whose source no mirror has: name the versions of it the
+/// manifest offers, where each can be had, and how to choose one.
+fn offer_other_versions(e: anyhow::Error, loaded: &model::manifest::Loaded, fetcher: &fetch::Fetcher) -> anyhow::Error {
+    let Some(failed) = e.chain().find_map(|c| c.downcast_ref::<fetch::Unfetchable>()) else { return e };
+    let name = failed.recipe.strip_suffix("-native").unwrap_or(&failed.recipe).to_string();
+    let versions: Vec<String> = loaded
+        .manifest
+        .recipes
+        .iter()
+        .filter(|r| r.name.get_ref() == &name)
+        .map(|r| {
+            let sources: Vec<_> = std::iter::once(r.source.clone()).chain(r.alternatives.iter().cloned()).collect();
+            format!("  {name} {}: {}", r.version.get_ref(), fetcher.availability(&sources))
+        })
+        .collect();
+    if versions.len() < 2 {
+        return e;
+    }
+    e.context(format!(
+        "the manifest ({}) offers these versions of {name}:\n{}\nchoose one with distro.preferred_version.{name} = \"<version>\"",
+        loaded.path.display(),
+        versions.join("\n")
+    ))
+}
+
 fn build(project: &Project, args: &BuildArgs) -> Result<()> {
     let t0 = Instant::now();
     let target = project::Target { toolchain: args.toolchain.clone(), board: args.board.clone(), glibc_floor: args.glibc_floor.clone() };
@@ -410,7 +435,8 @@ fn build(project: &Project, args: &BuildArgs) -> Result<()> {
     };
     let sstate = sstate::Sstate::new(project.sstate_dir.clone()).with_keys(signing::from_env()?);
     eprintln!("crosspython: building {} ({} recipes, {} tasks, {jobs} jobs)", names.join(", "), plan.units.len(), plan.tasks.len());
-    let stats = scheduler::run(&plan, &worker, &sstate, &scheduler::Options { jobs, explain: args.explain, rebuild: args.rebuild.clone() })?;
+    let stats = scheduler::run(&plan, &worker, &sstate, &scheduler::Options { jobs, explain: args.explain, rebuild: args.rebuild.clone() })
+        .map_err(|e| offer_other_versions(e, &loaded, &worker.fetcher))?;
     let wall = t0.elapsed().as_secs_f64();
     if stats.tasks_run == 0 {
         eprintln!("crosspython: nothing to do, all {} tasks are up to date ({})", stats.tasks_total, scheduler::human(wall));

@@ -23,6 +23,22 @@ pub struct Fetcher {
     agent: ureq::Agent,
 }
 
+/// No source of a recipe could be had: the message lists every try. The
+/// build adds the other versions the manifest offers, and where each is.
+#[derive(Debug)]
+pub struct Unfetchable {
+    pub recipe: String,
+    message: String,
+}
+
+impl std::fmt::Display for Unfetchable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Unfetchable {}
+
 /// What one try gave.
 struct Attempt {
     url: String,
@@ -76,7 +92,33 @@ impl Fetcher {
             msg.push_str(&format!("  {}\n    {}\n", a.url, a.outcome));
         }
         msg.push_str(&format!("Put the file into {} by hand, or set CROSSPYTHON_PREMIRRORS to a directory or URL that has it.", self.dl_dir.display()));
-        bail!(msg)
+        Err(Unfetchable { recipe: recipe.to_string(), message: msg }.into())
+    }
+
+    /// Where a recipe's source could come from now, without fetching it:
+    /// the download cache (verified), else the first URL that answers a
+    /// HEAD request; for an error that offers other versions.
+    pub fn availability(&self, sources: &[Source]) -> String {
+        for source in sources {
+            let name = file_name(source.url.get_ref());
+            let cached = self.dl_dir.join(&name);
+            let sha = source.sha256.as_ref().map(|s| s.get_ref().as_str());
+            if cached.exists() && sha256_file(&cached).ok().as_deref() == sha {
+                return "in the download cache".into();
+            }
+        }
+        for source in sources {
+            for url in self.urls(source, &file_name(source.url.get_ref())) {
+                if let Some(dir) = url.strip_prefix("file://") {
+                    if Path::new(dir).exists() {
+                        return format!("fetchable from {url}");
+                    }
+                } else if self.agent.head(&url).call().is_ok() {
+                    return format!("fetchable from {url}");
+                }
+            }
+        }
+        "not fetchable from any mirror".into()
     }
 
     /// Every URL to try for a source, in order.
