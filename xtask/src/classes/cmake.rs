@@ -66,12 +66,14 @@ pub fn drive(a: &Args) -> Result<()> {
     let mut words = cc.split_whitespace();
     let compiler = words.next().context("CC is empty")?;
     let mut c = cc::Build::new();
-    // The toolchain's compiler and the class's CFLAGS, not the flags the cc
-    // crate would pick for the Rust target.
     c.compiler(compiler).no_default_flags(true);
-    for w in words {
-        c.flag(w);
-    }
+    // The class's flags, not those the cc crate would pick for the Rust
+    // target (its `--target=aarch64-unknown-linux-gnu`, which zig refuses):
+    // the crate passes its own only for the CMAKE_<LANG>_FLAGS not defined.
+    let env_or_empty = |k: &str| std::env::var(k).unwrap_or_default();
+    let compiler_args: Vec<&str> = words.collect();
+    let cflags = [compiler_args.join(" "), env_or_empty("CFLAGS"), env_or_empty("CPPFLAGS")].join(" ").trim().to_string();
+    let ldflags = env_or_empty("LDFLAGS");
     // The build's jobserver, as cargo hands it to a build script.
     if let Ok(flags) = std::env::var("MAKEFLAGS") {
         std::env::set_var("CARGO_MAKEFLAGS", flags);
@@ -91,6 +93,12 @@ pub fn drive(a: &Args) -> Result<()> {
         .define("CMAKE_AR", var("AR")?)
         .define("CMAKE_RANLIB", var("RANLIB")?)
         .define("CMAKE_STRIP", var("STRIP")?)
+        .define("CMAKE_C_FLAGS", &cflags)
+        .define("CMAKE_CXX_FLAGS", &cflags)
+        .define("CMAKE_ASM_FLAGS", &cflags)
+        .define("CMAKE_EXE_LINKER_FLAGS", &ldflags)
+        .define("CMAKE_SHARED_LINKER_FLAGS", &ldflags)
+        .define("CMAKE_MODULE_LINKER_FLAGS", &ldflags)
         // Headers and libraries of the recipe's sysroot only; programs of the build machine.
         .define("CMAKE_FIND_ROOT_PATH", &sysroot)
         .define("CMAKE_FIND_ROOT_PATH_MODE_PROGRAM", "NEVER")

@@ -71,13 +71,18 @@ impl Worker {
             Ctx { node: &unit.node, dirs: d, target: arch, prefix: &self.prefix, build_sys: &self.build_sys, config_site, launcher: self.launcher.as_deref() };
         let fail = |e: anyhow::Error| -> anyhow::Error {
             let tail = tail(&log_path, self.tail_lines);
-            anyhow!(
+            let message = format!(
                 "{} failed: {e:#}\n---- last {} lines of {} ----\n{tail}---- log: {}",
                 plan.label(t),
                 self.tail_lines,
                 log_path.display(),
                 log_path.display()
-            )
+            );
+            // Kept typed: the build names the other versions of the recipe.
+            match e.downcast_ref::<crate::sources::fetch::Unfetchable>() {
+                Some(u) => u.with_message(message).into(),
+                None => anyhow!(message),
+            }
         };
         let result = match task.kind {
             Kind::Fetch => self.fetcher.fetch(&unit.node.name, &unit.node.sources, &mut log).map(|_| ()),

@@ -437,7 +437,8 @@ pub enum Class {
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
-    /// `https://...`, `http://...`, `file://...`, or `debian:<pool path>`.
+    /// `https://...`, `http://...`, `file://...`, `debian:<pool path>`, or
+    /// `pypi:<name>==<version>` (a source distribution by the host's pip).
     pub url: Name,
     pub sha256: Option<Name>,
     /// Where the same bytes can also be found.
@@ -828,7 +829,7 @@ impl Loaded {
                 problems.push(self.problem(
                     url,
                     &field,
-                    format!("`{}` has an unsupported scheme; use https://, http://, file:// or debian:<pool path>", url.get_ref()),
+                    format!("`{}` has an unsupported scheme; use https://, http://, file://, debian:<pool path> or pypi:<name>==<version>", url.get_ref()),
                 ));
             }
         }
@@ -846,7 +847,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 fn valid_url(url: &str) -> bool {
-    ["https://", "http://", "file://", "debian:"].iter().any(|s| url.starts_with(s) && url.len() > s.len())
+    ["https://", "http://", "file://", "debian:", "pypi:"].iter().any(|s| url.starts_with(s) && url.len() > s.len())
 }
 
 fn is_sha256(s: &str) -> bool {

@@ -31,6 +31,13 @@ pub struct Unfetchable {
     message: String,
 }
 
+impl Unfetchable {
+    /// The same failure, told another way (with the task's log).
+    pub fn with_message(&self, message: String) -> Unfetchable {
+        Unfetchable { recipe: self.recipe.clone(), message }
+    }
+}
+
 impl std::fmt::Display for Unfetchable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
@@ -38,6 +45,29 @@ impl std::fmt::Display for Unfetchable {
 }
 
 impl std::error::Error for Unfetchable {}
+
+/// `pypi:<name>==<version>`: the project's source distribution, fetched
+/// by the build machine's pip from the index its configuration names (the
+/// way zig comes), into `dir`. The caller checks its sha256.
+fn pypi_sdist(requirement: &str, dir: &Path) -> Result<PathBuf> {
+    if !requirement.contains("==") {
+        bail!("pypi:{requirement}: pin one version (pypi:<name>==<version>)");
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "--dest"])
+        .arg(dir)
+        .arg(requirement)
+        .output()
+        .context("cannot run `python3 -m pip` (Debian package python3-pip)")?;
+    if !out.status.success() {
+        bail!("pip download {requirement}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)?.flatten().map(|e| e.path()).collect();
+    match files.len() {
+        1 => Ok(files.remove(0)),
+        n => bail!("pip download {requirement} gave {n} files, not one source distribution"),
+    }
+}
 
 /// What one try gave.
 struct Attempt {
@@ -171,9 +201,14 @@ impl Fetcher {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let part = dest.with_extension(format!("part.{}.{n}", std::process::id()));
         let result = (|| -> Result<String> {
-            let (mut reader, len): (Box<dyn Read>, Option<u64>) = match url.strip_prefix("file://") {
+            let pypi_dir = tempfile::Builder::new().prefix(".pypi-").tempdir_in(dest.parent().unwrap_or(Path::new(".")))?;
+            let local = match url.strip_prefix("pypi:") {
+                Some(requirement) => Some(pypi_sdist(requirement, pypi_dir.path())?),
+                None => url.strip_prefix("file://").map(PathBuf::from),
+            };
+            let (mut reader, len): (Box<dyn Read>, Option<u64>) = match local {
                 Some(path) => {
-                    let f = File::open(path).with_context(|| format!("cannot open {path}"))?;
+                    let f = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
                     let len = f.metadata()?.len();
                     (Box::new(f), Some(len))
                 }
