@@ -40,7 +40,7 @@ pub fn stage(r: &Request) -> Result<Staged> {
     let mut warnings = vec![];
     match r.profile.strip.unwrap_or(Strip::None) {
         Strip::None => {}
-        mode => strip(&root, &r.note.strip, mode)?,
+        mode => strip(&root, &r.note.strip, mode, &r.note.owners)?,
     }
     if r.prefix != r.from_prefix {
         warnings.extend(relocate(&root, r.from_prefix, r.prefix)?);
@@ -97,8 +97,12 @@ fn remove_empty_dirs(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Strip every ELF file with the toolchain's own `strip`.
-fn strip(root: &Path, strip: &str, mode: Strip) -> Result<()> {
+/// Strip the ELF files the build made with the toolchain's own `strip`.
+/// Files installed from wheels are left as they came: PyPI's are stripped
+/// already, and auditwheel rewrote their libraries with patchelf, whose
+/// layout GNU strip breaks ("ELF load command address/offset not
+/// page-aligned" for Pillow and pyzmq; NixOS/patchelf#10).
+fn strip(root: &Path, strip: &str, mode: Strip, owners: &std::collections::BTreeMap<String, String>) -> Result<()> {
     let flag = match mode {
         Strip::Debug => "--strip-debug",
         _ => "--strip-unneeded",
@@ -106,7 +110,9 @@ fn strip(root: &Path, strip: &str, mode: Strip) -> Result<()> {
     let mut files = vec![];
     for e in WalkDir::new(root) {
         let e = e?;
-        if e.file_type().is_file() && crate::machine::elf::inspect(e.path())?.is_some() {
+        let rel = e.path().strip_prefix(root).unwrap_or(e.path()).display().to_string();
+        let from_wheel = owners.get(&rel).is_some_and(|o| o.starts_with("wheel:"));
+        if e.file_type().is_file() && !from_wheel && crate::machine::elf::inspect(e.path())?.is_some() {
             files.push(e.path().to_path_buf());
         }
     }
@@ -245,6 +251,28 @@ mod tests {
         assert!(!root.join("usr/local/lib/__pycache__").exists());
         assert!(!root.join("usr/local/include").exists());
         assert!(!root.join(".crosspython-rootfs.txt").exists());
+    }
+
+    #[test]
+    fn files_from_wheels_are_not_stripped() {
+        let t = tempfile::tempdir().unwrap();
+        // Any ELF file serves: the strip below only names its arguments.
+        for f in ["usr/local/lib/libz.so.1", "usr/local/lib/python3.14/site-packages/PIL/_imaging.so"] {
+            fs::create_dir_all(t.path().join(f).parent().unwrap()).unwrap();
+            fs::copy("/bin/true", t.path().join(f)).unwrap();
+        }
+        // A strip that names what it was given.
+        let fake = t.path().join("strip");
+        fs::write(&fake, format!("#!/bin/sh\nshift\nfor f; do echo \"$f\" >> {}/stripped; done\n", t.path().display())).unwrap();
+        fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let owners = [
+            ("usr/local/lib/libz.so.1".to_string(), "recipe:zlib".to_string()),
+            ("usr/local/lib/python3.14/site-packages/PIL/_imaging.so".to_string(), "wheel:pillow".to_string()),
+        ]
+        .into();
+        strip(t.path(), fake.to_str().unwrap(), Strip::Debug, &owners).unwrap();
+        let stripped = fs::read_to_string(t.path().join("stripped")).unwrap();
+        assert!(stripped.contains("libz.so.1") && !stripped.contains("_imaging"), "{stripped}");
     }
 
     #[test]
