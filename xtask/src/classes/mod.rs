@@ -149,8 +149,7 @@ impl Ctx<'_> {
             // it, and its children, through qemu's binfmt_misc entry, and
             // qemu finds the toolchain's loader and libc in the prefix.
             if let Some(root) = &tc.run_root {
-                let cpu = arch.qemu_cpu.as_ref().map(|c| format!(" QEMU_CPU={c}")).unwrap_or_default();
-                set("TARGET_RUN_ENV", format!("QEMU_LD_PREFIX={}{cpu}", root.display()));
+                set("TARGET_RUN_ENV", crate::machine::runner::TargetRunner::new(arch, root).assignments());
             }
         }
         v

@@ -496,12 +496,9 @@ fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> 
         cases.push((w.into(), vec![workloads.display().to_string(), w.into()], true));
     }
     let run = |i: &Interp, args: &[String], inner: bool| -> Result<f64> {
-        let mut cmd = Command::new(&arch.qemu);
-        if let Some(cpu) = &arch.qemu_cpu {
-            cmd.args(["-cpu", cpu]);
-        }
-        cmd.arg("-L").arg(&i.root).arg(&i.python).args(args);
-        cmd.env_clear().env("LC_ALL", "C.UTF-8").env("PYTHONDONTWRITEBYTECODE", "1").env("HOME", "/tmp").stdin(Stdio::null());
+        let mut cmd = crate::machine::runner::TargetRunner::new(arch, &i.root).command(&i.python, false);
+        cmd.args(args);
+        cmd.env("LC_ALL", "C.UTF-8").env("PYTHONDONTWRITEBYTECODE", "1").env("HOME", "/tmp").stdin(Stdio::null());
         let started = Instant::now();
         let out = cmd.output().with_context(|| format!("cannot run {}", arch.qemu))?;
         let wall = started.elapsed().as_secs_f64();

@@ -119,24 +119,15 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
     let certs = tempfile::tempdir()?;
     make_test_certificate(certs.path())?;
     let script = project.root.join("tests/target/checks.py");
-    let mut cmd = match binfmt {
-        Ok(()) => Command::new(&python),
-        Err(_) => {
-            let mut c = Command::new(&arch.qemu);
-            c.arg("-L").arg(&tree).arg(&python);
-            c
-        }
-    };
+    let runner = crate::machine::runner::TargetRunner::new(arch, &tree);
+    let mut cmd = runner.command(&python, binfmt.is_ok());
     // -I ignores PYTHON* variables, so -B says it again.
     cmd.arg("-I").arg("-B").arg(&script);
-    cmd.env_clear()
-        .env("PATH", "/usr/bin:/bin")
+    cmd.env("PATH", "/usr/bin:/bin")
         .env("HOME", certs.path())
         .env("LC_ALL", "C.UTF-8")
         // Testing must not change the tree: no __pycache__ written into it.
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("QEMU_LD_PREFIX", &tree)
-        .envs(arch.qemu_cpu.iter().map(|c| ("QEMU_CPU", c.as_str())))
         .env("CROSSPYTHON_MACHINE", &arch.machine)
         .env("CROSSPYTHON_CHILDREN", if binfmt.is_ok() { "1" } else { "0" })
         .env("CROSSPYTHON_TLS_CERT", certs.path().join("cert.pem"))
@@ -190,9 +181,8 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
             ("HOME", certs.path().display().to_string()),
             ("LC_ALL", "C.UTF-8".into()),
             ("PYTHONDONTWRITEBYTECODE", "1".into()),
-            ("QEMU_LD_PREFIX", tree.display().to_string()),
         ];
-        let env: Vec<(&str, String)> = env.into_iter().chain(arch.qemu_cpu.iter().map(|c| ("QEMU_CPU", c.clone()))).collect();
+        let env: Vec<(&str, String)> = env.into_iter().chain(runner.env()).collect();
         let report = crate::deploy::regrtest::run(&python, &env, loaded, arch_name)?;
         let table = report.table();
         crate::engine::tasks::atomic_write(&deploy.join("qemu-test.json"), &serde_json::to_vec_pretty(&report)?)?;
@@ -216,20 +206,11 @@ fn board_programs(arch: &Arch, root: &Path, programs: &[Vec<String>], binfmt: bo
     for argv in programs {
         let Some((prog, args)) = argv.split_first() else { continue };
         let path = crate::machine::board::resolve_in_root(root, Path::new(prog.trim_start_matches('/')))?;
-        let mut cmd = if binfmt {
-            Command::new(&path)
-        } else {
-            let mut c = Command::new(&arch.qemu);
-            c.arg("-L").arg(root).arg(&path);
-            c
-        };
-        let out = cmd
+        let out = crate::machine::runner::TargetRunner::new(arch, root)
+            .command(&path, binfmt)
             .args(args)
-            .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("LC_ALL", "C")
-            .env("QEMU_LD_PREFIX", root)
-            .envs(arch.qemu_cpu.iter().map(|c| ("QEMU_CPU", c.as_str())))
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("cannot run the board's {prog}"))?;

@@ -10,6 +10,8 @@
 //!   inside them as the board would;
 //! - `private_glibc`: a gcc toolchain's newer glibc carried under the
 //!   prefix, for boards with an older one;
+//! - `runner`: the one way a target program runs here (qemu-user, its
+//!   CPU, the root that stands for `/`);
 //! - `host`: what the build machine needs to build for these arches
 //!   (`doctor`).
 
@@ -17,4 +19,5 @@ pub mod board;
 pub mod elf;
 pub mod host;
 pub mod private_glibc;
+pub mod runner;
 pub mod toolchain;

@@ -200,13 +200,7 @@ impl Toolchain {
         }
         writeln!(text, "pkg-config = 'pkg-config'")?;
         if let Some(root) = exe_root {
-            let mut wrapper = vec![arch.qemu.clone()];
-            if let Some(cpu) = &arch.qemu_cpu {
-                // OpenBLAS picks its kernels by the CPU it runs on (see arch.qemu_cpu).
-                wrapper.extend(["-cpu".to_string(), cpu.clone()]);
-            }
-            wrapper.extend(["-L".to_string(), root.display().to_string()]);
-            writeln!(text, "exe_wrapper = {}", list(wrapper))?;
+            writeln!(text, "exe_wrapper = {}", list(crate::machine::runner::TargetRunner::new(arch, root).exe_wrapper()))?;
         }
         writeln!(text, "\n[properties]\nneeds_exe_wrapper = true\nlongdouble_format = '{}'", arch.longdouble_format)?;
         writeln!(
