@@ -152,7 +152,9 @@ impl Toolchain {
 
     /// Everything about the compiler that can change what it produces.
     pub fn identity(&self) -> String {
-        // The wrapper's text (its dropped linker options) is part of zig's identity.
+        // The wrapper's text (its dropped linker options, the compiler-rt
+        // for boards it names, whose name changes with how it is made) is
+        // part of zig's identity.
         let wrapper = || std::fs::read(&self.cc).map(|t| crate::sources::fetch::sha256_bytes(&t)).unwrap_or_default();
         let zig = self.zig_target.as_deref().map(|t| format!(" | zig -target {t} wrapper {}", wrapper())).unwrap_or_default();
         let private = match (self.private_glibc(), self.glibc_floor) {
