@@ -40,7 +40,7 @@ pub fn stage(r: &Request) -> Result<Staged> {
     let mut warnings = vec![];
     match r.profile.strip.unwrap_or(Strip::None) {
         Strip::None => {}
-        mode => strip(&root, &r.note.strip, mode, &r.note.owners)?,
+        mode => strip(&root, &r.note.strip, mode)?,
     }
     if r.prefix != r.from_prefix {
         warnings.extend(relocate(&root, r.from_prefix, r.prefix)?);
@@ -97,12 +97,12 @@ fn remove_empty_dirs(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Strip the ELF files the build made with the toolchain's own `strip`.
-/// Files installed from wheels are left as they came: PyPI's are stripped
-/// already, and auditwheel rewrote their libraries with patchelf, whose
-/// layout GNU strip breaks ("ELF load command address/offset not
-/// page-aligned" for Pillow and pyzmq; NixOS/patchelf#10).
-fn strip(root: &Path, strip: &str, mode: Strip, owners: &std::collections::BTreeMap<String, String>) -> Result<()> {
+/// Strip the ELF files that have something to strip with the toolchain's
+/// own `strip`. A file with nothing to strip is not rewritten: wheels from
+/// PyPI come stripped, and auditwheel rewrote their libraries with
+/// patchelf, whose layout GNU strip breaks ("ELF load command
+/// address/offset not page-aligned" for Pillow and pyzmq; NixOS/patchelf#10).
+fn strip(root: &Path, strip: &str, mode: Strip) -> Result<()> {
     let flag = match mode {
         Strip::Debug => "--strip-debug",
         _ => "--strip-unneeded",
@@ -110,9 +110,7 @@ fn strip(root: &Path, strip: &str, mode: Strip, owners: &std::collections::BTree
     let mut files = vec![];
     for e in WalkDir::new(root) {
         let e = e?;
-        let rel = e.path().strip_prefix(root).unwrap_or(e.path()).display().to_string();
-        let from_wheel = owners.get(&rel).is_some_and(|o| o.starts_with("wheel:"));
-        if e.file_type().is_file() && !from_wheel && crate::machine::elf::inspect(e.path())?.is_some() {
+        if e.file_type().is_file() && has_something_to_strip(e.path(), mode)? {
             files.push(e.path().to_path_buf());
         }
     }
@@ -123,6 +121,19 @@ fn strip(root: &Path, strip: &str, mode: Strip, owners: &std::collections::BTree
         }
     }
     Ok(())
+}
+
+/// Debug sections (and, for `--strip-unneeded`, a symbol table).
+fn has_something_to_strip(path: &Path, mode: Strip) -> Result<bool> {
+    use object::{Object as _, ObjectSection as _};
+    let data = fs::read(path)?;
+    if !data.starts_with(b"\x7fELF") {
+        return Ok(false);
+    }
+    let file = object::File::parse(data.as_slice()).with_context(|| format!("cannot parse the ELF file {}", path.display()))?;
+    let debug = file.sections().any(|s| s.name().is_ok_and(|n| n.starts_with(".debug") || n.starts_with(".zdebug")));
+    let symtab = file.section_by_name(".symtab").is_some();
+    Ok(debug || (mode != Strip::Debug && symtab))
 }
 
 /// Move `root/<from>` to `root/<to>` and rewrite the text files that name
@@ -254,23 +265,22 @@ mod tests {
     }
 
     #[test]
-    fn files_from_wheels_are_not_stripped() {
+    fn files_with_nothing_to_strip_are_not_rewritten() {
         let t = tempfile::tempdir().unwrap();
-        // Any ELF file serves: the strip below only names its arguments.
+        // One library with debug information, one stripped already (as
+        // wheels from PyPI come, rewritten by auditwheel's patchelf).
         for f in ["usr/local/lib/libz.so.1", "usr/local/lib/python3.14/site-packages/PIL/_imaging.so"] {
             fs::create_dir_all(t.path().join(f).parent().unwrap()).unwrap();
-            fs::copy("/bin/true", t.path().join(f)).unwrap();
         }
+        fs::write(t.path().join("x.c"), "int x(void) { return 1; }\n").unwrap();
+        let gcc = |args: &[&str]| assert!(Command::new("gcc").args(args).current_dir(t.path()).status().unwrap().success());
+        gcc(&["-g", "-shared", "-fPIC", "-o", "usr/local/lib/libz.so.1", "x.c"]);
+        gcc(&["-s", "-shared", "-fPIC", "-o", "usr/local/lib/python3.14/site-packages/PIL/_imaging.so", "x.c"]);
         // A strip that names what it was given.
         let fake = t.path().join("strip");
         fs::write(&fake, format!("#!/bin/sh\nshift\nfor f; do echo \"$f\" >> {}/stripped; done\n", t.path().display())).unwrap();
         fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let owners = [
-            ("usr/local/lib/libz.so.1".to_string(), "recipe:zlib".to_string()),
-            ("usr/local/lib/python3.14/site-packages/PIL/_imaging.so".to_string(), "wheel:pillow".to_string()),
-        ]
-        .into();
-        strip(t.path(), fake.to_str().unwrap(), Strip::Debug, &owners).unwrap();
+        strip(t.path(), fake.to_str().unwrap(), Strip::Debug).unwrap();
         let stripped = fs::read_to_string(t.path().join("stripped")).unwrap();
         assert!(stripped.contains("libz.so.1") && !stripped.contains("_imaging"), "{stripped}");
     }
