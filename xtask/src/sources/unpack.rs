@@ -38,7 +38,19 @@ pub fn unpack(archive: &Path, dest: &Path, strip: usize) -> Result<()> {
     let mut ar = tar::Archive::new(reader);
     ar.set_preserve_permissions(true);
     ar.set_preserve_mtime(true);
-    ar.unpack(tmp.path()).with_context(|| format!("cannot unpack {}", archive.display()))?;
+    // Entry by entry, so that a name that would land outside the directory
+    // is refused by name (the tar crate quietly drops a leading `/` and
+    // skips `..`, which then surfaced as a strip_components error).
+    for entry in ar.entries().with_context(|| format!("cannot read {}", archive.display()))? {
+        let mut entry = entry.with_context(|| format!("cannot read {}", archive.display()))?;
+        let path = entry.path()?.into_owned();
+        if path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) {
+            bail!("{}: entry `{}` names a place outside the source directory; refused, nothing was unpacked", archive.display(), path.display());
+        }
+        if !entry.unpack_in(tmp.path()).with_context(|| format!("cannot unpack `{}` of {}", path.display(), archive.display()))? {
+            bail!("{}: entry `{}` would be written outside the source directory; refused, nothing was unpacked", archive.display(), path.display());
+        }
+    }
     let mut root = tmp.path().to_path_buf();
     for level in 0..strip {
         let entries: Vec<_> = fs::read_dir(&root)?.flatten().collect();
@@ -84,6 +96,25 @@ mod tests {
         let dest = t.path().join("work/src");
         unpack(&a, &dest, 1).unwrap();
         assert_eq!(fs::read_to_string(dest.join("src/a.c")).unwrap(), "int x;");
+    }
+
+    #[test]
+    fn an_entry_with_an_absolute_path_is_refused_by_name() {
+        let t = tempfile::tempdir().unwrap();
+        // tar::Builder refuses such names, so the header is written by hand.
+        let path = t.path().join("t-1.0.tar");
+        let mut h = tar::Header::new_gnu();
+        h.as_gnu_mut().unwrap().name[..11].copy_from_slice(b"/etc/passwd");
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        let mut bytes = h.as_bytes().to_vec();
+        bytes.extend([b'x'; 512]);
+        bytes.extend([0u8; 1024]);
+        fs::write(&path, bytes).unwrap();
+        let err = unpack(&path, &t.path().join("src"), 1).unwrap_err().to_string();
+        assert!(err.contains("entry `/etc/passwd` names a place outside the source directory"), "{err}");
+        assert!(!t.path().join("src").exists());
     }
 
     #[test]
