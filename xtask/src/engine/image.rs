@@ -42,6 +42,11 @@ pub struct ImageNote {
     /// Debian packages the run-time libraries came from (`name version sha256`).
     #[serde(default)]
     pub runtime_packages: Vec<String>,
+    /// The signature of the image task that assembled the tree: sibling
+    /// build directories share `sysroots/`, and a tree another one wrote
+    /// is not up to date here, whatever the stamps say.
+    #[serde(default)]
+    pub rootfs_sig: String,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -216,6 +221,7 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
         note.runtime_packages = list.lines().map(str::to_string).collect();
     }
     note.build_python = native_python_path;
+    note.rootfs_sig = plan.tasks[rootfs_task].sig.clone();
     fs::write(tmp.join(IMAGE_NOTE), serde_json::to_vec_pretty(&note)?)?;
     // Swapped by renames only: whenever the process dies, the tree is
     // either the old one whole, the new one whole, or absent (and then the

@@ -76,7 +76,8 @@ fn modes(plan: &Plan, sstate: &Sstate, rebuild: &[String]) -> Vec<Mode> {
     for (t, task) in plan.tasks.iter().enumerate() {
         if let (Kind::Rootfs, Some(a)) = (task.kind, task.arch) {
             let tree = crate::engine::image::tree_dir(&plan.build_dir, &plan.arches[a].name);
-            if !plan.is_stamped(t) || !tree.exists() || task.deps.iter().any(|&d| mode[d] != Mode::Skip) {
+            let ours = crate::engine::image::ImageNote::read(&tree).is_ok_and(|n| n.rootfs_sig == task.sig);
+            if !plan.is_stamped(t) || !ours || task.deps.iter().any(|&d| mode[d] != Mode::Skip) {
                 mode[t] = Mode::Run;
             }
         }

@@ -116,7 +116,10 @@ ln -sf liba.so.1 "$D$prefix/lib/liba.so"
     }
 
     fn build_with(&self, build: &str, recipes: &str, rebuild: &[&str]) -> Result<Stats> {
-        let project = self.project(build);
+        self.build_project(self.project(build), recipes, rebuild)
+    }
+
+    fn build_project(&self, project: Project, recipes: &str, rebuild: &[&str]) -> Result<Stats> {
         let loaded = self.manifest(recipes);
         let plan = project.plan(&loaded, &["host".to_string()], &Default::default())?;
         let worker = crate::engine::work::Worker {
@@ -310,4 +313,29 @@ fn each_arch_field_reruns_exactly_the_arch_tasks() {
         let rerun: Vec<&str> = base.keys().filter(|k| base[*k] != after[*k]).map(String::as_str).collect();
         assert_eq!(rerun, arch_tasks, "arch.host.{key}");
     }
+}
+
+/// Sibling build directories share `sysroots/`: a tree another build
+/// directory wrote is not this one's, however its stamps look, and is
+/// assembled again.
+#[test]
+fn a_tree_a_sibling_build_directory_replaced_is_assembled_again() {
+    let f = Fixture::new();
+    let sibling = |name: &str| {
+        let mut p = f.project("shared");
+        p.build_dir = p.root.join(name);
+        p
+    };
+    let mine = f.liba() + &f.app("\"liba\"", "");
+    let theirs = f.liba() + &f.app("\"liba\"", "-DTHEIRS");
+    f.build_project(sibling("b1"), &mine, &[]).unwrap();
+    f.build_project(sibling("b2"), &theirs, &[]).unwrap();
+    let again = f.build_project(sibling("b1"), &mine, &[]).unwrap();
+    assert_eq!(ran(&again, "do_rootfs").len(), 1, "ran: {:?}", again.task_secs.keys());
+    assert_eq!(again.tasks_run, 1, "only the image: {:?}", again.task_secs.keys());
+    let tree = sibling("b1").tree("host");
+    let note = crate::engine::image::ImageNote::read(&tree).unwrap();
+    let plan = sibling("b1").plan(&f.manifest(&mine), &["host".to_string()], &Default::default()).unwrap();
+    let rootfs = plan.tasks.iter().find(|t| t.kind == crate::engine::tasks::Kind::Rootfs).unwrap();
+    assert_eq!(note.rootfs_sig, rootfs.sig, "the tree names the image task that made it");
 }
