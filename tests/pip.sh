@@ -35,6 +35,18 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
 PY
 expect_refusal "a wheel for linux_$other" "is built for linux_$other, not for $arch" "$scratch/wheels/demo-1.0-cp313-cp313-linux_$other.whl"
 
+# A wheel that installs but does not import on the target (as bcrypt built
+# without its Rust extension): refused by the import check under qemu.
+python3 - "$scratch/wheels/halfbuilt-1.0-py3-none-any.whl" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr("halfbuilt/__init__.py", "from . import _ext\n")
+    z.writestr("halfbuilt-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: halfbuilt\nVersion: 1.0\n")
+    z.writestr("halfbuilt-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr("halfbuilt-1.0.dist-info/RECORD", "halfbuilt/__init__.py,,\nhalfbuilt-1.0.dist-info/METADATA,,\nhalfbuilt-1.0.dist-info/WHEEL,,\nhalfbuilt-1.0.dist-info/RECORD,,\n")
+PY
+expect_refusal "a wheel that does not import" "halfbuilt-1.0: \`import halfbuilt\` fails on the target" "$scratch/wheels/halfbuilt-1.0-py3-none-any.whl"
+
 # A requirement that exists nowhere.
 expect_refusal "an unknown project" "neither a wheel for the target nor an sdist" crosspython-no-such-project-4242
 

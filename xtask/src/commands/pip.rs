@@ -5,7 +5,9 @@
 //! resolves for the target, sdists are built in the crossenv, the wheels
 //! are installed into the staging root, their ELF files checked (target
 //! machine, every `DT_NEEDED` in the tree or added from the toolchain, no
-//! build path) and their files compared with the tree. Only then are files
+//! build path), their top-level modules imported on the target under qemu
+//! (a wheel that installs but does not import is refused: bcrypt built
+//! without its Rust extension), and their files compared with the tree. Only then are files
 //! moved into the tree, so a failure leaves the tree as it was. The tree is
 //! assembled again by the next `build` when its inputs change: packages
 //! meant to stay belong in the manifest's `python_packages`.
@@ -60,7 +62,8 @@ pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
     fs::create_dir_all(work.join("temp"))?;
     let log_path = work.join("temp/log.pip_install");
     let mut log = String::new();
-    let job = Job { project, plan: &plan, ab, tree: &tree, host_python: &host_python, pyver, work: &work };
+    let board_root = project.board_root(loaded, r.arch, &target)?;
+    let job = Job { project, plan: &plan, ab, tree: &tree, host_python: &host_python, pyver, work: &work, board_root: &board_root };
     let result = job.run(&mut note, &native_python, &specs, r.no_binary, &mut log);
     crate::engine::tasks::atomic_write(&log_path, log.as_bytes())?;
     match result {
@@ -86,6 +89,8 @@ struct Job<'a> {
     host_python: &'a Path,
     pyver: String,
     work: &'a Path,
+    /// The board root the target interpreter runs on for the import check.
+    board_root: &'a Path,
 }
 
 /// What the wheels change: the new ones, the RECORDs of the versions they
@@ -165,6 +170,7 @@ impl<'a> Job<'a> {
         crate::engine::image::set_run_paths_beside(root, tree, &self.plan.prefix, &mut report)?;
         log.push_str(&report);
         check_staged(root, tree, &present, &board, &self.ab.arch.elf, &[self.project.build_dir.clone(), root.to_path_buf()])?;
+        self.check_imports(root, log)?;
         let replaced_files: Vec<PathBuf> = c.replaced.iter().map(|r| crate::engine::image::record_files(r, tree)).collect::<Result<Vec<_>>>()?.concat();
         let mut conflicts = vec![];
         for e in WalkDir::new(root).min_depth(1) {
@@ -178,6 +184,54 @@ impl<'a> Job<'a> {
             bail!("the new packages would overwrite files they do not own:\n  {}", conflicts.join("\n  "));
         }
         Ok(replaced_files)
+    }
+
+    /// Import every top-level module of every staged distribution with the
+    /// tree's interpreter on the board root, under qemu: an error names the
+    /// distribution, the module and the exception.
+    fn check_imports(&self, root: &Path, log: &mut String) -> Result<()> {
+        let ldversion = crosspip::ldversion(self.tree, &self.plan.prefix, &self.pyver);
+        let site = root.join(self.plan.prefix.trim_start_matches('/')).join(format!("lib/python{ldversion}/site-packages"));
+        let mut wanted: Vec<(String, String)> = vec![];
+        for e in fs::read_dir(&site).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(dist) = name.strip_suffix(".dist-info") {
+                let record = fs::read_to_string(e.path().join("RECORD")).unwrap_or_default();
+                wanted.extend(top_level_modules(&record).into_iter().map(|m| (dist.to_string(), m)));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let script = format!(
+            "import importlib, json\nfor dist, mod in {}:\n    try:\n        importlib.import_module(mod)\n    except Exception as e:\n        print(json.dumps([dist, mod, f'{{type(e).__name__}}: {{e}}']))\n",
+            serde_json::to_string(&wanted)?
+        );
+        let python = self.tree.join(self.plan.prefix.trim_start_matches('/')).join("bin/python3");
+        let out = crate::machine::runner::TargetRunner::new(&self.ab.arch, self.board_root)
+            .command(&python, false)
+            .arg("-c")
+            .arg(&script)
+            .env("PYTHONPATH", &site)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("LC_ALL", "C.UTF-8")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("cannot run the target interpreter under qemu")?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        writeln!(log, "import check of {} modules:\n{stdout}{}", wanted.len(), String::from_utf8_lossy(&out.stderr))?;
+        if !out.status.success() {
+            bail!("the target interpreter could not run the import check: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        let failed: Vec<String> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<(String, String, String)>(l).ok())
+            .map(|(dist, module, why)| format!("{dist}: `import {module}` fails on the target: {why}"))
+            .collect();
+        if !failed.is_empty() {
+            bail!("installed, but not importable on {}:\n  {}", self.ab.name, failed.join("\n  "));
+        }
+        Ok(())
     }
 
     /// Move the staged files into the tree and record their owners. Nothing
@@ -245,6 +299,34 @@ fn check_staged(
     Ok(())
 }
 
+/// The top-level modules a wheel's RECORD installs: packages and modules
+/// at the top of site-packages (`numpy`, `six`, `_cffi_backend`), not its
+/// dist-info, data, byte code or scripts.
+fn top_level_modules(record: &str) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for line in record.lines() {
+        let path = line.split(',').next().unwrap_or_default();
+        let mut parts = path.split('/');
+        let first = parts.next().unwrap_or_default();
+        let nested = parts.next().is_some();
+        let module = if nested {
+            (!first.ends_with(".dist-info") && !first.ends_with(".data") && first != "__pycache__" && first != "..").then(|| first.to_string())
+        } else if let Some(m) = first.strip_suffix(".py") {
+            Some(m.to_string())
+        } else if first.ends_with(".so") {
+            first.split('.').next().map(str::to_string)
+        } else {
+            None
+        };
+        if let Some(m) = module.filter(|m| !m.is_empty() && m.chars().all(|c| c.is_alphanumeric() || c == '_')) {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
 /// Installed distributions of the tree: normalized name -> (version, RECORD).
 fn installed_dists(tree: &Path, prefix: &str, ldversion: &str) -> Result<BTreeMap<String, (String, PathBuf)>> {
     let site = tree.join(prefix.trim_start_matches('/')).join(format!("lib/python{ldversion}/site-packages"));
@@ -259,4 +341,25 @@ fn installed_dists(tree: &Path, prefix: &str, ldversion: &str) -> Result<BTreeMa
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_top_level_modules_of_a_wheel_come_from_its_record() {
+        let record = "\
+numpy/__init__.py,sha256=x,100
+numpy/_core/_multiarray_umath.cpython-314-aarch64-linux-gnu.so,sha256=y,200
+numpy-2.5.5.dist-info/RECORD,,
+numpy.libs/libgfortran.so.5,sha256=z,300
+six.py,sha256=a,10
+_cffi_backend.cpython-314-aarch64-linux-gnu.so,sha256=b,20
+__pycache__/six.cpython-314.pyc,,
+../../../bin/f2py,sha256=c,30
+demo-1.0.data/scripts/x,sha256=d,1
+";
+        assert_eq!(top_level_modules(record), ["numpy", "six", "_cffi_backend"], "not numpy.libs, the dist-info, byte code, scripts or data");
+    }
 }
