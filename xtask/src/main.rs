@@ -170,6 +170,9 @@ enum Cmd {
         /// Wait for another command holding the build directory (the tree and deploy/<arch> are its).
         #[arg(long)]
         wait: bool,
+        /// Boot a Debian kernel of the arch under qemu-system ([system.<arch>]) with the board root and the tree as its initramfs, and run the checks there instead of under qemu-user.
+        #[arg(long)]
+        system: bool,
     },
     /// Write deploy/<arch>/crosspython-<version>-<arch>.tar.gz.
     Package {
@@ -289,14 +292,14 @@ fn real_main() -> Result<()> {
     let project = Project::locate(cli.manifest, cli.build_dir)?;
     match cli.command {
         Cmd::Build(args) => build(&project, &args),
-        Cmd::QemuTest { arch, package, board, cpython_tests, wait } => {
+        Cmd::QemuTest { arch, package, board, cpython_tests, wait, system } => {
             let loaded = project.load()?;
             // The tree it reads is swapped by builds; deploy/<arch>/qemu-test.json is written.
             let _lock = BuildLock::take(&project.build_dir, wait)?;
             for a in project.arches(&loaded, &arch)? {
                 let mut target = project.last_target(&a);
                 target.board = board.clone().or(target.board);
-                qemu::test(&project, &loaded, &a, &target, package.as_deref(), cpython_tests)?;
+                qemu::test(&project, &loaded, &a, &target, package.as_deref(), cpython_tests, system)?;
             }
             Ok(())
         }

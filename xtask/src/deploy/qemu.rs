@@ -32,7 +32,7 @@ pub struct CheckResult {
     pub detail: String,
 }
 
-pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, cpython: bool) -> Result<()> {
+pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, cpython: bool, system: bool) -> Result<()> {
     let arch = &loaded.manifest.arch[arch_name];
     let board_root = project.board_root(loaded, arch_name, target)?;
     let board_libc = crate::machine::board::libc_of(&board_root, arch)?;
@@ -112,13 +112,24 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         }
     }
 
+    let certs = tempfile::tempdir()?;
+    make_test_certificate(certs.path())?;
+    let script = project.root.join("tests/target/checks.py");
+    if system {
+        let programs = match (&target.board, &arch.test_board) {
+            (None, Some(name)) => loaded.manifest.board[name].programs.clone(),
+            _ => vec![],
+        };
+        let mut results = booted_checks(project, loaded, arch_name, &tree, work.path(), &script, certs.path(), &programs)?;
+        let needs = board_needs(arch, &checked);
+        results.push(CheckResult { name: "board-libc".into(), ok: true, detail: format!("{needs}; the board has {board_libc}") });
+        results.push(symbols);
+        return finish(project, arch_name, "qemu-test-system-checks.json", &results, true);
+    }
     let binfmt = ensure_binfmt(arch);
     if let Err(why) = &binfmt {
         eprintln!("note: child processes of the target interpreter cannot start: {why}");
     }
-    let certs = tempfile::tempdir()?;
-    make_test_certificate(certs.path())?;
-    let script = project.root.join("tests/target/checks.py");
     let runner = crate::machine::runner::TargetRunner::new(arch, &tree);
     let mut cmd = runner.command(&python, binfmt.is_ok());
     // -I ignores PYTHON* variables, so -B says it again.
@@ -144,13 +155,10 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
             None => eprintln!("  | {line}"),
         }
     }
+    let from_script = results.len();
     // The board's side: its C library serves the package, and its own
     // programs still run with the package installed.
-    let needs = match (arch.libc, checked.max_glibc) {
-        (crate::model::manifest::LibcKind::Musl, _) => "a musl build: the board's musl loader is its C library".to_string(),
-        (_, Some((a, b))) => format!("highest glibc symbol version needed GLIBC_{a}.{b} (by {})", checked.max_glibc_file),
-        (_, None) => "no glibc symbol version needed".to_string(),
-    };
+    let needs = board_needs(arch, &checked);
     results.push(CheckResult { name: "board-libc".into(), ok: true, detail: format!("{needs}; the board has {board_libc}") });
     results.push(symbols);
     if target.board.is_none() {
@@ -158,22 +166,11 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
             results.extend(board_programs(arch, &tree, &loaded.manifest.board[name].programs, binfmt.is_ok())?);
         }
     }
-    print_table(arch_name, &results);
-    let deploy = project.deploy_dir(arch_name);
-    fs::create_dir_all(&deploy)?;
     let name = if package.is_some() { "qemu-test-package-checks.json" } else { "qemu-test-checks.json" };
-    crate::engine::tasks::atomic_write(&deploy.join(name), &serde_json::to_vec_pretty(&results)?)?;
-    let failed: Vec<&str> = results.iter().filter(|r| !r.ok).map(|r| r.name.as_str()).collect();
-    if !out.status.success() && results.is_empty() {
+    if !out.status.success() && from_script == 0 {
         bail!("the target interpreter failed to run ({}); nothing was checked", out.status);
     }
-    if !failed.is_empty() {
-        bail!("{} of {} checks failed on {arch_name}: {}", failed.len(), results.len(), failed.join(", "));
-    }
-    if !out.status.success() {
-        bail!("the check script exited with {}", out.status);
-    }
-    println!("{arch_name}: all {} checks passed", results.len());
+    finish(project, arch_name, name, &results, out.status.success())?;
     println!("{arch_name}: {needs}; the board has {board_libc}");
     if cpython {
         let env: Vec<(&str, String)> = vec![
@@ -185,6 +182,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         let env: Vec<(&str, String)> = env.into_iter().chain(runner.env()).collect();
         let report = crate::deploy::regrtest::run(&python, &env, loaded, arch_name)?;
         let table = report.table();
+        let deploy = project.deploy_dir(arch_name);
         crate::engine::tasks::atomic_write(&deploy.join("qemu-test.json"), &serde_json::to_vec_pretty(&report)?)?;
         crate::engine::tasks::atomic_write(&deploy.join("qemu-test.txt"), table.as_bytes())?;
         println!("\n{table}(deploy/{arch_name}/qemu-test.json, qemu-test.txt)");
@@ -198,6 +196,130 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         }
     }
     Ok(())
+}
+
+/// What the package needs of the board's C library, for the table.
+fn board_needs(arch: &Arch, checked: &crate::engine::image::Checked) -> String {
+    match (arch.libc, checked.max_glibc) {
+        (crate::model::manifest::LibcKind::Musl, _) => "a musl build: the board's musl loader is its C library".to_string(),
+        (_, Some((a, b))) => format!("highest glibc symbol version needed GLIBC_{a}.{b} (by {})", checked.max_glibc_file),
+        (_, None) => "no glibc symbol version needed".to_string(),
+    }
+}
+
+/// The table, `deploy/<arch>/<name>`, and the verdict.
+fn finish(project: &Project, arch_name: &str, name: &str, results: &[CheckResult], script_ok: bool) -> Result<()> {
+    print_table(arch_name, results);
+    let deploy = project.deploy_dir(arch_name);
+    fs::create_dir_all(&deploy)?;
+    crate::engine::tasks::atomic_write(&deploy.join(name), &serde_json::to_vec_pretty(results)?)?;
+    let failed: Vec<&str> = results.iter().filter(|r| !r.ok).map(|r| r.name.as_str()).collect();
+    if !failed.is_empty() {
+        bail!("{} of {} checks failed on {arch_name}: {}", failed.len(), results.len(), failed.join(", "));
+    }
+    if !script_ok {
+        bail!("the check script did not finish cleanly");
+    }
+    println!("{arch_name}: all {} checks passed", results.len());
+    Ok(())
+}
+
+/// The checks and the board's programs on a booted kernel of the arch:
+/// the board root with the package (`tree`) as the initramfs.
+#[allow(clippy::too_many_arguments)]
+fn booted_checks(
+    project: &Project,
+    loaded: &Loaded,
+    arch_name: &str,
+    tree: &Path,
+    work: &Path,
+    script: &Path,
+    certs: &Path,
+    programs: &[Vec<String>],
+) -> Result<Vec<CheckResult>> {
+    use crate::deploy::system;
+    let arch = &loaded.manifest.arch[arch_name];
+    let boot = loaded.manifest.system.get(arch_name).with_context(|| {
+        format!(
+            "{} has no [system.{arch_name}]: no kernel is known for it (the arches that boot: {})",
+            loaded.path.display(),
+            loaded.manifest.system.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let fetcher = crate::sources::fetch::Fetcher::new(project.dl_dir.clone());
+    let kernel = system::kernel(&fetcher, &project.cache_dir, boot, arch)?;
+    let busybox = system::busybox(&fetcher, &project.cache_dir, boot, arch)?;
+    let guest = tree.join(system::GUEST_DIR);
+    if guest.exists() || tree.join("init").exists() {
+        bail!("the board root already has /{} or /init; the guest's own files would replace them", system::GUEST_DIR);
+    }
+    fs::create_dir_all(&guest)?;
+    fs::copy(&busybox, guest.join("busybox"))?;
+    fs::copy(script, guest.join("checks.py"))?;
+    for f in ["cert.pem", "key.pem"] {
+        fs::copy(certs.join(f), guest.join(f))?;
+    }
+    let g = |f: &str| format!("/{}/{f}", system::GUEST_DIR);
+    let env: Vec<(&str, String)> = vec![
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
+        ("HOME", "/tmp".into()),
+        ("LC_ALL", "C.UTF-8".into()),
+        ("PYTHONDONTWRITEBYTECODE", "1".into()),
+        ("CROSSPYTHON_MACHINE", arch.machine.clone()),
+        // A real kernel starts target children itself.
+        ("CROSSPYTHON_CHILDREN", "1".into()),
+        ("CROSSPYTHON_TLS_CERT", g("cert.pem")),
+        ("CROSSPYTHON_TLS_KEY", g("key.pem")),
+        ("CROSSPYTHON_PACKAGES", loaded.python_requirements()?.join(" ")),
+    ];
+    let init = tree.join("init");
+    fs::write(&init, system::init_script(&env, programs))?;
+    fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let initrd = work.join("initrd.gz");
+    system::initramfs(tree, &initrd)?;
+    eprintln!(
+        "booting {} under {} (-M {}) with the board root and the package as its initramfs ({:.0} MiB) ...",
+        kernel.display(),
+        boot.qemu,
+        boot.machine,
+        fs::metadata(&initrd)?.len() as f64 / 1048576.0
+    );
+    let console = system::run(boot, &kernel, &initrd, std::time::Duration::from_secs(1800))?;
+    let mut results: Vec<CheckResult> = vec![];
+    let mut booted = None;
+    let mut lines = console.lines().map(|l| l.trim_end_matches('\r')).peekable();
+    while let Some(line) = lines.next() {
+        if let Some(json) = line.strip_prefix("CHECK ") {
+            results.push(serde_json::from_str(json).with_context(|| format!("bad check line: {line}"))?);
+        } else if let Some(code) = line.strip_prefix("CHECKS-EXIT ") {
+            if code != "0" {
+                let after = results.last().map_or("before the first check".to_string(), |r: &CheckResult| format!("after `{}`", r.name));
+                let why = if code == "139" { "a segmentation fault" } else { "an error" };
+                results.push(CheckResult {
+                    name: "checks-finished".into(),
+                    ok: false,
+                    detail: format!("the check script ended with {why} (exit {code}) {after}"),
+                });
+            }
+        } else if let Some(kernel) = line.strip_prefix("BOOTED ") {
+            booted = Some(kernel.to_string());
+        } else if let Some(rest) = line.strip_prefix("PROGRAM ") {
+            let (code, argv) = rest.split_once(' ').unwrap_or((rest, ""));
+            let first = lines.peek().map(|l| l.to_string()).unwrap_or_default();
+            let name = Path::new(argv.split_whitespace().next().unwrap_or_default()).file_name().unwrap_or_default().to_string_lossy().into_owned();
+            results.push(CheckResult { name: format!("board-program {name}"), ok: code == "0", detail: format!("{argv} -> {first}") });
+        } else if !line.trim().is_empty() {
+            eprintln!("  | {line}");
+        }
+    }
+    let Some(kernel_release) = booted else {
+        bail!(
+            "the guest never reached /init; console:\n{}",
+            console.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    };
+    results.insert(0, CheckResult { name: "booted".into(), ok: true, detail: format!("Linux {kernel_release} under {} -M {}", boot.qemu, boot.machine) });
+    Ok(results)
 }
 
 /// The board's own programs, run after the install: each must still work.

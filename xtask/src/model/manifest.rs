@@ -41,6 +41,27 @@ pub struct Manifest {
     /// Board root filesystems assembled from Debian packages, to test on.
     #[serde(default)]
     pub board: BTreeMap<String, Board>,
+    /// How `qemu-test --system` boots each arch (by arch name).
+    #[serde(default)]
+    pub system: BTreeMap<String, SystemBoot>,
+}
+
+/// A booted kernel for an arch under qemu-system: the machine, and a
+/// Debian kernel package by name (a metapackage is followed one level to
+/// the versioned image it depends on).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemBoot {
+    pub qemu: String,
+    pub machine: String,
+    pub cpu: Option<String>,
+    /// The serial console the kernel writes to (`ttyAMA0`).
+    pub console: String,
+    pub memory_mib: u32,
+    pub kernel_suite: String,
+    pub kernel_package: String,
+    /// Debian's `busybox-static` of this suite gives the guest's /init its shell.
+    pub busybox_suite: String,
 }
 
 /// The C library of the boards the package is built for.
