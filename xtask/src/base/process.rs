@@ -121,6 +121,15 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let mut mine = Command::new("sleep").arg("60").env(TASK_MARK, t.path()).spawn().unwrap();
         let mut other = Command::new("sleep").arg("60").env(TASK_MARK, t.path().join("other")).spawn().unwrap();
+        // Until the children have exec'd, /proc shows this process's environment.
+        for child in [&mine, &other] {
+            let environ = format!("/proc/{}/environ", child.id());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !std::fs::read(&environ).unwrap_or_default().windows(TASK_MARK.len()).any(|w| w == TASK_MARK.as_bytes()) {
+                assert!(std::time::Instant::now() < deadline, "the child never exec'd");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
         assert_eq!(kill_orphans(t.path()), 1);
         assert!(mine.wait().unwrap().code().is_none(), "killed by a signal");
         assert!(other.try_wait().unwrap().is_none(), "another build directory's process keeps running");
