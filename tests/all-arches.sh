@@ -12,3 +12,10 @@ for archive in deploy/*/crosspython-*.tar.gz; do
   arch=$(basename "$(dirname "$archive")")
   cargo xtask qemu-test --arch "$arch" --package "$archive"
 done
+# On a booted kernel too, where the manifest knows how to boot the arch
+# ([system.<arch>]; needs Debian's qemu-system-*).
+for arch in $(sed -n 's/^\[system\.\(.*\)\]$/\1/p' recipes-manifest.toml); do
+  if [ "$arches" = all ] || [[ ",$arches," == *",$arch,"* ]]; then
+    cargo xtask qemu-test --arch "$arch" --system
+  fi
+done
