@@ -14,6 +14,10 @@ cargo xtask package --arch "$arch"
 archive=$(ls deploy/"$arch"/crosspython-*-"$arch".tar.gz)
 sums=$(cat deploy/"$arch"/crosspython-*-"$arch".SHA256SUMS)
 cargo xtask qemu-test --arch "$arch" --package "$archive"
+# The same on a booted kernel, where the manifest knows how to boot the arch.
+if grep -q "^\[system\.$arch\]" recipes-manifest.toml; then
+  cargo xtask qemu-test --arch "$arch" --package "$archive" --system
+fi
 # Reproducible: packaging again gives the same bytes.
 cargo xtask package --arch "$arch"
 [ "$sums" = "$(cat deploy/"$arch"/crosspython-*-"$arch".SHA256SUMS)" ] || { echo "package is not reproducible" >&2; exit 1; }
