@@ -208,11 +208,17 @@ impl<'a> Job<'a> {
             serde_json::to_string(&wanted)?
         );
         let python = self.tree.join(self.plan.prefix.trim_start_matches('/')).join("bin/python3");
+        // The staged files' `$ORIGIN` run paths point into the staging root;
+        // the libraries they will find in the tree once moved (libstdc++ of
+        // the runtime libraries, for pyzmq) are given by the search path.
+        let lib = |root: &Path| root.join(self.plan.prefix.trim_start_matches('/')).join("lib").display().to_string();
+        let library_path = format!("{}:{}", lib(root), lib(self.tree));
         let out = crate::machine::runner::TargetRunner::new(&self.ab.arch, self.board_root)
             .command(&python, false)
             .arg("-c")
             .arg(&script)
             .env("PYTHONPATH", &site)
+            .env("LD_LIBRARY_PATH", &library_path)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("LC_ALL", "C.UTF-8")
             .stdin(std::process::Stdio::null())
