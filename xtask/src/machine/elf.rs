@@ -29,6 +29,8 @@ pub struct ElfInfo {
     /// Packed relative relocations (`DT_RELR`): loaders before glibc 2.36
     /// and musl 1.2.4 ignore them, and the file crashes when loaded.
     pub relr: bool,
+    /// What the loader maps: each `PT_LOAD` as (vaddr, memsz, filesz, flags).
+    pub loads: Vec<(u64, u64, u64, u32)>,
 }
 
 /// `DT_RELR` (gABI; not in `object`'s constants yet).
@@ -85,6 +87,10 @@ fn parse<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo> {
             elf::PT_INTERP => {
                 let bytes = ph.data(endian, data).map_err(|_| anyhow::anyhow!("bad PT_INTERP"))?;
                 info.interp = Some(String::from_utf8_lossy(bytes).trim_end_matches('\0').to_string());
+            }
+            elf::PT_LOAD => {
+                let n = |v: <E as FileHeader>::Word| -> u64 { v.into() };
+                info.loads.push((n(ph.p_vaddr(endian)), n(ph.p_memsz(endian)), n(ph.p_filesz(endian)), ph.p_flags(endian)));
             }
             elf::PT_GNU_STACK => info.exec_stack = ph.p_flags(endian) & elf::PF_X != 0,
             elf::PT_GNU_RELRO => info.relro = true,

@@ -114,11 +114,30 @@ fn strip(root: &Path, strip: &str, mode: Strip) -> Result<()> {
             files.push(e.path().to_path_buf());
         }
     }
-    for chunk in files.chunks(100) {
-        let out = Command::new(strip).arg(flag).args(chunk).output().with_context(|| format!("cannot run the toolchain's strip `{strip}`"))?;
+    // Each file is stripped into a copy, kept only if the loader would map
+    // the same segments: GNU strip shrinks the segment patchelf appends
+    // (auditwheel's repair of Pillow's _imaging, with debug sections kept),
+    // and the file then fails to load.
+    let mut kept = vec![];
+    for file in &files {
+        let before = crate::machine::elf::inspect(file)?.map(|i| i.loads).unwrap_or_default();
+        let tmp = file.with_extension("crosspython-strip");
+        let out =
+            Command::new(strip).arg(flag).arg("-o").arg(&tmp).arg(file).output().with_context(|| format!("cannot run the toolchain's strip `{strip}`"))?;
         if !out.status.success() {
-            bail!("{strip} {flag} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            let _ = fs::remove_file(&tmp);
+            bail!("{strip} {flag} {} failed: {}", file.display(), String::from_utf8_lossy(&out.stderr).trim());
         }
+        let after = crate::machine::elf::inspect(&tmp)?.map(|i| i.loads).unwrap_or_default();
+        if after == before {
+            fs::rename(&tmp, file)?;
+        } else {
+            fs::remove_file(&tmp)?;
+            kept.push(file.strip_prefix(root).unwrap_or(file).display().to_string());
+        }
+    }
+    if !kept.is_empty() {
+        eprintln!("strip would change how {} file(s) load; kept as they are: {}", kept.len(), kept.join(", "));
     }
     Ok(())
 }
@@ -278,11 +297,28 @@ mod tests {
         gcc(&["-s", "-shared", "-fPIC", "-o", "usr/local/lib/python3.14/site-packages/PIL/_imaging.so", "x.c"]);
         // A strip that names what it was given.
         let fake = t.path().join("strip");
-        fs::write(&fake, format!("#!/bin/sh\nshift\nfor f; do echo \"$f\" >> {}/stripped; done\n", t.path().display())).unwrap();
+        fs::write(&fake, format!("#!/bin/sh\n# {{flag}} -o {{out}} {{file}}\necho \"$4\" >> {}/stripped\ncp \"$4\" \"$3\"\n", t.path().display())).unwrap();
         fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         strip(t.path(), fake.to_str().unwrap(), Strip::Debug).unwrap();
         let stripped = fs::read_to_string(t.path().join("stripped")).unwrap();
         assert!(stripped.contains("libz.so.1") && !stripped.contains("_imaging"), "{stripped}");
+    }
+
+    #[test]
+    fn a_strip_that_would_change_how_a_file_loads_is_not_kept() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir_all(t.path().join("lib")).unwrap();
+        fs::write(t.path().join("x.c"), "int x(void) { return 1; }\n").unwrap();
+        assert!(Command::new("gcc").args(["-g", "-shared", "-fPIC", "-o", "lib/libp.so", "x.c"]).current_dir(t.path()).status().unwrap().success());
+        let before = fs::read(t.path().join("lib/libp.so")).unwrap();
+        // A strip whose output maps other segments (as GNU strip on a file
+        // patchelf extended): here, another program altogether.
+        let fake = t.path().join("strip");
+        fs::write(&fake, "#!/bin/sh\ncp /bin/true \"$3\"\n").unwrap();
+        fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        strip(&t.path().join("lib"), fake.to_str().unwrap(), Strip::Debug).unwrap();
+        assert_eq!(fs::read(t.path().join("lib/libp.so")).unwrap(), before, "kept as it was");
+        assert_eq!(fs::read_dir(t.path().join("lib")).unwrap().count(), 1, "no copy left behind");
     }
 
     #[test]
