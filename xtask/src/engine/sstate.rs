@@ -110,7 +110,12 @@ impl Sstate {
         let sig_part = part.with_extension("sig");
         let fetched = get(rel, &part)
             .and_then(|()| get(&format!("{rel}.sha256"), &sum_part))
-            .and_then(|()| if self.trusted.is_some() { get(&format!("{rel}.sig"), &sig_part) } else { Ok(()) })
+            .and_then(|()| match self.trusted {
+                // Said, not taken for "not on this mirror": the entry is there.
+                Some(_) => get(&format!("{rel}.sig"), &sig_part)
+                    .map_err(|_| anyhow::anyhow!("the entry has no signature ({rel}.sig) and trusted keys are set; not used")),
+                None => Ok(()),
+            })
             .and_then(|()| {
                 fs::rename(&sum_part, sum_path(&part))?;
                 if sig_part.exists() {
