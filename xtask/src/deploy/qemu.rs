@@ -313,10 +313,7 @@ fn booted_checks(
         }
     }
     let Some(kernel_release) = booted else {
-        bail!(
-            "the guest never reached /init; console:\n{}",
-            console.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
+        bail!("the guest never reached /init; console:\n{}", system::last_lines(&console, 30));
     };
     results.insert(0, CheckResult { name: "booted".into(), ok: true, detail: format!("Linux {kernel_release} under {} -M {}", boot.qemu, boot.machine) });
     Ok(results)

@@ -133,11 +133,7 @@ pub fn run(boot: &SystemBoot, kernel: &Path, initrd: &Path, limit: Duration) -> 
         if let Some(status) = child.try_wait()? {
             let text = fs::read_to_string(&out_path).unwrap_or_default();
             if !status.success() {
-                bail!(
-                    "{} exited with {status}:\n{}",
-                    boot.qemu,
-                    text.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
+                bail!("{} exited with {status}:\n{}", boot.qemu, last_lines(&text, 20));
             }
             return Ok(text);
         }
@@ -145,14 +141,16 @@ pub fn run(boot: &SystemBoot, kernel: &Path, initrd: &Path, limit: Duration) -> 
             let _ = child.kill();
             let _ = child.wait();
             let text = fs::read_to_string(&out_path).unwrap_or_default();
-            bail!(
-                "the guest did not power off within {} s; its console ended with:\n{}",
-                limit.as_secs(),
-                text.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
+            bail!("the guest did not power off within {} s; its console ended with:\n{}", limit.as_secs(), last_lines(&text, 20));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The last `n` lines of a console's text, for an error.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 #[cfg(test)]
@@ -165,7 +163,9 @@ mod tests {
         let root = t.path().join("root");
         fs::create_dir_all(root.join("usr/bin")).unwrap();
         fs::write(root.join("usr/bin/hello"), "#!/bin/sh\necho hi\n").unwrap();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut fs::metadata(root.join("usr/bin/hello")).unwrap().permissions(), 0o755);
+        for p in ["usr", "usr/bin", "usr/bin/hello"] {
+            fs::set_permissions(root.join(p), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
         std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
         let out = t.path().join("initrd.gz");
         initramfs(&root, &out).unwrap();
@@ -180,18 +180,24 @@ mod tests {
             let mut data = String::new();
             let mut entry = entry;
             std::io::Read::read_to_string(&mut entry, &mut data).unwrap();
-            seen.push((name, mode & 0o170000, data));
+            seen.push((name, mode & 0o170777, data));
             r = entry.finish().unwrap();
         }
         assert_eq!(
             seen,
             [
-                ("bin".to_string(), 0o120000, "usr/bin".to_string()),
-                ("usr".to_string(), 0o040000, String::new()),
-                ("usr/bin".to_string(), 0o040000, String::new()),
-                ("usr/bin/hello".to_string(), 0o100000, "#!/bin/sh\necho hi\n".to_string()),
+                ("bin".to_string(), 0o120777, "usr/bin".to_string()),
+                ("usr".to_string(), 0o040755, String::new()),
+                ("usr/bin".to_string(), 0o040755, String::new()),
+                ("usr/bin/hello".to_string(), 0o100755, "#!/bin/sh\necho hi\n".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn an_error_shows_the_last_lines_of_the_console() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(last_lines("a", 5), "a");
     }
 
     #[test]
