@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::machine::toolchain::Toolchain;
+use crate::model::build::Phase;
 use crate::model::manifest::{Arch, Class};
 use crate::model::resolve::Node;
 
@@ -212,7 +213,7 @@ impl Ctx<'_> {
         // A recipe's env may build on the class's: "${CFLAGS} -DX".
         let mut known = self.vars();
         known.extend(env.clone());
-        for (k, val) in &self.node.env {
+        for (k, val) in &self.node.build.env {
             env.insert(k.clone(), expand(val, &known, &self.node.name)?);
         }
         Ok(env)
@@ -223,40 +224,33 @@ impl Ctx<'_> {
         expand(s, &self.vars(), &self.node.name)
     }
 
-    /// The steps of `configure`, `compile` or `install`.
-    pub fn steps(&self, task: &str) -> Result<Vec<Step>> {
-        let n = self.node;
-        let script = match task {
-            "configure" => &n.do_configure,
-            "compile" => &n.do_compile,
-            "install" => &n.do_install,
-            _ => bail!("no class step `{task}`"),
-        };
+    /// The steps of a phase: the recipe's script for it, or its class's.
+    pub fn steps(&self, phase: Phase) -> Result<Vec<Step>> {
+        let (n, b) = (self.node, &self.node.build);
         let cwd = self.dirs.build.clone();
         let mut steps = Vec::new();
-        if task == "configure" && !n.out_of_tree {
+        if phase == Phase::Configure && !b.out_of_tree {
             steps.push(Step::CopySource);
         }
-        match script {
+        match b.script(phase) {
             Some(s) => steps.push(Step::Shell { script: s.clone(), cwd: cwd.clone() }),
-            None => steps.extend(match (n.class, task) {
-                (Class::Autotools | Class::Cpython, "configure") => autotools::configure(self)?,
-                (Class::Configure, "configure") => configure::configure(self)?,
-                (Class::Make | Class::Cmake, "configure") => vec![],
-                (Class::Cmake, "compile") => cmake::compile(self)?,
-                (Class::Cmake, "install") => cmake::install(self)?,
-                (Class::Meson, "configure") => meson::configure(self)?,
-                (Class::Meson, "compile") => meson::compile(self)?,
-                (Class::Meson, "install") => meson::install(self)?,
-                (Class::Cpython, "compile") => cpython::compile(self)?,
-                (Class::Cpython, "install") => cpython::install(self)?,
-                (_, "compile") => make::compile(self)?,
-                (_, "install") => make::install(self)?,
-                _ => unreachable!("task checked above"),
+            None => steps.extend(match (n.class, phase) {
+                (Class::Autotools | Class::Cpython, Phase::Configure) => autotools::configure(self)?,
+                (Class::Configure, Phase::Configure) => configure::configure(self)?,
+                (Class::Make | Class::Cmake, Phase::Configure) => vec![],
+                (Class::Cmake, Phase::Compile) => cmake::compile(self)?,
+                (Class::Cmake, Phase::Install) => cmake::install(self)?,
+                (Class::Meson, Phase::Configure) => meson::configure(self)?,
+                (Class::Meson, Phase::Compile) => meson::compile(self)?,
+                (Class::Meson, Phase::Install) => meson::install(self)?,
+                (Class::Cpython, Phase::Compile) => cpython::compile(self)?,
+                (Class::Cpython, Phase::Install) => cpython::install(self)?,
+                (_, Phase::Compile) => make::compile(self)?,
+                (_, Phase::Install) => make::install(self)?,
             }),
         }
-        if task == "install" {
-            if let Some(s) = &n.do_install_append {
+        if phase == Phase::Install {
+            if let Some(s) = &b.do_install_append {
                 steps.push(Step::Shell { script: s.clone(), cwd });
             }
         }
@@ -265,18 +259,18 @@ impl Ctx<'_> {
 
     /// The directory with the build system's top file: `S`, or below it.
     fn source_dir(&self) -> std::path::PathBuf {
-        match &self.node.source_subdir {
+        match &self.node.build.source_subdir {
             Some(sub) => self.dirs.src.join(sub),
             None => self.dirs.src.clone(),
         }
     }
 
     fn configure_args(&self) -> Result<Vec<String>> {
-        self.node.configure.iter().map(|a| self.expand(a)).collect()
+        self.node.build.configure.iter().map(|a| self.expand(a)).collect()
     }
 
     fn make_args(&self) -> Result<Vec<String>> {
-        self.node.make_args.iter().map(|a| self.expand(a)).collect()
+        self.node.build.make_args.iter().map(|a| self.expand(a)).collect()
     }
 
     /// `configure` named relative to the build directory (`../src/configure`):

@@ -363,36 +363,16 @@ impl Plan {
 
 /// The recipe's build fields, canonically serialized.
 fn recipe_fields(n: &Node) -> Result<String> {
+    // Every field of `Build`, flattened beside class and version (the JSON
+    // of the hand-written list this replaced, so signatures carried over).
     #[derive(serde::Serialize)]
     struct Fields<'a> {
         class: crate::model::manifest::Class,
         version: &'a str,
-        autoreconf: bool,
-        configure: &'a [String],
-        env: &'a BTreeMap<String, String>,
-        make_args: &'a [String],
-        out_of_tree: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        source_subdir: &'a Option<String>,
-        do_configure: &'a Option<String>,
-        do_compile: &'a Option<String>,
-        do_install: &'a Option<String>,
-        do_install_append: &'a Option<String>,
+        #[serde(flatten)]
+        build: &'a crate::model::manifest::Build,
     }
-    Ok(serde_json::to_string(&Fields {
-        class: n.class,
-        version: &n.version,
-        autoreconf: n.autoreconf,
-        configure: &n.configure,
-        env: &n.env,
-        make_args: &n.make_args,
-        out_of_tree: n.out_of_tree,
-        source_subdir: &n.source_subdir,
-        do_configure: &n.do_configure,
-        do_compile: &n.do_compile,
-        do_install: &n.do_install,
-        do_install_append: &n.do_install_append,
-    })?)
+    Ok(serde_json::to_string(&Fields { class: n.class, version: &n.version, build: &n.build })?)
 }
 
 /// The patches of a recipe, in order: `patches/<recipe>/common/` then

@@ -16,6 +16,7 @@ use crate::base::sysroot;
 use crate::classes::{Builtin, Ctx, Step};
 use crate::engine::sstate::Sstate;
 use crate::engine::tasks::{Kind, Plan, Scope};
+use crate::model::build::Phase;
 use crate::sources::fetch::Fetcher;
 
 pub struct Worker {
@@ -91,16 +92,16 @@ impl Worker {
             Kind::PrepareRecipeSysroot => prepare_recipe_sysroot(plan, u, &mut log),
             Kind::Configure => sysroot::remove(&d.build).and_then(|_| {
                 fs::create_dir_all(&d.build)?;
-                if unit.node.autoreconf {
+                if unit.node.build.autoreconf {
                     let step = Step::Run { argv: vec!["autoreconf".into(), "-fi".into()], cwd: d.src.clone() };
-                    self.steps(&ctx, "do_configure", vec![step], &mut log, jobserver)?;
+                    self.steps(&ctx, Phase::Configure, vec![step], &mut log, jobserver)?;
                 }
-                self.steps(&ctx, "do_configure", ctx.steps("configure")?, &mut log, jobserver)
+                self.steps(&ctx, Phase::Configure, ctx.steps(Phase::Configure)?, &mut log, jobserver)
             }),
-            Kind::Compile => self.steps(&ctx, "do_compile", ctx.steps("compile")?, &mut log, jobserver),
+            Kind::Compile => self.steps(&ctx, Phase::Compile, ctx.steps(Phase::Compile)?, &mut log, jobserver),
             Kind::Install => sysroot::remove(&d.image).and_then(|_| {
                 fs::create_dir_all(&d.image)?;
-                self.steps(&ctx, "do_install", ctx.steps("install")?, &mut log, jobserver)
+                self.steps(&ctx, Phase::Install, ctx.steps(Phase::Install)?, &mut log, jobserver)
             }),
             Kind::PopulateSysroot => {
                 sysroot::populate(&d.image, &d.sysroot_destdir).and_then(|_| sstate.store(&plan.sstate_name(u), &task.sig, &d.sysroot_destdir, &plan.build_dir))
@@ -149,7 +150,8 @@ impl Worker {
     }
 
     /// Run the steps of a task, writing `temp/run.<task>` first.
-    fn steps(&self, ctx: &Ctx, task: &str, steps: Vec<Step>, log: &mut File, jobserver: &jobserver::Client) -> Result<()> {
+    fn steps(&self, ctx: &Ctx, phase: Phase, steps: Vec<Step>, log: &mut File, jobserver: &jobserver::Client) -> Result<()> {
+        let task = phase.task_name();
         let env = ctx.env()?;
         write_run_file(&ctx.dirs.temp.join(format!("run.{task}")), &env, &steps)?;
         for step in steps {

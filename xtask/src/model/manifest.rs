@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::model::build::Build;
 use crate::model::version::Version;
 
 /// A string with the byte range it came from in the manifest.
@@ -477,22 +478,16 @@ fn one() -> usize {
 /// Build fields that an arch override (`[recipe.arch.<arch>]`, with
 /// `native` for the native variant) may replace or append to.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct Overrides {
     pub depends: Option<Vec<Name>>,
     pub rdepends: Option<Vec<Name>>,
-    pub configure: Option<Vec<String>>,
     #[serde(default)]
     pub configure_append: Vec<String>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    pub make_args: Option<Vec<String>>,
-    pub out_of_tree: Option<bool>,
-    pub do_configure: Option<String>,
-    pub do_compile: Option<String>,
-    pub do_install: Option<String>,
-    pub do_install_append: Option<String>,
     pub packageconfig: Option<BTreeMap<String, PackageConfig>>,
+    /// Fields of [`Build`] this override replaces (`env` merges key by
+    /// key); checked against `Build` when the manifest is read.
+    #[serde(flatten)]
+    pub build: toml::Table,
 }
 
 /// One build option of a recipe (BitBake's PACKAGECONFIG): what it adds
@@ -508,7 +503,6 @@ pub struct PackageConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Recipe {
     pub name: Name,
     pub version: Name,
@@ -538,38 +532,23 @@ pub struct Recipe {
     /// Also define `<name>-native`, built for the build machine.
     #[serde(default)]
     pub native: bool,
-    /// Run `autoreconf -fi` in the source before configure.
-    #[serde(default)]
-    pub autoreconf: bool,
-    #[serde(default)]
-    pub configure: Vec<String>,
     /// Configure arguments added when the named recipe is a direct
     /// dependency (after provider selection), like BitBake's PACKAGECONFIG.
     #[serde(default)]
     pub configure_with: BTreeMap<String, Vec<String>>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub make_args: Vec<String>,
-    #[serde(default = "yes")]
-    pub out_of_tree: bool,
-    /// Where the build system's top file is below the source
-    /// (`build/meson`, `build/cmake`), as Yocto's OECMAKE_SOURCEPATH.
-    pub source_subdir: Option<String>,
-    pub do_configure: Option<String>,
-    pub do_compile: Option<String>,
-    pub do_install: Option<String>,
-    pub do_install_append: Option<String>,
+    /// How it is built (`configure`, `env`, `do_install`, ...).
+    #[serde(flatten)]
+    pub build: Build,
     /// Build options, keyed by the distro feature that switches them on.
     #[serde(default)]
     pub packageconfig: BTreeMap<String, PackageConfig>,
     /// Per-arch overrides; the key `native` applies to the native variant.
     #[serde(default)]
     pub arch: BTreeMap<String, Overrides>,
-}
-
-fn yes() -> bool {
-    true
+    /// Keys that are no field of a recipe (serde cannot deny them through
+    /// `flatten`): reported with their place when the manifest is read.
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, toml::Value>,
 }
 
 impl Recipe {
@@ -578,6 +557,37 @@ impl Recipe {
     pub fn packageconfig_for(&self, override_key: &str) -> &BTreeMap<String, PackageConfig> {
         self.arch.get(override_key).and_then(|o| o.packageconfig.as_ref()).unwrap_or(&self.packageconfig)
     }
+}
+
+/// The keys of a `[[recipe]]` besides those of [`Build`], for suggestions
+/// only: what is accepted is what serde reads.
+const RECIPE_KEYS: [&str; 18] = [
+    "name",
+    "version",
+    "class",
+    "license",
+    "summary",
+    "source",
+    "alternatives",
+    "depends",
+    "rdepends",
+    "rrecommends",
+    "provides",
+    "rprovides",
+    "rconflicts",
+    "rreplaces",
+    "native",
+    "configure_with",
+    "packageconfig",
+    "arch",
+];
+
+fn did_you_mean(wanted: &str, known: &[String]) -> String {
+    known.iter().map(|k| (strsim::levenshtein(wanted, k), k)).filter(|(d, _)| *d <= 2).min().map(|(_, k)| format!("; did you mean `{k}`?")).unwrap_or_default()
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn unknown_feature(f: &str, offered: &std::collections::BTreeSet<String>) -> String {
@@ -715,6 +725,22 @@ impl Loaded {
         Problem { file: self.path.clone(), line, column, key: key.to_string(), message: message.into() }
     }
 
+    /// A problem located at a key of the `i`th `[[recipe]]` (`["arch",
+    /// "native", "configur"]`), or at the recipe when the key has no place.
+    fn problem_at_key(&self, i: usize, path: &[&str], key: &str, message: impl Into<String>) -> Problem {
+        let offset = (|| {
+            let doc = toml_edit::ImDocument::parse(self.text.as_str()).ok()?;
+            let mut table: &dyn toml_edit::TableLike = doc.get("recipe")?.as_array_of_tables()?.get(i)?;
+            let (last, parents) = path.split_last()?;
+            for p in parents {
+                table = table.get(p)?.as_table_like()?;
+            }
+            table.key(last)?.span().map(|s| s.start)
+        })();
+        let (line, column) = self.line_col(offset.unwrap_or_else(|| self.manifest.recipes[i].name.span().start));
+        Problem { file: self.path.clone(), line, column, key: key.to_string(), message: message.into() }
+    }
+
     /// A problem located where `[key]`'s table starts (for fields read
     /// without a span).
     pub fn problem_at_start(&self, key: &str, message: impl Into<String>) -> Problem {
@@ -729,7 +755,7 @@ impl Loaded {
         let m = &self.manifest;
         let mut problems = Vec::new();
         let mut seen: BTreeMap<(String, String), &Name> = BTreeMap::new();
-        for r in &m.recipes {
+        for (i, r) in m.recipes.iter().enumerate() {
             let key = |k: &str| format!("recipe {}.{k}", r.name.get_ref());
             if !valid_name(r.name.get_ref()) {
                 problems.push(self.problem(&r.name, &key("name"), "a recipe name is lowercase letters, digits, `-`, `_`, `+` and `.`"));
@@ -755,6 +781,17 @@ impl Loaded {
                         &key(&format!("arch.{arch}")),
                         format!("override for unknown arch `{arch}`; known: native, {}", m.arch.keys().cloned().collect::<Vec<_>>().join(", ")),
                     ));
+                }
+            }
+            for k in r.unknown.keys() {
+                let known: Vec<String> = RECIPE_KEYS.iter().map(|k| k.to_string()).chain(Build::fields()).collect();
+                let hint = did_you_mean(k, &known);
+                problems.push(self.problem_at_key(i, &[k], &key(k), format!("unknown field `{k}`{hint}")));
+            }
+            for (arch, o) in &r.arch {
+                if let Err(e) = r.build.overlay(&o.build) {
+                    let at = ["arch", arch.as_str(), e.field.as_str()];
+                    problems.push(self.problem_at_key(i, &at, &key(&at.join(".")), e.message));
                 }
             }
             if r.arch.contains_key("native") && !r.native {
@@ -974,7 +1011,7 @@ source = { url = "https://example.org/a-1.0.tar.gz", sha256 = "00000000000000000
     fn a_minimal_manifest_parses() {
         let m = parse(MINIMAL).unwrap();
         assert_eq!(m.manifest.recipes[0].name.get_ref(), "a");
-        assert!(m.manifest.recipes[0].out_of_tree, "out-of-tree builds are the default");
+        assert!(m.manifest.recipes[0].build.out_of_tree, "out-of-tree builds are the default");
     }
 
     #[test]
@@ -982,7 +1019,7 @@ source = { url = "https://example.org/a-1.0.tar.gz", sha256 = "00000000000000000
         let text = MINIMAL.replace("license = \"MIT\"", "license = \"MIT\"\nlicence = \"MIT\"");
         let p = problems(&text);
         assert_eq!(p.len(), 1);
-        assert!(p[0].starts_with("m.toml:23:1: `licence`: unknown field `licence`"), "{}", p[0]);
+        assert_eq!(p[0], "m.toml:23:1: `recipe a.licence`: unknown field `licence`; did you mean `license`?");
     }
 
     #[test]

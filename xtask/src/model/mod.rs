@@ -2,6 +2,8 @@
 //! parser and its providers step. It imports nothing of the crate outside
 //! this folder (a ground floor beside `base`).
 //!
+//! - `build`: the one list of build fields (recipe, override, node,
+//!   signature) and the phases a recipe may script;
 //! - `manifest`: the typed file, parsed with source positions, and
 //!   validated;
 //! - `recipe_include`: BitBake's `require`: `[include.*]` expanded into the
@@ -11,6 +13,7 @@
 //! - `resolve`: one arch's dependency graph: versions, providers, native
 //!   variants, overrides, build-time and run-time closures.
 
+pub mod build;
 pub mod manifest;
 mod recipe_include;
 pub mod resolve;

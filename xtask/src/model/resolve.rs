@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::model::manifest::{Class, Loaded, Name, Problem, Problems, Recipe, Source};
+use crate::model::manifest::{Build, Class, Loaded, Name, Problem, Problems, Recipe, Source};
 use crate::model::version::{self, Version};
 
 /// Which machine a node is built for.
@@ -35,16 +35,9 @@ pub struct Node {
     pub license: String,
     pub summary: String,
     pub sources: Vec<Source>,
-    pub autoreconf: bool,
-    pub configure: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub make_args: Vec<String>,
-    pub out_of_tree: bool,
-    pub source_subdir: Option<String>,
-    pub do_configure: Option<String>,
-    pub do_compile: Option<String>,
-    pub do_install: Option<String>,
-    pub do_install_append: Option<String>,
+    /// How it is built, after overrides and build options.
+    #[serde(flatten)]
+    pub build: Build,
     /// The build options (packageconfig) switched on by distro features.
     pub features: Vec<String>,
     /// Direct build-time dependencies (indices into `Graph::nodes`).
@@ -66,9 +59,7 @@ impl Node {
 
     /// Whether a build step runs target programs (`${TARGET_RUN_ENV}`).
     pub fn runs_target_programs(&self) -> bool {
-        let uses = |s: &String| s.contains("${TARGET_RUN_ENV}");
-        self.configure.iter().chain(&self.make_args).chain(self.env.values()).any(uses)
-            || [&self.do_configure, &self.do_compile, &self.do_install, &self.do_install_append].into_iter().flatten().any(uses)
+        self.build.mentions("${TARGET_RUN_ENV}")
     }
 }
 
@@ -268,7 +259,7 @@ impl<'a> Resolver<'a> {
                 let mut node = self.node(&candidates[c]);
                 for (dep, args) in &candidates[c].recipe.configure_with {
                     if depends[c].iter().any(|&d| candidates[d].recipe.name.get_ref() == dep) {
-                        node.configure.extend(args.iter().cloned());
+                        node.build.configure.extend(args.iter().cloned());
                         let prev = node.origin["configure"].clone();
                         node.origin.insert("configure".into(), format!("{prev} + configure_with.{dep} (a dependency)"));
                     }
@@ -461,8 +452,8 @@ impl<'a> Resolver<'a> {
             format!("{}:{line} [[recipe]] {} {} {key}", self.loaded.path.display(), r.name.get_ref(), r.version.get_ref())
         };
         let mut origin = BTreeMap::new();
-        for f in ["version", "class", "license", "source", "configure", "env", "make_args", "out_of_tree", "depends", "rdepends"] {
-            origin.insert(f.to_string(), at(f));
+        for f in ["version", "class", "license", "source", "depends", "rdepends"].map(String::from).into_iter().chain(Build::fields()) {
+            origin.insert(f.clone(), at(&f));
         }
         let mut node = Node {
             name: c.name.clone(),
@@ -473,16 +464,7 @@ impl<'a> Resolver<'a> {
             license: r.license.clone(),
             summary: r.summary.clone(),
             sources: std::iter::once(r.source.clone()).chain(r.alternatives.iter().cloned()).collect(),
-            autoreconf: r.autoreconf,
-            configure: r.configure.clone(),
-            env: r.env.clone(),
-            make_args: r.make_args.clone(),
-            out_of_tree: r.out_of_tree,
-            source_subdir: r.source_subdir.clone(),
-            do_configure: r.do_configure.clone(),
-            do_compile: r.do_compile.clone(),
-            do_install: r.do_install.clone(),
-            do_install_append: r.do_install_append.clone(),
+            build: r.build.clone(),
             features: vec![],
             depends: vec![],
             rdepends: vec![],
@@ -498,44 +480,21 @@ impl<'a> Resolver<'a> {
             let set = |field: &str, origin: &mut BTreeMap<String, String>| {
                 origin.insert(field.to_string(), from.clone());
             };
-            if let Some(v) = &o.configure {
-                node.configure = v.clone();
-                set("configure", &mut node.origin);
+            node.build = node.build.overlay(&o.build).expect("overrides are checked when the manifest is read");
+            for field in o.build.keys() {
+                let how = if field == "env" { format!("{} + {from}", node.origin.get("env").cloned().unwrap_or_default()) } else { from.clone() };
+                node.origin.insert(field.clone(), how);
             }
             if !o.configure_append.is_empty() {
-                node.configure.extend(o.configure_append.iter().cloned());
+                node.build.configure.extend(o.configure_append.iter().cloned());
                 let prev = node.origin["configure"].clone();
                 node.origin.insert("configure".into(), format!("{prev} + configure_append from {from}"));
-            }
-            if !o.env.is_empty() {
-                node.env.extend(o.env.clone());
-                let prev = node.origin["env"].clone();
-                node.origin.insert("env".into(), format!("{prev} + {from}"));
-            }
-            if let Some(v) = &o.make_args {
-                node.make_args = v.clone();
-                set("make_args", &mut node.origin);
-            }
-            if let Some(v) = o.out_of_tree {
-                node.out_of_tree = v;
-                set("out_of_tree", &mut node.origin);
             }
             if o.depends.is_some() {
                 set("depends", &mut node.origin);
             }
             if o.rdepends.is_some() {
                 set("rdepends", &mut node.origin);
-            }
-            for (field, value, slot) in [
-                ("do_configure", &o.do_configure, &mut node.do_configure),
-                ("do_compile", &o.do_compile, &mut node.do_compile),
-                ("do_install", &o.do_install, &mut node.do_install),
-                ("do_install_append", &o.do_install_append, &mut node.do_install_append),
-            ] {
-                if let Some(v) = value {
-                    *slot = Some(v.clone());
-                    node.origin.insert(field.to_string(), from.clone());
-                }
             }
         }
         self.apply_packageconfig(r, c.variant, &mut node);
@@ -556,9 +515,9 @@ impl<'a> Resolver<'a> {
                     node.origin.insert(field.into(), format!("{prev} + {why}"));
                 }
             }
-            node.configure.extend(pc.configure.iter().cloned());
-            node.make_args.extend(pc.make_args.iter().cloned());
-            node.env.extend(pc.env.clone());
+            node.build.configure.extend(pc.configure.iter().cloned());
+            node.build.make_args.extend(pc.make_args.iter().cloned());
+            node.build.env.extend(pc.env.clone());
             node.features.push(f.clone());
         }
     }

@@ -368,18 +368,6 @@ impl<'a> Session<'a> {
                     continue;
                 }
             }
-            if self.target.free_threaded() {
-                // crossenv runs the build python with the target's prefix as
-                // its home; with a free-threaded target (lib/python3.Xt,
-                // ABI flag t) it finds neither the stdlib nor its own pip.
-                bail!(
-                    "{req}: no {} wheel fits the target, and source builds for a free-threaded interpreter are not supported yet \
-                     (crossenv, the cross build environment, does not handle the free-threaded layout). Use a package with {} wheels, \
-                     or build without --feature freethreading",
-                    self.target.abi_tag(),
-                    self.target.abi_tag()
-                );
-            }
             if self.crossenv.is_none() {
                 self.crossenv = Some(CrossEnv::ensure(&self.bp, &self.target, &self.host_python, &self.cc, &self.ar, &self.crossenv_dir, log)?);
             }

@@ -339,3 +339,34 @@ fn a_tree_a_sibling_build_directory_replaced_is_assembled_again() {
     let rootfs = plan.tasks.iter().find(|t| t.kind == crate::engine::tasks::Kind::Rootfs).unwrap();
     assert_eq!(note.rootfs_sig, rootfs.sig, "the tree names the image task that made it");
 }
+
+/// Every build field of a recipe (the one list in `model::build`) is an
+/// input of its tasks from configure on, whether the recipe or an
+/// override sets it; the sources' tasks do not move.
+#[test]
+fn each_build_field_reruns_the_recipe_from_configure() {
+    let f = Fixture::new();
+    let sigs = |override_text: &str| -> BTreeMap<String, String> {
+        let recipes = format!("{}{}\n{}", f.app("\"liba\"", ""), override_text, f.liba());
+        let target = crate::engine::project::Target { toolchain: Some("gcc".into()), ..Default::default() };
+        let plan = f.project("b").plan(&f.manifest(&recipes), &["host".to_string()], &target).unwrap();
+        (0..plan.tasks.len()).map(|t| (plan.label(t), plan.tasks[t].sig.clone())).collect()
+    };
+    let base = sigs("");
+    let app = f.manifest(&(f.app("\"liba\"", "") + &f.liba())).manifest.recipes.into_iter().find(|r| r.name.get_ref() == "app").unwrap();
+    let written = serde_json::to_value(app.build).unwrap();
+    for field in crate::model::manifest::Build::fields() {
+        let value = match &written[&field] {
+            serde_json::Value::Bool(b) => (!b).to_string(),
+            serde_json::Value::Array(_) => "[\"--x\"]".to_string(),
+            serde_json::Value::Object(_) => "{ X = \"1\" }".to_string(),
+            _ => "\"true\"".to_string(),
+        };
+        let after = sigs(&format!("[recipe.arch.host]\n{field} = {value}\n"));
+        let changed = |task: &str| base[task] != after[task];
+        assert!(changed("app 1.0 (host): do_configure"), "{field} is not a signature input");
+        assert!(changed("app 1.0 (host): do_install"), "{field}");
+        assert!(!changed("app 1.0 (host): do_fetch") && !changed("app 1.0 (host): do_unpack"), "{field} moved the sources");
+        assert!(!changed("liba 1.0 (host): do_configure"), "{field} of app moved liba");
+    }
+}

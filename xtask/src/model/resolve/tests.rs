@@ -154,8 +154,8 @@ fn the_native_variant_follows_the_recipe_version_preference() {
 fn arch_overrides_replace_and_append() {
     let extra = "configure = [\"--a\"]\n[recipe.arch.aarch64]\nconfigure_append = [\"--b\"]\nmake_args = [\"V=1\"]";
     let g = graph(&manifest("\"app\"", "", &recipe("app", "1", extra))).unwrap();
-    assert_eq!(g.nodes[0].configure, ["--a", "--b"]);
-    assert_eq!(g.nodes[0].make_args, ["V=1"]);
+    assert_eq!(g.nodes[0].build.configure, ["--a", "--b"]);
+    assert_eq!(g.nodes[0].build.make_args, ["V=1"]);
     assert!(g.nodes[0].origin["make_args"].contains("[recipe.arch.aarch64]"));
 }
 
@@ -211,7 +211,7 @@ fn configure_with_follows_the_chosen_provider() {
     for (choice, arg) in [("readline", "--with-readline=readline"), ("libedit", "--with-readline=editline")] {
         let pref = format!("preferred_provider = {{ \"virtual/readline\" = \"{choice}\" }}");
         let g = graph(&manifest("\"app\"", &pref, &recipes)).unwrap();
-        assert_eq!(g.nodes[g.index("app").unwrap()].configure, [arg]);
+        assert_eq!(g.nodes[g.index("app").unwrap()].build.configure, [arg]);
     }
 }
 
@@ -232,9 +232,9 @@ fn app_with_options() -> String {
 fn a_distro_feature_switches_on_the_recipe_option_of_its_name() {
     let g = graph(&manifest("\"app\"", "features = [\"lto\"]", &app_with_options())).unwrap();
     let app = &g.nodes[g.index("app").unwrap()];
-    assert_eq!(app.configure, ["--shared", "--with-lto"]);
+    assert_eq!(app.build.configure, ["--shared", "--with-lto"]);
     assert_eq!(app.features, ["lto"]);
-    assert!(app.make_args.is_empty() && app.env.is_empty(), "pgo stays off");
+    assert!(app.build.make_args.is_empty() && app.build.env.is_empty(), "pgo stays off");
     assert!(app.origin["configure"].ends_with("+ packageconfig.lto (distro feature `lto`)"), "{}", app.origin["configure"]);
     assert!(!app.runs_target_programs());
 }
@@ -243,7 +243,7 @@ fn a_distro_feature_switches_on_the_recipe_option_of_its_name() {
 fn without_features_a_recipe_builds_as_written() {
     let g = graph(&manifest("\"app\"", "", &app_with_options())).unwrap();
     let app = &g.nodes[g.index("app").unwrap()];
-    assert_eq!(app.configure, ["--shared"]);
+    assert_eq!(app.build.configure, ["--shared"]);
     assert!(app.features.is_empty());
 }
 
@@ -253,12 +253,12 @@ fn command_line_features_add_to_the_distro_and_an_override_can_offer_none() {
     loaded.enable_features(&["pgo".to_string()]).unwrap();
     let g = resolve(&loaded, "aarch64").unwrap();
     let app = &g.nodes[g.index("app").unwrap()];
-    assert_eq!(app.configure, ["--shared", "--enable-optimizations"]);
-    assert_eq!(app.make_args, ["RUNSHARED=${TARGET_RUN_ENV}"]);
-    assert_eq!(app.env["PROFILE"], "1");
+    assert_eq!(app.build.configure, ["--shared", "--enable-optimizations"]);
+    assert_eq!(app.build.make_args, ["RUNSHARED=${TARGET_RUN_ENV}"]);
+    assert_eq!(app.build.env["PROFILE"], "1");
     assert!(app.runs_target_programs(), "pgo runs the target's programs during the build");
     let native = &g.nodes[g.index("app-native").unwrap()];
-    assert_eq!(native.configure, ["--shared"], "the native override offers no options");
+    assert_eq!(native.build.configure, ["--shared"], "the native override offers no options");
 }
 
 #[test]
