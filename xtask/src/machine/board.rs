@@ -90,12 +90,12 @@ pub fn libc_of(root: &Path, arch: &Arch) -> Result<BoardLibc> {
     }
     candidates.sort();
     candidates.dedup();
-    let machine = crate::machine::elf::machine_number(&arch.elf.machine)?;
+    let machine = crate::machine::elf::machine_number(arch.elf.machine);
     let mut wrong = vec![];
     for rel in &candidates {
         let abs = resolve_in_root(root, rel)?;
         let Some(info) = crate::machine::elf::inspect(&abs).ok().flatten() else { continue };
-        if info.machine != machine || info.bits != arch.elf.bits {
+        if info.machine != machine || info.bits != u8::from(arch.elf.bits) {
             wrong.push(format!("{} (ELF machine {}, {}-bit)", rel.display(), info.machine, info.bits));
             continue;
         }

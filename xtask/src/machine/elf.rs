@@ -10,7 +10,7 @@ use object::elf;
 use object::read::elf::{Dyn, FileHeader, ProgramHeader};
 use object::Endianness;
 
-use crate::model::manifest::ElfExpect;
+use crate::model::manifest::{ElfExpect, ElfMachine, Endian};
 
 #[derive(Debug, Clone, Default)]
 pub struct ElfInfo {
@@ -192,31 +192,30 @@ pub fn glibc_version(name: &str) -> Option<(u32, u32)> {
 }
 
 /// The ELF machine number of an arch entry's `elf.machine`.
-pub fn machine_number(name: &str) -> Result<u16> {
-    Ok(match name {
-        "aarch64" => elf::EM_AARCH64,
-        "arm" => elf::EM_ARM,
-        "mips" => elf::EM_MIPS,
-        "riscv" => elf::EM_RISCV,
-        "x86_64" => elf::EM_X86_64,
-        "i386" => elf::EM_386,
-        "ppc64" => elf::EM_PPC64,
-        "ppc" => elf::EM_PPC,
-        "s390" => elf::EM_S390,
-        "loongarch" => elf::EM_LOONGARCH,
-        other => bail!("unknown ELF machine `{other}` in the arch entry; known: aarch64, arm, mips, riscv, x86_64, i386, ppc64, ppc, s390, loongarch"),
-    })
+pub fn machine_number(m: ElfMachine) -> u16 {
+    match m {
+        ElfMachine::Aarch64 => elf::EM_AARCH64,
+        ElfMachine::Arm => elf::EM_ARM,
+        ElfMachine::Mips => elf::EM_MIPS,
+        ElfMachine::Riscv => elf::EM_RISCV,
+        ElfMachine::X86_64 => elf::EM_X86_64,
+        ElfMachine::I386 => elf::EM_386,
+        ElfMachine::Ppc64 => elf::EM_PPC64,
+        ElfMachine::Ppc => elf::EM_PPC,
+        ElfMachine::S390 => elf::EM_S390,
+        ElfMachine::Loongarch => elf::EM_LOONGARCH,
+    }
 }
 
 /// Is the file built for the arch: machine, class and endianness?
 pub fn check_machine(info: &ElfInfo, want: &ElfExpect) -> Result<(), String> {
-    let machine = machine_number(&want.machine).map_err(|e| e.to_string())?;
-    let little = want.endian == "little";
+    let machine = machine_number(want.machine);
+    let little = want.endian == Endian::Little;
     let mut wrong = vec![];
     if info.machine != machine {
         wrong.push(format!("machine {} (want {} = {machine})", info.machine, want.machine));
     }
-    if info.bits != want.bits {
+    if info.bits != u8::from(want.bits) {
         wrong.push(format!("{}-bit (want {}-bit)", info.bits, want.bits));
     }
     if info.little_endian != little {

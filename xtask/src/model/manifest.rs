@@ -421,13 +421,80 @@ impl Arch {
     }
 }
 
+/// ELF machines by the names of the `object` crate's `EM_*` constants;
+/// a name outside the list is refused when the manifest is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElfMachine {
+    Aarch64,
+    Arm,
+    Mips,
+    Riscv,
+    #[serde(rename = "x86_64")]
+    X86_64,
+    I386,
+    Ppc64,
+    Ppc,
+    S390,
+    Loongarch,
+}
+
+/// ELFCLASS32 or ELFCLASS64, written as 32 or 64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(into = "u8")]
+pub enum ElfBits {
+    B32,
+    B64,
+}
+
+impl From<ElfBits> for u8 {
+    fn from(b: ElfBits) -> u8 {
+        match b {
+            ElfBits::B32 => 32,
+            ElfBits::B64 => 64,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ElfBits {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ElfBits, D::Error> {
+        match u8::deserialize(d)? {
+            32 => Ok(ElfBits::B32),
+            64 => Ok(ElfBits::B64),
+            n => Err(serde::de::Error::custom(format!("ELF files are 32 or 64 bits, not {n}"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endian {
+    Little,
+    Big,
+}
+
+/// The name as the manifest writes it.
+macro_rules! serde_name {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match serde_json::to_value(self) {
+                    Ok(serde_json::Value::String(s)) => f.write_str(&s),
+                    Ok(v) => write!(f, "{v}"),
+                    Err(_) => Err(fmt::Error),
+                }
+            }
+        }
+    )*};
+}
+serde_name!(ElfMachine, ElfBits, Endian);
+
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElfExpect {
-    /// `object` crate machine name, e.g. "aarch64", "arm", "mips", "riscv".
-    pub machine: String,
-    pub bits: u8,
-    pub endian: String,
+    pub machine: ElfMachine,
+    pub bits: ElfBits,
+    pub endian: Endian,
     /// The ABI's toolchain marks every object's stack executable (MIPS
     /// O32: the kernel's FPU-emulation trampolines lived on the stack), so
     /// `package` cannot demand PT_GNU_STACK without PF_X.
@@ -942,6 +1009,11 @@ pub(crate) mod tests {
                     a.push(toml::Value::String("-x".into()));
                     toml::Value::Array(a)
                 }
+                // ELF expectations are typed: the other byte order.
+                toml::Value::Table(mut t) if t.contains_key("endian") => {
+                    t["endian"] = toml::Value::String(if t["endian"].as_str() == Some("little") { "big" } else { "little" }.into());
+                    t.into()
+                }
                 toml::Value::Table(mut t) => {
                     let k = t.keys().next().unwrap().clone();
                     t[&k] = match &t[&k] {
@@ -1020,6 +1092,19 @@ source = { url = "https://example.org/a-1.0.tar.gz", sha256 = "00000000000000000
         let p = problems(&text);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0], "m.toml:23:1: `recipe a.licence`: unknown field `licence`; did you mean `license`?");
+    }
+
+    #[test]
+    fn elf_expectations_are_checked_when_the_manifest_is_read() {
+        let p = problems(&MINIMAL.replace("endian = \"little\"", "endian = \"Little\""));
+        assert!(p[0].contains("unknown variant `Little`, expected `little` or `big`"), "{}", p[0]);
+        let p = problems(&MINIMAL.replace("machine = \"aarch64\", bits", "machine = \"arm64\", bits"));
+        assert!(p[0].contains("unknown variant `arm64`, expected one of `aarch64`, `arm`"), "{}", p[0]);
+        let p = problems(&MINIMAL.replace("bits = 64", "bits = 46"));
+        assert!(p[0].contains("ELF files are 32 or 64 bits, not 46"), "{}", p[0]);
+        let m = parse(MINIMAL).unwrap();
+        let elf = &m.manifest.arch["aarch64"].elf;
+        assert_eq!(format!("{} {} {}", elf.machine, elf.bits, elf.endian), "aarch64 64 little", "shown as written");
     }
 
     #[test]

@@ -127,7 +127,8 @@ mod tests {
         fs::create_dir_all(root.join("lib")).unwrap();
         std::os::unix::fs::symlink("../../etc/passwd", root.join("lib/escape")).unwrap();
         fs::write(root.join("lib/notes.txt"), format!("built in {}", t.path().display())).unwrap();
-        let want = ElfExpect { machine: "aarch64".into(), bits: 64, endian: "little".into(), exec_stack: false, relro: true };
+        use crate::model::manifest::{ElfBits, ElfMachine, Endian};
+        let want = ElfExpect { machine: ElfMachine::Aarch64, bits: ElfBits::B64, endian: Endian::Little, exec_stack: false, relro: true };
         let err = check(&root, &want, &[t.path().to_path_buf()], &Default::default()).unwrap_err().to_string();
         assert!(err.contains("lib/escape: symlink ../../etc/passwd leaves the package"), "{err}");
         assert!(err.contains("lib/notes.txt: contains the build-machine path"), "{err}");
