@@ -188,7 +188,6 @@ impl Plan {
             let mut sigdata = BTreeMap::new();
             sigdata.insert("engine".into(), ENGINE_VERSION.into());
             sigdata.insert("arch".into(), ab.arch.build_inputs());
-            sigdata.insert("elf".into(), format!("{:?}", ab.arch.elf));
             sigdata.insert("toolchain".into(), ab.toolchain.identity());
             sigdata.insert("prefix".into(), inp.prefix.into());
             sigdata.insert("python packages".into(), serde_json::to_string(inp.python)?);
