@@ -177,7 +177,11 @@ impl<'a> Job<'a> {
             let e = e?;
             let rel = e.path().strip_prefix(root).unwrap();
             if !e.file_type().is_dir() && tree.join(rel).exists() && !replaced_files.iter().any(|f| f == &tree.join(rel)) {
-                conflicts.push(format!("{} (owned by {})", rel.display(), note.owners.get(&rel.display().to_string()).map_or("the tree", |o| o.as_str())));
+                conflicts.push(format!(
+                    "{} (owned by {})",
+                    rel.display(),
+                    note.owners.get(&rel.display().to_string()).map_or("the tree".to_string(), |o| o.to_string())
+                ));
             }
         }
         if !conflicts.is_empty() {
@@ -257,7 +261,7 @@ impl<'a> Job<'a> {
                 fs::create_dir_all(&dest)?;
             } else {
                 fs::rename(e.path(), &dest).with_context(|| format!("cannot move {} into the tree", rel.display()))?;
-                let owner = new_owners.get(&rel.display().to_string()).cloned().unwrap_or_else(|| "toolchain".into());
+                let owner = new_owners.get(&rel.display().to_string()).cloned().unwrap_or(crate::engine::image::Owner::Toolchain);
                 note.owners.insert(rel.display().to_string(), owner);
             }
         }

@@ -24,10 +24,57 @@ pub const IMAGE_VERSION: &str = "image-6";
 /// for `package`'s size report and SBOM; not part of the package.
 pub const IMAGE_NOTE: &str = ".crosspython-image.json";
 
+/// Who put a file into the tree. Written in the image note as
+/// `recipe:<name>`, `wheel:<project>`, `toolchain`, `toolchain-glibc` or
+/// `other`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum Owner {
+    /// A recipe's `do_install`, by the `[[recipe]]` name.
+    Recipe(String),
+    /// A Python package's wheel, by its normalized project name.
+    Wheel(String),
+    /// The toolchain's run-time libraries (libstdc++, libgcc_s, ...).
+    Toolchain,
+    /// The private glibc of a toolchain newer than the boards' (`lib/glibc`).
+    ToolchainGlibc,
+    Other,
+}
+
+impl From<Owner> for String {
+    fn from(o: Owner) -> String {
+        match o {
+            Owner::Recipe(n) => format!("recipe:{n}"),
+            Owner::Wheel(n) => format!("wheel:{n}"),
+            Owner::Toolchain => "toolchain".into(),
+            Owner::ToolchainGlibc => "toolchain-glibc".into(),
+            Owner::Other => "other".into(),
+        }
+    }
+}
+
+impl From<String> for Owner {
+    fn from(s: String) -> Owner {
+        match s.split_once(':') {
+            Some(("recipe", n)) => Owner::Recipe(n.into()),
+            Some(("wheel", n)) => Owner::Wheel(n.into()),
+            _ if s == "toolchain" => Owner::Toolchain,
+            _ if s == "toolchain-glibc" => Owner::ToolchainGlibc,
+            _ => Owner::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from(self.clone()))
+    }
+}
+
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ImageNote {
-    /// Tree path -> `recipe:<name>`, `wheel:<project>`, `toolchain` or `other`.
-    pub owners: BTreeMap<String, String>,
+    /// Tree path -> who put the file there.
+    pub owners: BTreeMap<String, Owner>,
     pub wheels: Vec<WheelNote>,
     /// The toolchain the tree was built with: `package` strips with its
     /// `strip` and holds the tree to its glibc.
@@ -63,7 +110,7 @@ impl ImageNote {
     }
 
     fn collect(plan: &Plan, rootfs_task: usize, tree: &Path, wheels: Vec<WheelNote>) -> Result<ImageNote> {
-        let mut by_path: BTreeMap<String, String> = BTreeMap::new();
+        let mut by_path: BTreeMap<String, Owner> = BTreeMap::new();
         for &t in &plan.tasks[rootfs_task].deps {
             let unit = &plan.units[plan.tasks[t].unit.expect("recipe task")];
             if unit.node.is_native() {
@@ -74,7 +121,7 @@ impl ImageNote {
                 let e = e?;
                 if !e.file_type().is_dir() {
                     let rel = e.path().strip_prefix(destdir).unwrap().display().to_string();
-                    by_path.insert(rel, format!("recipe:{}", unit.node.recipe));
+                    by_path.insert(rel, Owner::Recipe(unit.node.recipe.clone()));
                 }
             }
         }
@@ -89,8 +136,8 @@ impl ImageNote {
             let owner = match by_path.get(&rel) {
                 Some(o) => o.clone(),
                 // Byte code compiled at install time belongs to its source.
-                None if rel.contains("/__pycache__/") => owner_of_pyc(&rel, &by_path).unwrap_or_else(|| "other".into()),
-                None => "other".to_string(),
+                None if rel.contains("/__pycache__/") => owner_of_pyc(&rel, &by_path).unwrap_or(Owner::Other),
+                None => Owner::Other,
             };
             owners.insert(rel, owner);
         }
@@ -113,21 +160,21 @@ pub fn record_files(record: &Path, tree: &Path) -> Result<Vec<PathBuf>> {
     Ok(text.lines().filter_map(|l| l.split(',').next().filter(|p| !p.is_empty())).map(|p| normalize(&site.join(p))).filter(|p| p.starts_with(tree)).collect())
 }
 
-/// Tree path -> `wheel:<project>` for every file a RECORD below `tree` lists.
-pub fn record_owners(tree: &Path) -> Result<BTreeMap<String, String>> {
+/// Tree path -> its wheel for every file a RECORD below `tree` lists.
+pub fn record_owners(tree: &Path) -> Result<BTreeMap<String, Owner>> {
     let mut out = BTreeMap::new();
     for e in WalkDir::new(tree).into_iter().flatten().filter(|e| e.file_name() == "RECORD") {
         let dist = e.path().parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
         let project = crate::python::crosspip::project_name(dist.split('-').next().unwrap_or(&dist));
         for f in record_files(e.path(), tree)? {
-            out.insert(f.strip_prefix(tree).unwrap().display().to_string(), format!("wheel:{project}"));
+            out.insert(f.strip_prefix(tree).unwrap().display().to_string(), Owner::Wheel(project.clone()));
         }
     }
     Ok(out)
 }
 
 /// `a/__pycache__/b.cpython-313.pyc` belongs to whoever owns `a/b.py`.
-fn owner_of_pyc(rel: &str, by_path: &BTreeMap<String, String>) -> Option<String> {
+fn owner_of_pyc(rel: &str, by_path: &BTreeMap<String, Owner>) -> Option<Owner> {
     let (dir, file) = rel.rsplit_once("/__pycache__/")?;
     let stem = file.split('.').next()?;
     by_path.get(&format!("{dir}/{stem}.py")).cloned()
@@ -208,10 +255,10 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     fs::write(tmp.join(".crosspython-rootfs.txt"), &report)?;
     let mut note = ImageNote::collect(plan, rootfs_task, &tmp, wheels)?;
     for rel in from_toolchain {
-        note.owners.insert(rel, "toolchain".into());
+        note.owners.insert(rel, Owner::Toolchain);
     }
     for rel in private_glibc {
-        note.owners.insert(rel, "toolchain-glibc".into());
+        note.owners.insert(rel, Owner::ToolchainGlibc);
     }
     note.toolchain = ab.toolchain.identity();
     note.strip = ab.toolchain.tool("strip");
@@ -654,5 +701,13 @@ mod tests {
         assert_eq!(crate::base::sysroot::relative(Path::new("/t/usr/local/bin"), Path::new("/t/usr/local/lib")), PathBuf::from("../lib"));
         assert_eq!(crate::base::sysroot::relative(Path::new("/t/usr/local/lib/python3.13/lib-dynload"), Path::new("/t/usr/local/lib")), PathBuf::from("../.."));
         assert_eq!(crate::base::sysroot::relative(Path::new("/t/usr/local/lib"), Path::new("/t/usr/local/lib")), PathBuf::new());
+    }
+
+    #[test]
+    fn owners_are_written_as_short_strings_and_read_back() {
+        let all = [Owner::Recipe("zlib".into()), Owner::Wheel("numpy".into()), Owner::Toolchain, Owner::ToolchainGlibc, Owner::Other];
+        let text = serde_json::to_string(&all).unwrap();
+        assert_eq!(text, r#"["recipe:zlib","wheel:numpy","toolchain","toolchain-glibc","other"]"#);
+        assert_eq!(serde_json::from_str::<Vec<Owner>>(&text).unwrap(), all);
     }
 }

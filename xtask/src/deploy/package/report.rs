@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 use walkdir::WalkDir;
 
-use crate::engine::image::ImageNote;
+use crate::engine::image::{ImageNote, Owner};
 use crate::model::manifest::Loaded;
 use crate::model::resolve::Graph;
 
@@ -48,7 +48,7 @@ impl<'a> Owners<'a> {
         Owners { note, from_prefix: from_prefix.trim_start_matches('/').into(), prefix: prefix.trim_start_matches('/').into() }
     }
 
-    pub fn of(&self, rel: &str) -> &str {
+    pub fn of(&self, rel: &str) -> &Owner {
         let in_tree = match rel.strip_prefix(&self.prefix) {
             Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("{}{rest}", self.from_prefix),
             _ => rel.to_string(),
@@ -62,15 +62,15 @@ impl<'a> Owners<'a> {
                 None => in_tree,
             },
         };
-        self.note.owners.get(&source).map(String::as_str).unwrap_or("other")
+        self.note.owners.get(&source).unwrap_or(&Owner::Other)
     }
 }
 
 /// The component a file counts toward in the size report.
-fn component(owner: &str, rel: &str, prefix: &str) -> String {
+fn component(owner: &Owner, rel: &str, prefix: &str) -> String {
     let p = prefix.trim_start_matches('/');
-    match owner.split_once(':') {
-        Some(("recipe", "python3")) => {
+    match owner {
+        Owner::Recipe(name) if name == "python3" => {
             let file = rel.rsplit('/').next().unwrap_or(rel);
             if rel.starts_with(&format!("{p}/bin/")) || file.starts_with("libpython") {
                 "interpreter (python3, libpython)".into()
@@ -82,11 +82,11 @@ fn component(owner: &str, rel: &str, prefix: &str) -> String {
                 "stdlib".into()
             }
         }
-        Some(("recipe", name)) => format!("C library: {name}"),
-        Some(("wheel", name)) => format!("site-packages: {name}"),
-        _ if owner == "toolchain" => "toolchain run-time".into(),
-        _ if owner == "toolchain-glibc" => "glibc (private, from the toolchain)".into(),
-        _ => "other".into(),
+        Owner::Recipe(name) => format!("C library: {name}"),
+        Owner::Wheel(name) => format!("site-packages: {name}"),
+        Owner::Toolchain => "toolchain run-time".into(),
+        Owner::ToolchainGlibc => "glibc (private, from the toolchain)".into(),
+        Owner::Other => "other".into(),
     }
 }
 
@@ -193,7 +193,7 @@ pub fn sbom(loaded: &Loaded, graph: &Graph, root: &Path, note: &ImageNote, name:
     }
     // Shared objects of a gcc toolchain (libstdc++, libgcc_s) the board
     // lacks; zig links its C++ run-time statically, so usually none.
-    if note.owners.values().any(|o| o == "toolchain") {
+    if note.owners.values().any(|o| *o == Owner::Toolchain) {
         let toolchain = spdx_id("Package", "toolchain-runtime");
         packages.push(json!({
             "SPDXID": toolchain,
@@ -213,7 +213,7 @@ pub fn sbom(loaded: &Loaded, graph: &Graph, root: &Path, note: &ImageNote, name:
         relationships.push(json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": toolchain}));
     }
     // A gcc toolchain's glibc, carried privately for older boards.
-    if note.owners.values().any(|o| o == "toolchain-glibc") {
+    if note.owners.values().any(|o| *o == Owner::ToolchainGlibc) {
         let glibc = spdx_id("Package", "toolchain-glibc");
         packages.push(json!({
             "SPDXID": glibc,
@@ -291,22 +291,22 @@ mod tests {
     #[test]
     fn owners_follow_relocation_and_byte_code_back_to_the_source() {
         let mut note = ImageNote::default();
-        note.owners.insert("usr/local/lib/python3.13/os.py".into(), "recipe:python3".into());
-        note.owners.insert("usr/local/lib/libz.so.1".into(), "recipe:zlib".into());
+        note.owners.insert("usr/local/lib/python3.13/os.py".into(), Owner::Recipe("python3".into()));
+        note.owners.insert("usr/local/lib/libz.so.1".into(), Owner::Recipe("zlib".into()));
         let o = Owners::new(&note, "/usr/local", "/opt/py");
-        assert_eq!(o.of("opt/py/lib/libz.so.1"), "recipe:zlib");
-        assert_eq!(o.of("opt/py/lib/python3.13/__pycache__/os.cpython-313.pyc"), "recipe:python3");
-        assert_eq!(o.of("opt/py/lib/python3.13/os.pyc"), "recipe:python3");
-        assert_eq!(o.of("etc/unknown"), "other");
+        assert_eq!(o.of("opt/py/lib/libz.so.1"), &Owner::Recipe("zlib".into()));
+        assert_eq!(o.of("opt/py/lib/python3.13/__pycache__/os.cpython-313.pyc"), &Owner::Recipe("python3".into()));
+        assert_eq!(o.of("opt/py/lib/python3.13/os.pyc"), &Owner::Recipe("python3".into()));
+        assert_eq!(o.of("etc/unknown"), &Owner::Other);
     }
 
     #[test]
     fn files_count_toward_components() {
-        assert_eq!(component("recipe:python3", "usr/local/bin/python3.13", "/usr/local"), "interpreter (python3, libpython)");
-        assert_eq!(component("recipe:python3", "usr/local/lib/libpython3.13.so.1.0", "/usr/local"), "interpreter (python3, libpython)");
-        assert_eq!(component("recipe:python3", "usr/local/lib/python3.13/lib-dynload/_ssl.so", "/usr/local"), "stdlib C modules (lib-dynload)");
-        assert_eq!(component("recipe:openssl", "usr/local/lib/libssl.so.3", "/usr/local"), "C library: openssl");
-        assert_eq!(component("wheel:numpy", "x", "/usr/local"), "site-packages: numpy");
-        assert_eq!(component("toolchain", "usr/local/lib/libstdc++.so.6", "/usr/local"), "toolchain run-time");
+        assert_eq!(component(&Owner::Recipe("python3".into()), "usr/local/bin/python3.13", "/usr/local"), "interpreter (python3, libpython)");
+        assert_eq!(component(&Owner::Recipe("python3".into()), "usr/local/lib/libpython3.13.so.1.0", "/usr/local"), "interpreter (python3, libpython)");
+        assert_eq!(component(&Owner::Recipe("python3".into()), "usr/local/lib/python3.13/lib-dynload/_ssl.so", "/usr/local"), "stdlib C modules (lib-dynload)");
+        assert_eq!(component(&Owner::Recipe("openssl".into()), "usr/local/lib/libssl.so.3", "/usr/local"), "C library: openssl");
+        assert_eq!(component(&Owner::Wheel("numpy".into()), "x", "/usr/local"), "site-packages: numpy");
+        assert_eq!(component(&Owner::Toolchain, "usr/local/lib/libstdc++.so.6", "/usr/local"), "toolchain run-time");
     }
 }
