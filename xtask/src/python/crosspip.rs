@@ -372,7 +372,17 @@ impl<'a> Session<'a> {
                 self.crossenv = Some(CrossEnv::ensure(&self.bp, &self.target, &self.host_python, &self.cc, &self.ar, &self.crossenv_dir, log)?);
             }
             let started = std::time::Instant::now();
-            let wheel = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &self.meson_cross, &self.cache, log)?;
+            let wheel = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &self.meson_cross, &self.cache, log).map_err(|e| {
+                if self.target.free_threaded() {
+                    // Say why a package with abi3 wheels came to a source build.
+                    e.context(format!(
+                        "{req}: no {} wheel fits the target (abi3 wheels do not count: a free-threaded interpreter cannot load them, PEP 703), so it was built from source",
+                        self.target.abi_tag()
+                    ))
+                } else {
+                    e
+                }
+            })?;
             if let Err(why) = self.target.check_wheel_extensions(&wheel) {
                 fs::remove_file(&wheel)?;
                 bail!("{req}: the cross build gave a wheel the target cannot import: {why:#}");
