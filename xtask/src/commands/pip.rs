@@ -298,7 +298,7 @@ fn check_staged(
         let e = e?;
         if e.file_type().is_file() {
             let bytes = fs::read(e.path())?;
-            if let Some(p) = build_paths.iter().find(|p| crate::engine::image::contains(&bytes, p.display().to_string().as_bytes())) {
+            if let Some(p) = build_paths.iter().find(|p| crate::base::bytes::contains(&bytes, p.display().to_string().as_bytes())) {
                 problems.push(format!("{}: contains the build-machine path {}", e.path().strip_prefix(root).unwrap().display(), p.display()));
             }
         }

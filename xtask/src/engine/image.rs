@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
+use crate::base::bytes::{contains, replace_all};
+use crate::base::sysroot::normalize;
 use crate::engine::tasks::{Kind, Plan};
 use crate::machine::elf::{self, ElfInfo};
 use crate::machine::toolchain::Toolchain;
@@ -180,21 +182,6 @@ fn owner_of_pyc(rel: &str, by_path: &BTreeMap<String, Owner>) -> Option<Owner> {
     by_path.get(&format!("{dir}/{stem}.py")).cloned()
 }
 
-/// `a/b/../c` as `a/c`, without touching the file system.
-pub fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// `sysroots/<arch>` next to the build directory.
 pub fn tree_dir(build_dir: &Path, arch: &str) -> PathBuf {
     sysroots_dir(build_dir).join(arch)
@@ -358,25 +345,6 @@ fn remove_cached_byte_code(source: &Path) -> Result<()> {
 
 fn is_binary(bytes: &[u8]) -> bool {
     bytes[..bytes.len().min(8000)].contains(&0)
-}
-
-pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
-}
-
-pub fn replace_all(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(hay.len());
-    let mut i = 0;
-    while i < hay.len() {
-        if hay[i..].starts_with(from) {
-            out.extend_from_slice(to);
-            i += from.len();
-        } else {
-            out.push(hay[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 /// pip, and the distro's Python packages, into the tree.

@@ -317,9 +317,9 @@ fn relocate(dir: &Path, from: &[u8], to: &[u8]) -> Result<()> {
         if e.file_type().is_symlink() {
             let target = fs::read_link(e.path())?;
             let t = target.display().to_string().into_bytes();
-            if crate::engine::image::contains(&t, from) {
+            if crate::base::bytes::contains(&t, from) {
                 fs::remove_file(e.path())?;
-                std::os::unix::fs::symlink(String::from_utf8_lossy(&crate::engine::image::replace_all(&t, from, to)).as_ref(), e.path())?;
+                std::os::unix::fs::symlink(String::from_utf8_lossy(&crate::base::bytes::replace_all(&t, from, to)).as_ref(), e.path())?;
             }
         }
     }

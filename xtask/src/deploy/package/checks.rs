@@ -60,7 +60,7 @@ pub fn check(root: &Path, want: &ElfExpect, build_paths: &[PathBuf], board: &cra
         let meta = fs::symlink_metadata(e.path())?;
         if meta.file_type().is_symlink() {
             let target = fs::read_link(e.path())?;
-            let resolved = crate::engine::image::normalize(&e.path().parent().unwrap().join(&target));
+            let resolved = crate::base::sysroot::normalize(&e.path().parent().unwrap().join(&target));
             if target.is_absolute() {
                 problems.push(format!("{rel}: absolute symlink to {}", target.display()));
             } else if !resolved.starts_with(root) {
@@ -83,7 +83,7 @@ pub fn check(root: &Path, want: &ElfExpect, build_paths: &[PathBuf], board: &cra
                 problems.push(format!("{rel}: world-writable (mode {mode:o})"));
             }
             let bytes = fs::read(e.path())?;
-            if let Some(n) = needles.iter().find(|n| crate::engine::image::contains(&bytes, n)) {
+            if let Some(n) = needles.iter().find(|n| crate::base::bytes::contains(&bytes, n)) {
                 problems.push(format!("{rel}: contains the build-machine path {}", String::from_utf8_lossy(n)));
             }
         }
@@ -100,7 +100,7 @@ fn run_path_inside(root: &Path, file: &Path, entry: &str) -> Result<(), String> 
         .strip_prefix("$ORIGIN")
         .or_else(|| entry.strip_prefix("${ORIGIN}"))
         .ok_or("not relative to $ORIGIN: it names a directory of the build machine or of the board's /")?;
-    let dir = crate::engine::image::normalize(&file.parent().unwrap().join(rest.trim_start_matches('/')));
+    let dir = crate::base::sysroot::normalize(&file.parent().unwrap().join(rest.trim_start_matches('/')));
     if !dir.starts_with(root) {
         return Err("climbs out of the package".into());
     }

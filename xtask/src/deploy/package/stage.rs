@@ -177,7 +177,7 @@ fn relocate(root: &Path, from: &str, to: &str) -> Result<Vec<String>> {
         }
         let rel = e.path().strip_prefix(root).unwrap().display().to_string();
         let bytes = fs::read(e.path())?;
-        if !crate::engine::image::contains(&bytes, from.as_bytes()) {
+        if !crate::base::bytes::contains(&bytes, from.as_bytes()) {
             continue;
         }
         if bytes.starts_with(b"\x7fELF") {
