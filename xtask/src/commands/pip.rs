@@ -128,7 +128,7 @@ impl<'a> Job<'a> {
         'a: 'r,
     {
         let mut t = crosspip::Target::new(&self.ab.name, &self.ab.arch, root, &self.plan.prefix, self.pyver.clone(), &self.ab.toolchain)?;
-        t.relr_from = crate::engine::image::BoardLibs::new(&self.plan.libc, self.ab.arch.libc, self.ab.toolchain.glibc).relr_from;
+        t.relr_from = crate::machine::tree_check::BoardLibs::new(&self.plan.libc, self.ab.arch.libc, self.ab.toolchain.glibc).relr_from;
         Ok(t)
     }
 
@@ -164,12 +164,12 @@ impl<'a> Job<'a> {
         let tree = self.tree;
         crosspip::install_wheels(bp, &self.target(root)?, &c.fresh, log)?;
         let mut report = String::new();
-        let present = crate::engine::image::tree_libraries(tree);
-        let board = crate::engine::image::BoardLibs::new(&self.plan.libc, self.ab.arch.libc, self.ab.toolchain.glibc);
+        let present = crate::machine::tree_check::tree_libraries(tree);
+        let board = crate::machine::tree_check::BoardLibs::new(&self.plan.libc, self.ab.arch.libc, self.ab.toolchain.glibc);
         crate::engine::image::add_toolchain_libs_beside(root, &self.plan.prefix, &present, &board, &self.ab.toolchain, &mut report)?;
         crate::engine::image::set_run_paths_beside(root, tree, &self.plan.prefix, &mut report)?;
         log.push_str(&report);
-        check_staged(root, tree, &present, &board, &self.ab.arch.elf, &[self.project.build_dir.clone(), root.to_path_buf()])?;
+        check_staged(root, &present, &board, &self.ab.arch.elf, &[self.project.build_dir.clone(), root.to_path_buf()])?;
         self.check_imports(root, log)?;
         let replaced_files: Vec<PathBuf> = c.replaced.iter().map(|r| crate::engine::image::record_files(r, tree)).collect::<Result<Vec<_>>>()?.concat();
         let mut conflicts = vec![];
@@ -276,36 +276,17 @@ impl<'a> Job<'a> {
 /// staging root or the tree; no file holds a build-machine path.
 fn check_staged(
     root: &Path,
-    tree: &Path,
     present: &BTreeMap<String, PathBuf>,
-    board: &crate::engine::image::BoardLibs,
+    board: &crate::machine::tree_check::BoardLibs,
     want: &crate::model::manifest::ElfExpect,
     build_paths: &[PathBuf],
 ) -> Result<()> {
-    let staged = crate::engine::image::tree_libraries(root);
-    let mut problems = vec![];
-    for (path, info) in crate::machine::elf::elf_files(root)? {
-        let rel = path.strip_prefix(root).unwrap().display().to_string();
-        if let Err(e) = crate::machine::elf::check_machine(&info, want) {
-            problems.push(format!("{rel}: not for this arch: {e}"));
-        }
-        for n in info.needed.iter().filter(|n| !present.contains_key(*n) && !staged.contains_key(*n) && !board.has(n)) {
-            problems.push(format!("{rel}: needs {n}, which is neither in {} nor in the toolchain", tree.display()));
-        }
-        problems.extend(board.problems(&rel, &info));
-    }
-    for e in WalkDir::new(root).min_depth(1) {
-        let e = e?;
-        if e.file_type().is_file() {
-            let bytes = fs::read(e.path())?;
-            if let Some(p) = build_paths.iter().find(|p| crate::base::bytes::contains(&bytes, p.display().to_string().as_bytes())) {
-                problems.push(format!("{}: contains the build-machine path {}", e.path().strip_prefix(root).unwrap().display(), p.display()));
-            }
-        }
-    }
-    if !problems.is_empty() {
-        bail!("the new packages are not fit for the board:\n  {}", problems.join("\n  "));
-    }
+    let check = crate::machine::tree_check::TreeCheck {
+        beside: present.clone(),
+        build_paths: build_paths.to_vec(),
+        ..crate::machine::tree_check::TreeCheck::new(want, board)
+    };
+    check.run(root, "the new packages")?;
     Ok(())
 }
 

@@ -86,7 +86,8 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         eprintln!("the package carries its own glibc {}.{} ({})", version.0, version.1, libc.strip_prefix(&tree).unwrap_or(&libc).display());
         board_glibc = board_glibc.max(Some(version));
     }
-    let checked = crate::engine::image::check_tree(&source, &arch.elf, &crate::engine::image::BoardLibs::new(&loaded.manifest.libc, arch.libc, board_glibc))?;
+    let board = crate::machine::tree_check::BoardLibs::new(&loaded.manifest.libc, arch.libc, board_glibc);
+    let checked = crate::machine::tree_check::TreeCheck::new(&arch.elf, &board).run(&source, &format!("{}", source.display()))?;
     eprint!("{}", checked.summary());
     // Symbol versions say nothing of unversioned symbols (musl has none):
     // every symbol must be defined by the package or this board's C library.
@@ -199,7 +200,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
 }
 
 /// What the package needs of the board's C library, for the table.
-fn board_needs(arch: &Arch, checked: &crate::engine::image::Checked) -> String {
+fn board_needs(arch: &Arch, checked: &crate::machine::tree_check::Checked) -> String {
     match (arch.libc, checked.max_glibc) {
         (crate::model::manifest::LibcKind::Musl, _) => "a musl build: the board's musl loader is its C library".to_string(),
         (_, Some((a, b))) => format!("highest glibc symbol version needed GLIBC_{a}.{b} (by {})", checked.max_glibc_file),

@@ -17,7 +17,7 @@ use crate::base::sysroot::normalize;
 use crate::engine::tasks::{Kind, Plan};
 use crate::machine::elf::{self, ElfInfo};
 use crate::machine::toolchain::Toolchain;
-use crate::model::manifest::ElfExpect;
+use crate::machine::tree_check::{tree_libraries, BoardLibs, TreeCheck};
 
 /// Bumped when the tree's layout or its build notes change.
 pub const IMAGE_VERSION: &str = "image-6";
@@ -237,7 +237,7 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
         Some(run_root) => crate::machine::private_glibc::install(&tmp, &prefix, run_root, &plan.libc.glibc_sonames, &mut report)?,
         None => vec![],
     };
-    let checked = check_tree(&tmp, &ab.arch.elf, &board)?;
+    let checked = TreeCheck::new(&ab.arch.elf, &board).run(&tmp, &format!("the tree for {}", ab.name))?;
     report.push_str(&checked.summary());
     fs::write(tmp.join(".crosspython-rootfs.txt"), &report)?;
     let mut note = ImageNote::collect(plan, rootfs_task, &tmp, wheels)?;
@@ -377,19 +377,6 @@ fn python_packages(
         .collect()
 }
 
-/// Names a library can be found under in the tree (file and symlink names
-/// in the library directories), by directory.
-pub fn tree_libraries(root: &Path) -> BTreeMap<String, PathBuf> {
-    let mut libs = BTreeMap::new();
-    for e in WalkDir::new(root).into_iter().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.contains(".so") && (e.file_type().is_file() || e.file_type().is_symlink()) {
-            libs.entry(name).or_insert_with(|| e.path().parent().unwrap().to_path_buf());
-        }
-    }
-    libs
-}
-
 /// Copy the toolchain's shared objects that the tree needs and the board
 /// lacks (libstdc++, libgcc_s, libatomic of a gcc toolchain) into
 /// `<prefix>/lib`, following their own `DT_NEEDED`. glibc's own objects
@@ -445,71 +432,6 @@ pub fn add_toolchain_libs_beside(
     Ok(added.into_values().collect())
 }
 
-/// What a board provides to the package: its C library's shared objects
-/// (any dynamic loader too) and, for glibc, the newest symbol version the
-/// package may need.
-#[derive(Debug, Clone, Default)]
-pub struct BoardLibs {
-    pub sonames: Vec<String>,
-    /// musl: names its loader resolves to itself.
-    pub soname_prefixes: Vec<String>,
-    pub glibc: Option<(u32, u32)>,
-    /// When the board's loader skips `DT_RELR` relocations: the C library
-    /// version that would apply them (for the error).
-    pub relr_from: Option<String>,
-}
-
-impl BoardLibs {
-    pub fn new(libc: &crate::model::manifest::Libc, kind: crate::model::manifest::LibcKind, glibc: Option<(u32, u32)>) -> BoardLibs {
-        let relr = |name: &str, have: Option<Vec<u32>>| -> Option<String> {
-            let since = libc.relr_since.get(name).map(|v| version_parts(v));
-            match (since, have) {
-                (Some(since), Some(have)) if have < since => Some(format!("{name} {}", libc.relr_since[name])),
-                _ => None,
-            }
-        };
-        match kind {
-            crate::model::manifest::LibcKind::Glibc => {
-                BoardLibs { sonames: libc.glibc_sonames.clone(), soname_prefixes: vec![], glibc, relr_from: relr("glibc", glibc.map(|(a, b)| vec![a, b])) }
-            }
-            crate::model::manifest::LibcKind::Musl => BoardLibs {
-                sonames: vec![],
-                soname_prefixes: libc.musl_soname_prefixes.clone(),
-                glibc: None,
-                relr_from: relr("musl", libc.musl_floor.as_deref().map(version_parts)),
-            },
-        }
-    }
-
-    /// What an ELF file needs that this board's C library may not give:
-    /// glibc symbol versions above the floor, `DT_RELR` below its support.
-    pub fn problems(&self, rel: &str, info: &crate::machine::elf::ElfInfo) -> Vec<String> {
-        let mut out = vec![];
-        if let (Some(need), Some(floor)) = (info.max_glibc, self.glibc) {
-            if need > floor {
-                out.push(format!("{rel}: needs GLIBC_{}.{}, newer than the glibc floor {}.{}", need.0, need.1, floor.0, floor.1));
-            }
-        }
-        if let (true, Some(since)) = (info.relr, &self.relr_from) {
-            out.push(format!("{rel}: has packed relative relocations (DT_RELR), which loaders before {since} skip: it would crash on the board"));
-        }
-        out
-    }
-
-    pub fn has(&self, soname: &str) -> bool {
-        self.sonames.iter().any(|s| s == soname)
-            || self.soname_prefixes.iter().any(|p| soname.starts_with(p.as_str()))
-            || soname.starts_with("ld-linux")
-            || soname == "ld.so.1"
-            || soname.starts_with("ld-musl-")
-    }
-}
-
-/// `1.2.3` -> [1, 2, 3]
-fn version_parts(v: &str) -> Vec<u32> {
-    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
-}
-
 /// Give every ELF file that needs a library of `<prefix>/lib` a run path
 /// relative to itself (`$ORIGIN/../lib`), so the tree works under any
 /// prefix and needs no `LD_LIBRARY_PATH`; drop the run paths that libtool
@@ -562,55 +484,6 @@ fn run_path(info: &ElfInfo, want: Option<&str>) -> String {
         }
     }
     entries.join(":")
-}
-
-/// The result of checking every ELF file of a tree.
-#[derive(Debug, Default)]
-pub struct Checked {
-    pub files: usize,
-    pub max_glibc: Option<(u32, u32)>,
-    pub max_glibc_file: String,
-    pub floor: Option<(u32, u32)>,
-}
-
-impl Checked {
-    pub fn summary(&self) -> String {
-        let glibc = self.max_glibc.map(|(a, b)| format!("GLIBC_{a}.{b} (by {})", self.max_glibc_file)).unwrap_or_else(|| "none".into());
-        let floor = self.floor.map(|(a, b)| format!(" (floor {a}.{b})")).unwrap_or_default();
-        format!("ELF check: {} files, all for the target, every DT_NEEDED present; highest glibc symbol version needed: {glibc}{floor}\n", self.files)
-    }
-}
-
-/// Every ELF file: the arch's machine, class and endianness, every
-/// `DT_NEEDED` found in the tree or glibc's, and no glibc symbol version
-/// newer than the board's.
-pub fn check_tree(root: &Path, want: &ElfExpect, board: &BoardLibs) -> Result<Checked> {
-    let files = elf::elf_files(root)?;
-    let libs = tree_libraries(root);
-    let mut problems = vec![];
-    let mut checked = Checked::default();
-    for (path, info) in &files {
-        let rel = path.strip_prefix(root).unwrap().display().to_string();
-        if let Err(e) = elf::check_machine(info, want) {
-            problems.push(format!("{rel}: wrong target: {e}"));
-        }
-        for n in &info.needed {
-            if !libs.contains_key(n) && !board.has(n) {
-                problems.push(format!("{rel}: needs {n}, which is neither in the tree nor glibc's"));
-            }
-        }
-        problems.extend(board.problems(&rel, info));
-        if info.max_glibc > checked.max_glibc {
-            checked.max_glibc = info.max_glibc;
-            checked.max_glibc_file = rel;
-        }
-    }
-    checked.files = files.len();
-    checked.floor = board.glibc;
-    if !problems.is_empty() {
-        bail!("the ELF check of {} failed:\n  {}", root.display(), problems.join("\n  "));
-    }
-    Ok(checked)
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 //!
 //! - `toolchain`: the cross toolchain of an arch (zig by default, or gcc),
 //!   its identity and the newest glibc its output may need;
-//! - `elf`: what an ELF file says about itself, and the checks a target
-//!   tree must pass;
+//! - `elf`: what an ELF file says about itself;
 //! - `board`: board root filesystems, their C library, paths resolved
 //!   inside them as the board would;
+//! - `tree_check`: the one check of a target tree (image, pip, package);
 //! - `private_glibc`: a gcc toolchain's newer glibc carried under the
 //!   prefix, for boards with an older one;
 //! - `runner`: the one way a target program runs here (qemu-user, its
@@ -21,3 +21,4 @@ pub mod host;
 pub mod private_glibc;
 pub mod runner;
 pub mod toolchain;
+pub mod tree_check;

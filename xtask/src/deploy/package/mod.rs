@@ -98,7 +98,7 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     })
     .with_context(|| format!("cannot stage the {profile_name} profile of {}", tree.display()))?;
     let build_paths = [project.build_dir.clone(), crate::engine::image::sysroots_dir(&project.build_dir), work.clone()];
-    let board = crate::engine::image::BoardLibs::new(&loaded.manifest.libc, loaded.manifest.arch[arch].libc, note.toolchain_glibc);
+    let board = crate::machine::tree_check::BoardLibs::new(&loaded.manifest.libc, loaded.manifest.arch[arch].libc, note.toolchain_glibc);
     let checked = checks::check(&staged.root, &loaded.manifest.arch[arch].elf, &build_paths, &board)?;
     eprint!("{}", checked);
     for w in &staged.warnings {
