@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use object::elf;
-use object::read::elf::{Dyn, FileHeader, ProgramHeader};
+use object::read::elf::{Dyn, FileHeader, ProgramHeader, SectionHeader};
 use object::Endianness;
 
 use crate::model::manifest::{ElfExpect, ElfMachine, Endian};
@@ -57,6 +57,55 @@ pub fn patchelf(path: &Path, args: &[&str]) -> Result<()> {
         bail!("patchelf {} {} failed: {}", args.join(" "), path.display(), String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
+}
+
+/// Empty the debug sections of an ELF file in place: their bytes zeroed
+/// and their type made `SHT_NOBITS`, so that readers see none. Nothing
+/// moves: for files a strip would remap (patchelf's appended segment, see
+/// `package`), this is how their debug information, and the build
+/// directories it names (`DW_AT_comp_dir`), stay out of a package.
+/// Returns how many sections were emptied.
+pub fn blank_debug_sections(path: &Path) -> Result<usize> {
+    let mut data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if data.len() < 16 || &data[..4] != b"\x7fELF" {
+        return Ok(0);
+    }
+    let ranges = match data[4] {
+        elf::ELFCLASS32 => debug_sections::<elf::FileHeader32<Endianness>>(&data),
+        elf::ELFCLASS64 => debug_sections::<elf::FileHeader64<Endianness>>(&data),
+        c => bail!("{}: unknown ELF class {c}", path.display()),
+    }
+    .with_context(|| format!("cannot parse the ELF file {}", path.display()))?;
+    let nobits = if data[5] == elf::ELFDATA2MSB { elf::SHT_NOBITS.to_be_bytes() } else { elf::SHT_NOBITS.to_le_bytes() };
+    for (header, contents) in &ranges {
+        // sh_type is the second word of a section header in both classes.
+        data[header + 4..header + 8].copy_from_slice(&nobits);
+        data[contents.clone()].fill(0);
+    }
+    if !ranges.is_empty() {
+        std::fs::write(path, &data).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ranges.len())
+}
+
+/// The `.debug_*` sections with contents: where each one's header is, and
+/// the bytes it holds.
+fn debug_sections<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Vec<(usize, std::ops::Range<usize>)>> {
+    let header = E::parse(data)?;
+    let endian = header.endian()?;
+    let sections = header.sections(endian, data)?;
+    let (shoff, shentsize) = (header.e_shoff(endian).into() as usize, header.e_shentsize(endian) as usize);
+    let mut out = vec![];
+    for (i, s) in sections.iter().enumerate() {
+        let name = sections.section_name(endian, s).unwrap_or_default();
+        if name.starts_with(b".debug") && s.sh_type(endian) != elf::SHT_NOBITS {
+            let (start, size) = (s.sh_offset(endian).into() as usize, s.sh_size(endian).into() as usize);
+            if start.checked_add(size).is_some_and(|end| end <= data.len()) {
+                out.push((shoff + i * shentsize, start..start + size));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `None` when the file is not ELF.

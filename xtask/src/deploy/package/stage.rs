@@ -133,11 +133,12 @@ fn strip(root: &Path, strip: &str, mode: Strip) -> Result<()> {
             fs::rename(&tmp, file)?;
         } else {
             fs::remove_file(&tmp)?;
+            crate::machine::elf::blank_debug_sections(file)?;
             kept.push(file.strip_prefix(root).unwrap_or(file).display().to_string());
         }
     }
     if !kept.is_empty() {
-        eprintln!("strip would change how {} file(s) load; kept as they are: {}", kept.len(), kept.join(", "));
+        eprintln!("strip would change how {} file(s) load; kept in place with their debug sections emptied: {}", kept.len(), kept.join(", "));
     }
     Ok(())
 }
@@ -311,14 +312,36 @@ mod tests {
         fs::write(t.path().join("x.c"), "int x(void) { return 1; }\n").unwrap();
         assert!(Command::new("gcc").args(["-g", "-shared", "-fPIC", "-o", "lib/libp.so", "x.c"]).current_dir(t.path()).status().unwrap().success());
         let before = fs::read(t.path().join("lib/libp.so")).unwrap();
+        fs::copy(t.path().join("lib/libp.so"), t.path().join("x.so.before")).unwrap();
         // A strip whose output maps other segments (as GNU strip on a file
         // patchelf extended): here, another program altogether.
         let fake = t.path().join("strip");
         fs::write(&fake, "#!/bin/sh\ncp /bin/true \"$3\"\n").unwrap();
         fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let loads = |p: &Path| crate::machine::elf::inspect(p).unwrap().unwrap().loads;
+        let build_dir = t.path().display().to_string();
+        let debug_strings = |p: &Path| crate::base::bytes::contains(&fs::read(p).unwrap(), build_dir.as_bytes());
+        assert!(debug_strings(&t.path().join("lib/libp.so")), "gcc -g names the build directory in DWARF");
         strip(&t.path().join("lib"), fake.to_str().unwrap(), Strip::Debug).unwrap();
-        assert_eq!(fs::read(t.path().join("lib/libp.so")).unwrap(), before, "kept as it was");
+        let lib = t.path().join("lib/libp.so");
+        let after = fs::read(&lib).unwrap();
+        assert_eq!(after.len(), before.len(), "nothing moved");
+        assert_eq!(loads(&lib), loads(&t.path().join("x.so.before")), "the same segments");
+        assert!(!debug_strings(&lib), "its debug sections are emptied (no source or build path left)");
         assert_eq!(fs::read_dir(t.path().join("lib")).unwrap().count(), 1, "no copy left behind");
+        let out = Command::new("readelf").args(["--debug-dump=info"]).arg(&lib).output().unwrap();
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("DW_TAG_compile_unit"), "readers see no debug information");
+        let ok = Command::new("gcc")
+            .args(["-o", "main", "-x", "c", "-", "-x", "none", "lib/libp.so"])
+            .current_dir(t.path())
+            .stdin(std::process::Stdio::piped())
+            .spawn();
+        let mut child = ok.unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"int x(void); int main(void) { return x() - 1; }\n").unwrap();
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success());
+        let run = Command::new(t.path().join("main")).current_dir(t.path()).status().unwrap();
+        assert!(run.success(), "the library still loads and runs");
     }
 
     #[test]
