@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::model::manifest::Arch;
 
 /// Bumped when what this module installs changes (an input of `rootfs`).
-pub const VERSION: &str = "crosspip-5";
+pub const VERSION: &str = "crosspip-6";
 
 /// The build-side environment: the native python of the target's version
 /// and a venv beside it with the packaging tools.
@@ -220,6 +220,12 @@ impl<'a> Target<'a> {
         Ok(None)
     }
 
+    /// The interpreter's PEP 739 `build-details.json` (CPython 3.14 on).
+    pub fn build_details(&self) -> Option<PathBuf> {
+        let file = self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}/build-details.json", self.ldversion));
+        file.is_file().then_some(file)
+    }
+
     fn site_packages(&self) -> PathBuf {
         self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}/site-packages", self.ldversion))
     }
@@ -372,7 +378,8 @@ impl<'a> Session<'a> {
                 self.crossenv = Some(CrossEnv::ensure(&self.bp, &self.target, &self.host_python, &self.cc, &self.ar, &self.crossenv_dir, log)?);
             }
             let started = std::time::Instant::now();
-            let wheel = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &self.meson_cross, &self.cache, log).map_err(|e| {
+            let setup = MesonSetup { cross_file: &self.meson_cross, build_config: self.target.build_details() };
+            let wheel = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &self.cache, log).map_err(|e| {
                 if self.target.free_threaded() {
                     // Say why a package with abi3 wheels came to a source build.
                     e.context(format!(
@@ -555,7 +562,26 @@ const BUILD_BACKENDS: [&str; 6] = ["setuptools>=77", "wheel", "Cython>=3.0.6", "
 /// crossenv's cross python, without build isolation (build requirements
 /// are build-machine tools, already in its build python). meson-python
 /// gets the meson cross file; setuptools ignores that setting.
-pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], meson_cross: &Path, out: &Path, log: &mut String) -> Result<PathBuf> {
+/// What meson-python's `meson setup` is told about the target: the cross
+/// file (compiler, `exe_wrapper`), and the target interpreter's PEP 739
+/// `build-details.json` (3.14 on), which meson reads instead of asking the
+/// crossenv's python (`python.build_config`, meson 1.9).
+pub struct MesonSetup<'a> {
+    pub cross_file: &'a Path,
+    pub build_config: Option<PathBuf>,
+}
+
+impl MesonSetup<'_> {
+    fn config_settings(&self) -> Vec<String> {
+        let mut out = vec![format!("--config-settings=setup-args=--cross-file={}", self.cross_file.display())];
+        if let Some(b) = &self.build_config {
+            out.push(format!("--config-settings=setup-args=-Dpython.build_config={}", b.display()));
+        }
+        out
+    }
+}
+
+pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], meson: &MesonSetup, out: &Path, log: &mut String) -> Result<PathBuf> {
     let stamp = ce.dir.join(".build-backends");
     if fs::read_to_string(&stamp).ok().as_deref() != Some(BUILD_BACKENDS.join("\n").as_str()) {
         run(Command::new(ce.build_python()).args(["-m", "pip", "install", "--quiet", "--upgrade"]).args(BUILD_BACKENDS), log)
@@ -571,7 +597,7 @@ pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], m
         // (one per interpreter) gets a cache of its own.
         .arg("--cache-dir")
         .arg(ce.dir.join("pip-cache"))
-        .arg(format!("--config-settings=setup-args=--cross-file={}", meson_cross.display()))
+        .args(meson.config_settings())
         .arg(requirement);
     for (k, v) in env {
         cmd.env(k, v);
@@ -685,6 +711,25 @@ mod tests {
         assert_eq!(ldversion(tree.path(), "/usr/local", "3.14"), "3.14");
         std::fs::create_dir_all(tree.path().join("usr/local/lib/python3.14t")).unwrap();
         assert_eq!(ldversion(tree.path(), "/usr/local", "3.14"), "3.14t");
+    }
+
+    #[test]
+    fn meson_reads_the_targets_build_details_where_the_interpreter_has_them() {
+        let tree = tempfile::tempdir().unwrap();
+        let loaded = crate::model::manifest::Loaded::parse(Path::new("m.toml"), crate::model::manifest::tests::MINIMAL.to_string()).unwrap();
+        let t = Target { name: "aarch64", arch: &loaded.manifest.arch["aarch64"], tree: tree.path(), prefix: "/usr/local", pyver: "3.14".into(), ldversion: "3.14t".into(), glibc: None, relr_from: None };
+        assert_eq!(t.build_details(), None, "3.13 and older have none");
+        let file = tree.path().join("usr/local/lib/python3.14t/build-details.json");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "{}").unwrap();
+        let setup = MesonSetup { cross_file: Path::new("/b/meson-cross.ini"), build_config: t.build_details() };
+        assert_eq!(
+            setup.config_settings(),
+            [
+                "--config-settings=setup-args=--cross-file=/b/meson-cross.ini".to_string(),
+                format!("--config-settings=setup-args=-Dpython.build_config={}", file.display())
+            ]
+        );
     }
 
     #[test]
