@@ -112,9 +112,65 @@ pub fn run_stoppable(cmd: &mut Command) -> std::io::Result<ExitStatus> {
     status
 }
 
+/// How a command is named in messages: its program's file name and
+/// first arguments (`python3 -m pip download`); the whole line is in logs.
+pub fn describe(cmd: &Command) -> String {
+    let program = std::path::Path::new(cmd.get_program()).file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let args: Vec<String> = cmd.get_args().take(3).map(|a| a.to_string_lossy().into_owned()).collect();
+    if args.is_empty() {
+        program
+    } else {
+        format!("{program} {}", args.join(" "))
+    }
+}
+
+/// The last `n` non-empty lines of a command's output, for errors.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The error for a command that ran and failed: what ran, how it ended,
+/// and the last lines it printed.
+pub fn failed(cmd: &Command, status: ExitStatus, printed: &str) -> anyhow::Error {
+    let tail = last_lines(printed, 12);
+    if tail.is_empty() {
+        anyhow::anyhow!("`{}` exited with {status}", describe(cmd))
+    } else {
+        anyhow::anyhow!("`{}` exited with {status}:\n{tail}", describe(cmd))
+    }
+}
+
+/// Run a command to completion, its output captured: an error if it
+/// cannot start (naming the program). Its exit status is the caller's.
+pub fn output(cmd: &mut Command) -> anyhow::Result<std::process::Output> {
+    cmd.stdin(Stdio::null()).output().map_err(|e| anyhow::anyhow!("cannot run `{}`: {e}", describe(cmd)))
+}
+
+/// As [`output`], and an exit other than success is an error that names
+/// the command and shows the last lines it printed ([`failed`]).
+pub fn checked(cmd: &mut Command) -> anyhow::Result<std::process::Output> {
+    let out = output(cmd)?;
+    if !out.status.success() {
+        let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        return Err(failed(cmd, out.status, &printed));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_command_is_named_with_its_status_and_last_lines() {
+        let err = checked(Command::new("sh").args(["-c", "echo one; echo two >&2; exit 3"])).unwrap_err().to_string();
+        assert_eq!(err, "`sh -c echo one; echo two >&2; exit 3` exited with exit status: 3:\none\ntwo");
+        let err = checked(&mut Command::new("/nonexistent/tool")).unwrap_err().to_string();
+        assert!(err.starts_with("cannot run `tool`: No such file or directory"), "{err}");
+        assert_eq!(String::from_utf8(checked(Command::new("echo").arg("ok")).unwrap().stdout).unwrap(), "ok\n");
+        assert_eq!(last_lines("a\n\nb\nc\n", 2), "b\nc");
+    }
 
     #[test]
     fn processes_left_by_a_killed_build_of_this_directory_are_stopped_and_others_are_not() {

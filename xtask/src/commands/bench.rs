@@ -377,12 +377,13 @@ impl Debian {
             }
             // What Debian's postinst (py3compile) does on a real system: the
             // packages ship no byte code. Same version as our build python.
-            let out = Command::new(&build_python)
-                .args(["-I", "-m", "compileall", "-q", "-j0", "-s"])
-                .arg(&root)
-                .args(["-p", "/"])
-                .arg(root.join("usr/lib").join(&python))
-                .output()?;
+            let out = crate::base::process::output(
+                Command::new(&build_python)
+                    .args(["-I", "-m", "compileall", "-q", "-j0", "-s"])
+                    .arg(&root)
+                    .args(["-p", "/"])
+                    .arg(root.join("usr/lib").join(&python)),
+            )?;
             if out.stdout.is_empty() && !out.status.success() {
                 bail!("byte-compiling Debian's stdlib failed: {}", String::from_utf8_lossy(&out.stderr));
             }
@@ -500,11 +501,8 @@ fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> 
         cmd.args(args);
         cmd.env("LC_ALL", "C.UTF-8").env("PYTHONDONTWRITEBYTECODE", "1").env("HOME", "/tmp").stdin(Stdio::null());
         let started = Instant::now();
-        let out = cmd.output().with_context(|| format!("cannot run {}", arch.qemu))?;
+        let out = crate::base::process::checked(&mut cmd).with_context(|| format!("{} {}", i.name, args.join(" ")))?;
         let wall = started.elapsed().as_secs_f64();
-        if !out.status.success() {
-            bail!("{} {}: {}", i.name, args.join(" "), String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
-        }
         if inner {
             return String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().context("a workload printed no time");
         }

@@ -148,7 +148,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());
     eprintln!("running {} under {} ...", script.display(), arch.qemu);
-    let out = cmd.output().with_context(|| format!("cannot run {}", python.display()))?;
+    let out = crate::base::process::output(&mut cmd)?;
     let mut results: Vec<CheckResult> = vec![];
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         match line.strip_prefix("CHECK ") {
@@ -314,7 +314,7 @@ fn booted_checks(
         }
     }
     let Some(kernel_release) = booted else {
-        bail!("the guest never reached /init; console:\n{}", system::last_lines(&console, 30));
+        bail!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(&console, 30));
     };
     results.insert(0, CheckResult { name: "booted".into(), ok: true, detail: format!("Linux {kernel_release} under {} -M {}", boot.qemu, boot.machine) });
     Ok(results)
@@ -396,18 +396,16 @@ fn print_table(arch: &str, results: &[CheckResult]) {
 /// A self-signed certificate for `localhost`, made with the host's openssl,
 /// for the TLS handshake check.
 fn make_test_certificate(dir: &Path) -> Result<()> {
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .context("cannot run the host's `openssl` (Debian package openssl)")?;
-    if !out.status.success() {
-        bail!("openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
+    crate::base::process::checked(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem")),
+    )
+    .context("a test certificate from the host's openssl (Debian package openssl)")?;
     Ok(())
 }
 

@@ -114,14 +114,9 @@ pub fn run(python: &Path, env: &[(&str, String)], loaded: &Loaded, arch: &str) -
     args.extend(present.iter().cloned());
     let command = format!("python3 -m test -j2 {} (+{} --ignore)", present.join(" "), limits.iter().map(|l| l.tests.get_ref().len()).sum::<usize>());
     eprintln!("running {} CPython test modules on the target (python -m test -j2) ...", present.len());
-    let out = Command::new(python)
-        .args(&args)
-        .current_dir(scratch.path())
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run the target's python -m test")?;
+    let mut cmd = Command::new(python);
+    cmd.args(&args).current_dir(scratch.path()).env_clear().envs(env.iter().map(|(k, v)| (*k, v.as_str()))).stdin(Stdio::null());
+    let out = crate::base::process::output(&mut cmd)?;
     let progress = String::from_utf8_lossy(&out.stdout);
     let xml = std::fs::read_to_string(&junit).unwrap_or_default();
     let mut modules = classify(&present, &progress, &xml, &limits).with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))?;

@@ -133,7 +133,7 @@ pub fn run(boot: &SystemBoot, kernel: &Path, initrd: &Path, limit: Duration) -> 
         if let Some(status) = child.try_wait()? {
             let text = fs::read_to_string(&out_path).unwrap_or_default();
             if !status.success() {
-                bail!("{} exited with {status}:\n{}", boot.qemu, last_lines(&text, 20));
+                bail!("{} exited with {status}:\n{}", boot.qemu, crate::base::process::last_lines(&text, 20));
             }
             return Ok(text);
         }
@@ -141,16 +141,10 @@ pub fn run(boot: &SystemBoot, kernel: &Path, initrd: &Path, limit: Duration) -> 
             let _ = child.kill();
             let _ = child.wait();
             let text = fs::read_to_string(&out_path).unwrap_or_default();
-            bail!("the guest did not power off within {} s; its console ended with:\n{}", limit.as_secs(), last_lines(&text, 20));
+            bail!("the guest did not power off within {} s; its console ended with:\n{}", limit.as_secs(), crate::base::process::last_lines(&text, 20));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// The last `n` lines of a console's text, for an error.
-pub fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 #[cfg(test)]
@@ -192,12 +186,6 @@ mod tests {
                 ("usr/bin/hello".to_string(), 0o100755, "#!/bin/sh\necho hi\n".to_string()),
             ]
         );
-    }
-
-    #[test]
-    fn an_error_shows_the_last_lines_of_the_console() {
-        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
-        assert_eq!(last_lines("a", 5), "a");
     }
 
     #[test]

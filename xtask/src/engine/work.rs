@@ -199,7 +199,7 @@ fn run_patch(path: &Path, src: &Path, extra: &[&str], log: &mut File) -> Result<
     if !extra.contains(&"--reverse") {
         cmd.arg("--forward");
     }
-    let out = cmd.output().context("cannot run `patch`")?;
+    let out = process::output(&mut cmd)?;
     log.write_all(&out.stdout)?;
     log.write_all(&out.stderr)?;
     if !out.status.success() {

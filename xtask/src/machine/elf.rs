@@ -52,10 +52,8 @@ pub fn elf_files(root: &Path) -> Result<Vec<(PathBuf, ElfInfo)>> {
 
 /// Edit an ELF file with patchelf (run paths, interpreter).
 pub fn patchelf(path: &Path, args: &[&str]) -> Result<()> {
-    let out = std::process::Command::new("patchelf").args(args).arg(path).output().context("cannot run patchelf (Debian package patchelf)")?;
-    if !out.status.success() {
-        bail!("patchelf {} {} failed: {}", args.join(" "), path.display(), String::from_utf8_lossy(&out.stderr));
-    }
+    crate::base::process::checked(std::process::Command::new("patchelf").args(args).arg(path))
+        .with_context(|| format!("patchelf {} {} (Debian package patchelf)", args.join(" "), path.display()))?;
     Ok(())
 }
 

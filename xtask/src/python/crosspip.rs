@@ -627,12 +627,9 @@ fn run(cmd: &mut Command, log: &mut String) -> Result<()> {
     let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     log.push_str(&output);
     if !out.status.success() {
-        // Say what ran (`python -m pip wheel`), and what it said last;
-        // the full command line and environment are in the log.
-        let args: Vec<String> = cmd.get_args().take(3).map(|a| a.to_string_lossy().into_owned()).collect();
-        let program = Path::new(cmd.get_program()).file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let tail: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
-        bail!("`{program} {}` exited with {}:\n{}", args.join(" "), out.status, tail.join("\n"));
+        // What ran (`python -m pip wheel`), and what it said last; the
+        // full command line and environment are in the log.
+        return Err(crate::base::process::failed(cmd, out.status, &output));
     }
     Ok(())
 }
@@ -717,7 +714,16 @@ mod tests {
     fn meson_reads_the_targets_build_details_where_the_interpreter_has_them() {
         let tree = tempfile::tempdir().unwrap();
         let loaded = crate::model::manifest::Loaded::parse(Path::new("m.toml"), crate::model::manifest::tests::MINIMAL.to_string()).unwrap();
-        let t = Target { name: "aarch64", arch: &loaded.manifest.arch["aarch64"], tree: tree.path(), prefix: "/usr/local", pyver: "3.14".into(), ldversion: "3.14t".into(), glibc: None, relr_from: None };
+        let t = Target {
+            name: "aarch64",
+            arch: &loaded.manifest.arch["aarch64"],
+            tree: tree.path(),
+            prefix: "/usr/local",
+            pyver: "3.14".into(),
+            ldversion: "3.14t".into(),
+            glibc: None,
+            relr_from: None,
+        };
         assert_eq!(t.build_details(), None, "3.13 and older have none");
         let file = tree.path().join("usr/local/lib/python3.14t/build-details.json");
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();

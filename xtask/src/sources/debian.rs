@@ -28,15 +28,9 @@ pub struct Package {
 pub fn index(fetcher: &Fetcher, suite: &str, arch: &str) -> Result<BTreeMap<String, Package>> {
     let inrelease = fetcher.debian_file(&format!("dists/{suite}/InRelease"), None)?;
     let keyring = Path::new("/usr/share/keyrings/debian-archive-keyring.gpg");
-    let out = Command::new("gpgv")
-        .arg("--keyring")
-        .arg(keyring)
-        .arg(&inrelease)
-        .output()
-        .context("cannot run gpgv (Debian packages gpgv and debian-archive-keyring)")?;
-    if !out.status.success() {
+    if let Err(e) = crate::base::process::checked(Command::new("gpgv").arg("--keyring").arg(keyring).arg(&inrelease)) {
         let _ = fs::remove_file(&inrelease);
-        bail!("{}: bad signature:\n{}", inrelease.display(), String::from_utf8_lossy(&out.stderr));
+        return Err(e.context(format!("{}: bad signature (gpgv, with the Debian packages gpgv and debian-archive-keyring)", inrelease.display())));
     }
     let release = fs::read_to_string(&inrelease)?;
     let wanted = format!("main/binary-{arch}/Packages.xz");

@@ -53,15 +53,13 @@ fn pypi_sdist(requirement: &str, dir: &Path) -> Result<PathBuf> {
     if !requirement.contains("==") {
         bail!("pypi:{requirement}: pin one version (pypi:<name>==<version>)");
     }
-    let out = std::process::Command::new("python3")
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "--dest"])
-        .arg(dir)
-        .arg(requirement)
-        .output()
-        .context("cannot run `python3 -m pip` (Debian package python3-pip)")?;
-    if !out.status.success() {
-        bail!("pip download {requirement}: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
+    crate::base::process::checked(
+        std::process::Command::new("python3")
+            .args(["-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "--dest"])
+            .arg(dir)
+            .arg(requirement),
+    )
+    .with_context(|| format!("pypi:{requirement}: pip download (Debian package python3-pip)"))?;
     let mut files: Vec<PathBuf> = fs::read_dir(dir)?.flatten().map(|e| e.path()).collect();
     match files.len() {
         1 => Ok(files.remove(0)),

@@ -122,11 +122,9 @@ fn strip(root: &Path, strip: &str, mode: Strip) -> Result<()> {
     for file in &files {
         let before = crate::machine::elf::inspect(file)?.map(|i| i.loads).unwrap_or_default();
         let tmp = file.with_extension("crosspython-strip");
-        let out =
-            Command::new(strip).arg(flag).arg("-o").arg(&tmp).arg(file).output().with_context(|| format!("cannot run the toolchain's strip `{strip}`"))?;
-        if !out.status.success() {
+        if let Err(e) = crate::base::process::checked(Command::new(strip).arg(flag).arg("-o").arg(&tmp).arg(file)) {
             let _ = fs::remove_file(&tmp);
-            bail!("{strip} {flag} {} failed: {}", file.display(), String::from_utf8_lossy(&out.stderr).trim());
+            return Err(e.context(format!("the toolchain's strip on {}", file.display())));
         }
         let after = crate::machine::elf::inspect(&tmp)?.map(|i| i.loads).unwrap_or_default();
         if after == before {
@@ -230,7 +228,7 @@ fn byte_compile(python: &Path, root: &Path, stdlib: &Path, profile: &Profile) ->
     if sourceless {
         cmd.arg("-b");
     }
-    let out = cmd.arg(stdlib).env("SOURCE_DATE_EPOCH", "0").output().with_context(|| format!("cannot run {}", python.display()))?;
+    let out = crate::base::process::output(cmd.arg(stdlib).env("SOURCE_DATE_EPOCH", "0"))?;
     if !out.status.success() {
         // CPython's test suite holds files that must not compile (bad
         // encodings, syntax errors on purpose); any other failure is real.

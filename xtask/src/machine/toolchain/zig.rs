@@ -20,6 +20,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use crate::base::process::checked;
 use crate::model::manifest::{Arch, LibcKind, ZigToolchain};
 
 /// The unpacked zig of `spec` in `cache` (`<cache>/toolchains/zig-<version>`),
@@ -39,27 +40,22 @@ pub fn ensure(spec: &ZigToolchain, cache: &Path) -> Result<PathBuf> {
     fs::create_dir_all(dir.parent().unwrap())?;
     let dl = tempfile::Builder::new().prefix(".zig-download-").tempdir_in(dir.parent().unwrap())?;
     eprintln!("crosspython: fetching {} (the zig C/C++ cross compiler) with pip", spec.pypi);
-    let out = Command::new("python3")
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "--platform"])
-        .arg(format!("manylinux_2_12_{host}"))
-        .arg("--dest")
-        .arg(dl.path())
-        .arg(&spec.pypi)
-        .output()
-        .context("cannot run `python3 -m pip` (Debian package python3-pip)")?;
-    if !out.status.success() {
-        bail!("pip could not download {}:\n{}", spec.pypi, String::from_utf8_lossy(&out.stderr).trim());
-    }
+    checked(
+        Command::new("python3")
+            .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "--platform"])
+            .arg(format!("manylinux_2_12_{host}"))
+            .arg("--dest")
+            .arg(dl.path())
+            .arg(&spec.pypi),
+    )
+    .with_context(|| format!("pip could not download {} (Debian package python3-pip)", spec.pypi))?;
     let wheel = fs::read_dir(dl.path())?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "whl")).context("pip downloaded no wheel")?;
     let got = crate::sources::fetch::sha256_file(&wheel)?;
     if &got != want {
         bail!("{}: sha256 {got}, but toolchain.zig.wheel_sha256.{host} in the manifest is {want}; nothing was installed", wheel.display());
     }
     let unpacked = dl.path().join("unpacked");
-    let out = Command::new("python3").args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked).output()?;
-    if !out.status.success() {
-        bail!("cannot unpack {}: {}", wheel.display(), String::from_utf8_lossy(&out.stderr));
-    }
+    checked(Command::new("python3").args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked)).with_context(|| format!("cannot unpack {}", wheel.display()))?;
     // Wheels carry no file modes for zipfile to restore.
     fs::set_permissions(unpacked.join("ziglang/zig"), fs::Permissions::from_mode(0o755))?;
     match fs::rename(&unpacked, &dir) {
@@ -116,10 +112,7 @@ pub fn compiler_rt_for_boards(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>
         build.arg(format!("-mcpu={cpu}"));
     }
     build.arg(zig.with_file_name("lib").join("compiler_rt.zig"));
-    let built = build.output().context("cannot run zig build-lib")?;
-    if !built.status.success() {
-        bail!("zig build-lib compiler_rt for {target} failed:\n{}", String::from_utf8_lossy(&built.stderr).trim());
-    }
+    checked(&mut build).with_context(|| format!("zig build-lib compiler_rt for {target}"))?;
     // GNU objcopy refuses zig's archive (its members are named by absolute
     // paths): each object is edited alone and the archive made again.
     let bytes = fs::read(work.path().join("libcompiler_rt.a"))?;
@@ -132,18 +125,12 @@ pub fn compiler_rt_for_boards(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>
     for (i, data) in objects.iter().enumerate() {
         let o = work.path().join(format!("compiler_rt_{i}.o"));
         fs::write(&o, data)?;
-        let done =
-            Command::new(&objcopy).arg(format!("--localize-symbols={}", list.display())).arg(&o).output().with_context(|| format!("cannot run {objcopy}"))?;
-        if !done.status.success() {
-            bail!("{objcopy} --localize-symbols failed on zig's compiler-rt: {}", String::from_utf8_lossy(&done.stderr).trim());
-        }
+        checked(Command::new(&objcopy).arg(format!("--localize-symbols={}", list.display())).arg(&o))
+            .context("localizing the C library's symbols in zig's compiler-rt")?;
         members.push(o);
     }
     let local = work.path().join("local.a");
-    let done = Command::new(zig).arg("ar").arg("rcs").arg(&local).args(&members).env("ZIG_GLOBAL_CACHE_DIR", &cache).output()?;
-    if !done.status.success() {
-        bail!("zig ar failed: {}", String::from_utf8_lossy(&done.stderr).trim());
-    }
+    checked(Command::new(zig).arg("ar").arg("rcs").arg(&local).args(&members).env("ZIG_GLOBAL_CACHE_DIR", &cache))?;
     fs::rename(&local, &out)?;
     Ok(out)
 }
