@@ -24,6 +24,12 @@ cargo xtask package --arch "$arch"
 # The smallest profile, relocated, still works.
 cargo xtask package --arch "$arch" --profile minimal --prefix /opt/python3
 cargo xtask qemu-test --arch "$arch" --package deploy/"$arch"/crosspython-*-"$arch"-minimal-opt-python3.tar.zst
+# Application-sized: only what the sample service imports, proven by running
+# it from the package alone; numpy, which it does not import, is left out.
+cargo xtask package --arch "$arch" --app tests/apps/http_service.py -- --self-test
+if tar -tzf deploy/"$arch"/crosspython-*-"$arch"-app.tar.gz | grep -q '/site-packages/numpy/'; then
+  echo "the app profile kept numpy, which the application does not import" >&2; exit 1
+fi
 
 # Nothing of glibc in the package: the board's own C library is used.
 if tar -tzf "$archive" | grep -E '(^|/)(libc\.so\.6|libm\.so\.6|ld-linux[^/]*|ld\.so\.1)$'; then

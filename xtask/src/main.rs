@@ -173,6 +173,12 @@ enum Cmd {
         /// Boot a Debian kernel of the arch under qemu-system ([system.<arch>]) with the board root and the tree as its initramfs, and run the checks there instead of under qemu-user.
         #[arg(long)]
         system: bool,
+        /// Run this application (a .py file) instead of the checks; it must exit 0. Its arguments follow `--`.
+        #[arg(long, conflicts_with_all = ["system", "cpython_tests"])]
+        app: Option<PathBuf>,
+        /// Arguments of --app.
+        #[arg(last = true, requires = "app")]
+        app_args: Vec<String>,
     },
     /// Write deploy/<arch>/crosspython-<version>-<arch>.tar.gz.
     Package {
@@ -193,6 +199,12 @@ enum Cmd {
         /// Wait for another command holding the build directory.
         #[arg(long)]
         wait: bool,
+        /// Keep only what this application (a .py file) imports (the `app` profile, the default with --app), then run it from the package under qemu; its arguments follow `--`.
+        #[arg(long, conflicts_with = "rootfs")]
+        app: Option<PathBuf>,
+        /// Arguments of --app's proof run.
+        #[arg(last = true, requires = "app")]
+        app_args: Vec<String>,
     },
     /// Install Python packages into the staged tree of an arch (ad hoc).
     Pip {
@@ -292,24 +304,37 @@ fn real_main() -> Result<()> {
     let project = Project::locate(cli.manifest, cli.build_dir)?;
     match cli.command {
         Cmd::Build(args) => build(&project, &args),
-        Cmd::QemuTest { arch, package, board, cpython_tests, wait, system } => {
+        Cmd::QemuTest { arch, package, board, cpython_tests, wait, system, app, app_args } => {
             let loaded = project.load()?;
             // The tree it reads is swapped by builds; deploy/<arch>/qemu-test.json is written.
             let _lock = BuildLock::take(&project.build_dir, wait)?;
             for a in project.arches(&loaded, &arch)? {
                 let mut target = project.last_target(&a);
                 target.board = board.clone().or(target.board);
-                qemu::test(&project, &loaded, &a, &target, package.as_deref(), cpython_tests, system)?;
+                let app = app.clone().map(|file| package::App { file, args: app_args.clone() });
+                let run = match &app {
+                    Some(app) => qemu::Run::App(app),
+                    None => qemu::Run::Checks { cpython: cpython_tests, system },
+                };
+                qemu::test(&project, &loaded, &a, &target, package.as_deref(), run)?;
             }
             Ok(())
         }
-        Cmd::Package { arch, profile, prefix, rootfs, force, wait } => {
+        Cmd::Package { arch, profile, prefix, rootfs, force, wait, app, app_args } => {
             let loaded = project.load()?;
             // deploy/<arch> and the tree it reads are the build's.
             let _lock = BuildLock::take(&project.build_dir, wait)?;
-            let opts = package::Options { profile, prefix, rootfs, force };
+            let app = app.map(|file| package::App { file, args: app_args });
+            let profile = profile.or_else(|| app.as_ref().map(|_| "app".to_string()));
+            let opts = package::Options { profile, prefix, rootfs, force, app };
             for a in project.arches(&loaded, &arch)? {
-                package::package(&project, &loaded, &a, &opts)?;
+                let out = package::package(&project, &loaded, &a, &opts)?;
+                // The app profile is proven by running the application from
+                // the package alone, on the board root.
+                if let (Some(app), Some(archive)) = (&opts.app, out.archive()) {
+                    let target = project.last_target(&a);
+                    qemu::test(&project, &loaded, &a, &target, Some(&project.deploy_dir(&a).join(archive)), qemu::Run::App(app))?;
+                }
             }
             Ok(())
         }

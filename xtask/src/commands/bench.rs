@@ -396,8 +396,10 @@ impl Debian {
 
 fn footprint(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<(Value, String)> {
     let mut ours = vec![];
-    for profile in loaded.manifest.package.profile.keys() {
-        let opts = crate::deploy::package::Options { profile: Some(profile.clone()), prefix: None, rootfs: None, force: false };
+    for (profile, p) in &loaded.manifest.package.profile {
+        // An application-sized profile is measured with its sample application.
+        let app = p.bench_app.as_ref().map(|f| crate::deploy::package::App { file: loaded.path.parent().unwrap_or(Path::new(".")).join(f), args: vec![] });
+        let opts = crate::deploy::package::Options { profile: Some(profile.clone()), prefix: None, rootfs: None, force: false, app };
         ours.push(crate::deploy::package::package(project, loaded, &o.arch, &opts)?);
     }
     let mib = |b: u64| b as f64 / 1048576.0;

@@ -32,7 +32,20 @@ pub struct CheckResult {
     pub detail: String,
 }
 
-pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, cpython: bool, system: bool) -> Result<()> {
+/// What qemu-test runs once the tree is installed over the board root.
+pub enum Run<'a> {
+    /// `tests/target/checks.py` (and CPython's tests with `cpython`), under
+    /// qemu-user, or on a booted kernel with `system`.
+    Checks { cpython: bool, system: bool },
+    /// One application, which must exit 0 (the `app` profile's proof).
+    App(&'a crate::deploy::package::App),
+}
+
+pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, run: Run) -> Result<()> {
+    let (cpython, system, app) = match run {
+        Run::Checks { cpython, system } => (cpython, system, None),
+        Run::App(app) => (false, false, Some(app)),
+    };
     let arch = &loaded.manifest.arch[arch_name];
     let board_root = project.board_root(loaded, arch_name, target)?;
     let board_libc = crate::machine::board::libc_of(&board_root, arch)?;
@@ -132,6 +145,9 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         eprintln!("note: child processes of the target interpreter cannot start: {why}");
     }
     let runner = crate::machine::runner::TargetRunner::new(arch, &tree);
+    if let Some(app) = app {
+        return run_app(&runner, &tree, &python, app, binfmt.is_ok(), arch_name);
+    }
     let mut cmd = runner.command(&python, binfmt.is_ok());
     // -I ignores PYTHON* variables, so -B says it again.
     cmd.arg("-I").arg("-B").arg(&script);
@@ -395,6 +411,37 @@ fn print_table(arch: &str, results: &[CheckResult]) {
 
 /// A self-signed certificate for `localhost`, made with the host's openssl,
 /// for the TLS handshake check.
+/// Run an application from the installed tree alone (copied into the
+/// board root, as a user would put it there): it passes when it exits 0.
+fn run_app(
+    runner: &crate::machine::runner::TargetRunner,
+    tree: &Path,
+    python: &Path,
+    app: &crate::deploy::package::App,
+    binfmt: bool,
+    arch_name: &str,
+) -> Result<()> {
+    let name = app.file.file_name().context("--app names no file")?;
+    let dir = tree.join("opt/crosspython-app");
+    fs::create_dir_all(&dir)?;
+    fs::copy(&app.file, dir.join(name)).with_context(|| format!("cannot copy {}", app.file.display()))?;
+    let mut cmd = runner.command(python, binfmt);
+    cmd.arg("-B").arg(dir.join(name)).args(&app.args).env("PATH", "/usr/bin:/bin").env("HOME", "/tmp").env("LC_ALL", "C.UTF-8").stdin(Stdio::null());
+    eprintln!("running {} {} under {} from the installed tree alone ...", app.file.display(), app.args.join(" "), runner.qemu);
+    let started = std::time::Instant::now();
+    let out = crate::base::process::output(&mut cmd)?;
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for line in printed.lines() {
+        eprintln!("  | {line}");
+    }
+    if !out.status.success() {
+        return Err(crate::base::process::failed(&cmd, out.status, &printed)
+            .context(format!("{} does not run from the package on {arch_name}: a module it needs was left out, or it failed", app.file.display())));
+    }
+    println!("{arch_name}: {} ran from the installed tree alone in {:.1} s", app.file.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 fn make_test_certificate(dir: &Path) -> Result<()> {
     crate::base::process::checked(
         Command::new("openssl")

@@ -198,6 +198,12 @@ pub struct Profile {
     /// without its leading `/`, `{py}` is `python3.X`.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Keep only the stdlib modules and the Python packages an application
+    /// imports (`package --app <file.py>`).
+    pub app: Option<bool>,
+    /// The application `cargo xtask bench` measures this profile with
+    /// (relative to the manifest).
+    pub bench_app: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

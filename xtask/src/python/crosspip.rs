@@ -169,15 +169,7 @@ impl<'a> Target<'a> {
     /// The suffix of the target interpreter's own extension modules
     /// (`.cpython-314-aarch64-linux-musl.so`), from its `_sysconfigdata`.
     pub fn ext_suffix(&self) -> Option<String> {
-        let stdlib = self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}", self.ldversion));
-        let file = fs::read_dir(&stdlib)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("_sysconfigdata_") && n.ends_with(".py")))?;
-        let text = fs::read_to_string(file).ok()?;
-        let at = text.find("'EXT_SUFFIX': '")? + "'EXT_SUFFIX': '".len();
-        Some(text[at..].split('\'').next()?.to_string())
+        ext_suffix_of(&self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}", self.ldversion)))
     }
 
     /// Every version-specific extension module in a wheel must carry the
@@ -229,6 +221,19 @@ impl<'a> Target<'a> {
     fn site_packages(&self) -> PathBuf {
         self.tree.join(self.prefix.trim_start_matches('/')).join(format!("lib/python{}/site-packages", self.ldversion))
     }
+}
+
+/// The extension suffix of the interpreter whose stdlib is `stdlib`
+/// (`.cpython-314-aarch64-linux-musl.so`), from its `_sysconfigdata_*.py`.
+pub fn ext_suffix_of(stdlib: &Path) -> Option<String> {
+    let file = fs::read_dir(stdlib)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("_sysconfigdata_") && n.ends_with(".py")))?;
+    let text = fs::read_to_string(file).ok()?;
+    let at = text.find("'EXT_SUFFIX': '")? + "'EXT_SUFFIX': '".len();
+    Some(text[at..].split('\'').next()?.to_string())
 }
 
 pub fn install_wheels(bp: &BuildPython, t: &Target, wheels: &[PathBuf], log: &mut String) -> Result<()> {

@@ -5,10 +5,12 @@
 //! `SHA256SUMS`, a file list, a size report and an SPDX SBOM next to them,
 //! or installed into an existing root filesystem.
 
+mod app;
 mod archive;
 mod checks;
 mod install;
 
+pub use app::App;
 pub use install::install as install_over;
 mod report;
 mod stage;
@@ -29,6 +31,8 @@ pub struct Options {
     /// Install into this root filesystem instead of writing archives.
     pub rootfs: Option<PathBuf>,
     pub force: bool,
+    /// The application the `app` profile is cut to.
+    pub app: Option<App>,
 }
 
 /// The profile named (or the manifest's default), with its `inherits`
@@ -55,8 +59,17 @@ pub fn profile(loaded: &Loaded, name: Option<&str>) -> Result<(String, Profile)>
         out.pyc = pr.pyc.or(out.pyc);
         out.pyc_opt_levels = pr.pyc_opt_levels.clone().or(out.pyc_opt_levels);
         out.exclude.extend(pr.exclude.iter().cloned());
+        out.app = pr.app.or(out.app);
+        out.bench_app = pr.bench_app.clone().or(out.bench_app);
     }
     Ok((name, out))
+}
+
+impl Output {
+    /// The `.tar.zst` archive's file name.
+    pub fn archive(&self) -> Option<&str> {
+        self.archives.iter().map(|(n, _)| n.as_str()).find(|n| n.ends_with(".tar.zst"))
+    }
 }
 
 /// What `package` wrote.
@@ -87,6 +100,19 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     }
     let work = project.build_dir.join(arch).join("package");
     fs::create_dir_all(&work)?;
+    let pyver = crate::python::crosspip::ldversion(&tree, &from_prefix, &python.pv().major_minor());
+    let selection = match (profile.app.unwrap_or(false), &opts.app) {
+        (true, Some(app)) => {
+            let build_python = note.build_python.as_deref().context("the tree's build note names no build python; rebuild the tree")?;
+            let stdlib = tree.join(from_prefix.trim_start_matches('/')).join("lib").join(format!("python{pyver}"));
+            let sel = app::Selection::find(build_python, &stdlib, app)?;
+            eprintln!("{}: {} modules of the stdlib and site-packages are imported by it or by the interpreter's start", app.file.display(), sel.modules);
+            Some(sel)
+        }
+        (true, None) => bail!("the {profile_name} profile keeps what an application imports: name it with --app <file.py>"),
+        (false, Some(_)) => bail!("--app needs a profile that keeps only what the application imports (--profile app)"),
+        (false, None) => None,
+    };
     let staged = stage::stage(&stage::Request {
         tree: &tree,
         work: &work,
@@ -94,7 +120,8 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
         profile: &profile,
         from_prefix: &from_prefix,
         prefix: &prefix,
-        pyver: crate::python::crosspip::ldversion(&tree, &from_prefix, &python.pv().major_minor()),
+        pyver,
+        app: selection.as_ref(),
     })
     .with_context(|| format!("cannot stage the {profile_name} profile of {}", tree.display()))?;
     let build_paths = [project.build_dir.clone(), crate::engine::image::sysroots_dir(&project.build_dir), work.clone()];

@@ -21,6 +21,8 @@ pub struct Request<'a> {
     pub from_prefix: &'a str,
     pub prefix: &'a str,
     pub pyver: String,
+    /// The `app` profile's cut of the stdlib and site-packages.
+    pub app: Option<&'a super::app::Selection>,
 }
 
 pub struct Staged {
@@ -36,7 +38,19 @@ pub fn stage(r: &Request) -> Result<Staged> {
     let root = r.work.join("root");
     crate::base::sysroot::remove(&root)?;
     let excluded = globs(&r.profile.exclude, r.from_prefix, &r.pyver)?;
-    copy_selected(r.tree, &root, &excluded)?;
+    // The app profile: a file of a wheel whose distribution is not kept
+    // (its `bin/` scripts) goes with it.
+    let keep = |path: &Path| {
+        let Some(sel) = r.app else { return true };
+        let owner = path.strip_prefix(r.tree).ok().and_then(|rel| r.note.owners.get(&rel.display().to_string()));
+        let dropped_wheel = matches!(owner, Some(crate::engine::image::Owner::Wheel(p)) if !sel.keeps_project(p));
+        sel.keeps(path) && !dropped_wheel
+    };
+    copy_selected(r.tree, &root, &excluded, &keep)?;
+    if r.app.is_some() {
+        let removed = super::app::prune_unneeded_elf(&root, r.from_prefix, &format!("python{}", r.pyver))?;
+        eprintln!("app profile: {} programs and libraries nothing the application loads needs were left out", removed.len());
+    }
     let mut warnings = vec![];
     match r.profile.strip.unwrap_or(Strip::None) {
         Strip::None => {}
@@ -63,14 +77,14 @@ pub fn globs(patterns: &[String], prefix: &str, pyver: &str) -> Result<GlobSet> 
 
 /// Copy the tree without excluded files, build notes or old byte code
 /// (it is compiled again for the profile).
-fn copy_selected(tree: &Path, root: &Path, excluded: &GlobSet) -> Result<()> {
+fn copy_selected(tree: &Path, root: &Path, excluded: &GlobSet, keep: &dyn Fn(&Path) -> bool) -> Result<()> {
     let walker = WalkDir::new(tree).min_depth(1).sort_by_file_name().into_iter().filter_entry(|e| e.file_name() != "__pycache__");
     fs::create_dir_all(root)?;
     for e in walker {
         let e = e?;
         let rel = e.path().strip_prefix(tree).unwrap();
         let rel_s = rel.to_string_lossy();
-        if BUILD_NOTES.iter().any(|n| rel_s == *n) || excluded.is_match(rel) || rel_s.ends_with(".pyc") {
+        if BUILD_NOTES.iter().any(|n| rel_s == *n) || excluded.is_match(rel) || rel_s.ends_with(".pyc") || (!e.file_type().is_dir() && !keep(e.path())) {
             continue;
         }
         let dest = root.join(rel);
@@ -274,7 +288,7 @@ mod tests {
         }
         symlink("a.py", tree.join("usr/local/lib/b.py")).unwrap();
         let root = t.path().join("root");
-        copy_selected(&tree, &root, &globs(&["{prefix}/include/**".into()], "/usr/local", "3.13").unwrap()).unwrap();
+        copy_selected(&tree, &root, &globs(&["{prefix}/include/**".into()], "/usr/local", "3.13").unwrap(), &|_| true).unwrap();
         assert!(root.join("usr/local/lib/a.py").exists());
         assert_eq!(fs::read_link(root.join("usr/local/lib/b.py")).unwrap(), Path::new("a.py"));
         assert!(!root.join("usr/local/lib/__pycache__").exists());
