@@ -22,7 +22,7 @@ pub fn compile(ctx: &Ctx) -> Result<Vec<Step>> {
     let Some((arch, _)) = ctx.target else {
         bail!("recipe {}: the cmake class builds for targets only", ctx.node.name);
     };
-    let exe = std::env::current_exe().context("cannot find crosspython's own program")?;
+    let exe = own_program()?;
     let mut argv = vec![
         exe.display().to_string(),
         "class-cmake".into(),
@@ -35,6 +35,19 @@ pub fn compile(ctx: &Ctx) -> Result<Vec<Step>> {
     ];
     argv.extend(ctx.configure_args()?);
     Ok(vec![ctx.run(argv)])
+}
+
+/// crosspython's own program, which runs the cmake crate in a child. When
+/// cargo rebuilt it during the build, Linux names the running one
+/// `<path> (deleted)`: the program now at the path is taken.
+fn own_program() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().context("cannot find crosspython's own program")?;
+    let text = exe.display().to_string();
+    match text.strip_suffix(" (deleted)") {
+        Some(path) if std::path::Path::new(path).is_file() => Ok(path.into()),
+        Some(path) => bail!("crosspython's own program {path} was removed while it ran; run the build again"),
+        None => Ok(exe),
+    }
 }
 
 pub fn install(ctx: &Ctx) -> Result<Vec<Step>> {
