@@ -191,57 +191,17 @@ impl<'a> Job<'a> {
     }
 
     /// Import every top-level module of every staged distribution with the
-    /// tree's interpreter on the board root, under qemu: an error names the
-    /// distribution, the module and the exception.
+    /// tree's interpreter on the board root, under qemu.
     fn check_imports(&self, root: &Path, log: &mut String) -> Result<()> {
         let ldversion = crosspip::ldversion(self.tree, &self.plan.prefix, &self.pyver);
         let site = root.join(self.plan.prefix.trim_start_matches('/')).join(format!("lib/python{ldversion}/site-packages"));
-        let mut wanted: Vec<(String, String)> = vec![];
-        for e in fs::read_dir(&site).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(dist) = name.strip_suffix(".dist-info") {
-                let record = fs::read_to_string(e.path().join("RECORD")).unwrap_or_default();
-                wanted.extend(top_level_modules(&record).into_iter().map(|m| (dist.to_string(), m)));
-            }
-        }
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let script = format!(
-            "import importlib, json\nfor dist, mod in {}:\n    try:\n        importlib.import_module(mod)\n    except Exception as e:\n        print(json.dumps([dist, mod, f'{{type(e).__name__}}: {{e}}']))\n",
-            serde_json::to_string(&wanted)?
-        );
         let python = self.tree.join(self.plan.prefix.trim_start_matches('/')).join("bin/python3");
         // The staged files' `$ORIGIN` run paths point into the staging root;
         // the libraries they will find in the tree once moved (libstdc++ of
         // the runtime libraries, for pyzmq) are given by the search path.
         let lib = |root: &Path| root.join(self.plan.prefix.trim_start_matches('/')).join("lib").display().to_string();
-        let library_path = format!("{}:{}", lib(root), lib(self.tree));
-        let out = crate::machine::runner::TargetRunner::new(&self.ab.arch, self.board_root)
-            .command(&python, false)
-            .arg("-c")
-            .arg(&script)
-            .env("PYTHONPATH", &site)
-            .env("LD_LIBRARY_PATH", &library_path)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("LC_ALL", "C.UTF-8")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .context("cannot run the target interpreter under qemu")?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        writeln!(log, "import check of {} modules:\n{stdout}{}", wanted.len(), String::from_utf8_lossy(&out.stderr))?;
-        if !out.status.success() {
-            bail!("the target interpreter could not run the import check: {}", String::from_utf8_lossy(&out.stderr).trim());
-        }
-        let failed: Vec<String> = stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<(String, String, String)>(l).ok())
-            .map(|(dist, module, why)| format!("{dist}: `import {module}` fails on the target: {why}"))
-            .collect();
-        if !failed.is_empty() {
-            bail!("installed, but not importable on {}:\n  {}", self.ab.name, failed.join("\n  "));
-        }
-        Ok(())
+        let runner = crate::machine::runner::TargetRunner::new(&self.ab.arch, self.board_root);
+        crate::python::import_check::run(&runner, &python, &site, &format!("{}:{}", lib(root), lib(self.tree)), &self.ab.name, log)
     }
 
     /// Move the staged files into the tree and record their owners. Nothing
@@ -290,34 +250,6 @@ fn check_staged(
     Ok(())
 }
 
-/// The top-level modules a wheel's RECORD installs: packages and modules
-/// at the top of site-packages (`numpy`, `six`, `_cffi_backend`), not its
-/// dist-info, data, byte code or scripts.
-fn top_level_modules(record: &str) -> Vec<String> {
-    let mut out: Vec<String> = vec![];
-    for line in record.lines() {
-        let path = line.split(',').next().unwrap_or_default();
-        let mut parts = path.split('/');
-        let first = parts.next().unwrap_or_default();
-        let nested = parts.next().is_some();
-        let module = if nested {
-            (!first.ends_with(".dist-info") && !first.ends_with(".data") && first != "__pycache__" && first != "..").then(|| first.to_string())
-        } else if let Some(m) = first.strip_suffix(".py") {
-            Some(m.to_string())
-        } else if first.ends_with(".so") {
-            first.split('.').next().map(str::to_string)
-        } else {
-            None
-        };
-        if let Some(m) = module.filter(|m| !m.is_empty() && m.chars().all(|c| c.is_alphanumeric() || c == '_')) {
-            if !out.contains(&m) {
-                out.push(m);
-            }
-        }
-    }
-    out
-}
-
 /// Installed distributions of the tree: normalized name -> (version, RECORD).
 fn installed_dists(tree: &Path, prefix: &str, ldversion: &str) -> Result<BTreeMap<String, (String, PathBuf)>> {
     let site = tree.join(prefix.trim_start_matches('/')).join(format!("lib/python{ldversion}/site-packages"));
@@ -332,25 +264,4 @@ fn installed_dists(tree: &Path, prefix: &str, ldversion: &str) -> Result<BTreeMa
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_top_level_modules_of_a_wheel_come_from_its_record() {
-        let record = "\
-numpy/__init__.py,sha256=x,100
-numpy/_core/_multiarray_umath.cpython-314-aarch64-linux-gnu.so,sha256=y,200
-numpy-2.5.5.dist-info/RECORD,,
-numpy.libs/libgfortran.so.5,sha256=z,300
-six.py,sha256=a,10
-_cffi_backend.cpython-314-aarch64-linux-gnu.so,sha256=b,20
-__pycache__/six.cpython-314.pyc,,
-../../../bin/f2py,sha256=c,30
-demo-1.0.data/scripts/x,sha256=d,1
-";
-        assert_eq!(top_level_modules(record), ["numpy", "six", "_cffi_backend"], "not numpy.libs, the dist-info, byte code, scripts or data");
-    }
 }

@@ -370,6 +370,12 @@ fn python_packages(
     let downloads = tempfile::tempdir()?;
     let wheels = session.wheels(&py.requirements, &py.no_binary, downloads.path(), log)?;
     crosspip::install_wheels(&session.bp, &session.target, &wheels, log)?;
+    // Each distribution imports on the target before the tree counts; run
+    // paths are set later, so the libraries are given by the search path.
+    let base = tree.join(plan.prefix.trim_start_matches('/'));
+    let site = base.join(format!("lib/python{}/site-packages", session.target.ldversion));
+    let runner = crate::machine::runner::TargetRunner::new(&ab.arch, ab.toolchain.run_root.as_deref().unwrap_or(tree));
+    crate::python::import_check::run(&runner, &base.join("bin/python3"), &site, &base.join("lib").display().to_string(), &ab.name, log)?;
     // Noted now: the downloads are a temporary directory.
     wheels
         .iter()

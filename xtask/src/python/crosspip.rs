@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::model::manifest::Arch;
 
 /// Bumped when what this module installs changes (an input of `rootfs`).
-pub const VERSION: &str = "crosspip-6";
+pub const VERSION: &str = "crosspip-7";
 
 /// The build-side environment: the native python of the target's version
 /// and a venv beside it with the packaging tools.
