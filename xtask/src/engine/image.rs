@@ -224,7 +224,7 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     let board = BoardLibs::new(&plan.libc, ab.arch.libc, ab.toolchain.glibc);
     let mut from_toolchain = add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?;
     let native_python_path = native_python.clone();
-    let packages = match (native_python, target_python, host_python) {
+    let packages = match (native_python, target_python.clone(), host_python) {
         (Some(native), Some(pyver), Some(host)) => python_packages(plan, ab, &native, &host, &tmp, pyver, &mut log),
         _ => Ok(vec![]),
     };
@@ -238,6 +238,17 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
         None => vec![],
     };
     let checked = TreeCheck::new(&ab.arch.elf, &board).run(&tmp, &format!("the tree for {}", ab.name))?;
+    if !wheels.is_empty() {
+        // Each distribution imports on the target before the tree counts.
+        let base = tmp.join(prefix.trim_start_matches('/'));
+        let ldversion = crate::python::crosspip::ldversion(&tmp, &prefix, target_python.as_deref().unwrap_or_default());
+        let site = base.join(format!("lib/python{ldversion}/site-packages"));
+        let runner = crate::machine::runner::TargetRunner::new(&ab.arch, ab.toolchain.run_root.as_deref().unwrap_or(&tmp));
+        let mut log = String::new();
+        let checked = crate::python::import_check::run(&runner, &base.join("bin/python3"), &site, &base.join("lib").display().to_string(), &ab.name, &mut log);
+        std::io::Write::write_all(&mut fs::OpenOptions::new().append(true).open(&log_path)?, log.as_bytes())?;
+        checked.with_context(|| format!("log: {}", log_path.display()))?;
+    }
     report.push_str(&checked.summary());
     fs::write(tmp.join(".crosspython-rootfs.txt"), &report)?;
     let mut note = ImageNote::collect(plan, rootfs_task, &tmp, wheels)?;
@@ -370,12 +381,6 @@ fn python_packages(
     let downloads = tempfile::tempdir()?;
     let wheels = session.wheels(&py.requirements, &py.no_binary, downloads.path(), log)?;
     crosspip::install_wheels(&session.bp, &session.target, &wheels, log)?;
-    // Each distribution imports on the target before the tree counts; run
-    // paths are set later, so the libraries are given by the search path.
-    let base = tree.join(plan.prefix.trim_start_matches('/'));
-    let site = base.join(format!("lib/python{}/site-packages", session.target.ldversion));
-    let runner = crate::machine::runner::TargetRunner::new(&ab.arch, ab.toolchain.run_root.as_deref().unwrap_or(tree));
-    crate::python::import_check::run(&runner, &base.join("bin/python3"), &site, &base.join("lib").display().to_string(), &ab.name, log)?;
     // Noted now: the downloads are a temporary directory.
     wheels
         .iter()

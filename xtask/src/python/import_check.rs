@@ -100,4 +100,35 @@ demo-1.0.data/scripts/x,sha256=d,1
 ";
         assert_eq!(top_level_modules(record), ["numpy", "six", "_cffi_backend"], "not numpy.libs, the dist-info, byte code, scripts or data");
     }
+
+    /// The build machine's own python under qemu-user for its own arch
+    /// stands in for a target interpreter.
+    #[test]
+    fn a_distribution_that_does_not_import_fails_the_install_and_is_named() {
+        let Ok(qemu) = which::which("qemu-x86_64").or_else(|_| which::which("qemu-x86_64-static")) else { return };
+        if !cfg!(target_arch = "x86_64") {
+            return;
+        }
+        let site = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let p = site.path().join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        };
+        write("good-1.0.dist-info/RECORD", "good.py,,\ngood-1.0.dist-info/RECORD,,\n");
+        write("good.py", "");
+        // A wheel built from an sdist without its compiled part.
+        write("bcrypt-5.0.0.dist-info/RECORD", "bcrypt/__init__.py,,\n");
+        write("bcrypt/__init__.py", "from . import _bcrypt\n");
+        let runner = crate::machine::runner::TargetRunner { qemu: qemu.display().to_string(), cpu: None, root: "/".into() };
+        // Debian's, an ELF program (a pyenv shim is a script qemu cannot run).
+        let python = std::path::PathBuf::from("/usr/bin/python3");
+        let mut log = String::new();
+        let err = format!("{:#}", run(&runner, &python, site.path(), "", "x86_64", &mut log).unwrap_err());
+        assert!(err.starts_with("installed, but not importable on x86_64:"), "{err}");
+        assert!(err.contains("bcrypt-5.0.0: `import bcrypt` fails on the target: ImportError: cannot import name '_bcrypt'"), "{err}");
+        assert!(!err.contains("good"), "{err}");
+        fs::remove_dir_all(site.path().join("bcrypt-5.0.0.dist-info")).unwrap();
+        run(&runner, &python, site.path(), "", "x86_64", &mut log).unwrap();
+    }
 }
