@@ -16,6 +16,9 @@ xtask=target/release/xtask
 # One build directory and artifact cache per run; downloads and the zig
 # compiler are shared (they are checked by sha256).
 run() { CROSSPYTHON_SSTATE_DIR="$work/$1/sstate" "$xtask" --build-dir "$work/$1/build" "${@:2}"; }
+# In the background, as the process the signal must reach: a backgrounded
+# shell function is a subshell, and killing it would leave the build running.
+start() { (CROSSPYTHON_SSTATE_DIR="$work/$1/sstate" exec "$xtask" --build-dir "$work/$1/build" "${@:2}") & }
 package_sum() {
   run "$1" package --arch "$arch" >/dev/null
   sha256sum "$work/$1/deploy/$arch/crosspython-"*"-$arch.tar.zst" | cut -d' ' -f1
@@ -27,7 +30,7 @@ echo "uninterrupted: $want"
 
 ints=0 kills=0
 for i in $(seq "$n"); do
-  run loop build --arch "$arch" >"$work/loop-$i.log" 2>&1 &
+  start loop build --arch "$arch" >"$work/loop-$i.log" 2>&1
   pid=$!
   sleep $((RANDOM % 90 + 5))
   if kill -0 "$pid" 2>/dev/null; then
@@ -37,6 +40,9 @@ for i in $(seq "$n"); do
     echo "run $i: finished before the signal"
   fi
   wait "$pid" || true
+  if grep -q "is in use by another crosspython" "$work/loop-$i.log"; then
+    echo "run $i found the build directory still locked: a killed build left a process running" >&2; exit 1
+  fi
 done
 run loop build --arch "$arch" >"$work/loop-final.log" 2>&1
 got=$(package_sum loop)
