@@ -154,6 +154,9 @@ impl<'a> Job<'a> {
         for route in log.lines().filter_map(|l| l.strip_prefix("ROUTE ")) {
             writeln!(c.summary, "  route {route}")?;
         }
+        for warning in log.lines().filter_map(|l| l.strip_prefix("WARNING ")) {
+            writeln!(c.summary, "  warning: {warning}")?;
+        }
         Ok(c)
     }
 

@@ -229,6 +229,9 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
         _ => Ok(vec![]),
     };
     fs::write(&log_path, &log)?;
+    for warning in log.lines().filter_map(|l| l.strip_prefix("WARNING ")) {
+        eprintln!("warning: {}: {warning}", ab.name);
+    }
     let wheels = packages.with_context(|| format!("log: {}", log_path.display()))?;
     scrub_build_paths(plan, rootfs_task, &tmp, &mut report)?;
     from_toolchain.extend(add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?);

@@ -399,11 +399,59 @@ impl<'a> Session<'a> {
                 fs::remove_file(&wheel)?;
                 bail!("{req}: the cross build gave a wheel the target cannot import: {why:#}");
             }
-            writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({})", started.elapsed().as_secs_f64(), wheel.file_name().unwrap().to_string_lossy())?;
+            let file = wheel.file_name().unwrap().to_string_lossy().into_owned();
+            writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({file})", started.elapsed().as_secs_f64())?;
+            if WheelFile::parse(&wheel).is_ok_and(|w| w.abis == ["none"] && w.platforms == ["any"]) {
+                // bcrypt 5's sdist without a Rust toolchain: a wheel that
+                // installs and then fails to import its extension.
+                writeln!(
+                    log,
+                    "WARNING {req}: its sdist built as a pure-Python wheel ({file}); if the project has compiled parts (C, Cython, Rust), they were not built, and the import check on the target will say so"
+                )?;
+            }
             wanted.push(wheel.display().to_string());
         }
-        download(&self.bp, &self.target, &wanted, &self.cache, dest, false, log)
+        let wheels = download(&self.bp, &self.target, &wanted, &self.cache, dest, false, log)?;
+        self.older_majors(requirements, &wheels, log)?;
+        Ok(wheels)
     }
+
+    /// pip's resolver backtracks silently: when a newer release needs a
+    /// package with no wheel for the target (pydantic 2 needs
+    /// pydantic-core), it takes an older one that has none (pydantic
+    /// 1.10, pure Python). Say so when it went back a whole major version
+    /// and the requirement did not ask for it.
+    fn older_majors(&self, requirements: &[String], wheels: &[PathBuf], log: &mut String) -> Result<()> {
+        for req in requirements.iter().filter(|r| !Path::new(r).exists() && !r.contains(['<', '=', '~', '@'])) {
+            let name = project_name(req);
+            let Some(chosen) = wheels.iter().filter_map(|w| WheelFile::parse(w).ok()).find(|w| w.project == name) else { continue };
+            let mut cmd = Command::new(self.bp.python());
+            cmd.args(["-m", "pip", "index", "versions", &name]);
+            let Ok(out) = crate::base::process::output(&mut cmd) else { continue };
+            let Some(newest) = newest_on_index(&String::from_utf8_lossy(&out.stdout)) else { continue };
+            if let Some(warning) = older_major(&name, &chosen.version, &newest, &self.target.platform_tags()[0]) {
+                writeln!(log, "WARNING {warning}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The newest version `pip index versions` names (`pydantic (2.12.4)`).
+fn newest_on_index(printed: &str) -> Option<String> {
+    let first = printed.lines().next()?;
+    Some(first.split_once('(')?.1.split_once(')')?.0.trim().to_string())
+}
+
+/// The warning for a release older by a major version than the newest.
+fn older_major(name: &str, chosen: &str, newest: &str, platform: &str) -> Option<String> {
+    let major = |v: &str| v.split(|c: char| !c.is_ascii_digit()).next().and_then(|m| m.parse::<u64>().ok());
+    (major(chosen)? < major(newest)?).then(|| {
+        format!(
+            "{name}: pip took {chosen}, not {newest}, the newest on the index: the newer releases need a package with no wheel for {platform} \
+             that is not built from source here; require \"{name}>={newest}\" to see which, and name it in --no-binary (distro.python_no_binary) to build it"
+        )
+    })
 }
 
 /// What a wheel's file name says (`name-version[-build]-python-abi-platform.whl`).
@@ -756,6 +804,17 @@ mod tests {
             assert!(t.check_wheel_fits("numpy-2.3.4-cp314-cp314-manylinux_2_28_aarch64.whl").is_err(), "a GIL build's wheel does not load either");
         });
         with_python("3.14", Some((2, 28)), |t| assert_eq!(t.abi_tags(), ["cp314", "abi3", "none"]));
+    }
+
+    #[test]
+    fn an_older_major_version_than_the_newest_is_said() {
+        assert_eq!(newest_on_index("pydantic (2.12.4)\nAvailable versions: 2.12.4, 2.12.3\n").as_deref(), Some("2.12.4"));
+        let w = older_major("pydantic", "1.10.27", "2.12.4", "linux_mips").unwrap();
+        assert!(
+            w.starts_with("pydantic: pip took 1.10.27, not 2.12.4, the newest on the index: the newer releases need a package with no wheel for linux_mips"),
+            "{w}"
+        );
+        assert_eq!(older_major("numpy", "2.5.5", "2.5.6", "linux_mips"), None, "an older minor release is pip's business");
     }
 
     #[test]
