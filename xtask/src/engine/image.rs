@@ -20,7 +20,7 @@ use crate::machine::toolchain::Toolchain;
 use crate::machine::tree_check::{tree_libraries, BoardLibs, TreeCheck};
 
 /// Bumped when the tree's layout or its build notes change.
-pub const IMAGE_VERSION: &str = "image-6";
+pub const IMAGE_VERSION: &str = "image-7";
 
 /// Where each file of the tree came from and which wheels were installed,
 /// for `package`'s size report and SBOM; not part of the package.
@@ -91,6 +91,10 @@ pub struct ImageNote {
     /// Debian packages the run-time libraries came from (`name version sha256`).
     #[serde(default)]
     pub runtime_packages: Vec<String>,
+    /// The `[[recipe]]` name of the interpreter (the cpython class), whose
+    /// files the size report splits into interpreter, stdlib and C modules.
+    #[serde(default)]
+    pub interpreter: String,
     /// The signature of the image task that assembled the tree: sibling
     /// build directories share `sysroots/`, and a tree another one wrote
     /// is not up to date here, whatever the stamps say.
@@ -204,11 +208,13 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     for &t in &plan.tasks[rootfs_task].deps {
         let u = plan.tasks[t].unit.expect("rootfs depends on recipe tasks");
         let unit = &plan.units[u];
-        if unit.node.is_native() {
+        if unit.node.is_native() && unit.node.is_interpreter() {
             native_python = Some(unit.dirs.sysroot_destdir.join(format!("usr/bin/python{}", unit.node.pv().major_minor())));
+        }
+        if unit.node.is_native() {
             continue;
         }
-        if unit.node.recipe == "python3" {
+        if unit.node.is_interpreter() {
             target_python = Some(unit.node.pv().major_minor());
             host_python = Some(unit.dirs.sysroot_destdir.join(plan.prefix.trim_start_matches('/')).join(format!("bin/python{}", unit.node.pv().major_minor())));
         }
@@ -270,6 +276,13 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     }
     note.build_python = native_python_path;
     note.rootfs_sig = plan.tasks[rootfs_task].sig.clone();
+    note.interpreter = plan.tasks[rootfs_task]
+        .deps
+        .iter()
+        .map(|&t| &plan.units[plan.tasks[t].unit.expect("recipe task")].node)
+        .find(|n| !n.is_native() && n.is_interpreter())
+        .map(|n| n.recipe.clone())
+        .unwrap_or_default();
     fs::write(tmp.join(IMAGE_NOTE), serde_json::to_vec_pretty(&note)?)?;
     // Swapped by renames only: whenever the process dies, the tree is
     // either the old one whole, the new one whole, or absent (and then the

@@ -57,6 +57,11 @@ impl Node {
         self.variant == Variant::Native
     }
 
+    /// The image's Python interpreter: the recipe of the cpython class.
+    pub fn is_interpreter(&self) -> bool {
+        self.class == Class::Cpython
+    }
+
     /// Whether a build step runs target programs (`${TARGET_RUN_ENV}`).
     pub fn runs_target_programs(&self) -> bool {
         self.build.mentions("${TARGET_RUN_ENV}")

@@ -92,7 +92,8 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     let note = ImageNote::read(&tree)?;
     let (profile_name, profile) = profile(loaded, opts.profile.as_deref())?;
     let graph = crate::model::resolve::resolve(loaded, arch)?;
-    let python = graph.nodes.iter().find(|n| n.recipe == "python3" && !n.is_native()).context("the image has no python3")?;
+    let python =
+        graph.nodes.iter().find(|n| n.is_interpreter() && !n.is_native()).context("the image has no Python interpreter (a recipe of the cpython class)")?;
     let from_prefix = loaded.manifest.distro.prefix.clone();
     let prefix = opts.prefix.clone().unwrap_or_else(|| from_prefix.clone());
     if !prefix.starts_with('/') || prefix.len() < 2 || prefix.contains("..") {

@@ -67,10 +67,10 @@ impl<'a> Owners<'a> {
 }
 
 /// The component a file counts toward in the size report.
-fn component(owner: &Owner, rel: &str, prefix: &str) -> String {
+fn component(owner: &Owner, interpreter: &str, rel: &str, prefix: &str) -> String {
     let p = prefix.trim_start_matches('/');
     match owner {
-        Owner::Recipe(name) if name == "python3" => {
+        Owner::Recipe(name) if name == interpreter => {
             let file = rel.rsplit('/').next().unwrap_or(rel);
             if rel.starts_with(&format!("{p}/bin/")) || file.starts_with("libpython") {
                 "interpreter (python3, libpython)".into()
@@ -102,7 +102,9 @@ pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, arc
         }
         let rel = e.path().strip_prefix(root).unwrap().display().to_string();
         let size = e.metadata()?.len();
-        let c = by.entry(component(owners.of(&rel), &rel, prefix)).or_default();
+        // Trees from before the note named it: CPython's recipe name.
+        let interpreter = if note.interpreter.is_empty() { "python3" } else { note.interpreter.as_str() };
+        let c = by.entry(component(owners.of(&rel), interpreter, &rel, prefix)).or_default();
         c.0 += 1;
         c.1 += size;
         total.0 += 1;
@@ -302,11 +304,17 @@ mod tests {
 
     #[test]
     fn files_count_toward_components() {
-        assert_eq!(component(&Owner::Recipe("python3".into()), "usr/local/bin/python3.13", "/usr/local"), "interpreter (python3, libpython)");
-        assert_eq!(component(&Owner::Recipe("python3".into()), "usr/local/lib/libpython3.13.so.1.0", "/usr/local"), "interpreter (python3, libpython)");
-        assert_eq!(component(&Owner::Recipe("python3".into()), "usr/local/lib/python3.13/lib-dynload/_ssl.so", "/usr/local"), "stdlib C modules (lib-dynload)");
-        assert_eq!(component(&Owner::Recipe("openssl".into()), "usr/local/lib/libssl.so.3", "/usr/local"), "C library: openssl");
-        assert_eq!(component(&Owner::Wheel("numpy".into()), "x", "/usr/local"), "site-packages: numpy");
-        assert_eq!(component(&Owner::Toolchain, "usr/local/lib/libstdc++.so.6", "/usr/local"), "toolchain run-time");
+        assert_eq!(component(&Owner::Recipe("python3".into()), "python3", "usr/local/bin/python3.13", "/usr/local"), "interpreter (python3, libpython)");
+        assert_eq!(
+            component(&Owner::Recipe("python3".into()), "python3", "usr/local/lib/libpython3.13.so.1.0", "/usr/local"),
+            "interpreter (python3, libpython)"
+        );
+        assert_eq!(
+            component(&Owner::Recipe("python3".into()), "python3", "usr/local/lib/python3.13/lib-dynload/_ssl.so", "/usr/local"),
+            "stdlib C modules (lib-dynload)"
+        );
+        assert_eq!(component(&Owner::Recipe("openssl".into()), "python3", "usr/local/lib/libssl.so.3", "/usr/local"), "C library: openssl");
+        assert_eq!(component(&Owner::Wheel("numpy".into()), "python3", "x", "/usr/local"), "site-packages: numpy");
+        assert_eq!(component(&Owner::Toolchain, "python3", "usr/local/lib/libstdc++.so.6", "/usr/local"), "toolchain run-time");
     }
 }
