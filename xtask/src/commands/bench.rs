@@ -117,9 +117,27 @@ fn resolve(project: &Project, loaded: &Loaded) -> Result<(Value, String)> {
 
 // ------------------------------------------------------------------ build
 
+/// One timed `cargo xtask build`, as `deploy/bench/<arch>.json` keeps it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct TimedBuild {
+    wall_secs: f64,
+    /// CPU time of everything it ran (its waited-for descendants).
+    cpu_secs: f64,
+    critical_path_secs: f64,
+    critical_path: Vec<String>,
+    tasks_run: usize,
+    /// Task label -> seconds.
+    task_secs: std::collections::BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jobs: Option<usize>,
+    /// Wall time over the best possible (critical path, or CPU time over jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    efficiency: Option<f64>,
+}
+
 /// One `cargo xtask build` as a child: wall time, CPU time of everything
 /// it ran (its waited-for descendants), and its buildstats.
-fn timed_build(build_dir: &Path, sstate: &Path, manifest: Option<&Path>, jobs: Option<usize>, arch: &str, extra: &[&str]) -> Result<Value> {
+fn timed_build(build_dir: &Path, sstate: &Path, manifest: Option<&Path>, jobs: Option<usize>, arch: &str, extra: &[&str]) -> Result<TimedBuild> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(&exe);
     cmd.arg("--build-dir").arg(build_dir);
@@ -139,15 +157,20 @@ fn timed_build(build_dir: &Path, sstate: &Path, manifest: Option<&Path>, jobs: O
         bail!("the benchmark build in {} failed ({status})", build_dir.display());
     }
     let cpu = children_cpu() - before;
-    let stats: Value = fs::read(build_dir.join("buildstats/last-build.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
-    Ok(json!({
-        "wall_secs": wall,
-        "cpu_secs": cpu,
-        "critical_path_secs": stats["critical_path_secs"],
-        "critical_path": stats["critical_path"],
-        "tasks_run": stats["tasks_run"],
-        "task_secs": stats["task_secs"],
-    }))
+    let path = build_dir.join("buildstats/last-build.json");
+    let stats: crate::engine::scheduler::Stats =
+        serde_json::from_slice(&fs::read(&path).with_context(|| format!("the benchmark build wrote no {}", path.display()))?)
+            .with_context(|| format!("{} is not a build's statistics", path.display()))?;
+    Ok(TimedBuild {
+        wall_secs: wall,
+        cpu_secs: cpu,
+        critical_path_secs: stats.critical_path_secs,
+        critical_path: stats.critical_path,
+        tasks_run: stats.tasks_run,
+        task_secs: stats.task_secs,
+        jobs,
+        efficiency: None,
+    })
 }
 
 /// User + system seconds of every waited-for descendant so far.
@@ -170,11 +193,9 @@ fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
         let dir = root.join(format!("cold-j{jobs}/build"));
         let sstate = root.join(format!("sstate-j{jobs}"));
         let mut r = timed_build(&dir, &sstate, None, Some(jobs), &o.arch, &[])?;
-        r["jobs"] = json!(jobs);
-        let wall = r["wall_secs"].as_f64().unwrap_or(0.0);
-        let cpu = r["cpu_secs"].as_f64().unwrap_or(0.0);
-        let cp = r["critical_path_secs"].as_f64().unwrap_or(0.0);
+        let (wall, cpu, cp) = (r.wall_secs, r.cpu_secs, r.critical_path_secs);
         let best = cp.max(cpu / jobs as f64);
+        r.efficiency = Some(wall / best);
         writeln!(
             t,
             "  cold build --jobs {jobs}: {}  (CPU {}, critical path {}, wall / best possible {:.2})",
@@ -183,28 +204,22 @@ fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
             crate::engine::scheduler::human(cp),
             wall / best
         )?;
-        v[format!("cold_jobs_{jobs}")] = r;
-        v[format!("cold_jobs_{jobs}")]["efficiency"] = json!(wall / best);
+        v[format!("cold_jobs_{jobs}")] = serde_json::to_value(&r)?;
         warm_sstate = Some((dir, sstate));
     }
     if let Some((dir, sstate)) = warm_sstate {
         let noop = timed_build(&dir, &sstate, None, None, &o.arch, &[])?;
-        writeln!(t, "  no-op rebuild: {}", crate::engine::scheduler::human(noop["wall_secs"].as_f64().unwrap_or(0.0)))?;
-        v["noop"] = noop;
+        writeln!(t, "  no-op rebuild: {}", crate::engine::scheduler::human(noop.wall_secs))?;
+        v["noop"] = serde_json::to_value(&noop)?;
         let changed = manifest_with_openssl_change(project)?;
         let r = timed_build(&dir, &sstate, Some(&changed), None, &o.arch, &[]);
         let _ = fs::remove_file(&changed);
         let r = r?;
-        writeln!(
-            t,
-            "  rebuild after one OpenSSL configure change: {} ({} tasks)",
-            crate::engine::scheduler::human(r["wall_secs"].as_f64().unwrap_or(0.0)),
-            r["tasks_run"]
-        )?;
-        v["openssl_change"] = r;
+        writeln!(t, "  rebuild after one OpenSSL configure change: {} ({} tasks)", crate::engine::scheduler::human(r.wall_secs), r.tasks_run)?;
+        v["openssl_change"] = serde_json::to_value(&r)?;
         let fresh = timed_build(&root.join("fresh-clone/build"), &sstate, None, None, &o.arch, &[])?;
-        writeln!(t, "  fresh clone, warm artifact cache: {}", crate::engine::scheduler::human(fresh["wall_secs"].as_f64().unwrap_or(0.0)))?;
-        v["fresh_clone_warm_sstate"] = fresh;
+        writeln!(t, "  fresh clone, warm artifact cache: {}", crate::engine::scheduler::human(fresh.wall_secs))?;
+        v["fresh_clone_warm_sstate"] = serde_json::to_value(&fresh)?;
     }
     Ok((v, t))
 }
@@ -263,10 +278,9 @@ fn variant_features(loaded: &Loaded, name: &str) -> Result<Vec<String>> {
 }
 
 /// Seconds of python3's configure, compile and install in a build's task times.
-fn python3_secs(task_secs: &Value) -> [f64; 3] {
-    ["do_configure", "do_compile", "do_install"].map(|kind| {
-        task_secs.as_object().into_iter().flatten().filter(|(k, _)| k.starts_with("python3 ") && k.ends_with(kind)).filter_map(|(_, s)| s.as_f64()).sum()
-    })
+fn python3_secs(task_secs: &std::collections::BTreeMap<String, f64>) -> [f64; 3] {
+    ["do_configure", "do_compile", "do_install"]
+        .map(|kind| task_secs.iter().filter(|(k, _)| k.starts_with("python3 ") && k.ends_with(kind)).map(|(_, s)| s).sum())
 }
 
 /// python3 rebuilt (`--rebuild python3`) with each variant's options in a
@@ -285,8 +299,9 @@ fn options(project: &Project, loaded: &Loaded, o: &Options, build: &Value) -> Re
         Ok(total)
     };
     let mut base = None;
-    if !build["openssl_change"]["task_secs"].is_null() {
-        let secs = python3_secs(&build["openssl_change"]["task_secs"]);
+    // The build phase's results, from this run or an earlier one's file.
+    if let Ok(change) = serde_json::from_value::<TimedBuild>(build["openssl_change"].clone()) {
+        let secs = python3_secs(&change.task_secs);
         base = Some(row(&mut t, "default (OpenSSL-change run)", secs, None)?);
         v["default_from_build_phase"] = json!({"configure": secs[0], "compile": secs[1], "install": secs[2]});
     }
@@ -298,10 +313,10 @@ fn options(project: &Project, loaded: &Loaded, o: &Options, build: &Value) -> Re
             extra.extend(["--feature", features.as_str()]);
         }
         let r = timed_build(&dir, &project.sstate_dir, None, None, &o.arch, &extra)?;
-        let secs = python3_secs(&r["task_secs"]);
+        let secs = python3_secs(&r.task_secs);
         let total = row(&mut t, name, secs, base)?;
         base.get_or_insert(total);
-        v[name.as_str()] = json!({"features": features, "build_dir": dir, "python3_secs": {"configure": secs[0], "compile": secs[1], "install": secs[2], "total": total}, "wall_secs": r["wall_secs"], "cpu_secs": r["cpu_secs"]});
+        v[name.as_str()] = json!({"features": features, "build_dir": dir, "python3_secs": {"configure": secs[0], "compile": secs[1], "install": secs[2], "total": total}, "wall_secs": r.wall_secs, "cpu_secs": r.cpu_secs});
     }
     Ok((v, t))
 }

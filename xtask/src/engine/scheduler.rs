@@ -25,6 +25,7 @@ pub struct Options {
 
 /// What a run did, for the summary and the benchmarks.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Stats {
     pub wall_secs: f64,
     pub tasks_run: usize,
