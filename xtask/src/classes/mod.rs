@@ -104,6 +104,9 @@ pub struct Ctx<'a> {
     pub config_site: Option<&'a Path>,
     /// `ccache` or `sccache`, from `CROSSPYTHON_CC_LAUNCHER`.
     pub launcher: Option<&'a str>,
+    /// The job tokens the task holds: `${PARALLEL_JOBS}` (not a signature
+    /// input: how many processes run, not what they make).
+    pub parallel_jobs: usize,
 }
 
 impl Ctx<'_> {
@@ -134,6 +137,7 @@ impl Ctx<'_> {
         set("PN", self.node.name.clone());
         set("PV", self.node.version.clone());
         set("PV_MAJMIN", pv.major_minor());
+        set("PARALLEL_JOBS", self.parallel_jobs.to_string());
         set("S", d.src.display().to_string());
         set("B", d.build.display().to_string());
         set("D", d.image.display().to_string());

@@ -171,7 +171,7 @@ pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Res
                 let start = Instant::now();
                 let result = token.map_err(anyhow::Error::from).and_then(|_token| match mode[t] {
                     Mode::Restore => worker.restore(plan, t, sstate),
-                    _ => worker.run(plan, t, &client, sstate),
+                    _ => worker.run(plan, t, &client, opts.jobs, sstate),
                 });
                 let end = Instant::now();
                 let secs = (end - start).as_secs_f64();

@@ -48,7 +48,11 @@ impl Worker {
         plan.write_stamp(t)
     }
 
-    pub fn run(&self, plan: &Plan, t: usize, jobserver: &jobserver::Client, sstate: &Sstate) -> Result<()> {
+    /// Run task `t`. It holds one of the build's `jobs` job tokens; a
+    /// recipe whose build says `${PARALLEL_JOBS}` (CPython's PGO profile
+    /// run, `regrtest -j`) takes the tokens free when it starts as well,
+    /// and keeps them until it ends: its processes count against `--jobs`.
+    pub fn run(&self, plan: &Plan, t: usize, jobserver: &jobserver::Client, jobs: usize, sstate: &Sstate) -> Result<()> {
         let task = &plan.tasks[t];
         if task.kind == Kind::Rootfs {
             let a = task.arch.expect("rootfs belongs to an arch");
@@ -68,8 +72,21 @@ impl Worker {
                 (Some((&ab.arch, &ab.toolchain)), Some(ab.config_site.as_path()))
             }
         };
-        let ctx =
-            Ctx { node: &unit.node, dirs: d, target: arch, prefix: &self.prefix, build_sys: &self.build_sys, config_site, launcher: self.launcher.as_deref() };
+        let extra: Vec<jobserver::Acquired> = if unit.node.build.mentions("${PARALLEL_JOBS}") && matches!(task.kind, Kind::Compile | Kind::Install) {
+            free_tokens(jobserver, jobs - 1, std::time::Duration::from_millis(200))
+        } else {
+            vec![]
+        };
+        let ctx = Ctx {
+            node: &unit.node,
+            dirs: d,
+            target: arch,
+            prefix: &self.prefix,
+            build_sys: &self.build_sys,
+            config_site,
+            launcher: self.launcher.as_deref(),
+            parallel_jobs: 1 + extra.len(),
+        };
         let fail = |e: anyhow::Error| -> anyhow::Error {
             let tail = tail(&log_path, self.tail_lines);
             let message = format!(
@@ -190,6 +207,33 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// The job tokens free now, up to `n`. A pipe jobserver cannot be read
+/// without blocking (and making it non-blocking would change it for every
+/// `make`): a helper thread takes them, and a token it gets after `wait`
+/// goes straight back.
+fn free_tokens(client: &jobserver::Client, n: usize, wait: std::time::Duration) -> Vec<jobserver::Acquired> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let c = client.clone();
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            let Ok(token) = c.acquire() else { return };
+            // A send fails once the task stopped waiting: the token drops, released.
+            if tx.send(token).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + wait;
+    let mut got = vec![];
+    while got.len() < n {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(token) => got.push(token),
+            Err(_) => break,
+        }
+    }
+    got
 }
 
 /// `patch -p1` of one file in `src`, its output into the task log.

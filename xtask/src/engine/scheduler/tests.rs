@@ -375,3 +375,18 @@ fn each_build_field_reruns_the_recipe_from_configure() {
         assert!(!changed("liba 1.0 (host): do_configure"), "{field} of app moved liba");
     }
 }
+
+/// A recipe that says `${PARALLEL_JOBS}` (CPython's PGO profile run) gets
+/// the build's free job tokens for its task; any other gets its one.
+#[test]
+fn a_task_that_asks_for_parallel_jobs_gets_the_free_job_tokens() {
+    let f = Fixture::new();
+    let recipe =
+        |script: &str| f.recipe("app", &format!("do_compile = '{script} > jobs.txt'\ndo_install = 'install -D -m 0644 jobs.txt \"$D$prefix/share/jobs.txt\"'"));
+    f.build("b", &recipe("echo ${PARALLEL_JOBS}")).unwrap();
+    let jobs = fs::read_to_string(f.tree("b").join("usr/local/share/jobs.txt")).unwrap();
+    assert_eq!(jobs.trim(), "2", "the build's two tokens: its own and the one free");
+    f.build("c", &recipe("echo $PARALLEL_JOBS")).unwrap();
+    let jobs = fs::read_to_string(f.tree("c").join("usr/local/share/jobs.txt")).unwrap();
+    assert_eq!(jobs.trim(), "1", "a recipe that does not ask runs with its own token");
+}
