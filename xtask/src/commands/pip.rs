@@ -118,7 +118,15 @@ impl<'a> Job<'a> {
             return Ok(format!("{}: nothing to do\n{}", self.ab.name, choice.summary));
         }
         let staging = tempfile::tempdir_in(self.work)?;
-        let replaced_files = self.stage(&session.bp, &choice, staging.path(), note, log)?;
+        let replaced_files = self.stage(&session.bp, &choice, staging.path(), note, log).map_err(|e| {
+            // What was suspicious in the choice explains most refusals.
+            let warnings: Vec<&str> = log.lines().filter_map(|l| l.strip_prefix("WARNING ")).collect();
+            if warnings.is_empty() {
+                e
+            } else {
+                e.context(format!("warning: {}", warnings.join("\nwarning: ")))
+            }
+        })?;
         self.commit(staging.path(), &choice, &replaced_files, note)?;
         Ok(format!("{}: installed into {}\n{}", self.ab.name, self.tree.display(), choice.summary))
     }
@@ -128,6 +136,9 @@ impl<'a> Job<'a> {
         'a: 'r,
     {
         let mut t = crosspip::Target::new(&self.ab.name, &self.ab.arch, root, &self.plan.prefix, self.pyver.clone(), &self.ab.toolchain)?;
+        // The staging root is empty: the interpreter's layout (lib/python3.14t
+        // when free-threaded) is the tree's.
+        t.ldversion = crosspip::ldversion(self.tree, &self.plan.prefix, &self.pyver);
         t.relr_from = crate::machine::tree_check::BoardLibs::new(&self.plan.libc, self.ab.arch.libc, self.ab.toolchain.glibc).relr_from;
         Ok(t)
     }

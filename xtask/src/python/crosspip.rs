@@ -362,8 +362,12 @@ impl<'a> Session<'a> {
                 if let Some(w) = found.filter(|_| too_new.is_none()) {
                     let file = w.file_name().unwrap().to_string_lossy().into_owned();
                     // The built-wheel cache is one of pip's find-links.
-                    let route = if self.cache.join(&file).exists() { "built from sdist earlier" } else { "wheel" };
+                    let built_here = self.cache.join(&file).exists();
+                    let route = if built_here { "built from sdist earlier" } else { "wheel" };
                     writeln!(log, "ROUTE {req}: {route} ({file})")?;
+                    if built_here {
+                        warn_if_pure_python(req, &w, log)?;
+                    }
                     wanted.push(req.clone());
                     continue;
                 }
@@ -375,6 +379,7 @@ impl<'a> Session<'a> {
                 if let Some(w) = found.iter().find(|w| wheel_project(w) == name) {
                     let kept = self.cache.join(w.file_name().unwrap());
                     writeln!(log, "ROUTE {req}: built from sdist earlier ({})", kept.file_name().unwrap().to_string_lossy())?;
+                    warn_if_pure_python(req, &kept, log)?;
                     wanted.push(kept.display().to_string());
                     continue;
                 }
@@ -385,6 +390,20 @@ impl<'a> Session<'a> {
             let started = std::time::Instant::now();
             let setup = MesonSetup { cross_file: &self.meson_cross, build_config: self.target.build_details() };
             let wheel = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &self.cache, log).map_err(|e| {
+                if rust_extension(&format!("{e:#}")) {
+                    let std = match rust_std_prebuilt(&self.target.arch.rust_target) {
+                        Some(false) => format!(
+                            "; Rust has no prebuilt standard library for {} (a tier 3 target: it would take a nightly toolchain and -Zbuild-std)",
+                            self.target.arch.rust_target
+                        ),
+                        _ => String::new(),
+                    };
+                    return e.context(format!(
+                        "{req}: its extension is written in Rust (setuptools-rust or maturin), and crosspython does not cross-build Rust extensions yet{std}; \
+                         take a release with a wheel for {} or leave it out",
+                        self.target.platform_tags()[0]
+                    ));
+                }
                 if self.target.free_threaded() {
                     // Say why a package with abi3 wheels came to a source build.
                     e.context(format!(
@@ -401,14 +420,7 @@ impl<'a> Session<'a> {
             }
             let file = wheel.file_name().unwrap().to_string_lossy().into_owned();
             writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({file})", started.elapsed().as_secs_f64())?;
-            if WheelFile::parse(&wheel).is_ok_and(|w| w.abis == ["none"] && w.platforms == ["any"]) {
-                // bcrypt 5's sdist without a Rust toolchain: a wheel that
-                // installs and then fails to import its extension.
-                writeln!(
-                    log,
-                    "WARNING {req}: its sdist built as a pure-Python wheel ({file}); if the project has compiled parts (C, Cython, Rust), they were not built, and the import check on the target will say so"
-                )?;
-            }
+            warn_if_pure_python(req, &wheel, log)?;
             wanted.push(wheel.display().to_string());
         }
         let wheels = download(&self.bp, &self.target, &wanted, &self.cache, dest, false, log)?;
@@ -435,6 +447,33 @@ impl<'a> Session<'a> {
         }
         Ok(())
     }
+}
+
+/// A wheel built from an sdist that came out `py3-none-any` is suspicious:
+/// bcrypt 5's sdist without a Rust toolchain installs, then fails to
+/// import its extension.
+fn warn_if_pure_python(req: &str, wheel: &Path, log: &mut String) -> Result<()> {
+    if WheelFile::parse(wheel).is_ok_and(|w| w.abis == ["none"] && w.platforms == ["any"]) {
+        writeln!(
+            log,
+            "WARNING {req}: its sdist built as a pure-Python wheel ({}); if the project has compiled parts (C, Cython, Rust), they were not built, and the import check on the target will say so",
+            wheel.file_name().unwrap_or_default().to_string_lossy()
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether a failed source build was of a Rust extension, by what its
+/// build backend printed.
+fn rust_extension(printed: &str) -> bool {
+    ["setuptools_rust", "setuptools-rust", "maturin", "can't find Rust compiler", "cargo rustc", "Cargo.toml"].iter().any(|m| printed.contains(m))
+}
+
+/// Whether rustup offers a prebuilt standard library for a Rust target
+/// (tier 1 and 2); None without rustup.
+fn rust_std_prebuilt(triple: &str) -> Option<bool> {
+    let out = crate::base::process::checked(Command::new("rustup").args(["target", "list"])).ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.split_whitespace().next() == Some(triple)))
 }
 
 /// The newest version `pip index versions` names (`pydantic (2.12.4)`).
@@ -804,6 +843,17 @@ mod tests {
             assert!(t.check_wheel_fits("numpy-2.3.4-cp314-cp314-manylinux_2_28_aarch64.whl").is_err(), "a GIL build's wheel does not load either");
         });
         with_python("3.14", Some((2, 28)), |t| assert_eq!(t.abi_tags(), ["cp314", "abi3", "none"]));
+    }
+
+    #[test]
+    fn a_rust_extension_is_told_apart_by_what_its_backend_printed() {
+        assert!(rust_extension("error: can't find Rust compiler\n"));
+        assert!(rust_extension("💥 maturin failed"));
+        assert!(!rust_extension("error: command 'gcc' failed: No such file or directory"));
+        if which::which("rustup").is_ok() {
+            assert_eq!(rust_std_prebuilt("mipsel-unknown-linux-gnu"), Some(false), "mipsel is tier 3");
+            assert_eq!(rust_std_prebuilt("aarch64-unknown-linux-gnu"), Some(true));
+        }
     }
 
     #[test]
