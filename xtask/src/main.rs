@@ -184,7 +184,7 @@ enum Cmd {
     Package {
         #[arg(long)]
         arch: String,
-        /// full, runtime (default) or minimal: see [package.profile.*] in the manifest.
+        /// full, runtime (default), minimal or app (with --app): see [package.profile.*] in the manifest.
         #[arg(long)]
         profile: Option<String>,
         /// Where the tree lives on the board (default: the manifest's prefix).
