@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::model::manifest::Arch;
 
 /// Bumped when what this module installs changes (an input of `rootfs`).
-pub const VERSION: &str = "crosspip-7";
+pub const VERSION: &str = "crosspip-8";
 
 /// The build-side environment: the native python of the target's version
 /// and a venv beside it with the packaging tools.
@@ -306,6 +306,7 @@ impl<'a> Session<'a> {
         env.push(("LDFLAGS".into(), format!("-L{0}/lib -Wl,-rpath-link,{0}/lib", libdir.display())));
         env.push(("PKG_CONFIG_LIBDIR".into(), format!("{}/lib/pkgconfig", libdir.display())));
         env.push(("PKG_CONFIG_SYSROOT_DIR".into(), tree.display().to_string()));
+        env.extend(rust_env(target.arch, &tc.cc, &libdir.join("lib"), &target.pyver));
         let meson_cross = work.join("meson-cross.ini");
         // Programs meson runs need only the C library: the board root's (zig's
         // output), or the tree's copy of the toolchain's.
@@ -389,7 +390,13 @@ impl<'a> Session<'a> {
             }
             let started = std::time::Instant::now();
             let setup = MesonSetup { cross_file: &self.meson_cross, build_config: self.target.build_details() };
-            let wheel = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &self.cache, log).map_err(|e| {
+            let mut built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &self.cache, log);
+            // A Rust extension needs rustup's standard library for the
+            // target: added on first need, then the build is tried again.
+            if built.as_ref().is_err_and(|e| rust_extension(&format!("{e:#}"))) && add_rust_target(&self.target.arch.rust_target, log)? {
+                built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &self.cache, log);
+            }
+            let wheel = built.map_err(|e| {
                 if rust_extension(&format!("{e:#}")) {
                     let std = match rust_std_prebuilt(&self.target.arch.rust_target) {
                         Some(false) => format!(
@@ -399,8 +406,9 @@ impl<'a> Session<'a> {
                         _ => String::new(),
                     };
                     return e.context(format!(
-                        "{req}: its extension is written in Rust (setuptools-rust or maturin), and crosspython does not cross-build Rust extensions yet{std}; \
+                        "{req}: building its Rust extension (setuptools-rust or maturin) for {} failed{std}; \
                          take a release with a wheel for {} or leave it out",
+                        self.target.arch.rust_target,
                         self.target.platform_tags()[0]
                     ));
                 }
@@ -461,6 +469,40 @@ fn warn_if_pure_python(req: &str, wheel: &Path, log: &mut String) -> Result<()> 
         )?;
     }
     Ok(())
+}
+
+/// Rust extensions (setuptools-rust, maturin): cargo builds for the arch's
+/// Rust triple and links with the toolchain's compiler (zig's wrapper);
+/// PyO3 reads the target interpreter's sysconfig from its lib directory
+/// instead of asking the crossenv's python. On musl, a cdylib must not link
+/// the C runtime statically (rust-lang/rust#59302).
+fn rust_env(arch: &Arch, cc: &Path, libdir: &Path, pyver: &str) -> Vec<(String, String)> {
+    let triple = &arch.rust_target;
+    let var = triple.to_uppercase().replace(['-', '.'], "_");
+    let mut env = vec![
+        ("CARGO_BUILD_TARGET".to_string(), triple.clone()),
+        (format!("CARGO_TARGET_{var}_LINKER"), cc.display().to_string()),
+        ("PYO3_CROSS_LIB_DIR".to_string(), libdir.display().to_string()),
+        ("PYO3_CROSS_PYTHON_VERSION".to_string(), pyver.to_string()),
+    ];
+    if arch.libc == crate::model::manifest::LibcKind::Musl {
+        env.push((format!("CARGO_TARGET_{var}_RUSTFLAGS"), "-C target-feature=-crt-static".to_string()));
+    }
+    env
+}
+
+/// Make rustup's standard library for `triple` present when rustup has a
+/// prebuilt one and it is missing: true when it was added now.
+fn add_rust_target(triple: &str, log: &mut String) -> Result<bool> {
+    if rust_std_prebuilt(triple) != Some(true) {
+        return Ok(false);
+    }
+    let installed = crate::base::process::checked(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == triple) {
+        return Ok(false);
+    }
+    run(Command::new("rustup").args(["target", "add", triple]), log).with_context(|| format!("rustup target add {triple}"))?;
+    Ok(true)
 }
 
 /// Whether a failed source build was of a Rust extension, by what its
@@ -648,7 +690,9 @@ impl CrossEnv {
 /// build: so the common backends are installed up front instead.
 /// setuptools 77 reads PEP 639 license expressions (`license = "BSD-3-Clause"`,
 /// markupsafe 3.0.4); a venv of Python 3.11 starts with setuptools 65.
-const BUILD_BACKENDS: [&str; 6] = ["setuptools>=77", "wheel", "Cython>=3.0.6", "meson-python>=0.15", "meson", "ninja"];
+/// setuptools-rust and maturin build Rust extensions; without the former,
+/// bcrypt's setup.py quietly builds a pure-Python wheel that cannot import.
+const BUILD_BACKENDS: [&str; 8] = ["setuptools>=77", "wheel", "Cython>=3.0.6", "meson-python>=0.15", "meson", "ninja", "setuptools-rust", "maturin"];
 
 /// Build a wheel for the target from the sdist of `requirement` with the
 /// crossenv's cross python, without build isolation (build requirements
@@ -678,6 +722,9 @@ pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], m
     if fs::read_to_string(&stamp).ok().as_deref() != Some(BUILD_BACKENDS.join("\n").as_str()) {
         run(Command::new(ce.build_python()).args(["-m", "pip", "install", "--quiet", "--upgrade"]).args(BUILD_BACKENDS), log)
             .context("cannot install the build backends into the crossenv's build python")?;
+        // Wheels pip built with other backends (bcrypt without
+        // setuptools-rust) must not be taken from its cache.
+        crate::base::sysroot::remove(&ce.dir.join("pip-cache"))?;
         fs::write(&stamp, BUILD_BACKENDS.join("\n"))?;
     }
     let built = tempfile::tempdir()?;
