@@ -4,12 +4,15 @@
 # build N times, resuming after each; then package, and compare the
 # archive's sha256 with that of an uninterrupted build.
 # Usage: tests/interrupt-loop.sh [arch] [N]
+# UNINTERRUPTED_SHA256=<sha> skips the uninterrupted build (the sha256 of
+# its package, from an earlier run of the same commit).
 set -euo pipefail
 arch=${1:-aarch64}
 n=${2:-10}
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# Kept when something fails: the logs say why.
+trap 'status=$?; if [ $status -eq 0 ]; then rm -rf "$work"; else echo "failed; logs kept in $work" >&2; tail -n 30 "$work"/loop-*.log 2>/dev/null >&2; fi' EXIT
 cargo build --release -p xtask
 xtask=target/release/xtask
 
@@ -24,8 +27,12 @@ package_sum() {
   sha256sum "$work/$1/deploy/$arch/crosspython-"*"-$arch.tar.zst" | cut -d' ' -f1
 }
 
-run clean build --arch "$arch" >/dev/null 2>&1
-want=$(package_sum clean)
+if [ -n "${UNINTERRUPTED_SHA256:-}" ]; then
+  want=$UNINTERRUPTED_SHA256
+else
+  run clean build --arch "$arch" >"$work/clean.log" 2>&1
+  want=$(package_sum clean)
+fi
 echo "uninterrupted: $want"
 
 ints=0 kills=0
@@ -37,7 +44,7 @@ for i in $(seq "$n"); do
     if ((RANDOM % 2)); then kill -INT "$pid"; ints=$((ints + 1)); what=SIGINT; else kill -KILL "$pid"; kills=$((kills + 1)); what=SIGKILL; fi
     echo "run $i: $what"
   else
-    echo "run $i: finished before the signal"
+    echo "run $i: finished before the signal ($(tail -n 1 "$work/loop-$i.log"))"
   fi
   wait "$pid" || true
   if grep -q "is in use by another crosspython" "$work/loop-$i.log"; then
