@@ -115,7 +115,19 @@ impl Worker {
                 }
                 self.steps(&ctx, Phase::Configure, ctx.steps(Phase::Configure)?, &mut log, jobserver)
             }),
-            Kind::Compile => self.steps(&ctx, Phase::Compile, ctx.steps(Phase::Compile)?, &mut log, jobserver),
+            Kind::Compile => {
+                // A compile killed by SIGKILL leaves half-written objects that
+                // make takes for up to date (only SIGINT/SIGTERM let it delete
+                // them): while it runs, configure's stamp is away, so a
+                // compile that does not finish is redone from configure,
+                // which starts B afresh.
+                let configure = plan.tasks.iter().position(|o| o.unit == Some(u) && o.kind == Kind::Configure);
+                if let Some(c) = configure {
+                    let _ = fs::remove_file(plan.stamp_path(c));
+                }
+                self.steps(&ctx, Phase::Compile, ctx.steps(Phase::Compile)?, &mut log, jobserver)
+                    .and_then(|_| configure.map_or(Ok(()), |c| plan.write_stamp(c)))
+            }
             Kind::Install => sysroot::remove(&d.image).and_then(|_| {
                 fs::create_dir_all(&d.image)?;
                 self.steps(&ctx, Phase::Install, ctx.steps(Phase::Install)?, &mut log, jobserver)

@@ -390,3 +390,29 @@ fn a_task_that_asks_for_parallel_jobs_gets_the_free_job_tokens() {
     let jobs = fs::read_to_string(f.tree("c").join("usr/local/share/jobs.txt")).unwrap();
     assert_eq!(jobs.trim(), "1", "a recipe that does not ask runs with its own token");
 }
+
+/// A compile that does not finish (killed: make could not delete its
+/// half-written objects) is redone from configure, which starts the build
+/// directory afresh; a finished one is not.
+#[test]
+fn a_compile_that_did_not_finish_is_redone_from_configure() {
+    let f = Fixture::new();
+    let allow = f.path().join("allow-compile");
+    let recipes = f.recipe(
+        "app",
+        &format!(
+            "do_configure = 'echo run >> \"$WORKDIR/configured\"'\n\
+             do_compile = 'test -f {} && echo built > out.txt'\n\
+             do_install = 'install -D -m 0644 out.txt \"$D$prefix/share/out.txt\"'",
+            allow.display()
+        ),
+    );
+    assert!(f.build("b", &recipes).is_err(), "the first compile stops before it finishes");
+    fs::write(&allow, "").unwrap();
+    let second = f.build("b", &recipes).unwrap();
+    assert_eq!(ran(&second, "do_configure"), ["app 1.0 (host): do_configure"], "configure runs again: {:?}", second.task_secs.keys());
+    let configured = fs::read_to_string(f.project("b").build_dir.join("host/work/app-1.0/configured")).unwrap();
+    assert_eq!(configured.lines().count(), 2);
+    let third = f.build("b", &recipes).unwrap();
+    assert_eq!(third.tasks_run, 0, "a finished compile left configure's stamp: {:?}", third.task_secs.keys());
+}
