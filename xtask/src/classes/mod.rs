@@ -185,6 +185,13 @@ impl Ctx<'_> {
                 {
                     env.insert(var.into(), tc.tool(tool));
                 }
+                // CPython's configure takes these for LTO and PGO with clang.
+                if tc.zig_target.is_some() {
+                    env.insert("LLVM_AR".into(), tc.tool("llvm-ar"));
+                }
+                if let Some(p) = &tc.profile {
+                    env.insert("LLVM_PROFDATA".into(), p.profdata.display().to_string());
+                }
                 // Paths of this build directory must not end up in the
                 // binaries (__FILE__, debug info): they are mapped to where a
                 // debug source package would put them.

@@ -159,11 +159,13 @@ impl Project {
             for w in &graph.warnings {
                 eprintln!("warning: {w}");
             }
+            let needs = graph.nodes.iter().flat_map(|n| n.toolchain_needs.iter().copied()).collect();
             let choice = crate::machine::toolchain::Choice {
                 explicit: target.toolchain.as_deref(),
                 zig: loaded.manifest.toolchain.zig.as_ref(),
                 cache: &self.cache_dir,
                 glibc_floor: self.glibc_floor(loaded, name, target)?,
+                needs: &needs,
             };
             let mut toolchain = Toolchain::find(&arch, choice).with_context(|| format!("arch {name}"))?;
             if let (Some(_), Some(libs)) = (&toolchain.zig_target, &arch.runtime_libs) {

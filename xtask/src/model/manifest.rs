@@ -573,6 +573,17 @@ pub struct PackageConfig {
     pub configure: Vec<String>,
     pub make_args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// What the option needs of the toolchain beyond a compiler.
+    pub toolchain_needs: Vec<ToolchainNeed>,
+}
+
+/// A part of a toolchain some build options need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ToolchainNeed {
+    /// clang's PGO: compiler-rt's profile runtime and an `llvm-profdata`
+    /// of the compiler's LLVM (gcc brings its own libgcov).
+    ProfileRuntime,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -40,6 +40,10 @@ pub struct Node {
     pub build: Build,
     /// The build options (packageconfig) switched on by distro features.
     pub features: Vec<String>,
+    /// What those options need of the toolchain (not a signature input:
+    /// the toolchain's identity is).
+    #[serde(skip)]
+    pub toolchain_needs: std::collections::BTreeSet<crate::model::manifest::ToolchainNeed>,
     /// Direct build-time dependencies (indices into `Graph::nodes`).
     pub depends: Vec<usize>,
     /// Direct run-time dependencies.
@@ -471,6 +475,7 @@ impl<'a> Resolver<'a> {
             sources: std::iter::once(r.source.clone()).chain(r.alternatives.iter().cloned()).collect(),
             build: r.build.clone(),
             features: vec![],
+            toolchain_needs: Default::default(),
             depends: vec![],
             rdepends: vec![],
             origin,
@@ -524,6 +529,7 @@ impl<'a> Resolver<'a> {
             node.build.make_args.extend(pc.make_args.iter().cloned());
             node.build.env.extend(pc.env.clone());
             node.features.push(f.clone());
+            node.toolchain_needs.extend(pc.toolchain_needs.iter().copied());
         }
     }
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::model::manifest::{Arch, ZigToolchain};
+use crate::model::manifest::{Arch, ToolchainNeed, ZigToolchain};
 
 /// What decides the toolchain of an arch.
 #[derive(Clone, Copy)]
@@ -29,6 +29,8 @@ pub struct Choice<'a> {
     pub cache: &'a Path,
     /// The glibc floor of the boards.
     pub glibc_floor: Option<(u32, u32)>,
+    /// What the build's options need beyond a compiler.
+    pub needs: &'a std::collections::BTreeSet<ToolchainNeed>,
 }
 
 /// `--toolchain debian-gcc`: Debian's cross gcc with its own glibc, as
@@ -64,6 +66,8 @@ pub struct Toolchain {
     /// The glibc floor of the boards: a toolchain whose own glibc is newer
     /// ships it privately (see `private_glibc`).
     pub glibc_floor: Option<(u32, u32)>,
+    /// clang's PGO tools when the build needs them and zig lacks them.
+    pub profile: Option<zig::ProfileTools>,
 }
 
 impl Toolchain {
@@ -77,6 +81,7 @@ impl Toolchain {
             _ => false,
         };
         let mut zig_target = None;
+        let mut profile = None;
         let (cc, cc_args) = if use_zig {
             let Some(spec) = choice.zig else {
                 bail!("--toolchain zig needs [toolchain.zig] in the manifest");
@@ -84,6 +89,9 @@ impl Toolchain {
             let zig = zig::ensure(spec, choice.cache)?;
             zig_target = Some(zig::target(arch, choice.glibc_floor)?);
             let crt = zig::compiler_rt_for_boards(&zig, arch, choice.glibc_floor)?;
+            if choice.needs.contains(&ToolchainNeed::ProfileRuntime) {
+                profile = Some(zig::profile_tools(&zig, arch, choice.glibc_floor).context("a build option needs clang's profile runtime (packageconfig toolchain_needs)")?);
+            }
             (zig::wrappers(&zig, spec, arch, choice.glibc_floor, Some(&crt))?.join(format!("{}-gcc", arch.triplet)), vec![])
         } else if let Some(choice) = explicit.filter(|e| e != DEBIAN_GCC) {
             from_choice(&choice, &arch.triplet)?
@@ -126,6 +134,7 @@ impl Toolchain {
             runtime_root: None,
             runtime_lib_dirs: vec![],
             glibc_floor: choice.glibc_floor,
+            profile,
         };
         if tc.zig_target.is_none() {
             tc.run_root = tc.find_run_root();

@@ -135,6 +135,95 @@ pub fn compiler_rt_for_boards(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>
     Ok(out)
 }
 
+/// The file name of the LLVM profile runtime in `<zig dir>/wrappers/<target>/lib`.
+const PROFILE_RUNTIME: &str = "libclang_rt.profile.a";
+
+/// What clang's PGO needs beside the compiler and the profile runtime the
+/// wrappers link (`<zig dir>/wrappers/<target>/lib/libclang_rt.profile.a`).
+#[derive(Debug, Clone)]
+pub struct ProfileTools {
+    /// An `llvm-profdata` that reads the raw profiles of zig's LLVM.
+    pub profdata: PathBuf,
+}
+
+/// The LLVM profile runtime and `llvm-profdata` for clang's PGO
+/// (`-fprofile-instr-generate`, `-fprofile-instr-use`) with zig.
+///
+/// zig links no profile runtime (ziglang/zig#17737; cargo-zigbuild cannot
+/// do PGO for that reason, rust-cross/cargo-zigbuild#315): an instrumented
+/// program runs and writes no profile. rustup's standard library for a
+/// target carries compiler-rt's profile runtime (`profiler_builtins`), and
+/// its `llvm-tools` an `llvm-profdata`, both of the rustc's LLVM: they are
+/// used when that LLVM has zig's major version, since the raw profile
+/// format changes between majors. The runtime's objects are made into
+/// `<zig dir>/wrappers/<target>/lib/libclang_rt.profile.a` once; rustup's
+/// pieces are added when missing.
+pub fn profile_tools(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>) -> Result<ProfileTools> {
+    let target = target(arch, floor)?;
+    let base = zig.parent().and_then(Path::parent).context("zig lives in <dir>/ziglang/zig")?;
+    let lib = base.join("wrappers").join(&target).join("lib");
+    let cache = base.parent().unwrap_or(base).join("zig-cache");
+    let major = |text: &str, after: &str| text.lines().find_map(|l| l.split_once(after)).and_then(|(_, v)| v.trim().split('.').next().map(str::to_string));
+    let zig_version = String::from_utf8_lossy(&checked(Command::new(zig).args(["cc", "--version"]).env("ZIG_GLOBAL_CACHE_DIR", &cache))?.stdout).into_owned();
+    let zig_llvm = major(&zig_version, "clang version").context("`zig cc --version` names no clang version")?;
+    let no_rustc = || format!("PGO with zig needs rustup's LLVM {zig_llvm} tools (zig has no profile runtime): rustc is not installed");
+    let rustc = String::from_utf8_lossy(&checked(Command::new("rustc").arg("-vV")).with_context(no_rustc)?.stdout).into_owned();
+    let rust_llvm = major(&rustc, "LLVM version:").context("`rustc -vV` names no LLVM version")?;
+    if rust_llvm != zig_llvm {
+        bail!(
+            "PGO with zig needs a profile runtime and llvm-profdata of zig's LLVM {zig_llvm}; they come from rustup, whose rustc here is on LLVM {rust_llvm} \
+             (a rustc on LLVM {zig_llvm} would serve, or --toolchain debian-gcc, whose gcc has its own profile runtime)"
+        );
+    }
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&checked(Command::new("rustc").args(["--print", "sysroot"]))?.stdout).trim());
+    let rustlib = sysroot.join("lib/rustlib");
+    let profdata = rustlib.join(crate::machine::toolchain::host_rust_target()).join("bin/llvm-profdata");
+    if !profdata.is_file() {
+        checked(Command::new("rustup").args(["component", "add", "llvm-tools"])).context("rustup component add llvm-tools (for llvm-profdata)")?;
+    }
+    let runtime = lib.join(PROFILE_RUNTIME);
+    if !runtime.is_file() {
+        let find = || -> Option<PathBuf> {
+            fs::read_dir(rustlib.join(&arch.rust_target).join("lib")).ok()?.flatten().map(|e| e.path()).find(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libprofiler_builtins-") && n.ends_with(".rlib"))
+            })
+        };
+        let rlib = match find() {
+            Some(r) => r,
+            None => {
+                checked(Command::new("rustup").args(["target", "add", &arch.rust_target])).with_context(|| {
+                    format!(
+                        "no LLVM profile runtime for {target}: rustup has no standard library for {} (PGO with zig needs the one it carries; --toolchain debian-gcc has gcc's own)",
+                        arch.rust_target
+                    )
+                })?;
+                find().with_context(|| format!("rustup's standard library for {} has no profiler_builtins", arch.rust_target))?
+            }
+        };
+        fs::create_dir_all(&lib)?;
+        let work = tempfile::tempdir_in(&lib)?;
+        let bytes = fs::read(&rlib).with_context(|| format!("cannot read {}", rlib.display()))?;
+        let mut members = vec![];
+        for member in object::read::archive::ArchiveFile::parse(bytes.as_slice())?.members() {
+            let member = member?;
+            let name = String::from_utf8_lossy(member.name()).into_owned();
+            // compiler-rt's C objects; not the crate's own (Rust) code unit.
+            if name.ends_with(".o") && !name.ends_with(".rcgu.o") {
+                let o = work.path().join(format!("{}.o", members.len()));
+                fs::write(&o, member.data(bytes.as_slice())?)?;
+                members.push(o);
+            }
+        }
+        if members.is_empty() {
+            bail!("{} holds no compiler-rt objects", rlib.display());
+        }
+        let tmp = work.path().join(PROFILE_RUNTIME);
+        checked(Command::new(zig).arg("ar").arg("rcs").arg(&tmp).args(&members).env("ZIG_GLOBAL_CACHE_DIR", &cache))?;
+        fs::rename(&tmp, &runtime)?;
+    }
+    Ok(ProfileTools { profdata })
+}
+
 /// The object files of an archive.
 fn archive_objects(archive: &[u8]) -> Result<Vec<Vec<u8>>> {
     let mut out = vec![];
@@ -202,6 +291,14 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: Option<(u32
     // OpenSSL's MIPS assembler scripts tell the byte order): it is passed
     // as a file.
     let drop = if spec.drop_linker_args.is_empty() { "''".to_string() } else { spec.drop_linker_args.join("|") };
+    // clang's driver links its profile runtime into every program and
+    // library built with -fprofile-instr-generate and keeps it with
+    // `-u __llvm_profile_runtime`; zig links none (see `profile_runtime`).
+    let rt = base.join("wrappers").join(&target).join("lib").join(PROFILE_RUNTIME);
+    let profile = format!(
+        "if [ -n \"$profile\" ] && [ -n \"$inputs\" ] && [ -n \"$link\" ]; then\n  [ -f '{rt}' ] || {{ echo \"crosspython: -fprofile-instr-generate: no LLVM profile runtime for {target} at {rt} (made when the build asks for one)\" >&2; exit 1; }}\n  set -- \"$@\" -Wl,-u,__llvm_profile_runtime '{rt}'\nfi\n",
+        rt = rt.display()
+    );
     let crt = compiler_rt.map(|p| format!("if [ -n \"$inputs\" ] && [ -n \"$link\" ]; then set -- \"$@\" '{}'; fi\n", p.display())).unwrap_or_default();
     let filter = |driver: &str| {
         format!(
@@ -209,6 +306,7 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: Option<(u32
 tmp=
 n=0
 inputs=
+profile=
 shared=
 lang=
 link=1
@@ -240,6 +338,7 @@ for a in "$@"; do
       esac;;
 {gnu_as}    *.c|*.cc|*.cpp|*.cxx|*.s|*.S|*.o|*.a|*.i|*.ii) inputs=1; set -- "$@" "$a";;
     -shared) shared=1; set -- "$@" "$a";;
+    -fprofile-instr-generate*|-fprofile-generate*) profile=1; set -- "$@" "$a";;
     -x) lang=1; set -- "$@" "$a";;
     -)
       [ -n "$tmp" ] || tmp=$(mktemp -d)
@@ -254,7 +353,7 @@ if [ -n "$shared" ] && [ -z "$inputs" ]; then
   '{zig}' {driver} -target {target}{cpu} -c -x c /dev/null -o "$tmp/empty.o" || exit 1
   set -- "$@" "$tmp/empty.o"
 fi
-{crt}"#
+{crt}{profile}"#
         )
     };
     let mut files: Vec<(String, String)> = vec![];
@@ -275,7 +374,10 @@ fi
             ),
         ));
     }
-    for (name, sub) in [("ar", "ar"), ("ranlib", "ranlib"), ("ld", "ld.lld")] {
+    // llvm-ar too: CPython's configure takes llvm-ar for LTO with clang,
+    // and the build machine's older LLVM cannot read zig's bitcode
+    // ("Opaque pointers are only supported in -opaque-pointers mode").
+    for (name, sub) in [("ar", "ar"), ("ranlib", "ranlib"), ("ld", "ld.lld"), ("llvm-ar", "ar")] {
         files.push((name.into(), format!("{header}exec '{zig}' {sub} \"$@\"\n")));
     }
     for tool in ["strip", "objcopy", "nm", "readelf", "objdump"] {
@@ -386,6 +488,22 @@ mod tests {
         for only in ["-c", "-S", "-E"] {
             assert!(!run(&bin, "gcc", &[only, "x.c"]).iter().any(|a| a.contains("compiler_rt")), "{only}");
         }
+    }
+
+    #[test]
+    fn instrumented_links_take_the_profile_runtime_or_fail_saying_it_is_missing() {
+        let (t, bin) = wrappers_around_echo(&[]);
+        let link = ["-fprofile-instr-generate", "x.o", "-o", "x"];
+        let out = Command::new(bin.join("mipsel-linux-gnu-gcc")).args(link).output().unwrap();
+        assert!(!out.status.success(), "a program that would write no profile is not made");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no LLVM profile runtime for mipsel-linux-gnueabihf.2.28"), "{}", String::from_utf8_lossy(&out.stderr));
+        let rt = t.path().join("zig-0/wrappers/mipsel-linux-gnueabihf.2.28/lib/libclang_rt.profile.a");
+        fs::create_dir_all(rt.parent().unwrap()).unwrap();
+        fs::write(&rt, "").unwrap();
+        let args = run(&bin, "gcc", &link);
+        assert_eq!(args[args.len() - 2..], ["-Wl,-u,__llvm_profile_runtime".to_string(), rt.display().to_string()], "kept even though nothing refers to it");
+        assert!(!run(&bin, "gcc", &["-fprofile-instr-generate", "-c", "x.c"]).iter().any(|a| a.contains("profile_runtime")), "compiles take no runtime");
+        assert!(!run(&bin, "gcc", &["x.o", "-o", "x"]).iter().any(|a| a.contains("profile_runtime")), "nor uninstrumented links");
     }
 
     #[test]
