@@ -90,7 +90,10 @@ impl Toolchain {
             zig_target = Some(zig::target(arch, choice.glibc_floor)?);
             let crt = zig::compiler_rt_for_boards(&zig, arch, choice.glibc_floor)?;
             if choice.needs.contains(&ToolchainNeed::ProfileRuntime) {
-                profile = Some(zig::profile_tools(&zig, arch, choice.glibc_floor).context("a build option needs clang's profile runtime (packageconfig toolchain_needs)")?);
+                profile = Some(
+                    zig::profile_tools(&zig, arch, choice.glibc_floor)
+                        .context("a build option needs clang's profile runtime (packageconfig toolchain_needs)")?,
+                );
             }
             (zig::wrappers(&zig, spec, arch, choice.glibc_floor, Some(&crt))?.join(format!("{}-gcc", arch.triplet)), vec![])
         } else if let Some(choice) = explicit.filter(|e| e != DEBIAN_GCC) {

@@ -184,9 +184,11 @@ pub fn profile_tools(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>) -> Resu
     let runtime = lib.join(PROFILE_RUNTIME);
     if !runtime.is_file() {
         let find = || -> Option<PathBuf> {
-            fs::read_dir(rustlib.join(&arch.rust_target).join("lib")).ok()?.flatten().map(|e| e.path()).find(|p| {
-                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libprofiler_builtins-") && n.ends_with(".rlib"))
-            })
+            fs::read_dir(rustlib.join(&arch.rust_target).join("lib"))
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libprofiler_builtins-") && n.ends_with(".rlib")))
         };
         let rlib = match find() {
             Some(r) => r,
@@ -496,7 +498,11 @@ mod tests {
         let link = ["-fprofile-instr-generate", "x.o", "-o", "x"];
         let out = Command::new(bin.join("mipsel-linux-gnu-gcc")).args(link).output().unwrap();
         assert!(!out.status.success(), "a program that would write no profile is not made");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("no LLVM profile runtime for mipsel-linux-gnueabihf.2.28"), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no LLVM profile runtime for mipsel-linux-gnueabihf.2.28"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let rt = t.path().join("zig-0/wrappers/mipsel-linux-gnueabihf.2.28/lib/libclang_rt.profile.a");
         fs::create_dir_all(rt.parent().unwrap()).unwrap();
         fs::write(&rt, "").unwrap();
