@@ -95,7 +95,8 @@ impl Toolchain {
                         .context("a build option needs clang's profile runtime (packageconfig toolchain_needs)")?,
                 );
             }
-            (zig::wrappers(&zig, spec, arch, choice.glibc_floor, Some(&crt))?.join(format!("{}-gcc", arch.triplet)), vec![])
+            let runtime = profile.as_ref().map(|p: &zig::ProfileTools| p.runtime.as_path());
+            (zig::wrappers(&zig, spec, arch, choice.glibc_floor, Some(&crt), runtime)?.join(format!("{}-gcc", arch.triplet)), vec![])
         } else if let Some(choice) = explicit.filter(|e| e != DEBIAN_GCC) {
             from_choice(&choice, &arch.triplet)?
         } else if let Ok(prefix) = std::env::var("CROSS_COMPILE") {

@@ -138,10 +138,12 @@ pub fn compiler_rt_for_boards(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>
 /// The file name of the LLVM profile runtime in `<zig dir>/wrappers/<target>/lib`.
 const PROFILE_RUNTIME: &str = "libclang_rt.profile.a";
 
-/// What clang's PGO needs beside the compiler and the profile runtime the
-/// wrappers link (`<zig dir>/wrappers/<target>/lib/libclang_rt.profile.a`).
+/// What clang's PGO needs beside the compiler.
 #[derive(Debug, Clone)]
 pub struct ProfileTools {
+    /// compiler-rt's profile runtime for the target, which the wrappers
+    /// link into instrumented programs and libraries.
+    pub runtime: PathBuf,
     /// An `llvm-profdata` that reads the raw profiles of zig's LLVM.
     pub profdata: PathBuf,
 }
@@ -223,7 +225,7 @@ pub fn profile_tools(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>) -> Resu
         checked(Command::new(zig).arg("ar").arg("rcs").arg(&tmp).args(&members).env("ZIG_GLOBAL_CACHE_DIR", &cache))?;
         fs::rename(&tmp, &runtime)?;
     }
-    Ok(ProfileTools { profdata })
+    Ok(ProfileTools { runtime, profdata })
 }
 
 /// The object files of an archive.
@@ -257,8 +259,18 @@ fn libc_names(objects: &[Vec<u8>]) -> Result<Vec<String>> {
 
 /// Write the wrapper scripts of `arch` at `floor` next to `zig` and return
 /// their `bin` directory. Files are only rewritten when their text changes.
-/// `compiler_rt` (see `compiler_rt_for_boards`) goes on every link line.
-pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: Option<(u32, u32)>, compiler_rt: Option<&Path>) -> Result<PathBuf> {
+/// `compiler_rt` (see `compiler_rt_for_boards`) goes on every link line;
+/// `profile_runtime` (see `profile_tools`) on every instrumented one: those
+/// wrappers are a set of their own (`bin-profile`), so that builds without
+/// PGO keep theirs, and their signatures, unchanged.
+pub fn wrappers(
+    zig: &Path,
+    spec: &ZigToolchain,
+    arch: &Arch,
+    floor: Option<(u32, u32)>,
+    compiler_rt: Option<&Path>,
+    profile_runtime: Option<&Path>,
+) -> Result<PathBuf> {
     let target = target(arch, floor)?;
     let plain = arch.zig_target.clone().unwrap_or_default();
     let cpu = arch.zig_cpu.as_deref().map(|c| format!(" -mcpu={c}")).unwrap_or_default();
@@ -268,7 +280,7 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: Option<(u32
         String::new()
     };
     let base = zig.parent().and_then(Path::parent).context("zig lives in <dir>/ziglang/zig")?;
-    let bin = base.join("wrappers").join(&target).join("bin");
+    let bin = base.join("wrappers").join(&target).join(if profile_runtime.is_some() { "bin-profile" } else { "bin" });
     fs::create_dir_all(&bin)?;
     let cache = base.parent().unwrap_or(base).join("zig-cache");
     let zig = zig.display();
@@ -296,11 +308,17 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: Option<(u32
     // clang's driver links its profile runtime into every program and
     // library built with -fprofile-instr-generate and keeps it with
     // `-u __llvm_profile_runtime`; zig links none (see `profile_runtime`).
-    let rt = base.join("wrappers").join(&target).join("lib").join(PROFILE_RUNTIME);
-    let profile = format!(
-        "if [ -n \"$profile\" ] && [ -n \"$inputs\" ] && [ -n \"$link\" ]; then\n  [ -f '{rt}' ] || {{ echo \"crosspython: -fprofile-instr-generate: no LLVM profile runtime for {target} at {rt} (made when the build asks for one)\" >&2; exit 1; }}\n  set -- \"$@\" -Wl,-u,__llvm_profile_runtime '{rt}'\nfi\n",
-        rt = rt.display()
-    );
+    let (profile_init, profile_arg, profile) = match profile_runtime {
+        Some(rt) => (
+            "profile=\n",
+            "    -fprofile-instr-generate*|-fprofile-generate*) profile=1; set -- \"$@\" \"$a\";;\n",
+            format!(
+                "if [ -n \"$profile\" ] && [ -n \"$inputs\" ] && [ -n \"$link\" ]; then set -- \"$@\" -Wl,-u,__llvm_profile_runtime '{}'; fi\n",
+                rt.display()
+            ),
+        ),
+        None => ("", "", String::new()),
+    };
     let crt = compiler_rt.map(|p| format!("if [ -n \"$inputs\" ] && [ -n \"$link\" ]; then set -- \"$@\" '{}'; fi\n", p.display())).unwrap_or_default();
     let filter = |driver: &str| {
         format!(
@@ -308,8 +326,7 @@ pub fn wrappers(zig: &Path, spec: &ZigToolchain, arch: &Arch, floor: Option<(u32
 tmp=
 n=0
 inputs=
-profile=
-shared=
+{profile_init}shared=
 lang=
 link=1
 for a in "$@"; do
@@ -340,8 +357,7 @@ for a in "$@"; do
       esac;;
 {gnu_as}    *.c|*.cc|*.cpp|*.cxx|*.s|*.S|*.o|*.a|*.i|*.ii) inputs=1; set -- "$@" "$a";;
     -shared) shared=1; set -- "$@" "$a";;
-    -fprofile-instr-generate*|-fprofile-generate*) profile=1; set -- "$@" "$a";;
-    -x) lang=1; set -- "$@" "$a";;
+{profile_arg}    -x) lang=1; set -- "$@" "$a";;
     -)
       [ -n "$tmp" ] || tmp=$(mktemp -d)
       if [ -n "$lang" ]; then in="$tmp/stdin"; else in="$tmp/stdin.c"; fi
@@ -403,6 +419,10 @@ mod tests {
 
     /// The wrappers around a stand-in `zig` that prints the arguments it gets.
     fn wrappers_around_echo(drop: &[&str]) -> (tempfile::TempDir, PathBuf) {
+        wrappers_around_echo_with(drop, None)
+    }
+
+    fn wrappers_around_echo_with(drop: &[&str], profile: Option<&Path>) -> (tempfile::TempDir, PathBuf) {
         let t = tempfile::tempdir().unwrap();
         let zig = t.path().join("zig-0/ziglang/zig");
         fs::create_dir_all(zig.parent().unwrap()).unwrap();
@@ -414,7 +434,7 @@ mod tests {
         fs::set_permissions(&zig, fs::Permissions::from_mode(0o755)).unwrap();
         let loaded = crate::model::manifest::Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
         let spec = ZigToolchain { pypi: "ziglang==0".into(), wheel_sha256: Default::default(), drop_linker_args: drop.iter().map(|d| d.to_string()).collect() };
-        let bin = wrappers(&zig, &spec, &loaded.manifest.arch["mipsel"], Some((2, 28)), Some(Path::new("/crt/libcompiler_rt_for_boards.a"))).unwrap();
+        let bin = wrappers(&zig, &spec, &loaded.manifest.arch["mipsel"], Some((2, 28)), Some(Path::new("/crt/libcompiler_rt_for_boards.a")), profile).unwrap();
         (t, bin)
     }
 
@@ -493,21 +513,16 @@ mod tests {
     }
 
     #[test]
-    fn instrumented_links_take_the_profile_runtime_or_fail_saying_it_is_missing() {
-        let (t, bin) = wrappers_around_echo(&[]);
+    fn instrumented_links_take_the_profile_runtime_in_a_wrapper_set_of_their_own() {
+        let rt = Path::new("/rt/libclang_rt.profile.a");
+        let (_t, plain) = wrappers_around_echo(&[]);
+        let (_u, bin) = wrappers_around_echo_with(&[], Some(rt));
+        assert!(bin.ends_with("bin-profile"), "{}", bin.display());
+        let text = |dir: &Path| fs::read_to_string(dir.join("mipsel-linux-gnu-gcc")).unwrap();
+        assert!(!text(&plain).contains("profile"), "builds without PGO keep their wrapper, and so their signatures");
         let link = ["-fprofile-instr-generate", "x.o", "-o", "x"];
-        let out = Command::new(bin.join("mipsel-linux-gnu-gcc")).args(link).output().unwrap();
-        assert!(!out.status.success(), "a program that would write no profile is not made");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("no LLVM profile runtime for mipsel-linux-gnueabihf.2.28"),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rt = t.path().join("zig-0/wrappers/mipsel-linux-gnueabihf.2.28/lib/libclang_rt.profile.a");
-        fs::create_dir_all(rt.parent().unwrap()).unwrap();
-        fs::write(&rt, "").unwrap();
         let args = run(&bin, "gcc", &link);
-        assert_eq!(args[args.len() - 2..], ["-Wl,-u,__llvm_profile_runtime".to_string(), rt.display().to_string()], "kept even though nothing refers to it");
+        assert_eq!(args[args.len() - 2..], ["-Wl,-u,__llvm_profile_runtime", "/rt/libclang_rt.profile.a"], "kept even though nothing refers to it");
         assert!(!run(&bin, "gcc", &["-fprofile-instr-generate", "-c", "x.c"]).iter().any(|a| a.contains("profile_runtime")), "compiles take no runtime");
         assert!(!run(&bin, "gcc", &["x.o", "-o", "x"]).iter().any(|a| a.contains("profile_runtime")), "nor uninstrumented links");
     }
