@@ -90,13 +90,16 @@ pub fn initramfs(root: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The guest's `/init`: mounts, the environment of the checks, the checks,
+/// The guest's `/init`: mounts (with `/dev/shm`, where multiprocessing's
+/// semaphores live, and `/dev/pts`, as a booted board has them), the
+/// environment of the checks, the checks,
 /// each board program (as `PROGRAM <exit status> <argv>`), power off.
 pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>]) -> String {
     let bb = format!("/{GUEST_DIR}/busybox");
     let mut s = format!(
         "#!{bb} sh\n{bb} mkdir -p /proc /sys /dev /tmp\n{bb} mount -t proc proc /proc\n{bb} mount -t sysfs sys /sys\n\
-         {bb} mount -t devtmpfs dev /dev\n{bb} mount -t tmpfs tmp /tmp\n{bb} ip link set lo up\necho \"BOOTED $({bb} uname -r) $({bb} uname -m)\"\n"
+         {bb} mount -t devtmpfs dev /dev\n{bb} mkdir -p /dev/shm /dev/pts\n{bb} mount -t tmpfs shm /dev/shm\n{bb} mount -t devpts pts /dev/pts\n\
+         {bb} mount -t tmpfs tmp /tmp\n{bb} ip link set lo up\necho \"BOOTED $({bb} uname -r) $({bb} uname -m)\"\n"
     );
     for (k, v) in env {
         s.push_str(&format!("export {k}='{v}'\n"));
