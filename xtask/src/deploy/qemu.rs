@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::engine::project::{Project, Target};
-use crate::model::manifest::{Arch, Loaded};
+use crate::model::manifest::{Arch, GuestRoot, Loaded};
 
 #[derive(Debug, serde::Deserialize, serde::Serialize)]
 pub struct CheckResult {
@@ -293,15 +293,18 @@ fn booted_checks(
     fs::write(&init, system::init_script(&env, programs))?;
     fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let initrd = work.join("initrd.gz");
-    system::initramfs(tree, &initrd)?;
-    eprintln!(
-        "booting {} under {} (-M {}) with the board root and the package as its initramfs ({:.0} MiB) ...",
-        kernel.display(),
-        boot.qemu,
-        boot.machine,
-        fs::metadata(&initrd)?.len() as f64 / 1048576.0
-    );
-    let console = system::run(boot, &kernel, &initrd, std::time::Duration::from_secs(1800))?;
+    let how = match boot.root {
+        GuestRoot::Initramfs => {
+            system::initramfs(tree, &initrd)?;
+            format!("as its initramfs ({:.0} MiB)", fs::metadata(&initrd)?.len() as f64 / 1048576.0)
+        }
+        GuestRoot::NineP => {
+            system::stage1_initramfs(&busybox, &kernel.modules, &initrd)?;
+            format!("over virtio-9p, {} MiB of memory", boot.memory_mib)
+        }
+    };
+    eprintln!("booting {} under {} (-M {}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
+    let console = system::run(boot, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(1800))?;
     let mut results: Vec<CheckResult> = vec![];
     let mut booted = None;
     let mut lines = console.lines().map(|l| l.trim_end_matches('\r')).peekable();

@@ -17,15 +17,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::model::manifest::{Arch, SystemBoot};
+use crate::model::manifest::{Arch, GuestRoot, SystemBoot};
 use crate::sources::fetch::Fetcher;
 
 /// Where the guest's own files go, beside the board's.
 pub const GUEST_DIR: &str = ".crosspython";
 
-/// The kernel image of `boot` for `arch`, from Debian, cached in
-/// `<cache>/kernels/<package>_<version>/vmlinuz`.
-pub fn kernel(fetcher: &Fetcher, cache: &Path, boot: &SystemBoot, arch: &Arch) -> Result<PathBuf> {
+/// A kernel to boot: its image, and the modules `boot.modules` names with
+/// what they depend on, in the order they load.
+pub struct Kernel {
+    pub vmlinuz: PathBuf,
+    pub modules: Vec<PathBuf>,
+}
+
+/// The kernel of `boot` for `arch`, from Debian, cached in
+/// `<cache>/kernels/<package>_<version>/` (`vmlinuz`, `modules/*.ko`).
+pub fn kernel(fetcher: &Fetcher, cache: &Path, boot: &SystemBoot, arch: &Arch) -> Result<Kernel> {
     let index = crate::sources::debian::index(fetcher, &boot.kernel_suite, &arch.debian_arch)?;
     let named =
         index.get(&boot.kernel_package).with_context(|| format!("Debian {} {} has no package {}", boot.kernel_suite, arch.debian_arch, boot.kernel_package))?;
@@ -33,8 +40,13 @@ pub fn kernel(fetcher: &Fetcher, cache: &Path, boot: &SystemBoot, arch: &Arch) -
     let image = named.depends.iter().flatten().find(|d| d.starts_with("linux-image-") && index.contains_key(*d)).map(|d| &index[d]).unwrap_or(named);
     let dir = cache.join("kernels").join(format!("{}_{}", image.name, image.version));
     let vmlinuz = dir.join("vmlinuz");
-    if vmlinuz.is_file() {
-        return Ok(vmlinuz);
+    let order = dir.join("modules/order");
+    if vmlinuz.is_file() && (boot.modules.is_empty() || order.is_file()) {
+        let modules = match fs::read_to_string(&order) {
+            Ok(text) => text.lines().map(|m| dir.join("modules").join(m)).collect(),
+            Err(_) => vec![],
+        };
+        return Ok(Kernel { vmlinuz, modules });
     }
     eprintln!("crosspython: fetching the kernel {} {} (Debian {})", image.name, image.version, boot.kernel_suite);
     let deb = crate::sources::debian::fetch(fetcher, image)?;
@@ -48,9 +60,100 @@ pub fn kernel(fetcher: &Fetcher, cache: &Path, boot: &SystemBoot, arch: &Arch) -
         .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinu")))
         .with_context(|| format!("{} has no /boot/vmlinuz-*", image.name))?;
     fs::create_dir_all(&dir)?;
+    let mut modules = vec![];
+    if !boot.modules.is_empty() {
+        let wanted = module_closure(tmp.path(), &boot.modules).with_context(|| format!("the modules of {}", image.name))?;
+        let mdir = dir.join("modules");
+        fs::create_dir_all(&mdir)?;
+        let mut names = String::new();
+        for (name, path) in &wanted {
+            let file = format!("{name}.ko");
+            fs::copy(path, mdir.join(&file))?;
+            names.push_str(&file);
+            names.push('\n');
+            modules.push(mdir.join(file));
+        }
+        crate::engine::tasks::atomic_write(&order, names.as_bytes())?;
+    }
     fs::copy(&found, vmlinuz.with_extension("part"))?;
     fs::rename(vmlinuz.with_extension("part"), &vmlinuz)?;
-    Ok(vmlinuz)
+    Ok(Kernel { vmlinuz, modules })
+}
+
+/// The modules `wanted` of an unpacked kernel package and every module
+/// they depend on (`depends=` of each one's `.modinfo`: the package has no
+/// `modules.dep`, which depmod makes on install), dependencies first.
+fn module_closure(root: &Path, wanted: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    let norm = |n: &str| n.replace('-', "_");
+    let mut all = std::collections::BTreeMap::new();
+    for e in walkdir::WalkDir::new(root.join("lib/modules")) {
+        let e = e?;
+        let name = e.file_name().to_string_lossy();
+        if let Some(stem) = name.strip_suffix(".ko") {
+            all.insert(norm(stem), e.path().to_path_buf());
+        }
+    }
+    let mut out: Vec<(String, PathBuf)> = vec![];
+    fn visit(name: &str, all: &std::collections::BTreeMap<String, PathBuf>, out: &mut Vec<(String, PathBuf)>, path: &mut Vec<String>) -> Result<()> {
+        if out.iter().any(|(n, _)| n == name) {
+            return Ok(());
+        }
+        if path.iter().any(|n| n == name) {
+            bail!("modules depend on each other in a circle: {} -> {name}", path.join(" -> "));
+        }
+        let file = all.get(name).with_context(|| format!("no module {name}.ko under lib/modules"))?;
+        path.push(name.to_string());
+        for dep in module_depends(file)? {
+            visit(&dep, all, out, path)?;
+        }
+        path.pop();
+        out.push((name.to_string(), file.clone()));
+        Ok(())
+    }
+    for w in wanted {
+        visit(&norm(w), &all, &mut out, &mut vec![])?;
+    }
+    Ok(out)
+}
+
+/// The `depends=` list of a kernel module's `.modinfo` section.
+fn module_depends(ko: &Path) -> Result<Vec<String>> {
+    use object::{Object as _, ObjectSection as _};
+    let data = fs::read(ko).with_context(|| format!("cannot read {}", ko.display()))?;
+    let file = object::File::parse(data.as_slice()).with_context(|| format!("{} is no ELF file", ko.display()))?;
+    let info = file.section_by_name(".modinfo").with_context(|| format!("{} has no .modinfo", ko.display()))?.data()?;
+    Ok(info
+        .split(|&b| b == 0)
+        .filter_map(|kv| kv.strip_prefix(b"depends="))
+        .flat_map(|d| String::from_utf8_lossy(d).split(',').filter(|m| !m.is_empty()).map(|m| m.replace('-', "_")).collect::<Vec<_>>())
+        .collect())
+}
+
+/// The initramfs of a guest whose root comes over virtio-9p: busybox, the
+/// modules, and an `/init` that loads them, mounts the share `root` and
+/// hands over to the root's own `/init`.
+pub fn stage1_initramfs(busybox: &Path, modules: &[PathBuf], out: &Path) -> Result<()> {
+    let t = tempfile::tempdir()?;
+    let root = t.path();
+    fs::create_dir_all(root.join("modules"))?;
+    fs::copy(busybox, root.join("busybox"))?;
+    let mut init = String::from("#!/busybox sh\n/busybox mkdir -p /proc /dev /newroot\n/busybox mount -t devtmpfs dev /dev\n");
+    for m in modules {
+        let name = m.file_name().context("a module without a name")?.to_string_lossy().into_owned();
+        fs::copy(m, root.join("modules").join(&name))?;
+        init.push_str(&format!("/busybox insmod /modules/{name} || echo \"STAGE1 cannot load {name}\"\n"));
+    }
+    init.push_str(
+        // 9p2000.u: with 9p2000.L, Debian 12's malta kernel under qemu 7.2
+        // executes no file of the share (exec fails with EOPNOTSUPP).
+        "/busybox mount -t 9p -o trans=virtio,version=9p2000.u,msize=262144,cache=loose root /newroot || { echo 'STAGE1 cannot mount the 9p root'; /busybox poweroff -f; }\n\
+         /busybox umount /dev\nexec /busybox switch_root /newroot /init\n",
+    );
+    fs::write(root.join("init"), init)?;
+    for f in ["init", "busybox"] {
+        fs::set_permissions(root.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    }
+    initramfs(root, out)
 }
 
 /// Debian's static busybox of the arch, for the guest's `/init`.
@@ -115,13 +218,18 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>]) -> String {
 
 /// Boot and return the serial console's text. The guest powers itself
 /// off; one that does not within `limit` is stopped and that is an error.
-pub fn run(boot: &SystemBoot, kernel: &Path, initrd: &Path, limit: Duration) -> Result<String> {
+/// `share` is the directory a `9p` guest mounts as its root.
+pub fn run(boot: &SystemBoot, kernel: &Path, initrd: &Path, share: Option<&Path>, limit: Duration) -> Result<String> {
     let mut cmd = Command::new(&boot.qemu);
-    cmd.args(["-M", &boot.machine, "-m", &boot.memory_mib.to_string(), "-smp", "2", "-nographic", "-no-reboot", "-nic", "none"]);
+    cmd.args(["-M", &boot.machine, "-m", &boot.memory_mib.to_string(), "-smp", &boot.cpus.to_string(), "-nographic", "-no-reboot", "-nic", "none"]);
     if let Some(cpu) = &boot.cpu {
         cmd.args(["-cpu", cpu]);
     }
     cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
+    if let (GuestRoot::NineP, Some(dir)) = (boot.root, share) {
+        cmd.arg("-fsdev").arg(format!("local,id=root,path={},security_model=none", dir.display()));
+        cmd.args(["-device", "virtio-9p-pci,fsdev=root,mount_tag=root"]);
+    }
     cmd.args(["-append", &format!("console={} rdinit=/init quiet panic=-1", boot.console)]);
     let out_path = initrd.with_file_name("console.txt");
     let out = File::create(&out_path)?;
@@ -189,6 +297,33 @@ mod tests {
                 ("usr/bin/hello".to_string(), 0o100755, "#!/bin/sh\necho hi\n".to_string()),
             ]
         );
+    }
+
+    /// A kernel module file: an ELF object whose `.modinfo` names what it depends on.
+    fn module(dir: &Path, file: &str, depends: &str) {
+        use object::write::Object;
+        let mut o = Object::new(object::BinaryFormat::Elf, object::Architecture::Mips, object::Endianness::Little);
+        let s = o.add_section(vec![], b".modinfo".to_vec(), object::SectionKind::ReadOnlyData);
+        o.append_section_data(s, format!("license=GPL\0depends={depends}\0name=x\0").as_bytes(), 1);
+        fs::write(dir.join(file), o.write().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn modules_load_after_what_they_depend_on_each_once() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("lib/modules/6.1.0-4kc-malta/kernel");
+        fs::create_dir_all(&dir).unwrap();
+        module(&dir, "9p.ko", "9pnet,netfs");
+        module(&dir, "9pnet.ko", "");
+        module(&dir, "netfs.ko", "fscache");
+        module(&dir, "fscache.ko", "");
+        module(&dir, "9pnet_virtio.ko", "virtio,9pnet");
+        module(&dir, "virtio.ko", "");
+        module(&dir, "unrelated.ko", "");
+        let order: Vec<String> = module_closure(t.path(), &["9pnet-virtio".into(), "9p".into()]).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(order, ["virtio", "9pnet", "9pnet_virtio", "fscache", "netfs", "9p"]);
+        let err = module_closure(t.path(), &["virtio_pci".into()]).unwrap_err().to_string();
+        assert_eq!(err, "no module virtio_pci.ko under lib/modules");
     }
 
     #[test]

@@ -59,10 +59,38 @@ pub struct SystemBoot {
     /// The serial console the kernel writes to (`ttyAMA0`).
     pub console: String,
     pub memory_mib: u32,
+    /// Processors of the guest.
+    #[serde(default = "two")]
+    pub cpus: u32,
     pub kernel_suite: String,
     pub kernel_package: String,
     /// Debian's `busybox-static` of this suite gives the guest's /init its shell.
     pub busybox_suite: String,
+    /// How the guest gets its root (the board root with the package).
+    #[serde(default)]
+    pub root: GuestRoot,
+    /// For a `9p` root: the kernel modules that mount it (their
+    /// dependencies are loaded first, as the modules name them).
+    #[serde(default)]
+    pub modules: Vec<String>,
+}
+
+fn two() -> u32 {
+    2
+}
+
+/// How a booted guest gets its root filesystem.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestRoot {
+    /// All of it in the initramfs (unpacked into the guest's memory).
+    #[default]
+    Initramfs,
+    /// The directory itself, shared over virtio-9p: for kernels that map
+    /// too little memory to unpack the tree (malta's 32-bit kernel sees
+    /// 256 MiB); a small initramfs loads `modules` and switches to it.
+    #[serde(rename = "9p")]
+    NineP,
 }
 
 /// The C library of the boards the package is built for.
