@@ -10,6 +10,7 @@ Environment (set by qemu-test):
   CROSSPYTHON_TLS_CERT   a self-signed certificate for localhost, and
   CROSSPYTHON_TLS_KEY    its key, for the TLS handshake
   CROSSPYTHON_PACKAGES   the manifest's pip requirement specifiers (each must be installed)
+  CROSSPYTHON_BOOTED     "1" on a booted kernel (qemu-test --system), where memory is measured
 """
 
 import json
@@ -478,6 +479,58 @@ def requests():
     server.server_close()
     assert r.status_code == 200 and r.text == "hello from the board", r.text
     return f"requests {requests.__version__}: GET from a local server"
+
+
+def measure(python):
+    """Peak RSS (KiB) of `python -c pass` and of `import numpy` where it
+    imports, and the median startup time (ms) of `-c pass` and `-I -S -c pass`."""
+    import time
+
+    def run(args):
+        pid = os.posix_spawn(python, [python, *args], dict(os.environ))
+        _, status, usage = os.wait4(pid, 0)
+        return os.waitstatus_to_exitcode(status), usage.ru_maxrss
+
+    def median_ms(args, n=5):
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            run(args)
+            times.append((time.perf_counter() - start) * 1000)
+        return round(sorted(times)[n // 2])
+
+    code, rss_pass = run(["-c", "pass"])
+    assert code == 0, f"{python} -c pass exited with {code}"
+    code, rss_numpy = run(["-c", "import numpy"])
+    return {
+        "rss_pass_kib": rss_pass,
+        "rss_numpy_kib": rss_numpy if code == 0 else None,
+        "startup_ms": median_ms(["-c", "pass"]),
+        "startup_isolated_ms": median_ms(["-I", "-S", "-c", "pass"]),
+    }
+
+
+@check
+def memory():
+    """Measured as on a board, on a booted kernel only (under qemu-user the
+    emulator's own memory counts): this python3 and the board's own python
+    side by side, the peak of these checks (VmHWM), and what is left."""
+    if os.environ.get("CROSSPYTHON_BOOTED") != "1":
+        return "measured on a booted kernel only (qemu-test --system)"
+    import glob
+    import re
+
+    figures = {"python3": measure(sys.executable)}
+    board = sorted(p for p in glob.glob("/usr/bin/python3.*") if re.fullmatch(r"/usr/bin/python3\.\d+", p))
+    if board:
+        figures[board[-1]] = measure(board[-1])
+    with open("/proc/self/status") as f:
+        figures["checks_vmhwm_kib"] = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+    with open("/proc/meminfo") as f:
+        info = f.read()
+    figures["mem_total_kib"] = int(re.search(r"MemTotal:\s+(\d+)", info).group(1))
+    figures["mem_available_kib"] = int(re.search(r"MemAvailable:\s+(\d+)", info).group(1))
+    return json.dumps(figures, sort_keys=True)
 
 
 def main():

@@ -285,6 +285,7 @@ fn booted_checks(
         ("CROSSPYTHON_MACHINE", arch.machine.clone()),
         // A real kernel starts target children itself.
         ("CROSSPYTHON_CHILDREN", "1".into()),
+        ("CROSSPYTHON_BOOTED", "1".into()),
         ("CROSSPYTHON_TLS_CERT", g("cert.pem")),
         ("CROSSPYTHON_TLS_KEY", g("key.pem")),
         ("CROSSPYTHON_PACKAGES", loaded.python_requirements()?.join(" ")),
@@ -304,7 +305,9 @@ fn booted_checks(
         }
     };
     eprintln!("booting {} under {} (-M {}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
+    let started = std::time::Instant::now();
     let console = system::run(boot, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(1800))?;
+    let powered_off = started.elapsed().as_secs();
     let mut results: Vec<CheckResult> = vec![];
     let mut booted = None;
     let mut lines = console.lines().map(|l| l.trim_end_matches('\r')).peekable();
@@ -335,7 +338,22 @@ fn booted_checks(
     let Some(kernel_release) = booted else {
         bail!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(&console, 30));
     };
-    results.insert(0, CheckResult { name: "booted".into(), ok: true, detail: format!("Linux {kernel_release} under {} -M {}", boot.qemu, boot.machine) });
+    // `<release> <machine> <uptime>`: the seconds from the kernel's start to /init's checks.
+    let mut words: Vec<&str> = kernel_release.split_whitespace().collect();
+    let uptime = if words.len() > 2 { words.pop().unwrap_or_default().to_string() } else { "?".to_string() };
+    results.insert(
+        0,
+        CheckResult {
+            name: "booted".into(),
+            ok: true,
+            detail: format!(
+                "Linux {} under {} -M {}: the checks began {uptime} s after the kernel started; powered off after {powered_off} s",
+                words.join(" "),
+                boot.qemu,
+                boot.machine
+            ),
+        },
+    );
     Ok(results)
 }
 

@@ -202,7 +202,7 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>]) -> String {
     let mut s = format!(
         "#!{bb} sh\n{bb} mkdir -p /proc /sys /dev /tmp\n{bb} mount -t proc proc /proc\n{bb} mount -t sysfs sys /sys\n\
          {bb} mount -t devtmpfs dev /dev\n{bb} mkdir -p /dev/shm /dev/pts\n{bb} mount -t tmpfs shm /dev/shm\n{bb} mount -t devpts pts /dev/pts\n\
-         {bb} mount -t tmpfs tmp /tmp\n{bb} ip link set lo up\necho \"BOOTED $({bb} uname -r) $({bb} uname -m)\"\n"
+         {bb} mount -t tmpfs tmp /tmp\n{bb} ip link set lo up\necho \"BOOTED $({bb} uname -r) $({bb} uname -m) $({bb} cut -d' ' -f1 /proc/uptime)\"\n"
     );
     for (k, v) in env {
         s.push_str(&format!("export {k}='{v}'\n"));
