@@ -125,6 +125,10 @@ struct Features {
     /// Profile-guided optimization: the profile task runs on the target under qemu-user (`--feature pgo`).
     #[arg(long)]
     pgo: bool,
+    /// The configuration recommended for release builds: the features of the manifest's
+    /// `distro.feature_sets.release` (`--feature release`).
+    #[arg(long)]
+    release: bool,
 }
 
 impl Features {
@@ -132,6 +136,7 @@ impl Features {
         let mut names = self.names.clone();
         names.extend(self.lto.then(|| "lto".to_string()));
         names.extend(self.pgo.then(|| "pgo".to_string()));
+        names.extend(self.release.then(|| "release".to_string()));
         names
     }
 }

@@ -281,6 +281,10 @@ pub struct Distro {
     /// `cargo xtask build --feature <f>` (or `--lto`, `--pgo`) adds to them.
     #[serde(default)]
     pub features: Vec<Name>,
+    /// Named sets of features (`release`): `--feature <set>` switches on
+    /// each of them.
+    #[serde(default)]
+    pub feature_sets: BTreeMap<String, Vec<String>>,
     /// CPython's own test modules that `qemu-test --cpython-tests` runs on the target.
     #[serde(default)]
     pub cpython_tests: Vec<String>,
@@ -814,9 +818,16 @@ impl Loaded {
     /// `distro.features` listed them.
     pub fn enable_features(&mut self, features: &[String]) -> Result<()> {
         let offered = self.features_offered();
+        let mut wanted = vec![];
         for f in features {
+            match self.manifest.distro.feature_sets.get(f) {
+                Some(set) => wanted.extend(set.iter().map(|m| (m.clone(), format!("--feature {f} (distro.feature_sets.{f} in {})", self.path.display())))),
+                None => wanted.push((f.clone(), format!("--feature {f}"))),
+            }
+        }
+        for (f, asked) in &wanted {
             if !offered.contains(f) {
-                anyhow::bail!("--feature {f}: {}", unknown_feature(f, &offered));
+                anyhow::bail!("{asked}: {}", unknown_feature(f, &offered));
             }
             if !self.manifest.distro.features.iter().any(|d| d.get_ref() == f) {
                 self.manifest.distro.features.push(Spanned::new(0..0, f.clone()));

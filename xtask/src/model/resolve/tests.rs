@@ -262,6 +262,18 @@ fn command_line_features_add_to_the_distro_and_an_override_can_offer_none() {
 }
 
 #[test]
+fn a_feature_set_switches_on_each_of_its_features_and_names_itself_when_one_is_unknown() {
+    let mut loaded =
+        Loaded::parse(Path::new("m.toml"), manifest("\"app\"", "feature_sets = { release = [\"lto\", \"pgo\"], typo = [\"ltoo\"] }", &app_with_options()))
+            .unwrap();
+    loaded.enable_features(&["release".to_string()]).unwrap();
+    let g = resolve(&loaded, "aarch64").unwrap();
+    assert_eq!(g.nodes[g.index("app").unwrap()].features, ["lto", "pgo"]);
+    let err = loaded.enable_features(&["typo".to_string()]).unwrap_err().to_string();
+    assert!(err.starts_with("--feature typo (distro.feature_sets.typo in m.toml): no recipe offers the feature `ltoo`"), "{err}");
+}
+
+#[test]
 fn an_unknown_feature_is_an_error_that_lists_the_offered_ones() {
     let errs = errors(&manifest("\"app\"", "features = [\"ltoo\"]", &app_with_options()));
     assert_eq!(errs, ["m.toml:5:13: `distro.features`: no recipe offers the feature `ltoo` in its packageconfig; did you mean `lto`? (offered: lto, pgo)"]);
