@@ -11,6 +11,7 @@ Environment (set by qemu-test):
   CROSSPYTHON_TLS_KEY    its key, for the TLS handshake
   CROSSPYTHON_PACKAGES   the manifest's pip requirement specifiers (each must be installed)
   CROSSPYTHON_BOOTED     "1" on a booted kernel (qemu-test --system), where memory is measured
+  CROSSPYTHON_SHELL      there, a static busybox that measured programs start from
 """
 
 import json
@@ -486,8 +487,13 @@ def measure(python):
     imports, and the median startup time (ms) of `-c pass` and `-I -S -c pass`."""
     import time
 
+    # Through a small shell: a child spawned straight from this process
+    # starts in its memory (posix_spawn shares it), and the kernel keeps
+    # that peak across exec, so ru_maxrss would be this process's.
+    shell = os.environ["CROSSPYTHON_SHELL"]
+
     def run(args):
-        pid = os.posix_spawn(python, [python, *args], dict(os.environ))
+        pid = os.posix_spawn(shell, [shell, "sh", "-c", 'exec "$0" "$@"', python, *args], dict(os.environ))
         _, status, usage = os.wait4(pid, 0)
         return os.waitstatus_to_exitcode(status), usage.ru_maxrss
 
