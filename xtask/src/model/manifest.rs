@@ -827,7 +827,12 @@ impl Loaded {
         }
         for (f, asked) in &wanted {
             if !offered.contains(f) {
-                anyhow::bail!("{asked}: {}", unknown_feature(f, &offered));
+                let sets: Vec<&String> = self.manifest.distro.feature_sets.keys().collect();
+                let hint = match sets.iter().find(|s| strsim::levenshtein(f, s) <= 2) {
+                    Some(s) if asked.as_str() == format!("--feature {f}") => format!("; did you mean the feature set `{s}`?"),
+                    _ => String::new(),
+                };
+                anyhow::bail!("{asked}: {}{hint}", unknown_feature(f, &offered));
             }
             if !self.manifest.distro.features.iter().any(|d| d.get_ref() == f) {
                 self.manifest.distro.features.push(Spanned::new(0..0, f.clone()));

@@ -271,6 +271,8 @@ fn a_feature_set_switches_on_each_of_its_features_and_names_itself_when_one_is_u
     assert_eq!(g.nodes[g.index("app").unwrap()].features, ["lto", "pgo"]);
     let err = loaded.enable_features(&["typo".to_string()]).unwrap_err().to_string();
     assert!(err.starts_with("--feature typo (distro.feature_sets.typo in m.toml): no recipe offers the feature `ltoo`"), "{err}");
+    let err = loaded.enable_features(&["relase".to_string()]).unwrap_err().to_string();
+    assert!(err.ends_with("did you mean the feature set `release`?"), "{err}");
 }
 
 #[test]
