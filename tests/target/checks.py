@@ -11,7 +11,6 @@ Environment (set by qemu-test):
   CROSSPYTHON_TLS_KEY    its key, for the TLS handshake
   CROSSPYTHON_PACKAGES   the manifest's pip requirement specifiers (each must be installed)
   CROSSPYTHON_BOOTED     "1" on a booted kernel (qemu-test --system), where memory is measured
-  CROSSPYTHON_SHELL      there, a static busybox that measured programs start from
 """
 
 import json
@@ -485,32 +484,31 @@ def requests():
 def measure(python):
     """Peak RSS (KiB) of `python -c pass` and of `import numpy` where it
     imports, and the median startup time (ms) of `-c pass` and `-I -S -c pass`."""
+    import re
+    import subprocess
     import time
 
-    # Through a small shell: a child spawned straight from this process
-    # starts in its memory (posix_spawn shares it), and the kernel keeps
-    # that peak across exec, so ru_maxrss would be this process's.
-    shell = os.environ["CROSSPYTHON_SHELL"]
-
-    def run(args):
-        pid = os.posix_spawn(shell, [shell, "sh", "-c", 'exec "$0" "$@"', python, *args], dict(os.environ))
-        _, status, usage = os.wait4(pid, 0)
-        return os.waitstatus_to_exitcode(status), usage.ru_maxrss
+    def peak(code):
+        # The child's own VmHWM, read as it ends: a parent's ru_maxrss for
+        # a child counts the memory the child was forked or spawned with.
+        status = "import sys; sys.stdout.write(open('/proc/self/status').read())"
+        out = subprocess.run([python, "-c", f"{code}\n{status}"], capture_output=True, text=True)
+        found = re.search(r"VmHWM:\s+(\d+)", out.stdout)
+        return int(found.group(1)) if out.returncode == 0 and found else None
 
     def median_ms(args, n=5):
         times = []
         for _ in range(n):
             start = time.perf_counter()
-            run(args)
+            subprocess.run([python, *args], check=True)
             times.append((time.perf_counter() - start) * 1000)
         return round(sorted(times)[n // 2])
 
-    code, rss_pass = run(["-c", "pass"])
-    assert code == 0, f"{python} -c pass exited with {code}"
-    code, rss_numpy = run(["-c", "import numpy"])
+    rss_pass = peak("pass")
+    assert rss_pass, f"{python} -c pass did not run"
     return {
         "rss_pass_kib": rss_pass,
-        "rss_numpy_kib": rss_numpy if code == 0 else None,
+        "rss_numpy_kib": peak("import numpy"),
         "startup_ms": median_ms(["-c", "pass"]),
         "startup_isolated_ms": median_ms(["-I", "-S", "-c", "pass"]),
     }

@@ -286,7 +286,6 @@ fn booted_checks(
         // A real kernel starts target children itself.
         ("CROSSPYTHON_CHILDREN", "1".into()),
         ("CROSSPYTHON_BOOTED", "1".into()),
-        ("CROSSPYTHON_SHELL", g("busybox")),
         ("CROSSPYTHON_TLS_CERT", g("cert.pem")),
         ("CROSSPYTHON_TLS_KEY", g("key.pem")),
         ("CROSSPYTHON_PACKAGES", loaded.python_requirements()?.join(" ")),
