@@ -13,7 +13,10 @@ for archive in deploy/*/crosspython-*.tar.gz; do
   cargo xtask qemu-test --arch "$arch" --package "$archive"
 done
 # On a booted kernel too, where the manifest knows how to boot the arch
-# ([system.<arch>]; needs Debian's qemu-system-*).
+# ([system.<arch>]), with Debian's qemu-system-* for it.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get install -y --no-install-recommends qemu-system-arm qemu-system-misc qemu-system-mips >/dev/null
+fi
 for arch in $(sed -n 's/^\[system\.\(.*\)\]$/\1/p' recipes-manifest.toml); do
   if [ "$arches" = all ] || [[ ",$arches," == *",$arch,"* ]]; then
     cargo xtask qemu-test --arch "$arch" --system
