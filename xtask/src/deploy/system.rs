@@ -146,7 +146,7 @@ pub fn stage1_initramfs(busybox: &Path, modules: &[PathBuf], out: &Path) -> Resu
     init.push_str(
         // 9p2000.u: with 9p2000.L, Debian 12's malta kernel under qemu 7.2
         // executes no file of the share (exec fails with EOPNOTSUPP).
-        "/busybox mount -t 9p -o trans=virtio,version=9p2000.u,msize=262144,cache=loose root /newroot || { echo 'STAGE1 cannot mount the 9p root'; /busybox poweroff -f; }\n\
+        "/busybox mount -t 9p -o trans=virtio,version=9p2000.u,msize=262144,cache=loose root /newroot || { echo 'STAGE1 cannot mount the 9p root'; /busybox poweroff -f -n; }\n\
          /busybox umount /dev\nexec /busybox switch_root /newroot /init\n",
     );
     fs::write(root.join("init"), init)?;
@@ -212,7 +212,10 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>]) -> String {
         let quoted: Vec<String> = argv.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
         s.push_str(&format!("{} > /tmp/out 2>&1; echo \"PROGRAM $? {}\"; {bb} head -n 1 /tmp/out\n", quoted.join(" "), argv.join(" ").replace('"', "")));
     }
-    s.push_str(&format!("{bb} poweroff -f\n"));
+    // -n: no sync first. Nothing the guest wrote is kept, and on mipsel's
+    // 9p root (cache=loose) the sync once hung the guest after its last
+    // program ("task busybox blocked for more than 120 seconds").
+    s.push_str(&format!("{bb} poweroff -f -n\n"));
     s
 }
 
@@ -333,6 +336,6 @@ mod tests {
         assert_eq!(lines[0], "#!/.crosspython/busybox sh");
         assert!(s.contains("export LC_ALL='C.UTF-8'\n/usr/local/bin/python3 -I -B /.crosspython/checks.py\n"), "{s}");
         assert!(s.contains("'/bin/ls' '/lib' > /tmp/out 2>&1; echo \"PROGRAM $? /bin/ls /lib\""), "{s}");
-        assert_eq!(*lines.last().unwrap(), "/.crosspython/busybox poweroff -f");
+        assert_eq!(*lines.last().unwrap(), "/.crosspython/busybox poweroff -f -n");
     }
 }
