@@ -339,18 +339,15 @@ fn booted_checks(
         bail!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(&console, 30));
     };
     // `<release> <machine> <uptime>`: the seconds from the kernel's start to /init's checks.
-    let mut words: Vec<&str> = kernel_release.split_whitespace().collect();
-    let uptime = if words.len() > 2 { words.pop().unwrap_or_default().to_string() } else { "?".to_string() };
+    let (kernel, uptime) = kernel_release.rsplit_once(' ').unwrap_or((&kernel_release, "?"));
     results.insert(
         0,
         CheckResult {
             name: "booted".into(),
             ok: true,
             detail: format!(
-                "Linux {} under {} -M {}: the checks began {uptime} s after the kernel started; powered off after {powered_off} s",
-                words.join(" "),
-                boot.qemu,
-                boot.machine
+                "Linux {kernel} under {} -M {}: the checks began {uptime} s after the kernel started; powered off after {powered_off} s",
+                boot.qemu, boot.machine
             ),
         },
     );

@@ -818,22 +818,29 @@ impl Loaded {
     /// `distro.features` listed them.
     pub fn enable_features(&mut self, features: &[String]) -> Result<()> {
         let offered = self.features_offered();
-        let mut wanted = vec![];
+        // (feature, the set it came from)
+        let mut wanted: Vec<(&String, Option<&String>)> = vec![];
         for f in features {
             match self.manifest.distro.feature_sets.get(f) {
-                Some(set) => wanted.extend(set.iter().map(|m| (m.clone(), format!("--feature {f} (distro.feature_sets.{f} in {})", self.path.display())))),
-                None => wanted.push((f.clone(), format!("--feature {f}"))),
+                Some(set) => wanted.extend(set.iter().map(|m| (m, Some(f)))),
+                None => wanted.push((f, None)),
             }
         }
-        for (f, asked) in &wanted {
+        let mut enabled = vec![];
+        for (f, set) in wanted {
             if !offered.contains(f) {
-                let sets: Vec<&String> = self.manifest.distro.feature_sets.keys().collect();
-                let hint = match sets.iter().find(|s| strsim::levenshtein(f, s) <= 2) {
-                    Some(s) if asked.as_str() == format!("--feature {f}") => format!("; did you mean the feature set `{s}`?"),
-                    _ => String::new(),
+                let (asked, hint) = match set {
+                    Some(set) => (format!("--feature {set} (distro.feature_sets.{set} in {})", self.path.display()), String::new()),
+                    None => {
+                        let near = self.manifest.distro.feature_sets.keys().find(|s| strsim::levenshtein(f, s) <= 2);
+                        (format!("--feature {f}"), near.map(|s| format!("; did you mean the feature set `{s}`?")).unwrap_or_default())
+                    }
                 };
                 anyhow::bail!("{asked}: {}{hint}", unknown_feature(f, &offered));
             }
+            enabled.push(f.clone());
+        }
+        for f in &enabled {
             if !self.manifest.distro.features.iter().any(|d| d.get_ref() == f) {
                 self.manifest.distro.features.push(Spanned::new(0..0, f.clone()));
             }

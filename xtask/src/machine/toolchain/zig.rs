@@ -208,15 +208,11 @@ pub fn profile_tools(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>) -> Resu
         let work = tempfile::tempdir_in(&lib)?;
         let bytes = fs::read(&rlib).with_context(|| format!("cannot read {}", rlib.display()))?;
         let mut members = vec![];
-        for member in object::read::archive::ArchiveFile::parse(bytes.as_slice())?.members() {
-            let member = member?;
-            let name = String::from_utf8_lossy(member.name()).into_owned();
-            // compiler-rt's C objects; not the crate's own (Rust) code unit.
-            if name.ends_with(".o") && !name.ends_with(".rcgu.o") {
-                let o = work.path().join(format!("{}.o", members.len()));
-                fs::write(&o, member.data(bytes.as_slice())?)?;
-                members.push(o);
-            }
+        // compiler-rt's C objects; not the crate's own (Rust) code unit.
+        for (name, data) in archive_members(&bytes)?.into_iter().filter(|(name, _)| !name.ends_with(".rcgu.o")) {
+            let o = work.path().join(format!("{}-{name}", members.len()));
+            fs::write(&o, data)?;
+            members.push(o);
         }
         if members.is_empty() {
             bail!("{} holds no compiler-rt objects", rlib.display());
@@ -230,11 +226,17 @@ pub fn profile_tools(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>) -> Resu
 
 /// The object files of an archive.
 fn archive_objects(archive: &[u8]) -> Result<Vec<Vec<u8>>> {
+    Ok(archive_members(archive)?.into_iter().map(|(_, data)| data).collect())
+}
+
+/// The object files of an archive, with their member names.
+fn archive_members(archive: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out = vec![];
     for member in object::read::archive::ArchiveFile::parse(archive)?.members() {
-        let data = member?.data(archive)?;
+        let member = member?;
+        let data = member.data(archive)?;
         if object::File::parse(data).is_ok() {
-            out.push(data.to_vec());
+            out.push((String::from_utf8_lossy(member.name()).into_owned(), data.to_vec()));
         }
     }
     Ok(out)
