@@ -11,6 +11,9 @@ Environment (set by qemu-test):
   CROSSPYTHON_TLS_KEY    its key, for the TLS handshake
   CROSSPYTHON_PACKAGES   the manifest's pip requirement specifiers (each must be installed)
   CROSSPYTHON_BOOTED     "1" on a booted kernel (qemu-test --system), where memory is measured
+  CROSSPYTHON_PACKAGE_CHECKS  a JSON object, project name -> Python source: the manifest's
+                         [python_package.<project>] checks; each installed one runs as
+                         the check `package:<project>` and may set `result` to a detail
 """
 
 import json
@@ -537,9 +540,34 @@ def memory():
     return json.dumps(figures, sort_keys=True)
 
 
+def package_checks():
+    """The manifest's checks of the installed packages, as checks."""
+    path = os.environ.get("CROSSPYTHON_PACKAGE_CHECKS")
+    if not path:
+        return []
+    with open(path) as f:
+        sources = json.load(f)
+    installed = set(packages())
+    out = []
+    for project, source in sorted(sources.items()):
+        if project not in installed:
+            continue
+
+        def run(project=project, source=source):
+            import importlib.metadata as md
+
+            scope = {"__name__": f"check_{project}"}
+            exec(compile(source, f"<check of {project}>", "exec"), scope)
+            return f"{project} {md.version(project)}: {scope.get('result', 'ok')}"
+
+        run.__name__ = f"package:{project}"
+        out.append(run)
+    return out
+
+
 def main():
     failed = 0
-    for fn in CHECKS:
+    for fn in CHECKS + package_checks():
         try:
             detail = fn() or ""
             ok = True

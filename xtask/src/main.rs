@@ -67,7 +67,7 @@ use crate::commands::{bench, inspect, pip};
 use crate::deploy::{package, qemu};
 use crate::engine::project::{self, BuildLock, Project};
 use crate::engine::{scheduler, sstate, work};
-use crate::machine::{host, toolchain};
+use crate::machine::host;
 use crate::sources::fetch;
 
 #[derive(Parser)]
@@ -458,17 +458,10 @@ fn build(project: &Project, args: &BuildArgs) -> Result<()> {
         process::interrupt();
     })
     .context("cannot install the interrupt handler")?;
-    let worker = work::Worker {
-        fetcher: fetch::Fetcher::new(project.dl_dir.clone()),
-        patches_dir: project.root.join("patches"),
-        prefix: loaded.manifest.distro.prefix.clone(),
-        build_sys: toolchain::build_triplet()?,
-        launcher: std::env::var("CROSSPYTHON_CC_LAUNCHER").ok().filter(|l| !l.is_empty()),
-        tail_lines: 40,
-    };
+    let worker = work::Worker::for_project(project, &loaded)?;
     let sstate = sstate::Sstate::new(project.sstate_dir.clone()).with_keys(signing::from_env()?);
     eprintln!("crosspython: building {} ({} recipes, {} tasks, {jobs} jobs)", names.join(", "), plan.units.len(), plan.tasks.len());
-    let stats = scheduler::run(&plan, &worker, &sstate, &scheduler::Options { jobs, explain: args.explain, rebuild: args.rebuild.clone() })
+    let stats = scheduler::run(&plan, &worker, &sstate, &scheduler::Options { jobs, explain: args.explain, rebuild: args.rebuild.clone(), only: vec![] })
         .map_err(|e| offer_other_versions(e, &loaded, &worker.fetcher))?;
     let wall = t0.elapsed().as_secs_f64();
     if stats.tasks_run == 0 {

@@ -149,6 +149,13 @@ impl Ctx<'_> {
         set("BUILD_SYS", self.build_sys.to_string());
         if let Some((arch, tc)) = self.target {
             set("OPENSSL_TARGET", arch.openssl.clone());
+            // The target's C++ compiler, a variable and not CXX in every
+            // recipe's environment: autotools recipes would then build
+            // their optional C++ parts (ncurses' bindings). A C++ recipe
+            // says `env = { CXX = "${TARGET_CXX}" }` (zeromq).
+            let mut cxx: Vec<String> = self.launcher.into_iter().map(str::to_string).collect();
+            cxx.push(tc.tool("g++"));
+            set("TARGET_CXX", cxx.join(" "));
             // Variable assignments under which a target program runs on the
             // build machine (CPython's PGO profile task): the kernel starts
             // it, and its children, through qemu's binfmt_misc entry, and

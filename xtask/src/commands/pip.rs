@@ -64,7 +64,20 @@ pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
     let mut log = String::new();
     let board_root = project.board_root(loaded, r.arch, &target)?;
     let job = Job { project, plan: &plan, ab, tree: &tree, host_python: &host_python, pyver, work: &work, board_root: &board_root };
-    let result = job.run(&mut note, &native_python, &specs, r.no_binary, &mut log);
+    let result = match add_recipes(project, r.arch, &target, &specs, &tree, &mut note, &mut log) {
+        Ok(added) => {
+            let result = job.run(&mut note, &native_python, &specs, r.no_binary, &mut log);
+            match (&result, added.is_empty()) {
+                (Err(_), false) => added.take_out(&tree, &mut note)?,
+                (Ok(_), false) => {
+                    crate::engine::tasks::atomic_write(&tree.join(crate::engine::image::IMAGE_NOTE), &serde_json::to_vec_pretty(&note)?)?
+                }
+                _ => {}
+            }
+            result.map(|summary| added.summary() + &summary)
+        }
+        Err(e) => Err(e),
+    };
     crate::engine::tasks::atomic_write(&log_path, log.as_bytes())?;
     match result {
         Ok(summary) => {
@@ -77,6 +90,116 @@ pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
             Err(e.context(format!("pip install for {} failed; the tree {} is unchanged", r.arch, tree.display())))
         }
     }
+}
+
+/// Recipes installed into the tree for the packages being installed.
+#[derive(Default)]
+struct AddedRecipes {
+    recipes: Vec<String>,
+    /// Their files, relative to the tree.
+    files: Vec<String>,
+}
+
+impl AddedRecipes {
+    fn is_empty(&self) -> bool {
+        self.recipes.is_empty()
+    }
+
+    fn summary(&self) -> String {
+        self.recipes.iter().map(|r| format!("  recipe {r}: built and installed for the packages below\n")).collect()
+    }
+
+    /// The install failed: the tree goes back to what it was.
+    fn take_out(&self, tree: &Path, note: &mut ImageNote) -> Result<()> {
+        for rel in self.files.iter().rev() {
+            let path = tree.join(rel);
+            if path.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+                fs::remove_file(&path).with_context(|| format!("cannot take {} out of the tree again", path.display()))?;
+            }
+            note.owners.remove(rel);
+        }
+        Ok(())
+    }
+}
+
+/// The C libraries that the requested packages link (their
+/// `[python_package.<project>] depends`) and that the tree was built
+/// without: built (or taken from the artifact cache) with the features the
+/// tree was built with, checked as the tree's files are, and installed into
+/// the tree before pip builds against it. Their files conflict with none of
+/// the tree's; they are recorded as the recipes' in the image note.
+fn add_recipes(project: &Project, arch: &str, target: &crate::engine::project::Target, specs: &[String], tree: &Path, note: &mut ImageNote, log: &mut String) -> Result<AddedRecipes> {
+    use crate::engine::image::Owner;
+    let mut loaded = project.load()?;
+    if loaded.python_package_entries(specs).iter().all(|(_, p)| p.depends.is_empty()) {
+        return Ok(AddedRecipes::default());
+    }
+    let features: std::collections::BTreeSet<String> = note.features.values().flatten().cloned().collect();
+    loaded.enable_features(&features.into_iter().collect::<Vec<_>>())?;
+    let runtime = |loaded: &Loaded| -> Result<std::collections::BTreeSet<String>> {
+        let g = crate::model::resolve::resolve(loaded, arch)?;
+        Ok(g.runtime.iter().map(|&n| g.nodes[n].recipe.clone()).collect())
+    };
+    let before = runtime(&loaded)?;
+    loaded.manifest.distro.python_packages.extend(specs.iter().cloned());
+    let in_tree: std::collections::BTreeSet<&str> = note.owners.values().filter_map(|o| if let Owner::Recipe(r) = o { Some(r.as_str()) } else { None }).collect();
+    let new: Vec<String> = runtime(&loaded)?.into_iter().filter(|r| !before.contains(r) && !in_tree.contains(r.as_str())).collect();
+    if new.is_empty() {
+        return Ok(AddedRecipes::default());
+    }
+    let plan = project.plan(&loaded, &[arch.to_string()], target)?;
+    let units: Vec<usize> = (0..plan.units.len()).filter(|&u| !plan.units[u].node.is_native() && new.contains(&plan.units[u].node.recipe)).collect();
+    eprintln!("crosspython: {arch}: building {} for {}", new.join(", "), specs.join(" "));
+    let worker = crate::engine::work::Worker::for_project(project, &loaded)?;
+    let sstate = crate::engine::sstate::Sstate::new(project.sstate_dir.clone()).with_keys(crate::base::signing::from_env()?);
+    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let only = units.iter().map(|&u| plan.units[u].node.name.clone()).collect();
+    crate::engine::scheduler::run(&plan, &worker, &sstate, &crate::engine::scheduler::Options { jobs, explain: false, rebuild: vec![], only })?;
+
+    // Staged and checked as the tree's own files, then moved in.
+    let staging = tempfile::tempdir_in(tree.parent().unwrap_or(tree))?;
+    for &u in &units {
+        crate::base::sysroot::copy_tree(&plan.units[u].dirs.sysroot_destdir, staging.path())?;
+    }
+    let mut report = String::new();
+    crate::engine::image::scrub_build_paths_of(&plan, &units, staging.path(), &mut report)?;
+    let ab = &plan.arches[0];
+    let present = crate::machine::tree_check::tree_libraries(tree);
+    let board = crate::machine::tree_check::BoardLibs::new(&plan.libc, ab.arch.libc, ab.toolchain.glibc);
+    crate::engine::image::add_toolchain_libs_beside(staging.path(), &plan.prefix, &present, &board, &ab.toolchain, &mut report)?;
+    crate::engine::image::set_run_paths_beside(staging.path(), tree, &plan.prefix, &mut report)?;
+    log.push_str(&report);
+    check_staged(staging.path(), &present, &board, &ab.arch.elf, &[project.build_dir.clone(), staging.path().to_path_buf()])?;
+    let owners: BTreeMap<String, String> = units
+        .iter()
+        .flat_map(|&u| {
+            let unit = &plan.units[u];
+            WalkDir::new(&unit.dirs.sysroot_destdir).min_depth(1).into_iter().flatten().filter_map(move |e| {
+                let rel = e.path().strip_prefix(&unit.dirs.sysroot_destdir).ok()?.display().to_string();
+                Some((rel, unit.node.recipe.clone()))
+            })
+        })
+        .collect();
+    let mut staged = vec![];
+    for e in WalkDir::new(staging.path()).min_depth(1).sort_by_file_name() {
+        let e = e?;
+        if !e.file_type().is_dir() {
+            let rel = e.path().strip_prefix(staging.path()).unwrap().display().to_string();
+            if tree.join(&rel).symlink_metadata().is_ok() {
+                bail!("{} would overwrite {rel} of the tree (owned by {})", new.join(", "), note.owners.get(&rel).map_or("the tree".to_string(), |o| o.to_string()));
+            }
+            staged.push(rel);
+        }
+    }
+    let mut added = AddedRecipes { recipes: new, files: vec![] };
+    for rel in staged {
+        let dest = tree.join(&rel);
+        fs::create_dir_all(dest.parent().unwrap())?;
+        fs::rename(staging.path().join(&rel), &dest).with_context(|| format!("cannot move {rel} into the tree"))?;
+        note.owners.insert(rel.clone(), owners.get(&rel).map_or(Owner::Toolchain, |r| Owner::Recipe(r.clone())));
+        added.files.push(rel);
+    }
+    Ok(added)
 }
 
 /// One ad-hoc install into the tree of an arch.

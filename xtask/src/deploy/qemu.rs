@@ -128,6 +128,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
 
     let certs = tempfile::tempdir()?;
     make_test_certificate(certs.path())?;
+    write_package_checks(loaded, &certs.path().join(PACKAGE_CHECKS))?;
     let script = project.root.join("tests/target/checks.py");
     if system {
         let programs = match (&target.board, &arch.test_board) {
@@ -161,6 +162,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         .env("CROSSPYTHON_TLS_CERT", certs.path().join("cert.pem"))
         .env("CROSSPYTHON_TLS_KEY", certs.path().join("key.pem"))
         .env("CROSSPYTHON_PACKAGES", loaded.python_requirements()?.join(" "))
+        .env("CROSSPYTHON_PACKAGE_CHECKS", certs.path().join(PACKAGE_CHECKS))
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());
     eprintln!("running {} under {} ...", script.display(), arch.qemu);
@@ -273,7 +275,7 @@ fn booted_checks(
     fs::create_dir_all(&guest)?;
     fs::copy(&busybox, guest.join("busybox"))?;
     fs::copy(script, guest.join("checks.py"))?;
-    for f in ["cert.pem", "key.pem"] {
+    for f in ["cert.pem", "key.pem", PACKAGE_CHECKS] {
         fs::copy(certs.join(f), guest.join(f))?;
     }
     let g = |f: &str| format!("/{}/{f}", system::GUEST_DIR);
@@ -289,6 +291,7 @@ fn booted_checks(
         ("CROSSPYTHON_TLS_CERT", g("cert.pem")),
         ("CROSSPYTHON_TLS_KEY", g("key.pem")),
         ("CROSSPYTHON_PACKAGES", loaded.python_requirements()?.join(" ")),
+        ("CROSSPYTHON_PACKAGE_CHECKS", g(PACKAGE_CHECKS)),
     ];
     let init = tree.join("init");
     fs::write(&init, system::init_script(&env, programs))?;
@@ -458,6 +461,20 @@ fn run_app(
     }
     println!("{arch_name}: {} ran from the installed tree alone in {:.1} s", app.file.display(), started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The manifest's `[python_package.<project>] check`s, for checks.py: it
+/// runs those of the packages installed.
+const PACKAGE_CHECKS: &str = "package-checks.json";
+
+fn write_package_checks(loaded: &Loaded, path: &Path) -> Result<()> {
+    let checks: BTreeMap<String, &str> = loaded
+        .manifest
+        .python_package
+        .iter()
+        .filter_map(|(project, p)| Some((crate::model::manifest::project_name(project), p.check.as_deref()?)))
+        .collect();
+    fs::write(path, serde_json::to_vec_pretty(&checks)?).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn make_test_certificate(dir: &Path) -> Result<()> {

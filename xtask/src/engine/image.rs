@@ -303,9 +303,15 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
 /// itself, any other work directory path becomes the debug-source path the
 /// compiler's `-ffile-prefix-map` uses.
 fn scrub_build_paths(plan: &Plan, rootfs_task: usize, tree: &Path, report: &mut String) -> Result<()> {
+    let units: Vec<usize> = plan.tasks[rootfs_task].deps.iter().map(|&t| plan.tasks[t].unit.expect("recipe task")).collect();
+    scrub_build_paths_of(plan, &units, tree, report)
+}
+
+/// As `scrub_build_paths`, for the files of `units` copied into `tree`.
+pub fn scrub_build_paths_of(plan: &Plan, units: &[usize], tree: &Path, report: &mut String) -> Result<()> {
     let mut rules: Vec<(Vec<u8>, Vec<u8>)> = vec![];
-    for &t in &plan.tasks[rootfs_task].deps {
-        let unit = &plan.units[plan.tasks[t].unit.expect("recipe task")];
+    for &u in units {
+        let unit = &plan.units[u];
         let d = &unit.dirs;
         let debug_src = format!("/usr/src/debug/{}/{}", unit.node.name, unit.node.version);
         rules.push((d.recipe_sysroot_native.display().to_string().into_bytes(), format!("{debug_src}/recipe-sysroot-native").into_bytes()));

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::base::progress::TaskView;
 use crate::engine::sstate::Sstate;
@@ -21,6 +21,10 @@ pub struct Options {
     /// Recipes (node names) whose tasks run even when their stamps or the
     /// artifact cache have them (BitBake's `-f`).
     pub rebuild: Vec<String>,
+    /// Recipes (node names) to bring up to date, with what they are built
+    /// from, and nothing else: no tree is assembled (`pip install`'s
+    /// recipe dependencies). Empty: the whole plan.
+    pub only: Vec<String>,
 }
 
 /// What a run did, for the summary and the benchmarks.
@@ -35,6 +39,22 @@ pub struct Stats {
     pub critical_path_secs: f64,
     pub critical_path: Vec<String>,
     pub restored_from_sstate: Vec<String>,
+}
+
+/// The tasks `populate_sysroot` of the named recipes waits for, its own included.
+fn only(plan: &Plan, names: &[String]) -> Result<Vec<bool>> {
+    let mut wanted = vec![false; plan.tasks.len()];
+    let mut stack = vec![];
+    for name in names {
+        let u = plan.units.iter().position(|u| u.node.name == *name).with_context(|| format!("{name}: no such recipe in this build"))?;
+        stack.push(plan.task(u, Kind::PopulateSysroot));
+    }
+    while let Some(t) = stack.pop() {
+        if !std::mem::replace(&mut wanted[t], true) {
+            stack.extend(&plan.tasks[t].deps);
+        }
+    }
+    Ok(wanted)
 }
 
 /// How a needed task runs.
@@ -105,7 +125,15 @@ pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Res
             bail!("--rebuild {r}: no such recipe in this build; there are: {}", names.join(", "));
         }
     }
-    let mode = modes(plan, sstate, &opts.rebuild);
+    let mut mode = modes(plan, sstate, &opts.rebuild);
+    if !opts.only.is_empty() {
+        let wanted = only(plan, &opts.only)?;
+        for (t, m) in mode.iter_mut().enumerate() {
+            if !wanted[t] {
+                *m = Mode::Skip;
+            }
+        }
+    }
     let needed: Vec<usize> = (0..plan.tasks.len()).filter(|&t| mode[t] != Mode::Skip).collect();
     let mut stats = Stats { tasks_total: plan.tasks.len(), ..Default::default() };
     if needed.is_empty() {

@@ -30,6 +30,18 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// The worker of a build of `project`.
+    pub fn for_project(project: &crate::engine::project::Project, loaded: &crate::model::manifest::Loaded) -> Result<Worker> {
+        Ok(Worker {
+            fetcher: Fetcher::new(project.dl_dir.clone()),
+            patches_dir: project.root.join("patches"),
+            prefix: loaded.manifest.distro.prefix.clone(),
+            build_sys: crate::machine::toolchain::build_triplet()?,
+            launcher: std::env::var("CROSSPYTHON_CC_LAUNCHER").ok().filter(|l| !l.is_empty()),
+            tail_lines: 40,
+        })
+    }
+
     /// Size of the recipe's source in the download cache, in MiB (0 when not fetched yet).
     pub fn source_mib(&self, node: &crate::model::resolve::Node) -> f64 {
         node.sources

@@ -45,6 +45,26 @@ pub struct Manifest {
     /// How `qemu-test --system` boots each arch (by arch name).
     #[serde(default)]
     pub system: BTreeMap<String, SystemBoot>,
+    /// Python packages by normalized project name: the recipes they link
+    /// and how `qemu-test` proves them (BitBake's python3-<name> recipes).
+    #[serde(default)]
+    pub python_package: BTreeMap<String, PythonPackage>,
+}
+
+/// What a Python package needs of the recipes when pip builds it from its
+/// sdist, and a short real use of it. Whenever the package is installed
+/// (`distro.python_packages` or `cargo xtask pip install`) its `depends`
+/// are built and put into the tree; `qemu-test` runs its `check` on the
+/// target when the package is there.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonPackage {
+    /// Recipes (or provided names) whose libraries and headers the
+    /// package's build links and whose libraries it loads on the board.
+    #[serde(default)]
+    pub depends: Vec<Name>,
+    /// Python source run on the target (`python3 -c`); it fails by raising.
+    pub check: Option<String>,
 }
 
 /// A booted kernel for an arch under qemu-system: the machine, and a
@@ -802,6 +822,12 @@ impl Loaded {
         Ok(out)
     }
 
+    /// The `[python_package]` entries of these requirements, by project name.
+    pub fn python_package_entries<'a>(&'a self, requirements: &[String]) -> Vec<(&'a str, &'a PythonPackage)> {
+        let wanted: std::collections::BTreeSet<String> = requirements.iter().map(|r| project_name(r)).collect();
+        self.manifest.python_package.iter().filter(|(k, _)| wanted.contains(&project_name(k))).map(|(k, p)| (k.as_str(), p)).collect()
+    }
+
     /// Every feature some recipe's `packageconfig` (or an override's) offers.
     pub fn features_offered(&self) -> std::collections::BTreeSet<String> {
         let mut out = std::collections::BTreeSet::new();
@@ -1057,6 +1083,21 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 fn word_at(text: &str, offset: usize) -> String {
     text[offset.min(text.len())..].chars().take_while(|c| c.is_alphanumeric() || "_-.\"".contains(*c)).collect::<String>().trim_matches('"').to_string()
+}
+
+
+/// The normalized project name of a requirement specifier (PEP 503), or
+/// of a wheel or sdist file (`dir/PyYAML-6.0.tar.gz`).
+pub fn project_name(requirement: &str) -> String {
+    let requirement = match requirement.rsplit_once('/') {
+        Some((_, file)) => file.split('-').next().unwrap_or(file),
+        None if requirement.ends_with(".whl") || requirement.ends_with(".tar.gz") || requirement.ends_with(".zip") => {
+            requirement.split('-').next().unwrap_or(requirement)
+        }
+        None => requirement,
+    };
+    let end = requirement.find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).unwrap_or(requirement.len());
+    requirement[..end].to_ascii_lowercase().replace(['_', '.'], "-")
 }
 
 #[cfg(test)]

@@ -234,6 +234,15 @@ impl<'a> Resolver<'a> {
                 roots.push(p);
             }
         }
+        // And what the image's Python packages link (python3-lxml's RDEPENDS).
+        let requirements = self.loaded.python_requirements().unwrap_or_default();
+        for (project, package) in self.loaded.python_package_entries(&requirements) {
+            for d in &package.depends {
+                if let Some(p) = self.provider(&rproviders, &candidates, d, d.get_ref(), &format!("python_package.{project}.depends")) {
+                    roots.push(p);
+                }
+            }
+        }
         if !self.problems.is_empty() {
             return None;
         }

@@ -569,19 +569,7 @@ fn wheel_project(wheel: &Path) -> String {
     WheelFile::parse(wheel).map(|w| w.project).unwrap_or_default()
 }
 
-/// The normalized project name of a requirement specifier (PEP 503), or
-/// of a wheel or sdist file (`dir/PyYAML-6.0.tar.gz`).
-pub fn project_name(requirement: &str) -> String {
-    let requirement = match requirement.rsplit_once('/') {
-        Some((_, file)) => file.split('-').next().unwrap_or(file),
-        None if requirement.ends_with(".whl") || requirement.ends_with(".tar.gz") || requirement.ends_with(".zip") => {
-            requirement.split('-').next().unwrap_or(requirement)
-        }
-        None => requirement,
-    };
-    let end = requirement.find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).unwrap_or(requirement.len());
-    requirement[..end].to_ascii_lowercase().replace(['_', '.'], "-")
-}
+pub use crate::model::manifest::project_name;
 
 /// Resolve `requirements` for the target with pip and download the wheels
 /// into `dest`; wheels already in `find_links` (the built-wheel cache) count.

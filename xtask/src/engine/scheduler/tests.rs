@@ -134,7 +134,7 @@ ln -sf liba.so.1 "$D$prefix/lib/liba.so"
             &plan,
             &worker,
             &Sstate::new(project.sstate_dir.clone()),
-            &Options { jobs: 2, explain: false, rebuild: rebuild.iter().map(|r| r.to_string()).collect() },
+            &Options { jobs: 2, explain: false, rebuild: rebuild.iter().map(|r| r.to_string()).collect(), only: vec![] },
         )
     }
 
