@@ -63,21 +63,15 @@ pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
     let log_path = work.join("temp/log.pip_install");
     let mut log = String::new();
     let board_root = project.board_root(loaded, r.arch, &target)?;
-    let job = Job { project, plan: &plan, ab, tree: &tree, host_python: &host_python, pyver, work: &work, board_root: &board_root };
-    let result = match add_recipes(project, r.arch, &target, &specs, &tree, &mut note, &mut log) {
-        Ok(added) => {
-            let result = job.run(&mut note, &native_python, &specs, r.no_binary, &mut log);
-            match (&result, added.is_empty()) {
-                (Err(_), false) => added.take_out(&tree, &mut note)?,
-                (Ok(_), false) => {
-                    crate::engine::tasks::atomic_write(&tree.join(crate::engine::image::IMAGE_NOTE), &serde_json::to_vec_pretty(&note)?)?
-                }
-                _ => {}
-            }
-            result.map(|summary| added.summary() + &summary)
-        }
-        Err(e) => Err(e),
-    };
+    let job = Job { project, plan: &plan, ab, tree: &tree, host_python: &host_python, pyver, work: &work, board_root: &board_root, target: &target };
+    let mut added = AddedRecipes::default();
+    let result = job.run(&mut note, &mut added, &native_python, &specs, r.no_binary, &mut log);
+    match (&result, added.is_empty()) {
+        (Err(_), false) => added.take_out(&tree, &mut note)?,
+        (Ok(_), false) => crate::engine::tasks::atomic_write(&tree.join(crate::engine::image::IMAGE_NOTE), &serde_json::to_vec_pretty(&note)?)?,
+        _ => {}
+    }
+    let result = result.map(|summary| added.summary() + &summary);
     crate::engine::tasks::atomic_write(&log_path, log.as_bytes())?;
     match result {
         Ok(summary) => {
@@ -85,10 +79,38 @@ pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
             Ok(())
         }
         Err(e) => {
+            let hint = e.downcast_ref::<crosspip::MissingLibrary>().map(|m| recipe_hint(loaded, m));
+            let e = match hint {
+                Some(hint) => e.context(hint),
+                None => e,
+            };
             let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
             eprintln!("{}\n(log: {})", tail.join("\n"), log_path.display());
             Err(e.context(format!("pip install for {} failed; the tree {} is unchanged", r.arch, tree.display())))
         }
+    }
+}
+
+/// Which recipe would give a source build the library it missed, and
+/// where to say that the package needs it.
+fn recipe_hint(loaded: &Loaded, m: &crosspip::MissingLibrary) -> String {
+    // `libxml/xmlversion.h`, `libxml-2.0`, `xslt`, `ZeroMQ` -> xml, xml, xslt, zeromq
+    let key = |name: &str| -> String {
+        let name = name.split('/').next().unwrap_or(name).trim_end_matches(".h").to_ascii_lowercase();
+        let name = name.strip_prefix("lib").unwrap_or(&name);
+        name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-').to_string()
+    };
+    let want = key(&m.what);
+    let recipe =
+        loaded.manifest.recipes.iter().find(|r| std::iter::once(r.name.get_ref()).chain(r.provides.iter().map(|p| p.get_ref())).any(|n| key(n) == want));
+    let manifest = loaded.path.display();
+    match recipe {
+        Some(r) => format!(
+            "the recipe {} provides it: add it to `depends` of [python_package.{}] in {manifest}, and pip builds it into the tree first",
+            r.name.get_ref(),
+            m.project
+        ),
+        None => format!("no recipe of {manifest} provides it: add a [[recipe]] for it and name it in `depends` of [python_package.{}]", m.project),
     }
 }
 
@@ -103,6 +125,11 @@ struct AddedRecipes {
 impl AddedRecipes {
     fn is_empty(&self) -> bool {
         self.recipes.is_empty()
+    }
+
+    fn extend(&mut self, more: AddedRecipes) {
+        self.recipes.extend(more.recipes);
+        self.files.extend(more.files);
     }
 
     fn summary(&self) -> String {
@@ -128,7 +155,15 @@ impl AddedRecipes {
 /// tree was built with, checked as the tree's files are, and installed into
 /// the tree before pip builds against it. Their files conflict with none of
 /// the tree's; they are recorded as the recipes' in the image note.
-fn add_recipes(project: &Project, arch: &str, target: &crate::engine::project::Target, specs: &[String], tree: &Path, note: &mut ImageNote, log: &mut String) -> Result<AddedRecipes> {
+fn add_recipes(
+    project: &Project,
+    arch: &str,
+    target: &crate::engine::project::Target,
+    specs: &[String],
+    tree: &Path,
+    note: &mut ImageNote,
+    log: &mut String,
+) -> Result<AddedRecipes> {
     use crate::engine::image::Owner;
     let mut loaded = project.load()?;
     if loaded.python_package_entries(specs).iter().all(|(_, p)| p.depends.is_empty()) {
@@ -142,7 +177,8 @@ fn add_recipes(project: &Project, arch: &str, target: &crate::engine::project::T
     };
     let before = runtime(&loaded)?;
     loaded.manifest.distro.python_packages.extend(specs.iter().cloned());
-    let in_tree: std::collections::BTreeSet<&str> = note.owners.values().filter_map(|o| if let Owner::Recipe(r) = o { Some(r.as_str()) } else { None }).collect();
+    let in_tree: std::collections::BTreeSet<&str> =
+        note.owners.values().filter_map(|o| if let Owner::Recipe(r) = o { Some(r.as_str()) } else { None }).collect();
     let new: Vec<String> = runtime(&loaded)?.into_iter().filter(|r| !before.contains(r) && !in_tree.contains(r.as_str())).collect();
     if new.is_empty() {
         return Ok(AddedRecipes::default());
@@ -186,7 +222,11 @@ fn add_recipes(project: &Project, arch: &str, target: &crate::engine::project::T
         if !e.file_type().is_dir() {
             let rel = e.path().strip_prefix(staging.path()).unwrap().display().to_string();
             if tree.join(&rel).symlink_metadata().is_ok() {
-                bail!("{} would overwrite {rel} of the tree (owned by {})", new.join(", "), note.owners.get(&rel).map_or("the tree".to_string(), |o| o.to_string()));
+                bail!(
+                    "{} would overwrite {rel} of the tree (owned by {})",
+                    new.join(", "),
+                    note.owners.get(&rel).map_or("the tree".to_string(), |o| o.to_string())
+                );
             }
             staged.push(rel);
         }
@@ -214,6 +254,8 @@ struct Job<'a> {
     work: &'a Path,
     /// The board root the target interpreter runs on for the import check.
     board_root: &'a Path,
+    /// The toolchain and board the tree was built for.
+    target: &'a crate::engine::project::Target,
 }
 
 /// What the wheels change: the new ones, the RECORDs of the versions they
@@ -225,7 +267,15 @@ struct Choice {
 }
 
 impl<'a> Job<'a> {
-    fn run(&self, note: &mut ImageNote, native_python: &Path, specs: &[String], no_binary: &[String], log: &mut String) -> Result<String> {
+    fn run(
+        &self,
+        note: &mut ImageNote,
+        added: &mut AddedRecipes,
+        native_python: &Path,
+        specs: &[String],
+        no_binary: &[String],
+        log: &mut String,
+    ) -> Result<String> {
         let bp = crosspip::BuildPython::ensure(native_python, &self.project.build_dir.join("native/pip-venv"), log)?;
         let target = self.target(self.tree)?;
         for spec in specs.iter().filter(|s| s.ends_with(".whl")) {
@@ -235,7 +285,13 @@ impl<'a> Job<'a> {
         let mut session =
             crosspip::Session::new(bp, target, &self.plan.python, build_dir, &build_dir.join(&self.ab.name), &self.ab.toolchain, self.host_python)?;
         let downloads = tempfile::tempdir_in(self.work)?;
-        let wheels = session.wheels(specs, no_binary, downloads.path(), log)?;
+        // A package built here links the tree's libraries: its recipes
+        // come first (a wheel from the index brings its own).
+        let mut own_wheel = |req: &str, log: &mut String| -> Result<()> {
+            added.extend(add_recipes(self.project, &self.ab.name, self.target, &[req.to_string()], self.tree, note, log)?);
+            Ok(())
+        };
+        let wheels = session.wheels(specs, no_binary, downloads.path(), log, &mut own_wheel)?;
         let choice = self.choose(&wheels, log)?;
         if choice.fresh.is_empty() {
             return Ok(format!("{}: nothing to do\n{}", self.ab.name, choice.summary));

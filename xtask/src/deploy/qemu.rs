@@ -468,12 +468,8 @@ fn run_app(
 const PACKAGE_CHECKS: &str = "package-checks.json";
 
 fn write_package_checks(loaded: &Loaded, path: &Path) -> Result<()> {
-    let checks: BTreeMap<String, &str> = loaded
-        .manifest
-        .python_package
-        .iter()
-        .filter_map(|(project, p)| Some((crate::model::manifest::project_name(project), p.check.as_deref()?)))
-        .collect();
+    let checks: BTreeMap<String, &str> =
+        loaded.manifest.python_package.iter().filter_map(|(project, p)| Some((crate::model::manifest::project_name(project), p.check.as_deref()?))).collect();
     fs::write(path, serde_json::to_vec_pretty(&checks)?).with_context(|| format!("cannot write {}", path.display()))
 }
 

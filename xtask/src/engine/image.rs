@@ -401,7 +401,7 @@ fn python_packages(
     }
     let mut session = crosspip::Session::new(bp, target, py, &plan.build_dir, &plan.build_dir.join(&ab.name), &ab.toolchain, host)?;
     let downloads = tempfile::tempdir()?;
-    let wheels = session.wheels(&py.requirements, &py.no_binary, downloads.path(), log)?;
+    let wheels = session.wheels(&py.requirements, &py.no_binary, downloads.path(), log, &mut |_, _| Ok(()))?;
     crosspip::install_wheels(&session.bp, &session.target, &wheels, log)?;
     // Noted now: the downloads are a temporary directory.
     wheels

@@ -1085,7 +1085,6 @@ fn word_at(text: &str, offset: usize) -> String {
     text[offset.min(text.len())..].chars().take_while(|c| c.is_alphanumeric() || "_-.\"".contains(*c)).collect::<String>().trim_matches('"').to_string()
 }
 
-
 /// The normalized project name of a requirement specifier (PEP 503), or
 /// of a wheel or sdist file (`dir/PyYAML-6.0.tar.gz`).
 pub fn project_name(requirement: &str) -> String {

@@ -331,7 +331,17 @@ impl<'a> Session<'a> {
     /// Download (or build) into `dest` the wheels of `requirements` and of
     /// everything they need; `no_binary` names projects (or `:all:`) to
     /// build from source. Each route is logged as `ROUTE <req>: ...`.
-    pub fn wheels(&mut self, requirements: &[String], no_binary: &[String], dest: &Path, log: &mut String) -> Result<Vec<PathBuf>> {
+    /// `own_wheel(req)` runs before `req` is built from source or taken
+    /// from the built-wheel cache: such a wheel links the tree's libraries
+    /// (pip install brings the package's recipes into the tree then).
+    pub fn wheels(
+        &mut self,
+        requirements: &[String],
+        no_binary: &[String],
+        dest: &Path,
+        log: &mut String,
+        own_wheel: &mut dyn FnMut(&str, &mut String) -> Result<()>,
+    ) -> Result<Vec<PathBuf>> {
         // Wheels built for an earlier build of the interpreter with another
         // ABI (extension suffix) are dropped from the cache, and rebuilt.
         for e in fs::read_dir(&self.cache).into_iter().flatten().flatten() {
@@ -367,6 +377,7 @@ impl<'a> Session<'a> {
                     let route = if built_here { "built from sdist earlier" } else { "wheel" };
                     writeln!(log, "ROUTE {req}: {route} ({file})")?;
                     if built_here {
+                        own_wheel(req, log)?;
                         warn_if_pure_python(req, &w, log)?;
                     }
                     wanted.push(req.clone());
@@ -379,12 +390,14 @@ impl<'a> Session<'a> {
             if let Ok(found) = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, cached.path(), true, log) {
                 if let Some(w) = found.iter().find(|w| wheel_project(w) == name) {
                     let kept = self.cache.join(w.file_name().unwrap());
+                    own_wheel(req, log)?;
                     writeln!(log, "ROUTE {req}: built from sdist earlier ({})", kept.file_name().unwrap().to_string_lossy())?;
                     warn_if_pure_python(req, &kept, log)?;
                     wanted.push(kept.display().to_string());
                     continue;
                 }
             }
+            own_wheel(req, log)?;
             if self.crossenv.is_none() {
                 self.crossenv = Some(CrossEnv::ensure(&self.bp, &self.target, &self.host_python, &self.cc, &self.ar, &self.crossenv_dir, log)?);
             }
@@ -680,7 +693,9 @@ impl CrossEnv {
 /// markupsafe 3.0.4); a venv of Python 3.11 starts with setuptools 65.
 /// setuptools-rust and maturin build Rust extensions; without the former,
 /// bcrypt's setup.py quietly builds a pure-Python wheel that cannot import.
-const BUILD_BACKENDS: [&str; 8] = ["setuptools>=77", "wheel", "Cython>=3.0.6", "meson-python>=0.15", "meson", "ninja", "setuptools-rust", "maturin"];
+// scikit-build-core: pyzmq's backend (CMake, the host's).
+const BUILD_BACKENDS: [&str; 9] =
+    ["setuptools>=77", "wheel", "Cython>=3.0.6", "meson-python>=0.15", "meson", "ninja", "setuptools-rust", "maturin", "scikit-build-core"];
 
 /// Build a wheel for the target from the sdist of `requirement` with the
 /// crossenv's cross python, without build isolation (build requirements
@@ -732,17 +747,63 @@ pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], m
     // As an activated crossenv: its build tools (cython, meson, ninja) on PATH.
     let path = format!("{}:{}:{}", ce.dir.join("cross/bin").display(), ce.dir.join("build/bin").display(), std::env::var("PATH").unwrap_or_default());
     cmd.env("PATH", path);
+    let before = log.len();
     if let Err(e) = run(&mut cmd, log) {
         if format!("{e:#}").contains("No matching distribution found") {
             bail!("{requirement}: there is neither a wheel for the target nor an sdist to build ({e:#})");
         }
-        return Err(e.context(format!("{requirement}: building the wheel for the target failed")));
+        let e = e.context(format!("{requirement}: building the wheel for the target failed"));
+        return Err(match missing_library(&log[before..]) {
+            Some((what, line)) => e.context(MissingLibrary { project: project_name(requirement), what, line }),
+            None => e,
+        });
     }
     let wheel = fs::read_dir(built.path())?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "whl")).context("pip built no wheel")?;
     fs::create_dir_all(out)?;
     let dest = out.join(wheel.file_name().unwrap());
     fs::copy(&wheel, &dest)?;
     Ok(dest)
+}
+
+/// A source build that stopped for want of a C library: the project, the
+/// library as the build named it, and the line that said so.
+#[derive(Debug)]
+pub struct MissingLibrary {
+    pub project: String,
+    pub what: String,
+    pub line: String,
+}
+
+impl std::fmt::Display for MissingLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: its build needs the C library `{}`, which the tree does not have (\"{}\")", self.project, self.what, self.line)
+    }
+}
+
+/// The C library a failed build looked for and did not find, from what
+/// compilers, linkers, pkg-config, CMake, meson and Pillow's setup.py
+/// print: (library or header, the line).
+pub fn missing_library(output: &str) -> Option<(String, String)> {
+    let between = |line: &str, start: &str, end: &str| -> Option<String> {
+        let rest = &line[line.find(start)? + start.len()..];
+        let what = &rest[..rest.find(end)?];
+        let what = what.trim_matches(|c| c == '\'' || c == '"' || c == '`');
+        (!what.is_empty() && !what.contains(' ')).then(|| what.to_string())
+    };
+    for line in output.lines() {
+        let found = between(line, "fatal error: ", ": No such file or directory")
+            .or_else(|| between(line, "fatal error: ", " file not found"))
+            .or_else(|| between(line, "cannot find -l", ":"))
+            .or_else(|| line.split_once("unable to find library -l").map(|(_, l)| l.trim().to_string()))
+            .or_else(|| between(line, "Package ", " was not found in the pkg-config search path"))
+            .or_else(|| between(line, "could not be found for ", ","))
+            .or_else(|| between(line, "Could NOT find ", " "))
+            .or_else(|| between(line, "Dependency ", " not found"));
+        if let Some(what) = found {
+            return Some((what, line.trim().to_string()));
+        }
+    }
+    None
 }
 
 fn run(cmd: &mut Command, log: &mut String) -> Result<()> {
@@ -900,6 +961,25 @@ mod tests {
             "{w}"
         );
         assert_eq!(older_major("numpy", "2.5.5", "2.5.6", "linux_mips"), None, "an older minor release is pip's business");
+    }
+
+    #[test]
+    fn the_missing_library_is_read_from_what_the_build_printed() {
+        let cases = [
+            ("src/lxml/etree.c:96:10: fatal error: 'libxml/xmlversion.h' file not found", "libxml/xmlversion.h"),
+            ("x.c:1:10: fatal error: zmq.h: No such file or directory", "zmq.h"),
+            ("/usr/bin/ld: cannot find -ljpeg: No such file or directory", "jpeg"),
+            ("ld.lld: error: unable to find library -lxslt", "xslt"),
+            ("Package libxml-2.0 was not found in the pkg-config search path.", "libxml-2.0"),
+            ("RequiredDependencyException: The headers or library files could not be found for jpeg,", "jpeg"),
+            ("  Could NOT find ZeroMQ (missing: ZeroMQ_LIBRARY)", "ZeroMQ"),
+            ("meson.build:12:0: ERROR: Dependency \"libzmq\" not found, tried pkgconfig", "libzmq"),
+        ];
+        for (line, what) in cases {
+            let output = format!("building...\n{line}\nerror: command failed\n");
+            assert_eq!(missing_library(&output).map(|(w, _)| w), Some(what.to_string()), "{line}");
+        }
+        assert_eq!(missing_library("error: expected ';' before '}' token\n"), None, "a compile error is not a missing library");
     }
 
     #[test]

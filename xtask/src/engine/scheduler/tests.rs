@@ -120,6 +120,10 @@ ln -sf liba.so.1 "$D$prefix/lib/liba.so"
     }
 
     fn build_project(&self, project: Project, recipes: &str, rebuild: &[&str]) -> Result<Stats> {
+        self.build_only(project, recipes, rebuild, &[])
+    }
+
+    fn build_only(&self, project: Project, recipes: &str, rebuild: &[&str], only: &[&str]) -> Result<Stats> {
         let loaded = self.manifest(recipes);
         let plan = project.plan(&loaded, &["host".to_string()], &Default::default())?;
         let worker = crate::engine::work::Worker {
@@ -134,7 +138,7 @@ ln -sf liba.so.1 "$D$prefix/lib/liba.so"
             &plan,
             &worker,
             &Sstate::new(project.sstate_dir.clone()),
-            &Options { jobs: 2, explain: false, rebuild: rebuild.iter().map(|r| r.to_string()).collect(), only: vec![] },
+            &Options { jobs: 2, explain: false, rebuild: rebuild.iter().map(|r| r.to_string()).collect(), only: only.iter().map(|r| r.to_string()).collect() },
         )
     }
 
@@ -156,6 +160,20 @@ fn a_recipe_builds_against_its_declared_dependency_and_the_tree_runs() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n", "the app finds liba through its $ORIGIN run path");
     let info = crate::machine::elf::inspect(&f.tree("b").join("usr/local/bin/app")).unwrap().unwrap();
     assert_eq!(info.runpath.as_deref(), Some("$ORIGIN/../lib"));
+}
+
+#[test]
+fn a_build_of_some_recipes_runs_them_and_what_they_need_and_assembles_no_tree() {
+    let f = Fixture::new();
+    let stats = f.build_only(f.project("b"), &(f.liba() + &f.app("\"liba\"", "")), &[], &["liba"]).unwrap();
+    assert!(!ran(&stats, "liba").is_empty(), "liba is built");
+    assert!(ran(&stats, "app").is_empty(), "app is not asked for: {:?}", ran(&stats, "app"));
+    assert!(ran(&stats, "rootfs").is_empty() && !f.tree("b").exists(), "no tree is assembled");
+    let stats = f.build_only(f.project("b"), &(f.liba() + &f.app("\"liba\"", "")), &[], &["app"]).unwrap();
+    assert!(ran(&stats, "liba").is_empty(), "liba is up to date: {:?}", ran(&stats, "liba"));
+    assert!(!ran(&stats, "app").is_empty() && !f.tree("b").exists());
+    let e = f.build_only(f.project("b"), &(f.liba() + &f.app("\"liba\"", "")), &[], &["libz"]).unwrap_err();
+    assert!(format!("{e:#}").contains("libz: no such recipe in this build"), "{e:#}");
 }
 
 #[test]

@@ -45,6 +45,19 @@ fn build_order_puts_depends_first() {
 }
 
 #[test]
+fn a_python_packages_recipes_join_the_image_only_when_the_package_is_installed() {
+    let recipes = recipe("python3", "3.14.7", "") + &recipe("libxml2", "2.15.4", "provides = [\"libxml-2.0\"]");
+    let table = "\n[python_package.lxml]\ndepends = [\"libxml-2.0\"]\n";
+    let runtime = |g: &Graph| -> Vec<String> { g.runtime.iter().map(|&i| g.nodes[i].name.clone()).collect() };
+    let without = graph(&(manifest("\"python3\"", "", &recipes) + table)).unwrap();
+    assert_eq!(runtime(&without), ["python3"]);
+    let with = graph(&(manifest("\"python3\"", "python_packages = [\"LXML>=5\"]", &recipes) + table)).unwrap();
+    assert_eq!(runtime(&with), ["libxml2", "python3"], "the requirement's project name picks the table");
+    let unknown = errors(&(manifest("\"python3\"", "python_packages = [\"lxml\"]", &recipes) + "\n[python_package.lxml]\ndepends = [\"libxslt\"]\n"));
+    assert!(unknown.iter().any(|e| e.contains("python_package.lxml.depends") && e.contains("libxslt")), "{unknown:?}");
+}
+
+#[test]
 fn a_build_only_dependency_is_not_in_the_runtime_set() {
     let text = manifest("\"app\"", "", &(recipe("app", "1", "depends = [\"tool\"]") + &recipe("tool", "1", "")));
     let g = graph(&text).unwrap();
