@@ -12,6 +12,13 @@ for archive in deploy/*/crosspython-*.tar.gz; do
   arch=$(basename "$(dirname "$archive")")
   cargo xtask qemu-test --arch "$arch" --package "$archive"
 done
+# The board teams' packages, one by one, each checked from the package.
+corpus_failed=
+for arch in $(sed -n 's/^\[arch\.\([a-z0-9_-]*\)\]$/\1/p' recipes-manifest.toml); do
+  if [ "$arches" = all ] || [[ ",$arches," == *",$arch,"* ]]; then
+    tests/corpus.sh "$arch" || corpus_failed="$corpus_failed $arch"
+  fi
+done
 # On a booted kernel too, where the manifest knows how to boot the arch
 # ([system.<arch>]), with Debian's qemu-system-* for it.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -22,3 +29,7 @@ for arch in $(sed -n 's/^\[system\.\(.*\)\]$/\1/p' recipes-manifest.toml); do
     cargo xtask qemu-test --arch "$arch" --system
   fi
 done
+if [ -n "$corpus_failed" ]; then
+  echo "the corpus failed on:$corpus_failed (deploy/<arch>/corpus.tsv)" >&2
+  exit 1
+fi

@@ -20,8 +20,9 @@ packages=("$@")
 if [ ${#packages[@]} = 0 ]; then
   packages=(msgpack psutil ujson pyserial paho-mqtt smbus2 spidev aiohttp lxml pillow pyzmq cryptography bcrypt pydantic orjson)
 fi
-tree=$(dirname "${CROSSPYTHON_BUILD_DIR:-build}")/sysroots/$arch
-deploy=deploy/$arch
+top=$(dirname "${CROSSPYTHON_BUILD_DIR:-build}")
+tree=$top/sysroots/$arch
+deploy=$top/deploy/$arch
 mkdir -p "$deploy"
 table=$deploy/corpus.tsv
 scratch=$(mktemp -d)
@@ -43,10 +44,10 @@ for p in "${packages[@]}"; do
   secs=$(( $(date +%s) - start ))
   # The route pip's summary gives for the requirement itself, and the
   # version installed (or already there).
-  route=$(sed -n "s/^  route $p: //p" "$scratch/out" | head -1)
+  route=$(sed -n "s/^  route $p: //p" "$scratch/out" | head -1 || true)
   version=$(grep -i -m1 -E "^  $p [^ ]+(: new|: already installed)|^  $p [^ ]+ -> " "$scratch/out" | sed -E 's/^  [^ ]+ ([^ :]+).*-> ([^ ]+).*/\2/; s/^  [^ ]+ ([^ :]+).*/\1/' || true)
   if [ "$result" = refused ]; then
-    route=$(grep -E "^(Error|error|Caused by|  [0-9]+:)" "$scratch/out" | grep -v "pip install for" | tail -3 | tr '\n\t' '  ' | cut -c1-300)
+    route=$(grep -E "^(Error|error|Caused by|  [0-9]+:)" "$scratch/out" | grep -v "pip install for" | tail -3 | tr '\n\t' '  ' | cut -c1-300 || true)
     if [ "$(fingerprint)" != "$before" ]; then
       echo "FAIL: the refused install of $p changed the tree" >&2
       status=1

@@ -76,6 +76,13 @@ if [ "$arch" = aarch64 ]; then
   grep -q "runs musl" <<<"$out" || { echo "unexpected refusal: $out" >&2; exit 1; }
 fi
 
+# A part of the board teams' corpus: wheels with C libraries of their own
+# (Pillow: libjpeg, freetype) and a C extension, each checked from the
+# package (tests/all-arches.sh runs the whole corpus on every arch).
+if [ "$arch" = aarch64 ]; then
+  tests/corpus.sh aarch64 msgpack pillow
+fi
+
 # A second build with nothing changed runs no task (pip's ad-hoc
 # installs do not count as a change of the tree's inputs).
 out=$(cargo xtask build --arch "$arch" 2>&1 | tail -n 3)
