@@ -120,6 +120,8 @@ struct AddedRecipes {
     recipes: Vec<String>,
     /// Their files, relative to the tree.
     files: Vec<String>,
+    /// Directories they made in the tree (absolute), parents first.
+    dirs: Vec<PathBuf>,
 }
 
 impl AddedRecipes {
@@ -130,6 +132,7 @@ impl AddedRecipes {
     fn extend(&mut self, more: AddedRecipes) {
         self.recipes.extend(more.recipes);
         self.files.extend(more.files);
+        self.dirs.extend(more.dirs);
     }
 
     fn summary(&self) -> String {
@@ -144,6 +147,9 @@ impl AddedRecipes {
                 fs::remove_file(&path).with_context(|| format!("cannot take {} out of the tree again", path.display()))?;
             }
             note.owners.remove(rel);
+        }
+        for dir in self.dirs.iter().rev() {
+            let _ = fs::remove_dir(dir); // only when empty
         }
         Ok(())
     }
@@ -234,9 +240,11 @@ fn add_recipes(
             staged.push(rel);
         }
     }
-    let mut added = AddedRecipes { recipes: new, files: vec![] };
+    let mut added = AddedRecipes { recipes: new, files: vec![], dirs: vec![] };
     for rel in staged {
         let dest = tree.join(&rel);
+        let missing: Vec<PathBuf> = dest.ancestors().skip(1).take_while(|d| !d.exists()).map(Path::to_path_buf).collect();
+        added.dirs.extend(missing.into_iter().rev());
         fs::create_dir_all(dest.parent().unwrap())?;
         fs::rename(staging.path().join(&rel), &dest).with_context(|| format!("cannot move {rel} into the tree"))?;
         note.owners.insert(rel.clone(), owners.get(&rel).map_or(Owner::Toolchain, |r| Owner::Recipe(r.clone())));
@@ -460,4 +468,50 @@ fn installed_dists(tree: &Path, prefix: &str, ldversion: &str) -> Result<BTreeMa
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_is_traced_to_the_recipe_that_provides_it() {
+        let text = crate::model::manifest::tests::MINIMAL.replace("name = \"a\"", "name = \"libxml2\"\nprovides = [\"libxml-2.0\"]");
+        let loaded = Loaded::parse(Path::new("m.toml"), text).unwrap();
+        let missing = |what: &str| crosspip::MissingLibrary { project: "lxml".into(), what: what.into(), line: String::new() };
+        for what in ["libxml/xmlversion.h", "libxml-2.0", "xml2"] {
+            let hint = recipe_hint(&loaded, &missing(what));
+            assert!(hint.starts_with("the recipe libxml2 provides it: add it to `depends` of [python_package.lxml]"), "{what}: {hint}");
+        }
+        let hint = recipe_hint(&loaded, &missing("jpeglib.h"));
+        assert!(hint.starts_with("no recipe of m.toml provides it: add a [[recipe]]"), "{hint}");
+    }
+
+    #[test]
+    fn recipes_added_for_a_failed_install_are_taken_out_with_the_directories_they_made() {
+        let tree = tempfile::tempdir().unwrap();
+        let lib = tree.path().join("usr/local/lib");
+        fs::create_dir_all(&lib).unwrap();
+        fs::write(lib.join("libz.so.1"), "the tree's").unwrap();
+        let mut note = ImageNote::default();
+        note.owners.insert("usr/local/lib/libz.so.1".into(), crate::engine::image::Owner::Recipe("zlib".into()));
+        let before = note.owners.clone();
+        fs::create_dir_all(lib.join("cmake/libpng")).unwrap();
+        fs::write(lib.join("cmake/libpng/libpng16.cmake"), "").unwrap();
+        fs::write(lib.join("libpng16.so.16"), "").unwrap();
+        std::os::unix::fs::symlink("libpng16.so.16", lib.join("libpng16.so")).unwrap();
+        let added = AddedRecipes {
+            recipes: vec!["libpng".into()],
+            files: ["usr/local/lib/cmake/libpng/libpng16.cmake", "usr/local/lib/libpng16.so.16", "usr/local/lib/libpng16.so"].map(String::from).to_vec(),
+            dirs: vec![lib.join("cmake"), lib.join("cmake/libpng")],
+        };
+        for f in &added.files {
+            note.owners.insert(f.clone(), crate::engine::image::Owner::Recipe("libpng".into()));
+        }
+        added.take_out(tree.path(), &mut note).unwrap();
+        let left: Vec<String> =
+            WalkDir::new(tree.path()).min_depth(1).into_iter().flatten().map(|e| e.path().strip_prefix(tree.path()).unwrap().display().to_string()).collect();
+        assert_eq!(left, ["usr", "usr/local", "usr/local/lib", "usr/local/lib/libz.so.1"]);
+        assert_eq!(note.owners, before);
+    }
 }

@@ -731,24 +731,42 @@ pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], m
         fs::write(&stamp, BUILD_BACKENDS.join("\n"))?;
     }
     let built = tempfile::tempdir()?;
-    let mut cmd = Command::new(ce.cross_python());
-    cmd.args(["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-binary", &project_name(requirement), "--wheel-dir"])
-        .arg(built.path())
-        // pip keeps the wheels it builds in its cache by sdist and tag, and
-        // `linux_aarch64` tags a glibc and a musl build alike: each crossenv
-        // (one per interpreter) gets a cache of its own.
-        .arg("--cache-dir")
-        .arg(ce.dir.join("pip-cache"))
-        .args(meson.config_settings())
-        .arg(requirement);
-    for (k, v) in env {
-        cmd.env(k, v);
+    let attempt = |log: &mut String| -> Result<()> {
+        let mut cmd = Command::new(ce.cross_python());
+        cmd.args(["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-binary", &project_name(requirement), "--wheel-dir"])
+            .arg(built.path())
+            // pip keeps the wheels it builds in its cache by sdist and tag, and
+            // `linux_aarch64` tags a glibc and a musl build alike: each crossenv
+            // (one per interpreter) gets a cache of its own.
+            .arg("--cache-dir")
+            .arg(ce.dir.join("pip-cache"))
+            .args(meson.config_settings())
+            .arg(requirement);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        // As an activated crossenv: its build tools (cython, meson, ninja) on PATH.
+        let path = format!("{}:{}:{}", ce.dir.join("cross/bin").display(), ce.dir.join("build/bin").display(), std::env::var("PATH").unwrap_or_default());
+        cmd.env("PATH", path);
+        run(&mut cmd, log)
+    };
+    let mut before = log.len();
+    let mut result = attempt(log);
+    // Builds run without isolation, with the usual backends in the build
+    // python; a package that imports another build requirement (Pillow 13
+    // imports pybind11 in its setup.py) gets its own PEP 518 list
+    // installed there, and one more try.
+    if result.is_err() && log[before..].contains("ModuleNotFoundError: No module named") {
+        let requires = build_requires(ce, requirement, log)?;
+        if !requires.is_empty() {
+            writeln!(log, "{requirement}: installing its build requirements into the build python: {}", requires.join(" "))?;
+            run(Command::new(ce.build_python()).args(["-m", "pip", "install", "--quiet"]).args(&requires), log)
+                .with_context(|| format!("{requirement}: cannot install its build requirements {}", requires.join(" ")))?;
+            before = log.len();
+            result = attempt(log);
+        }
     }
-    // As an activated crossenv: its build tools (cython, meson, ninja) on PATH.
-    let path = format!("{}:{}:{}", ce.dir.join("cross/bin").display(), ce.dir.join("build/bin").display(), std::env::var("PATH").unwrap_or_default());
-    cmd.env("PATH", path);
-    let before = log.len();
-    if let Err(e) = run(&mut cmd, log) {
+    if let Err(e) = result {
         if format!("{e:#}").contains("No matching distribution found") {
             bail!("{requirement}: there is neither a wheel for the target nor an sdist to build ({e:#})");
         }
@@ -763,6 +781,59 @@ pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], m
     let dest = out.join(wheel.file_name().unwrap());
     fs::copy(&wheel, &dest)?;
     Ok(dest)
+}
+
+/// `[build-system] requires` of the sdist of `requirement` (PEP 518): the
+/// sdist is fetched by the build python, with build isolation, so that its
+/// metadata is made on the build machine.
+fn build_requires(ce: &CrossEnv, requirement: &str, log: &mut String) -> Result<Vec<String>> {
+    let dir = tempfile::tempdir()?;
+    let sdist = if Path::new(requirement).is_file() {
+        PathBuf::from(requirement)
+    } else {
+        run(
+            Command::new(ce.build_python())
+                .args(["-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "--dest"])
+                .arg(dir.path())
+                .arg(requirement),
+            log,
+        )
+        .with_context(|| format!("{requirement}: cannot fetch its sdist to read its build requirements"))?;
+        fs::read_dir(dir.path())?.flatten().map(|e| e.path()).next().context("pip downloaded nothing")?
+    };
+    let text = pyproject_of(&sdist)?;
+    let Some(text) = text else { return Ok(vec![]) };
+    let doc: toml::Value = toml::from_str(&text).with_context(|| format!("{}: pyproject.toml", sdist.display()))?;
+    let requires = doc.get("build-system").and_then(|b| b.get("requires")).and_then(|r| r.as_array()).cloned().unwrap_or_default();
+    Ok(requires.iter().filter_map(|r| r.as_str().map(str::to_string)).collect())
+}
+
+/// The top-level `pyproject.toml` of an sdist (`name-version/pyproject.toml`).
+fn pyproject_of(sdist: &Path) -> Result<Option<String>> {
+    let top_level = |p: &Path| p.components().count() == 2 && p.file_name().is_some_and(|n| n == "pyproject.toml");
+    let name = sdist.display().to_string();
+    if name.ends_with(".zip") {
+        let mut z = zip::ZipArchive::new(fs::File::open(sdist)?)?;
+        for i in 0..z.len() {
+            let mut f = z.by_index(i)?;
+            if top_level(Path::new(f.name())) {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut f, &mut text)?;
+                return Ok(Some(text));
+            }
+        }
+        return Ok(None);
+    }
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(sdist)?));
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        if top_level(&entry.path()?) {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text)?;
+            return Ok(Some(text));
+        }
+    }
+    Ok(None)
 }
 
 /// A source build that stopped for want of a C library: the project, the
@@ -980,6 +1051,26 @@ mod tests {
             assert_eq!(missing_library(&output).map(|(w, _)| w), Some(what.to_string()), "{line}");
         }
         assert_eq!(missing_library("error: expected ';' before '}' token\n"), None, "a compile error is not a missing library");
+    }
+
+    #[test]
+    fn an_sdists_build_requirements_are_read_from_its_pyproject() {
+        let dir = tempfile::tempdir().unwrap();
+        let sdist = dir.path().join("pillow-13.0.0.tar.gz");
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(fs::File::create(&sdist).unwrap(), flate2::Compression::fast()));
+        for (path, text) in [
+            ("pillow-13.0.0/Tests/pyproject.toml", "[build-system]\nrequires = [\"not-this\"]\n"),
+            ("pillow-13.0.0/pyproject.toml", "[build-system]\nrequires = [\"setuptools>=77\", \"pybind11\"]\n"),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, path, text.as_bytes()).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap();
+        let text = pyproject_of(&sdist).unwrap().unwrap();
+        assert!(text.contains("pybind11") && !text.contains("not-this"), "the top-level file: {text}");
     }
 
     #[test]
