@@ -63,7 +63,18 @@ pub fn install(project: &Project, loaded: &Loaded, r: &Request) -> Result<()> {
     let log_path = work.join("temp/log.pip_install");
     let mut log = String::new();
     let board_root = project.board_root(loaded, r.arch, &target)?;
-    let job = Job { project, plan: &plan, ab, tree: &tree, host_python: &host_python, pyver, work: &work, board_root: &board_root, target: &target };
+    let job = Job {
+        project,
+        plan: &plan,
+        ab,
+        tree: &tree,
+        host_python: &host_python,
+        pyver,
+        work: &work,
+        board_root: &board_root,
+        target: &target,
+        config_settings: loaded.python_config_settings(&loaded.manifest.python_package.keys().cloned().collect::<Vec<_>>()),
+    };
     let mut added = AddedRecipes::default();
     let result = job.run(&mut note, &mut added, &native_python, &specs, r.no_binary, &mut log);
     match (&result, added.is_empty()) {
@@ -267,6 +278,8 @@ struct Job<'a> {
     board_root: &'a Path,
     /// The toolchain and board the tree was built for.
     target: &'a crate::engine::project::Target,
+    /// pip's `--config-settings` of every `[python_package]`, by project.
+    config_settings: BTreeMap<String, Vec<String>>,
 }
 
 /// What the wheels change: the new ones, the RECORDs of the versions they
@@ -295,6 +308,7 @@ impl<'a> Job<'a> {
         let build_dir = &self.project.build_dir;
         let mut session =
             crosspip::Session::new(bp, target, &self.plan.python, build_dir, &build_dir.join(&self.ab.name), &self.ab.toolchain, self.host_python)?;
+        session.config_settings.extend(self.config_settings.clone());
         let downloads = tempfile::tempdir_in(self.work)?;
         // A package built here links the tree's libraries: its recipes
         // come first (a wheel from the index brings its own).

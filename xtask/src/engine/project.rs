@@ -197,9 +197,10 @@ impl Project {
             PlanInputs {
                 build_dir: &self.build_dir,
                 python: &crate::python::crosspip::PythonPackages {
-                    requirements,
+                    requirements: requirements.clone(),
                     no_binary: loaded.manifest.distro.python_no_binary.clone(),
                     build_env: loaded.manifest.distro.python_build_env.clone(),
+                    config_settings: loaded.python_config_settings(&requirements),
                     wheel_cache: self.wheel_dir.clone(),
                 },
                 patches_dir: &self.root.join("patches"),

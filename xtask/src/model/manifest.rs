@@ -65,6 +65,9 @@ pub struct PythonPackage {
     pub depends: Vec<Name>,
     /// Python source run on the target (`python3 -c`); it fails by raising.
     pub check: Option<String>,
+    /// pip's `--config-settings` for its source build (`KEY=VALUE`).
+    #[serde(default)]
+    pub config_settings: Vec<String>,
 }
 
 /// A booted kernel for an arch under qemu-system: the machine, and a
@@ -820,6 +823,15 @@ impl Loaded {
             out.extend(read_requirements(&path).with_context(|| format!("distro.python_requirements in {}", self.path.display()))?);
         }
         Ok(out)
+    }
+
+    /// pip's `--config-settings` of these requirements' projects.
+    pub fn python_config_settings(&self, requirements: &[String]) -> BTreeMap<String, Vec<String>> {
+        self.python_package_entries(requirements)
+            .into_iter()
+            .filter(|(_, p)| !p.config_settings.is_empty())
+            .map(|(k, p)| (project_name(k), p.config_settings.clone()))
+            .collect()
     }
 
     /// The `[python_package]` entries of these requirements, by project name.

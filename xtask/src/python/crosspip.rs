@@ -53,6 +53,10 @@ pub struct PythonPackages {
     pub requirements: Vec<String>,
     pub no_binary: Vec<String>,
     pub build_env: std::collections::BTreeMap<String, String>,
+    /// pip's `--config-settings` for a project's source build (by project
+    /// name), from its `[python_package]` table.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub config_settings: std::collections::BTreeMap<String, Vec<String>>,
     /// Built wheels, by arch and python version (not a signature input).
     #[serde(skip)]
     pub wheel_cache: PathBuf,
@@ -275,6 +279,8 @@ pub struct Session<'a> {
     /// Built wheels of this arch and python.
     cache: PathBuf,
     env: Vec<(String, String)>,
+    /// pip's `--config-settings` by project name.
+    pub config_settings: std::collections::BTreeMap<String, Vec<String>>,
     meson_cross: PathBuf,
     crossenv_dir: PathBuf,
     host_python: PathBuf,
@@ -307,6 +313,13 @@ impl<'a> Session<'a> {
         env.push(("PKG_CONFIG_LIBDIR".into(), format!("{}/lib/pkgconfig", libdir.display())));
         env.push(("PKG_CONFIG_SYSROOT_DIR".into(), tree.display().to_string()));
         env.extend(rust_env(target.arch, &tc.cc, &libdir.join("lib"), &target.pyver));
+        // CMake-based backends (scikit-build-core: pyzmq) cross-compile
+        // with a toolchain file (CMake reads CMAKE_TOOLCHAIN_FILE from the
+        // environment), and take no offence at meson-python's settings.
+        let cmake_toolchain = work.join("cmake-toolchain.cmake");
+        crate::engine::tasks::atomic_write(&cmake_toolchain, cmake_toolchain_file(target.arch, tc, tree).as_bytes())?;
+        env.push(("CMAKE_TOOLCHAIN_FILE".into(), cmake_toolchain.display().to_string()));
+        env.push(("SKBUILD_STRICT_CONFIG".into(), "false".into()));
         let meson_cross = work.join("meson-cross.ini");
         // Programs meson runs need only the C library: the board root's (zig's
         // output), or the tree's copy of the toolchain's.
@@ -325,6 +338,7 @@ impl<'a> Session<'a> {
             cc: tc.cc_command(None),
             ar: tc.tool("ar"),
             crossenv: None,
+            config_settings: py.config_settings.clone(),
         })
     }
 
@@ -403,11 +417,12 @@ impl<'a> Session<'a> {
             }
             let started = std::time::Instant::now();
             let setup = MesonSetup { cross_file: &self.meson_cross, build_config: self.target.build_details() };
-            let mut built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &self.cache, log);
+            let settings = self.config_settings.get(&name).cloned().unwrap_or_default();
+            let mut built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
             // A Rust extension needs rustup's standard library for the
             // target: added on first need, then the build is tried again.
             if built.as_ref().is_err_and(|e| rust_extension(&format!("{e:#}"))) && add_rust_target(&self.target.arch.rust_target, log)? {
-                built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &self.cache, log);
+                built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
             }
             let wheel = built.map_err(|e| {
                 if rust_extension(&format!("{e:#}")) {
@@ -439,6 +454,7 @@ impl<'a> Session<'a> {
                 fs::remove_file(&wheel)?;
                 bail!("{req}: the cross build gave a wheel the target cannot import: {why:#}");
             }
+            let wheel = self.retag_mislabelled(req, wheel, log)?;
             let file = wheel.file_name().unwrap().to_string_lossy().into_owned();
             writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({file})", started.elapsed().as_secs_f64())?;
             warn_if_pure_python(req, &wheel, log)?;
@@ -447,6 +463,29 @@ impl<'a> Session<'a> {
         let wheels = download(&self.bp, &self.target, &wanted, &self.cache, dest, false, log)?;
         self.older_majors(requirements, &wheels, log)?;
         Ok(wheels)
+    }
+
+    /// A wheel built here that says it is pure Python (`none-any`) but
+    /// holds extension modules of the target gets the target's tags: the
+    /// tag is what pip on the board and the checks here go by.
+    /// scikit-build-core in a crossenv tags pyzmq so.
+    fn retag_mislabelled(&self, req: &str, wheel: PathBuf, log: &mut String) -> Result<PathBuf> {
+        let (Ok(w), Some(suffix)) = (WheelFile::parse(&wheel), self.target.ext_suffix()) else { return Ok(wheel) };
+        if !(w.abis == ["none"] && w.platforms == ["any"]) {
+            return Ok(wheel);
+        }
+        let zip = zip::ZipArchive::new(fs::File::open(&wheel)?).with_context(|| format!("{} is not a zip file", wheel.display()))?;
+        if !zip.file_names().any(|n| n.ends_with(&suffix)) {
+            return Ok(wheel);
+        }
+        let (abi, platform) = (self.target.abi_tag(), self.target.platform_tags().pop().expect("linux_<machine> is always a tag"));
+        let file = wheel.file_name().unwrap().to_string_lossy().into_owned();
+        let retagged = wheel.with_file_name(file.replace("-none-any.whl", &format!("-{abi}-{platform}.whl")));
+        run(Command::new(self.bp.python()).args(["-m", "wheel", "tags", "--remove", "--abi-tag", &abi, "--platform-tag", &platform]).arg(&wheel), log)
+            .with_context(|| format!("{req}: cannot retag {file}"))?;
+        anyhow::ensure!(retagged.is_file(), "{req}: `wheel tags` did not write {}", retagged.display());
+        writeln!(log, "{req}: {file} holds extension modules for the target ({suffix}); retagged {}", retagged.file_name().unwrap().to_string_lossy())?;
+        Ok(retagged)
     }
 
     /// pip's resolver backtracks silently: when a newer release needs a
@@ -720,7 +759,15 @@ impl MesonSetup<'_> {
     }
 }
 
-pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], meson: &MesonSetup, out: &Path, log: &mut String) -> Result<PathBuf> {
+pub fn build_wheel(
+    ce: &CrossEnv,
+    requirement: &str,
+    env: &[(String, String)],
+    meson: &MesonSetup,
+    settings: &[String],
+    out: &Path,
+    log: &mut String,
+) -> Result<PathBuf> {
     let stamp = ce.dir.join(".build-backends");
     if fs::read_to_string(&stamp).ok().as_deref() != Some(BUILD_BACKENDS.join("\n").as_str()) {
         run(Command::new(ce.build_python()).args(["-m", "pip", "install", "--quiet", "--upgrade"]).args(BUILD_BACKENDS), log)
@@ -741,6 +788,7 @@ pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], m
             .arg("--cache-dir")
             .arg(ce.dir.join("pip-cache"))
             .args(meson.config_settings())
+            .args(settings.iter().map(|s| format!("--config-settings={s}")))
             .arg(requirement);
         for (k, v) in env {
             cmd.env(k, v);
@@ -781,6 +829,32 @@ pub fn build_wheel(ce: &CrossEnv, requirement: &str, env: &[(String, String)], m
     let dest = out.join(wheel.file_name().unwrap());
     fs::copy(&wheel, &dest)?;
     Ok(dest)
+}
+
+/// A CMake toolchain file for the target: its compilers, and headers,
+/// libraries and packages from the tree only (programs from the build
+/// machine).
+fn cmake_toolchain_file(arch: &Arch, tc: &crate::machine::toolchain::Toolchain, tree: &Path) -> String {
+    format!(
+        "# Written by crosspython for source builds of Python packages.\n\
+         set(CMAKE_SYSTEM_NAME Linux)\n\
+         set(CMAKE_SYSTEM_PROCESSOR {machine})\n\
+         set(CMAKE_C_COMPILER {cc})\n\
+         set(CMAKE_CXX_COMPILER {cxx})\n\
+         set(CMAKE_AR {ar})\n\
+         set(CMAKE_RANLIB {ranlib})\n\
+         set(CMAKE_FIND_ROOT_PATH {tree})\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)\n",
+        machine = arch.machine,
+        cc = tc.cc.display(),
+        cxx = tc.tool("g++"),
+        ar = tc.tool("ar"),
+        ranlib = tc.tool("ranlib"),
+        tree = tree.display(),
+    )
 }
 
 /// `[build-system] requires` of the sdist of `requirement` (PEP 518): the
