@@ -313,6 +313,10 @@ impl<'a> Session<'a> {
         env.push(("PKG_CONFIG_LIBDIR".into(), format!("{}/lib/pkgconfig", libdir.display())));
         env.push(("PKG_CONFIG_SYSROOT_DIR".into(), tree.display().to_string()));
         env.extend(rust_env(target.arch, &tc.cc, &libdir.join("lib"), &target.pyver));
+        // C++ extensions (ujson): the target interpreter's sysconfig says
+        // `c++`, the build machine's; setuptools takes these instead.
+        env.push(("CXX".into(), tc.tool("g++")));
+        env.push(("LDCXXSHARED".into(), format!("{} -shared", tc.tool("g++"))));
         // CMake-based backends (scikit-build-core: pyzmq) cross-compile
         // with a toolchain file (CMake reads CMAKE_TOOLCHAIN_FILE from the
         // environment), and take no offence at meson-python's settings.
@@ -367,7 +371,14 @@ impl<'a> Session<'a> {
             }
         }
         let mut wanted = vec![];
-        for req in requirements {
+        // A requirement whose wheel needs a dependency with no wheel for the
+        // target (pydantic 2 needs pydantic-core) has the dependency built
+        // from source first, then is tried again, once.
+        let mut queue: std::collections::VecDeque<String> = requirements.iter().cloned().collect();
+        let mut tried_deps = std::collections::BTreeSet::new();
+        let mut needed_by: std::collections::BTreeMap<String, String> = Default::default();
+        while let Some(req) = queue.pop_front() {
+            let req = &req;
             let name = project_name(req);
             let local_sdist = Path::new(req).is_file() && !req.ends_with(".whl");
             let from_source = local_sdist || no_binary.iter().any(|n| project_name(n) == name || n == ":all:");
@@ -375,7 +386,19 @@ impl<'a> Session<'a> {
             if !from_source {
                 // pip may succeed without a wheel of the project (a direct
                 // sdist link): only a wheel of it counts.
+                let said = log.len();
                 let found = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, probe.path(), false, log);
+                if found.is_err() {
+                    if let Some(dep) = missing_dependency(&log[said..]).filter(|d| project_name(d) != name) {
+                        if tried_deps.insert(project_name(&dep)) {
+                            writeln!(log, "ROUTE {req}: needs {dep}, which has no wheel for the target; building it first")?;
+                            queue.push_front(req.clone());
+                            needed_by.insert(project_name(&dep), req.clone());
+                            queue.push_front(dep);
+                            continue;
+                        }
+                    }
+                }
                 let found = found.ok().and_then(|ws| ws.into_iter().find(|w| wheel_project(w) == name));
                 let too_new = match &found {
                     Some(w) => self.target.wheel_needs_newer_loader(w)?,
@@ -449,6 +472,10 @@ impl<'a> Session<'a> {
                 } else {
                     e
                 }
+            })
+            .map_err(|e| match needed_by.get(&name) {
+                Some(parent) => e.context(format!("{parent} needs {req}, which has no wheel for the target and cannot be built for it")),
+                None => e,
             })?;
             if let Err(why) = self.target.check_wheel_extensions(&wheel) {
                 fs::remove_file(&wheel)?;
@@ -831,6 +858,25 @@ pub fn build_wheel(
     Ok(dest)
 }
 
+/// The dependency pip found no distribution for, as pip names it
+/// (`pydantic-core==2.41.5`), from its "No matching distribution" line.
+/// or from its resolver's "no matching distributions available" list.
+fn missing_dependency(pip_output: &str) -> Option<String> {
+    let mut lines = pip_output.lines();
+    while let Some(l) = lines.next() {
+        if l.contains("have no matching distributions available for your environment:") {
+            let name = lines.next().map(str::trim).filter(|n| !n.is_empty())?;
+            // With the version the newest candidate pins (pip lists them
+            // newest first): unpinned, pydantic-core is a placeholder
+            // wheel of version 0.0.1.
+            let pinned = pip_output.lines().find_map(|l| l.split_once(&format!("depends on {name}")).map(|(_, v)| format!("{name}{}", v.trim())));
+            return Some(pinned.unwrap_or_else(|| name.to_string()));
+        }
+    }
+    let line = pip_output.lines().find_map(|l| l.split_once("No matching distribution found for ").map(|(_, r)| r.trim()))?;
+    Some(line.split_whitespace().next()?.to_string())
+}
+
 /// A CMake toolchain file for the target: its compilers, and headers,
 /// libraries and packages from the tree only (programs from the build
 /// machine).
@@ -1145,6 +1191,21 @@ mod tests {
         tar.into_inner().unwrap().finish().unwrap();
         let text = pyproject_of(&sdist).unwrap().unwrap();
         assert!(text.contains("pybind11") && !text.contains("not-this"), "the top-level file: {text}");
+    }
+
+    #[test]
+    fn the_dependency_without_a_wheel_is_read_from_pips_refusal() {
+        let out = "ERROR: Could not find a version that satisfies the requirement pydantic-core==2.41.5 (from pydantic) (from versions: none)\n\
+                   ERROR: No matching distribution found for pydantic-core==2.41.5\n";
+        assert_eq!(missing_dependency(out).as_deref(), Some("pydantic-core==2.41.5"));
+        assert_eq!(missing_dependency("Successfully downloaded x\n"), None);
+        let conflict = "    pydantic 2.14.4 depends on pydantic-core==2.41.5\n    pydantic 2.0 depends on pydantic-core==2.0.1\n\nAdditionally, some packages in these conflicts have no matching \
+                        distributions available for your environment:\n    pydantic-core\n\nTo fix this you could try to:\n";
+        assert_eq!(
+            missing_dependency(conflict).as_deref(),
+            Some("pydantic-core==2.41.5"),
+            "a range: the resolver's list, pinned as the newest candidate pins it"
+        );
     }
 
     #[test]
