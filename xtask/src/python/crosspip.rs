@@ -321,7 +321,7 @@ impl<'a> Session<'a> {
         // with a toolchain file (CMake reads CMAKE_TOOLCHAIN_FILE from the
         // environment), and take no offence at meson-python's settings.
         let cmake_toolchain = work.join("cmake-toolchain.cmake");
-        crate::engine::tasks::atomic_write(&cmake_toolchain, cmake_toolchain_file(target.arch, tc, tree).as_bytes())?;
+        fs::write(&cmake_toolchain, cmake_toolchain_file(target.arch, tc, tree)).with_context(|| format!("cannot write {}", cmake_toolchain.display()))?;
         env.push(("CMAKE_TOOLCHAIN_FILE".into(), cmake_toolchain.display().to_string()));
         env.push(("SKBUILD_STRICT_CONFIG".into(), "false".into()));
         let meson_cross = work.join("meson-cross.ini");
