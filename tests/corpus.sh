@@ -47,7 +47,9 @@ for spec in "${packages[@]}"; do
   secs=$(( $(date +%s) - start ))
   # The route pip's summary gives for the requirement itself, and the
   # version installed (or already there).
-  route=$(sed -n "s/^  route $spec: //p" "$scratch/out" | head -1 || true)
+  # The last route pip's summary gives for the requirement (the first may
+  # say that a dependency is built first).
+  route=$(sed -n "s/^  route $spec: //p" "$scratch/out" | tail -n 1 || true)
   version=$(grep -i -m1 -E "^  $p [^ ]+(: new|: already installed)|^  $p [^ ]+ -> " "$scratch/out" | sed -E 's/^  [^ ]+ ([^ :]+).*-> ([^ ]+).*/\2/; s/^  [^ ]+ ([^ :]+).*/\1/' || true)
   if [ "$result" = refused ]; then
     # The reason: what follows "the tree ... is unchanged: " in the error.

@@ -869,12 +869,16 @@ fn missing_dependency(pip_output: &str) -> Option<String> {
             // With the version the newest candidate pins (pip lists them
             // newest first): unpinned, pydantic-core is a placeholder
             // wheel of version 0.0.1.
-            let pinned = pip_output.lines().find_map(|l| l.split_once(&format!("depends on {name}")).map(|(_, v)| format!("{name}{}", v.trim())));
+            // (Environment markers dropped: pip evaluated them already.)
+            let pinned = pip_output.lines().find_map(|l| {
+                let (_, v) = l.split_once(&format!("depends on {name}"))?;
+                Some(format!("{name}{}", v.split(';').next().unwrap_or_default().trim()))
+            });
             return Some(pinned.unwrap_or_else(|| name.to_string()));
         }
     }
     let line = pip_output.lines().find_map(|l| l.split_once("No matching distribution found for ").map(|(_, r)| r.trim()))?;
-    Some(line.split_whitespace().next()?.to_string())
+    Some(line.split([' ', ';']).next()?.to_string())
 }
 
 /// A CMake toolchain file for the target: its compilers, and headers,
@@ -1199,6 +1203,9 @@ mod tests {
                    ERROR: No matching distribution found for pydantic-core==2.41.5\n";
         assert_eq!(missing_dependency(out).as_deref(), Some("pydantic-core==2.41.5"));
         assert_eq!(missing_dependency("Successfully downloaded x\n"), None);
+        let markers = "    cryptography 50.0.2 depends on cffi>=2.0.0; platform_python_implementation != \"PyPy\"\n\nAdditionally, some \
+                       packages in these conflicts have no matching distributions available for your environment:\n    cffi\n";
+        assert_eq!(missing_dependency(markers).as_deref(), Some("cffi>=2.0.0"), "markers are pip's business");
         let conflict = "    pydantic 2.14.4 depends on pydantic-core==2.41.5\n    pydantic 2.0 depends on pydantic-core==2.0.1\n\nAdditionally, some packages in these conflicts have no matching \
                         distributions available for your environment:\n    pydantic-core\n\nTo fix this you could try to:\n";
         assert_eq!(
