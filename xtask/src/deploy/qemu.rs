@@ -265,6 +265,7 @@ fn booted_checks(
             loaded.manifest.system.keys().cloned().collect::<Vec<_>>().join(", ")
         )
     })?;
+    crate::machine::host::ensure_tool(&boot.qemu, &boot.qemu_package, &format!("qemu-test --arch {arch_name} --system"))?;
     let fetcher = crate::sources::fetch::Fetcher::new(project.dl_dir.clone());
     let kernel = system::kernel(&fetcher, &project.cache_dir, boot, arch)?;
     let busybox = system::busybox(&fetcher, &project.cache_dir, boot, arch)?;

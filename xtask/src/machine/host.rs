@@ -95,6 +95,27 @@ pub fn ensure(m: &Manifest, arches: &[&Arch], choice: Option<&str>) -> Result<()
     if missing.0.is_empty() {
         return Ok(());
     }
+    install(&missing)?;
+    let still = missing_after(m, arches, choice);
+    if !still.is_empty() {
+        bail!("still missing after apt-get install: {}", still.join(", "));
+    }
+    Ok(())
+}
+
+/// One program a command needs (`qemu-system-mipsel`), from its Debian
+/// package, installed as `ensure` installs the build's.
+pub fn ensure_tool(tool: &str, package: &str, why: &str) -> Result<()> {
+    if which::which(tool).is_ok() {
+        return Ok(());
+    }
+    install(&Missing(vec![(package.to_string(), format!("{tool} ({why})"))]))?;
+    which::which(tool).with_context(|| format!("{tool} is still missing after apt-get install {package}"))?;
+    Ok(())
+}
+
+/// Install `missing` with apt-get as root, or say the line to run.
+fn install(missing: &Missing) -> Result<()> {
     let pkgs = missing.packages();
     eprintln!("Host prerequisites missing:");
     for (pkg, why) in &missing.0 {
@@ -120,10 +141,6 @@ pub fn ensure(m: &Manifest, arches: &[&Arch], choice: Option<&str>) -> Result<()
         .context("cannot run apt-get install")?;
     if !status.success() {
         bail!("apt-get install {} failed ({status})", pkgs.join(" "));
-    }
-    let still = missing_after(m, arches, choice);
-    if !still.is_empty() {
-        bail!("still missing after apt-get install: {}", still.join(", "));
     }
     Ok(())
 }

@@ -77,6 +77,8 @@ pub struct PythonPackage {
 #[serde(deny_unknown_fields)]
 pub struct SystemBoot {
     pub qemu: String,
+    /// The Debian package of `qemu` (installed when missing, as root).
+    pub qemu_package: String,
     pub machine: String,
     pub cpu: Option<String>,
     /// The serial console the kernel writes to (`ttyAMA0`).
