@@ -224,7 +224,23 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>]) -> String {
 /// `share` is the directory a `9p` guest mounts as its root.
 pub fn run(boot: &SystemBoot, kernel: &Path, initrd: &Path, share: Option<&Path>, limit: Duration) -> Result<String> {
     let mut cmd = Command::new(&boot.qemu);
-    cmd.args(["-M", &boot.machine, "-m", &boot.memory_mib.to_string(), "-smp", &boot.cpus.to_string(), "-nographic", "-no-reboot", "-nic", "none"]);
+    // The console is serial: no VGA card either, whose option ROM (malta's
+    // vgabios-cirrus.bin, from seabios, only recommended by qemu-system-mips)
+    // may not be installed.
+    cmd.args([
+        "-M",
+        &boot.machine,
+        "-m",
+        &boot.memory_mib.to_string(),
+        "-smp",
+        &boot.cpus.to_string(),
+        "-nographic",
+        "-vga",
+        "none",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ]);
     if let Some(cpu) = &boot.cpu {
         cmd.args(["-cpu", cpu]);
     }
