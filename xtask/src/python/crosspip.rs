@@ -305,10 +305,23 @@ impl<'a> Session<'a> {
         let libdir = tree.join(target.prefix.trim_start_matches('/'));
         let mut env: Vec<(String, String)> = py.build_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         // The prefix maps keep this build's paths out of the extension modules.
-        env.push((
-            "CFLAGS".into(),
-            format!("-O2 -I{}/include -ffile-prefix-map={}=/usr/src/debug -ffile-prefix-map={}=/", libdir.display(), build_dir.display(), tree.display()),
-        ));
+        // The interpreter's headers too: build scripts that ask the cross
+        // python for them (cryptography-cffi's) get a path of its own build.
+        let cflags = format!(
+            "-O2 -I{0}/include -I{0}/include/python{1} -ffile-prefix-map={2}=/usr/src/debug -ffile-prefix-map={3}=/",
+            libdir.display(),
+            target.ldversion,
+            build_dir.display(),
+            tree.display()
+        );
+        env.push(("CFLAGS".into(), cflags.clone()));
+        // The cc crate (the C parts of Rust extensions: orjson's yyjson,
+        // openssl-sys's probe) gives clang `--target=<its triple>`, which
+        // overrides the zig wrapper's own and which zig cannot parse
+        // (`riscv64-unknown-linux-gnu`: "UnknownOperatingSystem"). Without
+        // its default flags it gives none; -fPIC, one of them, comes here.
+        env.push(("CRATE_CC_NO_DEFAULTS".into(), "1".into()));
+        env.push((format!("CFLAGS_{}", target.arch.rust_target.replace(['-', '.'], "_")), format!("{cflags} -fPIC")));
         env.push(("LDFLAGS".into(), format!("-L{0}/lib -Wl,-rpath-link,{0}/lib", libdir.display())));
         env.push(("PKG_CONFIG_LIBDIR".into(), format!("{}/lib/pkgconfig", libdir.display())));
         env.push(("PKG_CONFIG_SYSROOT_DIR".into(), tree.display().to_string()));
@@ -377,77 +390,81 @@ impl<'a> Session<'a> {
         let mut queue: std::collections::VecDeque<String> = requirements.iter().cloned().collect();
         let mut tried_deps = std::collections::BTreeSet::new();
         let mut needed_by: std::collections::BTreeMap<String, String> = Default::default();
-        while let Some(req) = queue.pop_front() {
-            let req = &req;
-            let name = project_name(req);
-            let local_sdist = Path::new(req).is_file() && !req.ends_with(".whl");
-            let from_source = local_sdist || no_binary.iter().any(|n| project_name(n) == name || n == ":all:");
-            let probe = tempfile::tempdir()?;
-            if !from_source {
-                // pip may succeed without a wheel of the project (a direct
-                // sdist link): only a wheel of it counts.
-                let said = log.len();
-                let found = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, probe.path(), false, log);
-                if found.is_err() {
-                    if let Some(dep) = missing_dependency(&log[said..]).filter(|d| project_name(d) != name) {
-                        if tried_deps.insert(project_name(&dep)) {
-                            writeln!(log, "ROUTE {req}: needs {dep}, which has no wheel for the target; building it first")?;
-                            queue.push_front(req.clone());
-                            needed_by.insert(project_name(&dep), req.clone());
-                            queue.push_front(dep);
-                            continue;
+        // The wheels of the requirements' dependencies come with the last
+        // download: a dependency found without a wheel there goes through
+        // the queue as well, and the download is tried again.
+        let wheels = loop {
+            while let Some(req) = queue.pop_front() {
+                let req = &req;
+                let name = project_name(req);
+                let local_sdist = Path::new(req).is_file() && !req.ends_with(".whl");
+                let from_source = local_sdist || no_binary.iter().any(|n| project_name(n) == name || n == ":all:");
+                let probe = tempfile::tempdir()?;
+                if !from_source {
+                    // pip may succeed without a wheel of the project (a direct
+                    // sdist link): only a wheel of it counts.
+                    let said = log.len();
+                    let found = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, probe.path(), false, log);
+                    if found.is_err() {
+                        if let Some(dep) = missing_dependency(&log[said..]).filter(|d| project_name(d) != name) {
+                            if tried_deps.insert(project_name(&dep)) {
+                                writeln!(log, "ROUTE {req}: needs {dep}, which has no wheel for the target; building it first")?;
+                                queue.push_front(req.clone());
+                                needed_by.insert(project_name(&dep), req.clone());
+                                queue.push_front(dep);
+                                continue;
+                            }
                         }
                     }
-                }
-                let found = found.ok().and_then(|ws| ws.into_iter().find(|w| wheel_project(w) == name));
-                let too_new = match &found {
-                    Some(w) => self.target.wheel_needs_newer_loader(w)?,
-                    None => None,
-                };
-                if let Some(why) = &too_new {
-                    writeln!(log, "ROUTE {req}: not the wheel: {why}; building from source")?;
-                }
-                if let Some(w) = found.filter(|_| too_new.is_none()) {
-                    let file = w.file_name().unwrap().to_string_lossy().into_owned();
-                    // The built-wheel cache is one of pip's find-links.
-                    let built_here = self.cache.join(&file).exists();
-                    let route = if built_here { "built from sdist earlier" } else { "wheel" };
-                    writeln!(log, "ROUTE {req}: {route} ({file})")?;
-                    if built_here {
-                        own_wheel(req, log)?;
-                        warn_if_pure_python(req, &w, log)?;
+                    let found = found.ok().and_then(|ws| ws.into_iter().find(|w| wheel_project(w) == name));
+                    let too_new = match &found {
+                        Some(w) => self.target.wheel_needs_newer_loader(w)?,
+                        None => None,
+                    };
+                    if let Some(why) = &too_new {
+                        writeln!(log, "ROUTE {req}: not the wheel: {why}; building from source")?;
                     }
-                    wanted.push(req.clone());
-                    continue;
+                    if let Some(w) = found.filter(|_| too_new.is_none()) {
+                        let file = w.file_name().unwrap().to_string_lossy().into_owned();
+                        // The built-wheel cache is one of pip's find-links.
+                        let built_here = self.cache.join(&file).exists();
+                        let route = if built_here { "built from sdist earlier" } else { "wheel" };
+                        writeln!(log, "ROUTE {req}: {route} ({file})")?;
+                        if built_here {
+                            own_wheel(req, log)?;
+                            warn_if_pure_python(req, &w, log)?;
+                        }
+                        wanted.push(req.clone());
+                        continue;
+                    }
                 }
-            }
-            // A wheel built before for this arch and python that satisfies
-            // the requirement: no second build.
-            let cached = tempfile::tempdir()?;
-            if let Ok(found) = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, cached.path(), true, log) {
-                if let Some(w) = found.iter().find(|w| wheel_project(w) == name) {
-                    let kept = self.cache.join(w.file_name().unwrap());
-                    own_wheel(req, log)?;
-                    writeln!(log, "ROUTE {req}: built from sdist earlier ({})", kept.file_name().unwrap().to_string_lossy())?;
-                    warn_if_pure_python(req, &kept, log)?;
-                    wanted.push(kept.display().to_string());
-                    continue;
+                // A wheel built before for this arch and python that satisfies
+                // the requirement: no second build.
+                let cached = tempfile::tempdir()?;
+                if let Ok(found) = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, cached.path(), true, log) {
+                    if let Some(w) = found.iter().find(|w| wheel_project(w) == name) {
+                        let kept = self.cache.join(w.file_name().unwrap());
+                        own_wheel(req, log)?;
+                        writeln!(log, "ROUTE {req}: built from sdist earlier ({})", kept.file_name().unwrap().to_string_lossy())?;
+                        warn_if_pure_python(req, &kept, log)?;
+                        wanted.push(kept.display().to_string());
+                        continue;
+                    }
                 }
-            }
-            own_wheel(req, log)?;
-            if self.crossenv.is_none() {
-                self.crossenv = Some(CrossEnv::ensure(&self.bp, &self.target, &self.host_python, &self.cc, &self.ar, &self.crossenv_dir, log)?);
-            }
-            let started = std::time::Instant::now();
-            let setup = MesonSetup { cross_file: &self.meson_cross, build_config: self.target.build_details() };
-            let settings = self.config_settings.get(&name).cloned().unwrap_or_default();
-            let mut built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
-            // A Rust extension needs rustup's standard library for the
-            // target: added on first need, then the build is tried again.
-            if built.as_ref().is_err_and(|e| rust_extension(&format!("{e:#}"))) && add_rust_target(&self.target.arch.rust_target, log)? {
-                built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
-            }
-            let wheel = built.map_err(|e| {
+                own_wheel(req, log)?;
+                if self.crossenv.is_none() {
+                    self.crossenv = Some(CrossEnv::ensure(&self.bp, &self.target, &self.host_python, &self.cc, &self.ar, &self.crossenv_dir, log)?);
+                }
+                let started = std::time::Instant::now();
+                let setup = MesonSetup { cross_file: &self.meson_cross, build_config: self.target.build_details() };
+                let settings = self.config_settings.get(&name).cloned().unwrap_or_default();
+                let mut built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
+                // A Rust extension needs rustup's standard library for the
+                // target: added on first need, then the build is tried again.
+                if built.as_ref().is_err_and(|e| rust_extension(&format!("{e:#}"))) && add_rust_target(&self.target.arch.rust_target, log)? {
+                    built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
+                }
+                let wheel = built.map_err(|e| {
                 if rust_extension(&format!("{e:#}")) {
                     let std = match rust_std_prebuilt(&self.target.arch.rust_target) {
                         Some(false) => format!(
@@ -477,17 +494,28 @@ impl<'a> Session<'a> {
                 Some(parent) => e.context(format!("{parent} needs {req}, which has no wheel for the target and cannot be built for it")),
                 None => e,
             })?;
-            if let Err(why) = self.target.check_wheel_extensions(&wheel) {
-                fs::remove_file(&wheel)?;
-                bail!("{req}: the cross build gave a wheel the target cannot import: {why:#}");
+                if let Err(why) = self.target.check_wheel_extensions(&wheel) {
+                    fs::remove_file(&wheel)?;
+                    bail!("{req}: the cross build gave a wheel the target cannot import: {why:#}");
+                }
+                let wheel = self.retag_mislabelled(req, wheel, log)?;
+                let file = wheel.file_name().unwrap().to_string_lossy().into_owned();
+                writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({file})", started.elapsed().as_secs_f64())?;
+                warn_if_pure_python(req, &wheel, log)?;
+                wanted.push(wheel.display().to_string());
             }
-            let wheel = self.retag_mislabelled(req, wheel, log)?;
-            let file = wheel.file_name().unwrap().to_string_lossy().into_owned();
-            writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({file})", started.elapsed().as_secs_f64())?;
-            warn_if_pure_python(req, &wheel, log)?;
-            wanted.push(wheel.display().to_string());
-        }
-        let wheels = download(&self.bp, &self.target, &wanted, &self.cache, dest, false, log)?;
+            let said = log.len();
+            match download(&self.bp, &self.target, &wanted, &self.cache, dest, false, log) {
+                Ok(wheels) => break wheels,
+                Err(e) => match missing_dependency(&log[said..]) {
+                    Some(dep) if tried_deps.insert(project_name(&dep)) => {
+                        writeln!(log, "ROUTE {dep}: a dependency with no wheel for the target; building it")?;
+                        queue.push_back(dep);
+                    }
+                    _ => return Err(e),
+                },
+            }
+        };
         self.older_majors(requirements, &wheels, log)?;
         Ok(wheels)
     }
@@ -994,7 +1022,9 @@ pub fn missing_library(output: &str) -> Option<(String, String)> {
             .or_else(|| between(line, "could not be found for ", ","))
             .or_else(|| between(line, "Could NOT find ", " "))
             .or_else(|| between(line, "Dependency ", " not found"));
-        if let Some(what) = found {
+        // Python.h is the interpreter's, always in the tree: a build that
+        // misses it looked in the wrong place, and no recipe would help.
+        if let Some(what) = found.filter(|w| !w.eq_ignore_ascii_case("Python.h")) {
             return Some((what, line.trim().to_string()));
         }
     }
@@ -1175,6 +1205,7 @@ mod tests {
             assert_eq!(missing_library(&output).map(|(w, _)| w), Some(what.to_string()), "{line}");
         }
         assert_eq!(missing_library("error: expected ';' before '}' token\n"), None, "a compile error is not a missing library");
+        assert_eq!(missing_library("_openssl.c:66:10: fatal error: 'Python.h' file not found\n"), None, "the interpreter's header is no recipe's");
     }
 
     #[test]
