@@ -125,14 +125,20 @@ fn recipe_hint(loaded: &Loaded, m: &crosspip::MissingLibrary) -> String {
     }
 }
 
+/// Files moved from a staging root into the tree.
+#[derive(Default)]
+struct Moved {
+    /// Relative to the tree.
+    files: Vec<String>,
+    /// Directories made in the tree (absolute), parents first.
+    dirs: Vec<PathBuf>,
+}
+
 /// Recipes installed into the tree for the packages being installed.
 #[derive(Default)]
 struct AddedRecipes {
     recipes: Vec<String>,
-    /// Their files, relative to the tree.
-    files: Vec<String>,
-    /// Directories they made in the tree (absolute), parents first.
-    dirs: Vec<PathBuf>,
+    moved: Moved,
 }
 
 impl AddedRecipes {
@@ -142,8 +148,8 @@ impl AddedRecipes {
 
     fn extend(&mut self, more: AddedRecipes) {
         self.recipes.extend(more.recipes);
-        self.files.extend(more.files);
-        self.dirs.extend(more.dirs);
+        self.moved.files.extend(more.moved.files);
+        self.moved.dirs.extend(more.moved.dirs);
     }
 
     fn summary(&self) -> String {
@@ -152,14 +158,14 @@ impl AddedRecipes {
 
     /// The install failed: the tree goes back to what it was.
     fn take_out(&self, tree: &Path, note: &mut ImageNote) -> Result<()> {
-        for rel in self.files.iter().rev() {
+        for rel in self.moved.files.iter().rev() {
             let path = tree.join(rel);
             if path.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
                 fs::remove_file(&path).with_context(|| format!("cannot take {} out of the tree again", path.display()))?;
             }
             note.owners.remove(rel);
         }
-        for dir in self.dirs.iter().rev() {
+        for dir in self.moved.dirs.iter().rev() {
             let _ = fs::remove_dir(dir); // only when empty
         }
         Ok(())
@@ -236,31 +242,12 @@ fn add_recipes(
             })
         })
         .collect();
-    let mut staged = vec![];
-    for e in WalkDir::new(staging.path()).min_depth(1).sort_by_file_name() {
-        let e = e?;
-        if !e.file_type().is_dir() {
-            let rel = e.path().strip_prefix(staging.path()).unwrap().display().to_string();
-            if tree.join(&rel).symlink_metadata().is_ok() {
-                bail!(
-                    "{} would overwrite {rel} of the tree (owned by {})",
-                    new.join(", "),
-                    note.owners.get(&rel).map_or("the tree".to_string(), |o| o.to_string())
-                );
-            }
-            staged.push(rel);
-        }
+    let conflicts = conflicts(staging.path(), tree, note, &[])?;
+    if !conflicts.is_empty() {
+        bail!("{} would overwrite files of the tree:\n  {}", new.join(", "), conflicts.join("\n  "));
     }
-    let mut added = AddedRecipes { recipes: new, files: vec![], dirs: vec![] };
-    for rel in staged {
-        let dest = tree.join(&rel);
-        let missing: Vec<PathBuf> = dest.ancestors().skip(1).take_while(|d| !d.exists()).map(Path::to_path_buf).collect();
-        added.dirs.extend(missing.into_iter().rev());
-        fs::create_dir_all(dest.parent().unwrap())?;
-        fs::rename(staging.path().join(&rel), &dest).with_context(|| format!("cannot move {rel} into the tree"))?;
-        note.owners.insert(rel.clone(), owners.get(&rel).map_or(Owner::Toolchain, |r| Owner::Recipe(r.clone())));
-        added.files.push(rel);
-    }
+    let moved = move_into_tree(staging.path(), tree, note, |rel| owners.get(rel).map_or(Owner::Toolchain, |r| Owner::Recipe(r.clone())))?;
+    let added = AddedRecipes { recipes: new, moved };
     Ok(added)
 }
 
@@ -390,18 +377,7 @@ impl<'a> Job<'a> {
         check_staged(root, &present, &board, &self.ab.arch.elf, &[self.project.build_dir.clone(), root.to_path_buf()])?;
         self.check_imports(root, log)?;
         let replaced_files: Vec<PathBuf> = c.replaced.iter().map(|r| crate::engine::image::record_files(r, tree)).collect::<Result<Vec<_>>>()?.concat();
-        let mut conflicts = vec![];
-        for e in WalkDir::new(root).min_depth(1) {
-            let e = e?;
-            let rel = e.path().strip_prefix(root).unwrap();
-            if !e.file_type().is_dir() && tree.join(rel).exists() && !replaced_files.iter().any(|f| f == &tree.join(rel)) {
-                conflicts.push(format!(
-                    "{} (owned by {})",
-                    rel.display(),
-                    note.owners.get(&rel.display().to_string()).map_or("the tree".to_string(), |o| o.to_string())
-                ));
-            }
-        }
+        let conflicts = conflicts(root, tree, note, &replaced_files)?;
         if !conflicts.is_empty() {
             bail!("the new packages would overwrite files they do not own:\n  {}", conflicts.join("\n  "));
         }
@@ -431,23 +407,52 @@ impl<'a> Job<'a> {
             note.owners.remove(&f.strip_prefix(tree).unwrap().display().to_string());
         }
         let new_owners = crate::engine::image::record_owners(root)?;
-        for e in WalkDir::new(root).min_depth(1).sort_by_file_name() {
-            let e = e?;
-            let rel = e.path().strip_prefix(root).unwrap();
-            let dest = tree.join(rel);
-            if e.file_type().is_dir() {
-                fs::create_dir_all(&dest)?;
-            } else {
-                fs::rename(e.path(), &dest).with_context(|| format!("cannot move {} into the tree", rel.display()))?;
-                let owner = new_owners.get(&rel.display().to_string()).cloned().unwrap_or(crate::engine::image::Owner::Toolchain);
-                note.owners.insert(rel.display().to_string(), owner);
-            }
-        }
+        move_into_tree(root, tree, note, |rel| new_owners.get(rel).cloned().unwrap_or(crate::engine::image::Owner::Toolchain))?;
         for w in &c.fresh {
             note.wheels.push(WheelNote { file: w.file_name().unwrap().to_string_lossy().into_owned(), sha256: crate::sources::fetch::sha256_file(w)? });
         }
         crate::engine::tasks::atomic_write(&tree.join(crate::engine::image::IMAGE_NOTE), &serde_json::to_vec_pretty(note)?)
     }
+}
+
+/// Files staged in `root` that the tree has already (a dangling link
+/// counts), but for the `replaced` ones, each with its owner.
+fn conflicts(root: &Path, tree: &Path, note: &ImageNote, replaced: &[PathBuf]) -> Result<Vec<String>> {
+    let mut out = vec![];
+    for e in WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let e = e?;
+        let rel = e.path().strip_prefix(root).unwrap();
+        let dest = tree.join(rel);
+        if !e.file_type().is_dir() && dest.symlink_metadata().is_ok() && !replaced.contains(&dest) {
+            let owner = note.owners.get(&rel.display().to_string()).map_or("the tree".to_string(), |o| o.to_string());
+            out.push(format!("{} (owned by {owner})", rel.display()));
+        }
+    }
+    Ok(out)
+}
+
+/// Move what is staged in `root` into `tree` by renames, recording each
+/// file's owner in the image note. Nothing here can fail for a reason of
+/// the packages any more.
+fn move_into_tree(root: &Path, tree: &Path, note: &mut ImageNote, owner: impl Fn(&str) -> crate::engine::image::Owner) -> Result<Moved> {
+    let mut moved = Moved::default();
+    for e in WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let e = e?;
+        let rel = e.path().strip_prefix(root).unwrap();
+        let dest = tree.join(rel);
+        if e.file_type().is_dir() {
+            if !dest.exists() {
+                fs::create_dir(&dest).with_context(|| format!("cannot make {} in the tree", rel.display()))?;
+                moved.dirs.push(dest);
+            }
+        } else {
+            fs::rename(e.path(), &dest).with_context(|| format!("cannot move {} into the tree", rel.display()))?;
+            let rel = rel.display().to_string();
+            note.owners.insert(rel.clone(), owner(&rel));
+            moved.files.push(rel);
+        }
+    }
+    Ok(moved)
 }
 
 /// Every ELF file staged: the target's machine, every `DT_NEEDED` in the
@@ -502,26 +507,42 @@ mod tests {
     }
 
     #[test]
-    fn recipes_added_for_a_failed_install_are_taken_out_with_the_directories_they_made() {
-        let tree = tempfile::tempdir().unwrap();
-        let lib = tree.path().join("usr/local/lib");
-        fs::create_dir_all(&lib).unwrap();
-        fs::write(lib.join("libz.so.1"), "the tree's").unwrap();
-        let mut note = ImageNote::default();
-        note.owners.insert("usr/local/lib/libz.so.1".into(), crate::engine::image::Owner::Recipe("zlib".into()));
-        let before = note.owners.clone();
-        fs::create_dir_all(lib.join("cmake/libpng")).unwrap();
-        fs::write(lib.join("cmake/libpng/libpng16.cmake"), "").unwrap();
-        fs::write(lib.join("libpng16.so.16"), "").unwrap();
-        std::os::unix::fs::symlink("libpng16.so.16", lib.join("libpng16.so")).unwrap();
-        let added = AddedRecipes {
-            recipes: vec!["libpng".into()],
-            files: ["usr/local/lib/cmake/libpng/libpng16.cmake", "usr/local/lib/libpng16.so.16", "usr/local/lib/libpng16.so"].map(String::from).to_vec(),
-            dirs: vec![lib.join("cmake"), lib.join("cmake/libpng")],
-        };
-        for f in &added.files {
-            note.owners.insert(f.clone(), crate::engine::image::Owner::Recipe("libpng".into()));
+    fn staged_files_conflict_with_the_trees_own_unless_they_replace_them() {
+        let (root, tree) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for dir in [root.path(), tree.path()] {
+            fs::create_dir_all(dir.join("lib")).unwrap();
         }
+        for f in ["lib/libz.so.1", "lib/old.py", "lib/link", "lib/new.so"] {
+            fs::write(root.path().join(f), "").unwrap();
+        }
+        fs::write(tree.path().join("lib/libz.so.1"), "").unwrap();
+        fs::write(tree.path().join("lib/old.py"), "").unwrap();
+        std::os::unix::fs::symlink("nowhere", tree.path().join("lib/link")).unwrap();
+        let mut note = ImageNote::default();
+        note.owners.insert("lib/libz.so.1".into(), crate::engine::image::Owner::Recipe("zlib".into()));
+        let found = conflicts(root.path(), tree.path(), &note, &[tree.path().join("lib/old.py")]).unwrap();
+        assert_eq!(found, ["lib/libz.so.1 (owned by recipe:zlib)", "lib/link (owned by the tree)"], "a dangling link counts; a replaced file does not");
+    }
+
+    #[test]
+    fn recipes_added_for_a_failed_install_are_taken_out_with_the_directories_they_made() {
+        let (staging, tree) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let lib = "usr/local/lib";
+        fs::create_dir_all(tree.path().join(lib)).unwrap();
+        fs::write(tree.path().join(lib).join("libz.so.1"), "the tree's").unwrap();
+        let mut note = ImageNote::default();
+        note.owners.insert(format!("{lib}/libz.so.1"), crate::engine::image::Owner::Recipe("zlib".into()));
+        let before = note.owners.clone();
+        let staged = staging.path().join(lib);
+        fs::create_dir_all(staged.join("cmake/libpng")).unwrap();
+        fs::write(staged.join("cmake/libpng/libpng16.cmake"), "").unwrap();
+        fs::write(staged.join("libpng16.so.16"), "").unwrap();
+        std::os::unix::fs::symlink("libpng16.so.16", staged.join("libpng16.so")).unwrap();
+        let moved = move_into_tree(staging.path(), tree.path(), &mut note, |_| crate::engine::image::Owner::Recipe("libpng".into())).unwrap();
+        assert_eq!(moved.files.len(), 3);
+        assert_eq!(moved.dirs, [tree.path().join(lib).join("cmake"), tree.path().join(lib).join("cmake/libpng")], "only the directories it made");
+        assert_eq!(note.owners.get(&format!("{lib}/libpng16.so")).map(|o| o.to_string()).as_deref(), Some("recipe:libpng"));
+        let added = AddedRecipes { recipes: vec!["libpng".into()], moved };
         added.take_out(tree.path(), &mut note).unwrap();
         let left: Vec<String> =
             WalkDir::new(tree.path()).min_depth(1).into_iter().flatten().map(|e| e.path().strip_prefix(tree.path()).unwrap().display().to_string()).collect();

@@ -1212,18 +1212,13 @@ mod tests {
     fn an_sdists_build_requirements_are_read_from_its_pyproject() {
         let dir = tempfile::tempdir().unwrap();
         let sdist = dir.path().join("pillow-13.0.0.tar.gz");
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(fs::File::create(&sdist).unwrap(), flate2::Compression::fast()));
-        for (path, text) in [
-            ("pillow-13.0.0/Tests/pyproject.toml", "[build-system]\nrequires = [\"not-this\"]\n"),
-            ("pillow-13.0.0/pyproject.toml", "[build-system]\nrequires = [\"setuptools>=77\", \"pybind11\"]\n"),
-        ] {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(text.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            tar.append_data(&mut h, path, text.as_bytes()).unwrap();
-        }
-        tar.into_inner().unwrap().finish().unwrap();
+        crate::sources::unpack::tests::tar_gz(
+            &sdist,
+            &[
+                ("pillow-13.0.0/Tests/pyproject.toml", "[build-system]\nrequires = [\"not-this\"]\n"),
+                ("pillow-13.0.0/pyproject.toml", "[build-system]\nrequires = [\"setuptools>=77\", \"pybind11\"]\n"),
+            ],
+        );
         let text = pyproject_of(&sdist).unwrap().unwrap();
         assert!(text.contains("pybind11") && !text.contains("not-this"), "the top-level file: {text}");
     }

@@ -71,12 +71,18 @@ pub fn unpack(archive: &Path, dest: &Path, strip: usize) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn tarball(dir: &Path, files: &[(&str, &str)]) -> std::path::PathBuf {
         let path = dir.join("t-1.0.tar.gz");
-        let enc = flate2::write::GzEncoder::new(File::create(&path).unwrap(), flate2::Compression::fast());
+        tar_gz(&path, files);
+        path
+    }
+
+    /// A gzipped tarball of `files` (name, content), for tests.
+    pub(crate) fn tar_gz(path: &Path, files: &[(&str, &str)]) {
+        let enc = flate2::write::GzEncoder::new(File::create(path).unwrap(), flate2::Compression::fast());
         let mut b = tar::Builder::new(enc);
         for (name, content) in files {
             let mut h = tar::Header::new_gnu();
@@ -86,7 +92,6 @@ mod tests {
             b.append_data(&mut h, name, content.as_bytes()).unwrap();
         }
         b.into_inner().unwrap().finish().unwrap();
-        path
     }
 
     #[test]
