@@ -169,9 +169,9 @@ enum Cmd {
         /// Install over this board root instead of the arch's test_board (the one the build used).
         #[arg(long)]
         board: Option<PathBuf>,
-        /// Also run CPython's own tests listed in the manifest's distro.cpython_tests.
-        #[arg(long)]
-        cpython_tests: bool,
+        /// Also run CPython's own tests: `listed` (the default) the modules of the manifest's distro.cpython_tests, `all` the whole suite (hours under emulation).
+        #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "listed")]
+        cpython_tests: Option<crate::deploy::regrtest::Selection>,
         /// Wait for another command holding the build directory (the tree and deploy/<arch> are its).
         #[arg(long)]
         wait: bool,

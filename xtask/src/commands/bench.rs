@@ -432,6 +432,7 @@ fn footprint(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -
     }
     // Like for like: what Debian's four packages hold is the interpreter,
     // the stdlib and its C modules; ours by component, per profile.
+    let debian_unpacked: u64 = debian.packages.iter().map(|(_, u, _)| u).sum();
     for p in &ours {
         let part = |f: &dyn Fn(&str) -> bool| p.components.iter().filter(|(k, _)| f(k)).map(|(_, v)| *v).sum::<u64>();
         let python = part(&|k| k.starts_with("interpreter") || k.starts_with("stdlib"));
@@ -440,9 +441,10 @@ fn footprint(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -
         let site = part(&|k| k.starts_with("site-packages"));
         writeln!(
             t,
-            "  {:44} {:>9.1}   (C libraries {:.1}, toolchain /lib {:.1}, site-packages {:.1})",
+            "  {:44} {:>9.1}   ({:.2} of Debian's four; C libraries {:.1}, toolchain /lib {:.1}, site-packages {:.1})",
             format!("  {}: interpreter + stdlib + C modules", p.profile),
             mib(python),
+            python as f64 / debian_unpacked.max(1) as f64,
             mib(libs),
             mib(toolchain),
             mib(site)

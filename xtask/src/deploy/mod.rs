@@ -6,11 +6,12 @@
 //!   root filesystem;
 //! - `qemu`: `qemu-test`: the tree (or a package) installed over a board
 //!   root and run there under qemu-user, as Yocto's testimage;
-//! - `regrtest`: CPython's own test suite on the target, for `qemu-test`;
+//! - `regrtest`: CPython's own test suite on the target (the manifest's
+//!   modules or all of it), under qemu-user or booted, for `qemu-test`;
 //! - `system`: `qemu-test --system`: a Debian kernel booted under
 //!   qemu-system with the board root and the package as its initramfs.
 
 pub mod package;
 pub mod qemu;
-mod regrtest;
+pub mod regrtest;
 mod system;

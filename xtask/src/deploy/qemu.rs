@@ -36,7 +36,7 @@ pub struct CheckResult {
 pub enum Run<'a> {
     /// `tests/target/checks.py` (and CPython's tests with `cpython`), under
     /// qemu-user, or on a booted kernel with `system`.
-    Checks { cpython: bool, system: bool },
+    Checks { cpython: Option<crate::deploy::regrtest::Selection>, system: bool },
     /// One application, which must exit 0 (the `app` profile's proof).
     App(&'a crate::deploy::package::App),
 }
@@ -44,7 +44,7 @@ pub enum Run<'a> {
 pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, run: Run) -> Result<()> {
     let (cpython, system, app) = match run {
         Run::Checks { cpython, system } => (cpython, system, None),
-        Run::App(app) => (false, false, Some(app)),
+        Run::App(app) => (None, false, Some(app)),
     };
     let arch = &loaded.manifest.arch[arch_name];
     let board_root = project.board_root(loaded, arch_name, target)?;
@@ -135,11 +135,24 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
             (None, Some(name)) => loaded.manifest.board[name].programs.clone(),
             _ => vec![],
         };
-        let mut results = booted_checks(project, loaded, arch_name, &tree, work.path(), &script, certs.path(), &programs)?;
+        let boot = loaded.manifest.system.get(arch_name).with_context(|| {
+            format!(
+                "{} has no [system.{arch_name}]: no kernel is known for it (the arches that boot: {})",
+                loaded.path.display(),
+                loaded.manifest.system.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        let suite = crate::deploy::regrtest::test_suite_of(&python);
+        let plan = cpython.map(|selection| crate::deploy::regrtest::Plan::new(loaded, arch_name, selection, true, suite.as_deref(), boot.cpus));
+        let (mut results, report) = booted_checks(project, loaded, arch_name, &tree, work.path(), &script, certs.path(), &programs, plan.as_ref())?;
         let needs = board_needs(arch, &checked);
         results.push(CheckResult { name: "board-libc".into(), ok: true, detail: format!("{needs}; the board has {board_libc}") });
         results.push(symbols);
-        return finish(project, arch_name, "qemu-test-system-checks.json", &results, true);
+        let checks = finish(project, arch_name, "qemu-test-system-checks.json", &results, true);
+        if let Some(report) = report {
+            publish(project, arch_name, &report, true)?;
+        }
+        return checks;
     }
     let binfmt = ensure_binfmt(arch);
     if let Err(why) = &binfmt {
@@ -191,7 +204,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
     }
     finish(project, arch_name, name, &results, out.status.success())?;
     println!("{arch_name}: {needs}; the board has {board_libc}");
-    if cpython {
+    if let Some(selection) = cpython {
         let env: Vec<(&str, String)> = vec![
             ("PATH", "/usr/bin:/bin".into()),
             ("HOME", certs.path().display().to_string()),
@@ -199,20 +212,36 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
             ("PYTHONDONTWRITEBYTECODE", "1".into()),
         ];
         let env: Vec<(&str, String)> = env.into_iter().chain(runner.env()).collect();
-        let report = crate::deploy::regrtest::run(&python, &env, loaded, arch_name)?;
-        let table = report.table();
-        let deploy = project.deploy_dir(arch_name);
-        crate::engine::tasks::atomic_write(&deploy.join("qemu-test.json"), &serde_json::to_vec_pretty(&report)?)?;
-        crate::engine::tasks::atomic_write(&deploy.join("qemu-test.txt"), table.as_bytes())?;
-        println!("\n{table}(deploy/{arch_name}/qemu-test.json, qemu-test.txt)");
-        let bugs = report.bugs();
-        if !bugs.is_empty() {
-            bail!(
-                "CPython test modules failed on {arch_name}: {}\n\
-                 a failure that only qemu-user or the target's ABI causes belongs in distro.cpython_test_limits with its reason",
-                bugs.join(", ")
-            );
-        }
+        let report = crate::deploy::regrtest::run(&python, &env, loaded, arch_name, selection)?;
+        publish(project, arch_name, &report, false)?;
+    }
+    Ok(())
+}
+
+/// The CPython test report in `deploy/<arch>/` (`qemu-test` for the
+/// listed modules, `cpython-suite` for the whole suite, `-system` when
+/// booted), and the verdict.
+fn publish(project: &Project, arch_name: &str, report: &crate::deploy::regrtest::Report, booted: bool) -> Result<()> {
+    let table = report.table();
+    let stem = match (report.whole_suite, booted) {
+        (false, false) => "qemu-test",
+        (false, true) => "qemu-test-system",
+        (true, false) => "cpython-suite",
+        (true, true) => "cpython-suite-system",
+    };
+    let deploy = project.deploy_dir(arch_name);
+    fs::create_dir_all(&deploy)?;
+    crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.json")), &serde_json::to_vec_pretty(report)?)?;
+    crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.txt")), table.as_bytes())?;
+    println!("\n{table}(deploy/{arch_name}/{stem}.json, {stem}.txt)");
+    let bugs = report.bugs();
+    if !bugs.is_empty() {
+        let machine = if booted { "the emulated machine (qemu-system)" } else { "qemu-user" };
+        bail!(
+            "CPython test modules failed on {arch_name}: {}\n\
+             a failure that only {machine} or the target's ABI causes belongs in distro.cpython_test_limits with its kind and reason",
+            bugs.join(", ")
+        );
     }
     Ok(())
 }
@@ -255,16 +284,11 @@ fn booted_checks(
     script: &Path,
     certs: &Path,
     programs: &[Vec<String>],
-) -> Result<Vec<CheckResult>> {
+    regrtest: Option<&crate::deploy::regrtest::Plan>,
+) -> Result<(Vec<CheckResult>, Option<crate::deploy::regrtest::Report>)> {
     use crate::deploy::system;
     let arch = &loaded.manifest.arch[arch_name];
-    let boot = loaded.manifest.system.get(arch_name).with_context(|| {
-        format!(
-            "{} has no [system.{arch_name}]: no kernel is known for it (the arches that boot: {})",
-            loaded.path.display(),
-            loaded.manifest.system.keys().cloned().collect::<Vec<_>>().join(", ")
-        )
-    })?;
+    let boot = &loaded.manifest.system[arch_name];
     crate::machine::host::ensure_tool(&boot.qemu, &boot.qemu_package, &format!("qemu-test --arch {arch_name} --system"))?;
     let fetcher = crate::sources::fetch::Fetcher::new(project.dl_dir.clone());
     let kernel = system::kernel(&fetcher, &project.cache_dir, boot, arch)?;
@@ -289,13 +313,20 @@ fn booted_checks(
         // A real kernel starts target children itself.
         ("CROSSPYTHON_CHILDREN", "1".into()),
         ("CROSSPYTHON_BOOTED", "1".into()),
+        // The console is a terminal: no colour codes in what is read back.
+        ("PYTHON_COLORS", "0".into()),
+        ("NO_COLOR", "1".into()),
         ("CROSSPYTHON_TLS_CERT", g("cert.pem")),
         ("CROSSPYTHON_TLS_KEY", g("key.pem")),
         ("CROSSPYTHON_PACKAGES", loaded.python_requirements()?.join(" ")),
         ("CROSSPYTHON_PACKAGE_CHECKS", g(PACKAGE_CHECKS)),
     ];
     let init = tree.join("init");
-    fs::write(&init, system::init_script(&env, programs))?;
+    let guest_regrtest = regrtest.map(|plan| system::GuestRegrtest {
+        list_suite: plan.selection == crate::deploy::regrtest::Selection::All,
+        args: plan.args(""),
+    });
+    fs::write(&init, system::init_script(&env, programs, guest_regrtest.as_ref()))?;
     fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let initrd = work.join("initrd.gz");
     let how = match boot.root {
@@ -310,10 +341,12 @@ fn booted_checks(
     };
     eprintln!("booting {} under {} (-M {}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
     let started = std::time::Instant::now();
-    let console = system::run(boot, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(1800))?;
+    let limit = 1800 + regrtest.map_or(0, |p| if p.selection == crate::deploy::regrtest::Selection::All { boot.suite_minutes * 60 } else { 1800 });
+    let console = system::run(boot, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit))?;
     let powered_off = started.elapsed().as_secs();
     let mut results: Vec<CheckResult> = vec![];
     let mut booted = None;
+    let (mut suite, mut junit, mut regrtest_exit) = (vec![], String::new(), None);
     let mut lines = console.lines().map(|l| l.trim_end_matches('\r')).peekable();
     while let Some(line) = lines.next() {
         if let Some(json) = line.strip_prefix("CHECK ") {
@@ -335,8 +368,12 @@ fn booted_checks(
             let first = lines.peek().map(|l| l.to_string()).unwrap_or_default();
             let name = Path::new(argv.split_whitespace().next().unwrap_or_default()).file_name().unwrap_or_default().to_string_lossy().into_owned();
             results.push(CheckResult { name: format!("board-program {name}"), ok: code == "0", detail: format!("{argv} -> {first}") });
-        } else if !line.trim().is_empty() {
-            eprintln!("  | {line}");
+        } else if let Some(module) = line.strip_prefix("SUITE ") {
+            suite.push(module.trim().to_string());
+        } else if let Some(chunk) = line.strip_prefix("JUNIT ") {
+            junit.push_str(chunk.trim());
+        } else if let Some(code) = line.strip_prefix("REGRTEST-EXIT ") {
+            regrtest_exit = Some(code.trim().to_string());
         }
     }
     let Some(kernel_release) = booted else {
@@ -355,7 +392,30 @@ fn booted_checks(
             ),
         },
     );
-    Ok(results)
+    let report = match regrtest {
+        None => None,
+        Some(plan) => {
+            let console_log = initrd.with_file_name("console.txt");
+            if regrtest_exit.is_none() {
+                bail!("the guest powered off before regrtest finished; console: {}", console_log.display());
+            }
+            let xml = guest_junit(&junit).with_context(|| format!("regrtest's JUnit XML from the guest's console ({})", console_log.display()))?;
+            Some(plan.report(arch_name, &suite, &console, &xml)?)
+        }
+    };
+    Ok((results, report))
+}
+
+/// The JUnit XML a guest printed gzipped and base64-encoded.
+fn guest_junit(base64_text: &str) -> Result<String> {
+    use base64::Engine as _;
+    if base64_text.is_empty() {
+        bail!("the guest printed no JUnit XML (regrtest wrote none)");
+    }
+    let gz = base64::engine::general_purpose::STANDARD.decode(base64_text).context("its base64 is broken")?;
+    let mut xml = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz.as_slice()), &mut xml).context("its gzip is broken")?;
+    Ok(xml)
 }
 
 /// The board's own programs, run after the install: each must still work.

@@ -193,21 +193,48 @@ pub fn initramfs(root: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The guest's `/init`: mounts (with `/dev/shm`, where multiprocessing's
+/// CPython's tests in the guest: regrtest's arguments, and whether the
+/// guest first names the whole suite (`SUITE <module>` lines).
+pub struct GuestRegrtest {
+    pub list_suite: bool,
+    pub args: Vec<String>,
+}
+
+/// Where the guest writes regrtest's JUnit XML, which it then prints
+/// gzipped and base64-encoded as `JUNIT <line>`s: an initramfs root
+/// keeps nothing once the guest is off.
+const GUEST_JUNIT: &str = "/tmp/junit.xml";
+
+/// The guest's `/init`: an `/etc/hosts` where the board root has none (a
+/// root made of Debian packages has none: the installer writes it, as a
+/// board's image or Buildroot's skeleton does; without it `localhost`
+/// does not resolve), mounts (with `/dev/shm`, where multiprocessing's
 /// semaphores live, and `/dev/pts`, as a booted board has them), the
-/// environment of the checks, the checks,
+/// environment of the checks, the checks, CPython's tests,
 /// each board program (as `PROGRAM <exit status> <argv>`), power off.
-pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>]) -> String {
+pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: Option<&GuestRegrtest>) -> String {
     let bb = format!("/{GUEST_DIR}/busybox");
     let mut s = format!(
         "#!{bb} sh\n{bb} mkdir -p /proc /sys /dev /tmp\n{bb} mount -t proc proc /proc\n{bb} mount -t sysfs sys /sys\n\
          {bb} mount -t devtmpfs dev /dev\n{bb} mkdir -p /dev/shm /dev/pts\n{bb} mount -t tmpfs shm /dev/shm\n{bb} mount -t devpts pts /dev/pts\n\
-         {bb} mount -t tmpfs tmp /tmp\n{bb} ip link set lo up\necho \"BOOTED $({bb} uname -r) $({bb} uname -m) $({bb} cut -d' ' -f1 /proc/uptime)\"\n"
+         {bb} mount -t tmpfs tmp /tmp\n{bb} ip link set lo up\n\
+         [ -e /etc/hosts ] || printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost ip6-loopback\\n' > /etc/hosts\necho \"BOOTED $({bb} uname -r) $({bb} uname -m) $({bb} cut -d' ' -f1 /proc/uptime)\"\n"
     );
     for (k, v) in env {
         s.push_str(&format!("export {k}='{v}'\n"));
     }
     s.push_str(&format!("/usr/local/bin/python3 -I -B /{GUEST_DIR}/checks.py\necho \"CHECKS-EXIT $?\"\n"));
+    if let Some(r) = regrtest {
+        // Only panics on the console from here: a kernel message in the
+        // middle of a JUNIT line would break its base64.
+        s.push_str("echo 1 > /proc/sys/kernel/printk\ncd /tmp\n");
+        if r.list_suite {
+            s.push_str(&format!("/usr/local/bin/python3 -B -m test --list-tests | {bb} sed 's/^/SUITE /'\n"));
+        }
+        let args: Vec<String> = r.args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
+        s.push_str(&format!("/usr/local/bin/python3 -B -m test {} --junit-xml {GUEST_JUNIT}\necho \"REGRTEST-EXIT $?\"\n", args.join(" ")));
+        s.push_str(&format!("{bb} gzip -c {GUEST_JUNIT} | {bb} base64 | {bb} sed 's/^/JUNIT /'\ncd /\n"));
+    }
     for argv in programs {
         let quoted: Vec<String> = argv.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
         s.push_str(&format!("{} > /tmp/out 2>&1; echo \"PROGRAM $? {}\"; {bb} head -n 1 /tmp/out\n", quoted.join(" "), argv.join(" ").replace('"', "")));
@@ -217,6 +244,26 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>]) -> String {
     // program ("task busybox blocked for more than 120 seconds").
     s.push_str(&format!("{bb} poweroff -f -n\n"));
     s
+}
+
+/// Print the console's complete lines after byte `from` as they come (a
+/// whole test suite takes hours), but not the machine-read `CHECK` and
+/// `JUNIT` lines; returns where the next call starts.
+fn show_console(path: &Path, from: usize) -> usize {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut bytes = vec![];
+    let Ok(mut file) = File::open(path) else { return from };
+    if file.seek(SeekFrom::Start(from as u64)).and_then(|_| file.read_to_end(&mut bytes)).is_err() {
+        return from;
+    }
+    let Some(end) = bytes.iter().rposition(|&b| b == b'\n').map(|i| i + 1) else { return from };
+    for line in String::from_utf8_lossy(&bytes[..end]).lines() {
+        let line = line.trim_end_matches('\r');
+        if !line.trim().is_empty() && !line.starts_with("CHECK ") && !line.starts_with("JUNIT ") {
+            eprintln!("  | {line}");
+        }
+    }
+    from + end
 }
 
 /// Boot and return the serial console's text. The guest powers itself
@@ -259,8 +306,11 @@ pub fn run(boot: &SystemBoot, kernel: &Path, initrd: &Path, share: Option<&Path>
         .spawn()
         .with_context(|| format!("cannot run {} (Debian package qemu-system-*)", boot.qemu))?;
     let start = Instant::now();
+    let mut shown = 0;
     loop {
+        shown = show_console(&out_path, shown);
         if let Some(status) = child.try_wait()? {
+            show_console(&out_path, shown);
             let text = fs::read_to_string(&out_path).unwrap_or_default();
             if !status.success() {
                 bail!("{} exited with {status}:\n{}", boot.qemu, crate::base::process::last_lines(&text, 20));
@@ -347,7 +397,7 @@ mod tests {
 
     #[test]
     fn init_runs_the_checks_then_each_board_program_and_powers_off() {
-        let s = init_script(&[("LC_ALL", "C.UTF-8".into())], &[vec!["/bin/ls".into(), "/lib".into()]]);
+        let s = init_script(&[("LC_ALL", "C.UTF-8".into())], &[vec!["/bin/ls".into(), "/lib".into()]], None);
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines[0], "#!/.crosspython/busybox sh");
         assert!(s.contains("export LC_ALL='C.UTF-8'\n/usr/local/bin/python3 -I -B /.crosspython/checks.py\n"), "{s}");

@@ -98,10 +98,18 @@ pub struct SystemBoot {
     /// dependencies are loaded first, as the modules name them).
     #[serde(default)]
     pub modules: Vec<String>,
+    /// How long CPython's whole test suite may take on this guest before
+    /// the guest is stopped (`qemu-test --system --cpython-tests all`).
+    #[serde(default = "six_hours")]
+    pub suite_minutes: u64,
 }
 
 fn two() -> u32 {
     2
+}
+
+fn six_hours() -> u64 {
+    360
 }
 
 /// How a booted guest gets its root filesystem.
@@ -338,6 +346,11 @@ pub struct TestLimit {
 pub enum LimitKind {
     /// qemu-user does not emulate a syscall, a /proc file or timing.
     QemuUser,
+    /// The emulated machine of a booted guest (qemu-system) lacks a device.
+    QemuSystem,
+    /// Any emulation (qemu-user or qemu-system) runs too slowly for the
+    /// test's timing; a board's CPU does not.
+    Emulation,
     /// The test assumes a calling convention or layout the target does not have.
     TargetAbi,
     /// The test uses a tool of the machine it runs on (a build-machine gcc).
@@ -348,6 +361,8 @@ impl LimitKind {
     pub fn as_str(self) -> &'static str {
         match self {
             LimitKind::QemuUser => "qemu-user",
+            LimitKind::QemuSystem => "qemu-system",
+            LimitKind::Emulation => "emulation",
             LimitKind::TargetAbi => "target-abi",
             LimitKind::TestHost => "test-host",
         }
@@ -355,8 +370,16 @@ impl LimitKind {
 }
 
 impl TestLimit {
-    pub fn applies_to(&self, arch: &str) -> bool {
-        self.arches.is_empty() || self.arches.iter().any(|a| a == arch)
+    /// Whether the limit holds for `arch` when the tests run `booted`
+    /// (qemu-system) or not (qemu-user): an emulator's limit holds only
+    /// under that emulator.
+    pub fn applies_to(&self, arch: &str, booted: bool) -> bool {
+        let machine = match self.kind {
+            LimitKind::QemuUser => !booted,
+            LimitKind::QemuSystem => booted,
+            LimitKind::Emulation | LimitKind::TargetAbi | LimitKind::TestHost => true,
+        };
+        machine && (self.arches.is_empty() || self.arches.iter().any(|a| a == arch))
     }
 }
 

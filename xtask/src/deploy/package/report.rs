@@ -94,6 +94,7 @@ fn component(owner: &Owner, interpreter: &str, rel: &str, prefix: &str) -> Strin
 pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, archives: &[(String, u64)]) -> Result<(String, BTreeMap<String, u64>)> {
     let owners = Owners::new(note, from_prefix, prefix);
     let mut by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut stdlib_by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut total = (0, 0);
     for e in WalkDir::new(root).min_depth(1) {
         let e = e?;
@@ -104,7 +105,13 @@ pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, arc
         let size = e.metadata()?.len();
         // Trees from before the note named it: CPython's recipe name.
         let interpreter = if note.interpreter.is_empty() { "python3" } else { note.interpreter.as_str() };
-        let c = by.entry(component(owners.of(&rel), interpreter, &rel, prefix)).or_default();
+        let name = component(owners.of(&rel), interpreter, &rel, prefix);
+        if name == "stdlib" {
+            let m = stdlib_by.entry(stdlib_module(&rel)).or_default();
+            m.0 += 1;
+            m.1 += size;
+        }
+        let c = by.entry(name).or_default();
         c.0 += 1;
         c.1 += size;
         total.0 += 1;
@@ -122,7 +129,30 @@ pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, arc
     for (name, size) in archives {
         writeln!(out, "{:44} {:>7} {:>10.1}", name, "", *size as f64 / 1024.0)?;
     }
+    // Where the stdlib's bytes go: its largest modules and packages, then the rest.
+    let mut modules: Vec<_> = stdlib_by.into_iter().collect();
+    modules.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(&b.0)));
+    if !modules.is_empty() {
+        writeln!(out, "\n{:44} {:>7} {:>10}", "stdlib by module (largest 20)", "files", "KiB")?;
+        for (name, (files, bytes)) in modules.iter().take(20) {
+            writeln!(out, "{name:44} {files:>7} {:>10.1}", *bytes as f64 / 1024.0)?;
+        }
+        let rest = &modules[modules.len().min(20)..];
+        if !rest.is_empty() {
+            let (files, bytes) = rest.iter().fold((0, 0), |a, (_, (f, b))| (a.0 + f, a.1 + b));
+            writeln!(out, "{:44} {files:>7} {:>10.1}", format!("the other {} modules", rest.len()), bytes as f64 / 1024.0)?;
+        }
+    }
     Ok((out, components))
+}
+
+/// The stdlib module or package a file of `lib/python3.X/` belongs to
+/// (`email` for `email/_parseaddr.pyc`, `os` for `__pycache__/os.*.pyc`).
+fn stdlib_module(rel: &str) -> String {
+    let Some((_, inside)) = rel.split_once("/lib/python3.").and_then(|(_, r)| r.split_once('/')) else { return rel.to_string() };
+    let first = inside.split('/').next().unwrap_or(inside);
+    let file = if first == "__pycache__" { inside.rsplit('/').next().unwrap_or(inside) } else { first };
+    file.split('.').next().unwrap_or(file).to_string()
 }
 
 /// An installed Python distribution, from its `*.dist-info/METADATA`.
@@ -282,6 +312,14 @@ fn iso8601(epoch: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stdlib_files_count_toward_their_top_level_module_or_package() {
+        assert_eq!(stdlib_module("usr/local/lib/python3.14/email/_parseaddr.pyc"), "email");
+        assert_eq!(stdlib_module("usr/local/lib/python3.14/__pycache__/os.cpython-314.pyc"), "os");
+        assert_eq!(stdlib_module("usr/local/lib/python3.14/os.py"), "os");
+        assert_eq!(stdlib_module("usr/local/lib/python3.14/LICENSE.txt"), "LICENSE");
+    }
 
     #[test]
     fn epochs_print_as_utc_dates() {
