@@ -458,13 +458,16 @@ def cffi():
     with open(_cffi_backend.__file__, "rb") as f:
         backend = f.read()
     # Built from source it links the tree's libffi; a manylinux wheel (a
-    # dependency of cryptography's) carries its own, renamed by auditwheel.
+    # dependency of cryptography's) carries its own, renamed by auditwheel
+    # (cffi 1.x), or has libffi linked in and exports its functions (2.x).
+    bundled = re.search(rb"libffi-[0-9a-f]+\.so[.0-9]*", backend)
     if b"libffi.so.8" in backend:
         which = "libffi.so.8 of the tree"
-    else:
-        bundled = re.search(rb"libffi-[0-9a-f]+\.so[.0-9]*", backend)
-        assert bundled, f"{_cffi_backend.__file__} links neither the tree's libffi.so.8 nor a libffi of its wheel"
+    elif bundled:
         which = f"the wheel's own {bundled.group().decode()}"
+    else:
+        assert b"ffi_prep_cif" in backend, f"{_cffi_backend.__file__} links neither the tree's libffi.so.8 nor a libffi of its wheel, nor has one linked in"
+        which = "the libffi linked into the wheel's backend"
     return f"cffi {cffi.__version__}: strlen and a qsort callback through {which}"
 
 
