@@ -311,9 +311,11 @@ fn real_main() -> Result<()> {
         Cmd::Build(args) => build(&project, &args),
         Cmd::QemuTest { arch, package, board, cpython_tests, wait, system, app, app_args } => {
             let loaded = project.load()?;
-            // The tree it reads is swapped by builds; deploy/<arch>/qemu-test.json is written.
-            let _lock = BuildLock::take(&project.build_dir, wait)?;
             for a in project.arches(&loaded, &arch)? {
+                // The tree it reads is swapped by builds: held until the tree
+                // is copied over the board root (qemu-test lets it go then, and
+                // takes it again to write deploy/<arch>/).
+                let lock = BuildLock::take(&project.build_dir, wait)?;
                 let mut target = project.last_target(&a);
                 target.board = board.clone().or(target.board);
                 let app = app.clone().map(|file| package::App { file, args: app_args.clone() });
@@ -321,24 +323,24 @@ fn real_main() -> Result<()> {
                     Some(app) => qemu::Run::App(app),
                     None => qemu::Run::Checks { cpython: cpython_tests, system },
                 };
-                qemu::test(&project, &loaded, &a, &target, package.as_deref(), run)?;
+                qemu::test(&project, &loaded, &a, &target, package.as_deref(), run, lock)?;
             }
             Ok(())
         }
         Cmd::Package { arch, profile, prefix, rootfs, force, wait, app, app_args } => {
             let loaded = project.load()?;
-            // deploy/<arch> and the tree it reads are the build's.
-            let _lock = BuildLock::take(&project.build_dir, wait)?;
             let app = app.map(|file| package::App { file, args: app_args });
             let profile = profile.or_else(|| app.as_ref().map(|_| "app".to_string()));
             let opts = package::Options { profile, prefix, rootfs, force, app };
             for a in project.arches(&loaded, &arch)? {
+                // deploy/<arch> and the tree it reads are the build's.
+                let lock = BuildLock::take(&project.build_dir, wait)?;
                 let out = package::package(&project, &loaded, &a, &opts)?;
                 // The app profile is proven by running the application from
                 // the package alone, on the board root.
                 if let (Some(app), Some(archive)) = (&opts.app, out.archive()) {
                     let target = project.last_target(&a);
-                    qemu::test(&project, &loaded, &a, &target, Some(&project.deploy_dir(&a).join(archive)), qemu::Run::App(app))?;
+                    qemu::test(&project, &loaded, &a, &target, Some(&project.deploy_dir(&a).join(archive)), qemu::Run::App(app), lock)?;
                 }
             }
             Ok(())

@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::engine::project::{Project, Target};
+use crate::engine::project::{BuildLock, Project, Target};
 use crate::model::manifest::{Arch, GuestRoot, Loaded};
 
 #[derive(Debug, serde::Deserialize, serde::Serialize)]
@@ -41,7 +41,10 @@ pub enum Run<'a> {
     App(&'a crate::deploy::package::App),
 }
 
-pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, run: Run) -> Result<()> {
+/// `lock` is the build directory's: let go once the tree is copied over
+/// the board root, so that hours of tests do not hold up builds; the
+/// reports are written under it again.
+pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, run: Run, lock: BuildLock) -> Result<()> {
     let (cpython, system, app) = match run {
         Run::Checks { cpython, system } => (cpython, system, None),
         Run::App(app) => (None, false, Some(app)),
@@ -126,6 +129,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         }
     }
 
+    drop(lock);
     let certs = tempfile::tempdir()?;
     make_test_certificate(certs.path())?;
     write_package_checks(loaded, &certs.path().join(PACKAGE_CHECKS))?;
@@ -229,10 +233,7 @@ fn publish(project: &Project, arch_name: &str, report: &crate::deploy::regrtest:
         (true, false) => "cpython-suite",
         (true, true) => "cpython-suite-system",
     };
-    let deploy = project.deploy_dir(arch_name);
-    fs::create_dir_all(&deploy)?;
-    crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.json")), &serde_json::to_vec_pretty(report)?)?;
-    crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.txt")), table.as_bytes())?;
+    write_report(project, arch_name, &[(format!("{stem}.json"), serde_json::to_vec_pretty(report)?), (format!("{stem}.txt"), table.clone().into_bytes())])?;
     println!("\n{table}(deploy/{arch_name}/{stem}.json, {stem}.txt)");
     let bugs = report.bugs();
     if !bugs.is_empty() {
@@ -242,6 +243,17 @@ fn publish(project: &Project, arch_name: &str, report: &crate::deploy::regrtest:
              a failure that only {machine} or the target's ABI causes belongs in distro.cpython_test_limits with its kind and reason",
             bugs.join(", ")
         );
+    }
+    Ok(())
+}
+
+/// Files of `deploy/<arch>/`, written under the build directory's lock.
+fn write_report(project: &Project, arch_name: &str, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let _lock = BuildLock::take(&project.build_dir, true)?;
+    let deploy = project.deploy_dir(arch_name);
+    fs::create_dir_all(&deploy)?;
+    for (name, bytes) in files {
+        crate::engine::tasks::atomic_write(&deploy.join(name), bytes)?;
     }
     Ok(())
 }
@@ -258,9 +270,7 @@ fn board_needs(arch: &Arch, checked: &crate::machine::tree_check::Checked) -> St
 /// The table, `deploy/<arch>/<name>`, and the verdict.
 fn finish(project: &Project, arch_name: &str, name: &str, results: &[CheckResult], script_ok: bool) -> Result<()> {
     print_table(arch_name, results);
-    let deploy = project.deploy_dir(arch_name);
-    fs::create_dir_all(&deploy)?;
-    crate::engine::tasks::atomic_write(&deploy.join(name), &serde_json::to_vec_pretty(results)?)?;
+    write_report(project, arch_name, &[(name.to_string(), serde_json::to_vec_pretty(results)?)])?;
     let failed: Vec<&str> = results.iter().filter(|r| !r.ok).map(|r| r.name.as_str()).collect();
     if !failed.is_empty() {
         bail!("{} of {} checks failed on {arch_name}: {}", failed.len(), results.len(), failed.join(", "));
