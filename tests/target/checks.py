@@ -125,7 +125,9 @@ def build_details():
         d = json.load(f)
     here = os.path.dirname(path)
     base = os.path.normpath(os.path.join(here, d["base_prefix"]))
-    assert base == sys.base_prefix, f"base_prefix {d['base_prefix']!r} resolves to {base}, not {sys.base_prefix}"
+    # With a zipped stdlib, getpath finds the prefix beside libpython as the
+    # loader names it through the $ORIGIN/../lib run path: <prefix>/bin/..
+    assert base == os.path.normpath(sys.base_prefix), f"base_prefix {d['base_prefix']!r} resolves to {base}, not {sys.base_prefix}"
     assert d["abi"]["flags"] == list(sys.abiflags), f"abi.flags {d['abi']['flags']} but sys.abiflags {sys.abiflags!r}"
     want = importlib.machinery.EXTENSION_SUFFIXES
     assert d["suffixes"]["extensions"] == want, f"suffixes.extensions {d['suffixes']['extensions']} but the interpreter loads {want}"

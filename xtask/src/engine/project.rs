@@ -159,15 +159,21 @@ impl Project {
             for w in &graph.warnings {
                 eprintln!("warning: {w}");
             }
-            let needs = graph.nodes.iter().flat_map(|n| n.toolchain_needs.iter().copied()).collect();
-            let choice = crate::machine::toolchain::Choice {
+            let needs: std::collections::BTreeSet<_> = graph.nodes.iter().flat_map(|n| n.toolchain_needs.iter().copied()).collect();
+            let glibc_floor = self.glibc_floor(loaded, name, target)?;
+            let no_needs = std::collections::BTreeSet::new();
+            let choice = |needs| crate::machine::toolchain::Choice {
                 explicit: target.toolchain.as_deref(),
                 zig: loaded.manifest.toolchain.zig.as_ref(),
                 cache: &self.cache_dir,
-                glibc_floor: self.glibc_floor(loaded, name, target)?,
-                needs: &needs,
+                glibc_floor,
+                needs,
             };
-            let mut toolchain = Toolchain::find(&arch, choice).with_context(|| format!("arch {name}"))?;
+            let mut toolchain = Toolchain::find(&arch, choice(&no_needs)).with_context(|| format!("arch {name}"))?;
+            // Only the recipes whose options need more of the toolchain (PGO's
+            // profile runtime) get the toolchain with it: the others keep
+            // their signatures, and an LTO+PGO python3 rebuilds python3 alone.
+            let needing = if needs.is_empty() { None } else { Some(Toolchain::find(&arch, choice(&needs)).with_context(|| format!("arch {name}"))?) };
             if let (Some(_), Some(libs)) = (&toolchain.zig_target, &arch.runtime_libs) {
                 let fetcher = crate::sources::fetch::Fetcher::new(self.dl_dir.clone());
                 let what = "shared objects zig's output needs that boards may lack";
@@ -189,7 +195,13 @@ impl Project {
             if fs::read_to_string(&config_site).ok().as_deref() != Some(site.as_str()) {
                 crate::engine::tasks::atomic_write(&config_site, site.as_bytes())?;
             }
-            builds.push(ArchBuild { name: name.clone(), arch, graph, toolchain, config_site, config_site_text: site });
+            let toolchain_with_needs = needing.map(|mut t| {
+                t.runtime_lib_dirs = toolchain.runtime_lib_dirs.clone();
+                t.runtime_root = toolchain.runtime_root.clone();
+                t.run_root = toolchain.run_root.clone();
+                t
+            });
+            builds.push(ArchBuild { name: name.clone(), arch, graph, toolchain, toolchain_with_needs, config_site, config_site_text: site });
         }
         let host_identity = crate::machine::toolchain::host_identity();
         let requirements = loaded.python_requirements()?;

@@ -93,9 +93,22 @@ pub struct ArchBuild {
     pub arch: Arch,
     pub graph: Graph,
     pub toolchain: Toolchain,
+    /// The toolchain with what some recipes' build options need of it
+    /// (`toolchain_needs`), for those recipes only.
+    pub toolchain_with_needs: Option<Toolchain>,
     pub config_site: PathBuf,
     /// What `config_site` holds: an input of every target configure.
     pub config_site_text: String,
+}
+
+impl ArchBuild {
+    /// The toolchain a recipe of this arch builds with.
+    pub fn toolchain_for(&self, node: &crate::model::resolve::Node) -> &Toolchain {
+        match &self.toolchain_with_needs {
+            Some(t) if !node.toolchain_needs.is_empty() => t,
+            _ => &self.toolchain,
+        }
+    }
 }
 
 pub struct Task {
@@ -267,7 +280,7 @@ impl Plan {
                         Scope::Arch(_) => {
                             sigdata.insert("arch".into(), ab.arch.build_inputs());
                             sigdata.insert("config_site".into(), ab.config_site_text.clone());
-                            sigdata.insert("toolchain".into(), ab.toolchain.identity());
+                            sigdata.insert("toolchain".into(), ab.toolchain_for(node).identity());
                             sigdata.insert("prefix".into(), inp.prefix.into());
                         }
                     }

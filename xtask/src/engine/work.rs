@@ -81,7 +81,7 @@ impl Worker {
             Scope::Native => (None, None),
             Scope::Arch(name) => {
                 let ab = plan.arches.iter().find(|a| &a.name == name).expect("the unit's arch is in the plan");
-                (Some((&ab.arch, &ab.toolchain)), Some(ab.config_site.as_path()))
+                (Some((&ab.arch, ab.toolchain_for(&unit.node))), Some(ab.config_site.as_path()))
             }
         };
         let extra: Vec<jobserver::Acquired> = if unit.node.build.mentions("${PARALLEL_JOBS}") && matches!(task.kind, Kind::Compile | Kind::Install) {

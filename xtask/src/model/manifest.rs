@@ -262,6 +262,11 @@ pub struct Profile {
     /// Keep only the stdlib modules and the Python packages an application
     /// imports (`package --app <file.py>`).
     pub app: Option<bool>,
+    /// With `pyc = "zip"`: stdlib files (globs relative to `lib/python3.X/`)
+    /// that stay files, because they are read beside their module through
+    /// `__file__` or are not modules.
+    #[serde(default)]
+    pub zip_keep: Vec<String>,
     /// The application `cargo xtask bench` measures this profile with
     /// (relative to the manifest).
     pub bench_app: Option<String>,
@@ -285,6 +290,9 @@ pub enum Pyc {
     WithSource,
     /// `.pyc` in place of each `.py` (no sources, no `__pycache__`).
     Sourceless,
+    /// Sourceless, and the stdlib's byte code in one deflated
+    /// `lib/python3XY.zip`, which CPython puts first on `sys.path`.
+    Zip,
 }
 
 #[derive(Debug, Deserialize)]

@@ -59,6 +59,7 @@ pub fn profile(loaded: &Loaded, name: Option<&str>) -> Result<(String, Profile)>
         out.pyc = pr.pyc.or(out.pyc);
         out.pyc_opt_levels = pr.pyc_opt_levels.clone().or(out.pyc_opt_levels);
         out.exclude.extend(pr.exclude.iter().cloned());
+        out.zip_keep.extend(pr.zip_keep.iter().cloned());
         out.app = pr.app.or(out.app);
         out.bench_app = pr.bench_app.clone().or(out.bench_app);
     }

@@ -86,8 +86,15 @@ fn component(owner: &Owner, interpreter: &str, rel: &str, prefix: &str) -> Strin
         Owner::Wheel(name) => format!("site-packages: {name}"),
         Owner::Toolchain => "toolchain run-time".into(),
         Owner::ToolchainGlibc => "glibc (private, from the toolchain)".into(),
+        // The `zip` byte code profile's stdlib, made while staging.
+        Owner::Other if is_stdlib_zip(rel, p) => "stdlib".into(),
         Owner::Other => "other".into(),
     }
+}
+
+/// `<prefix>/lib/python3XY.zip`, where CPython looks for a zipped stdlib.
+fn is_stdlib_zip(rel: &str, prefix: &str) -> bool {
+    rel.strip_prefix(prefix).and_then(|r| r.strip_prefix("/lib/python3")).is_some_and(|r| r.ends_with(".zip") && !r.contains('/'))
 }
 
 /// The size report as text, and the bytes of each component.
@@ -312,6 +319,15 @@ fn iso8601(epoch: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zipped_stdlib_counts_as_stdlib() {
+        let note = ImageNote::default();
+        let o = Owners::new(&note, "/usr/local", "/usr/local");
+        let rel = "usr/local/lib/python314.zip";
+        assert_eq!(component(o.of(rel), "python3", rel, "/usr/local"), "stdlib");
+        assert_eq!(component(o.of("usr/local/lib/x/python314.zip"), "python3", "usr/local/lib/x/python314.zip", "/usr/local"), "other");
+    }
 
     #[test]
     fn stdlib_files_count_toward_their_top_level_module_or_package() {
