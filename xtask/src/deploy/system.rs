@@ -205,19 +205,23 @@ pub struct GuestRegrtest {
 /// keeps nothing once the guest is off.
 const GUEST_JUNIT: &str = "/tmp/junit.xml";
 
-/// The guest's `/init`: an `/etc/hosts` and `/etc/nsswitch.conf` where the
-/// board root has none (a root made of Debian packages has neither: the
-/// installer and libc-bin's postinst write them, as a board's image or
-/// Buildroot's skeleton has them; without them `localhost` does not
-/// resolve, and glibc's default asks DNS first), mounts (with `/dev/shm`, where multiprocessing's
-/// semaphores live, and `/dev/pts`, as a booted board has them), the
-/// environment of the checks, the checks, CPython's tests,
-/// each board program (as `PROGRAM <exit status> <argv>`), power off.
+/// The guest's `/init`, doing what a board's init and image do before the
+/// checks:
+/// - `/proc`, `/sys`, `/dev`, `/dev/shm` (multiprocessing's semaphores) and
+///   `/dev/pts` mounted;
+/// - `/dev/fd`, `/dev/stdin`, ... linked to `/proc/self/fd` (devtmpfs has
+///   none; asyncio's test_devstdin_input reads `/dev/stdin`);
+/// - `/etc/hosts` and `/etc/nsswitch.conf` where the board root has none (a
+///   root of Debian packages has neither: the installer and libc-bin's
+///   postinst write them; without them `localhost` does not resolve).
+///
+/// Then the environment of the checks, the checks, CPython's tests, each
+/// board program (as `PROGRAM <exit status> <argv>`), power off.
 pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: Option<&GuestRegrtest>) -> String {
     let bb = format!("/{GUEST_DIR}/busybox");
     let mut s = format!(
         "#!{bb} sh\n{bb} mkdir -p /proc /sys /dev /tmp\n{bb} mount -t proc proc /proc\n{bb} mount -t sysfs sys /sys\n\
-         {bb} mount -t devtmpfs dev /dev\n{bb} mkdir -p /dev/shm /dev/pts\n{bb} mount -t tmpfs shm /dev/shm\n{bb} mount -t devpts pts /dev/pts\n\
+         {bb} mount -t devtmpfs dev /dev\n{bb} ln -s /proc/self/fd /dev/fd\n{bb} ln -s fd/0 /dev/stdin\n{bb} ln -s fd/1 /dev/stdout\n{bb} ln -s fd/2 /dev/stderr\n{bb} mkdir -p /dev/shm /dev/pts\n{bb} mount -t tmpfs shm /dev/shm\n{bb} mount -t devpts pts /dev/pts\n\
          {bb} mount -t tmpfs tmp /tmp\n{bb} ip link set lo up\n\
          [ -e /etc/hosts ] || printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost ip6-loopback\\n' > /etc/hosts\n\
          [ -e /etc/nsswitch.conf ] || printf 'hosts: files dns\\nservices: files\\nprotocols: files\\n' > /etc/nsswitch.conf\necho \"BOOTED $({bb} uname -r) $({bb} uname -m) $({bb} cut -d' ' -f1 /proc/uptime)\"\n"
