@@ -332,10 +332,8 @@ fn booted_checks(
         ("CROSSPYTHON_PACKAGE_CHECKS", g(PACKAGE_CHECKS)),
     ];
     let init = tree.join("init");
-    let guest_regrtest = regrtest.map(|plan| system::GuestRegrtest {
-        list_suite: plan.selection == crate::deploy::regrtest::Selection::All,
-        args: plan.args(""),
-    });
+    let guest_regrtest =
+        regrtest.map(|plan| system::GuestRegrtest { list_suite: plan.selection == crate::deploy::regrtest::Selection::All, args: plan.args("") });
     fs::write(&init, system::init_script(&env, programs, guest_regrtest.as_ref()))?;
     fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let initrd = work.join("initrd.gz");

@@ -137,11 +137,9 @@ impl<'a> Plan<'a> {
         let (modules, absent) = match selection {
             // One list serves every CPython the manifest offers: a module this
             // version does not have is reported, not run.
-            Selection::Listed => d
-                .cpython_tests
-                .iter()
-                .cloned()
-                .partition(|m| suite.is_none_or(|dir| dir.join(m).is_dir() || dir.join(format!("{m}.py")).is_file())),
+            Selection::Listed => {
+                d.cpython_tests.iter().cloned().partition(|m| suite.is_none_or(|dir| dir.join(m).is_dir() || dir.join(format!("{m}.py")).is_file()))
+            }
             Selection::All => (vec![], vec![]),
         };
         let version = suite.and_then(|d| d.parent()?.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use sha2::Digest as _;
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use sha2::Digest as _;
 use walkdir::WalkDir;
 
 use crate::engine::image::ImageNote;
