@@ -586,3 +586,20 @@ pub fn ensure_binfmt(arch: &Arch) -> Result<(), String> {
         Err(format!("registering {} did not take", arch.qemu))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guests_junit_xml_comes_back_from_gzip_and_base64_or_says_what_broke() {
+        use base64::Engine as _;
+        let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"<testsuites/>").unwrap();
+        let text = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        assert_eq!(guest_junit(&text).unwrap(), "<testsuites/>");
+        assert_eq!(guest_junit("").unwrap_err().to_string(), "the guest printed no JUnit XML (regrtest wrote none)");
+        assert_eq!(guest_junit("not base64!").unwrap_err().to_string(), "its base64 is broken");
+        assert_eq!(guest_junit("aGVsbG8=").unwrap_err().to_string(), "its gzip is broken");
+    }
+}

@@ -402,6 +402,29 @@ mod tests {
     }
 
     #[test]
+    fn cpython_tests_run_after_the_checks_and_come_back_as_console_lines() {
+        let r = GuestRegrtest { list_suite: true, args: vec!["-j2".into(), "--ignore".into(), "test.test_os.It's*".into()] };
+        let s = init_script(&[], &[], Some(&r));
+        let checks = s.find("checks.py").unwrap();
+        let list = s.find("-m test --list-tests | /.crosspython/busybox sed 's/^/SUITE /'").expect("the suite is named first");
+        let run = s.find("-m test '-j2' '--ignore' 'test.test_os.It'\\''s*' --junit-xml /tmp/junit.xml\necho \"REGRTEST-EXIT $?\"").expect(&s);
+        let junit = s.find("gzip -c /tmp/junit.xml | /.crosspython/busybox base64 | /.crosspython/busybox sed 's/^/JUNIT /'").unwrap();
+        assert!(checks < list && list < run && run < junit, "{s}");
+        assert!(s.contains("echo 1 > /proc/sys/kernel/printk"), "kernel messages would break the base64 lines");
+        assert!(!init_script(&[], &[], None).contains("-m test"));
+    }
+
+    #[test]
+    fn the_guest_has_what_a_boards_init_and_image_give_it() {
+        let s = init_script(&[], &[], None);
+        for want in
+            ["ln -s /proc/self/fd /dev/fd", "ln -s fd/0 /dev/stdin", "mount -t tmpfs shm /dev/shm", "[ -e /etc/hosts ] ||", "[ -e /etc/nsswitch.conf ] ||"]
+        {
+            assert!(s.contains(want), "{want} missing from:\n{s}");
+        }
+    }
+
+    #[test]
     fn init_runs_the_checks_then_each_board_program_and_powers_off() {
         let s = init_script(&[("LC_ALL", "C.UTF-8".into())], &[vec!["/bin/ls".into(), "/lib".into()]], None);
         let lines: Vec<&str> = s.lines().collect();

@@ -1148,6 +1148,18 @@ pub fn project_name(requirement: &str) -> String {
 pub(crate) mod tests {
 
     #[test]
+    fn an_emulators_test_limit_holds_only_under_that_emulator() {
+        let limit = |kind: &str, arches: &str| -> TestLimit {
+            toml::from_str(&format!("tests = [\"t\"]\nkind = \"{kind}\"\nwhy = \"w\"\narches = [{arches}]\n")).unwrap()
+        };
+        let (user, booted) = (false, true);
+        assert!(limit("qemu-user", "").applies_to("aarch64", user) && !limit("qemu-user", "").applies_to("aarch64", booted));
+        assert!(!limit("qemu-system", "").applies_to("aarch64", user) && limit("qemu-system", "").applies_to("aarch64", booted));
+        assert!(limit("emulation", "").applies_to("aarch64", user) && limit("emulation", "").applies_to("aarch64", booted));
+        assert!(limit("target-abi", "\"mipsel\"").applies_to("mipsel", booted) && !limit("target-abi", "\"mipsel\"").applies_to("aarch64", booted));
+    }
+
+    #[test]
     fn every_field_of_an_arch_entry_is_a_signature_input() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml");
         let doc: toml::Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
