@@ -477,7 +477,11 @@ struct Interp {
 /// a variant), each variant the options phase built; then Debian's.
 fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<Vec<Interp>> {
     let prefix = loaded.manifest.distro.prefix.trim_start_matches('/');
-    let ours = |name: String, tree: PathBuf| Interp { name, python: tree.join(prefix).join("bin/python3"), root: tree };
+    // Ours run from their trees over Debian's root (`-L`): the same C
+    // library and loader as Debian's python, so that only the interpreters
+    // differ (zig's trees carry no glibc; they find libpython and the C
+    // libraries through their $ORIGIN run paths).
+    let ours = |name: String, tree: PathBuf| Interp { name, python: tree.join(prefix).join("bin/python3"), root: debian.root.clone() };
     let mut out = vec![];
     if !o.variants.iter().any(|v| v == "default") {
         let tree = project.tree(&o.arch);
