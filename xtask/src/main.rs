@@ -172,6 +172,9 @@ enum Cmd {
         /// Also run CPython's own tests: `listed` (the default) the modules of the manifest's distro.cpython_tests, `all` the whole suite (hours under emulation).
         #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "listed")]
         cpython_tests: Option<crate::deploy::regrtest::Selection>,
+        /// With --system: stop CPython's tests after this many minutes (default: the arch's suite_minutes); the test files that finished are reported.
+        #[arg(long, requires = "cpython_tests")]
+        minutes: Option<u64>,
         /// Wait for another command holding the build directory (the tree and deploy/<arch> are its).
         #[arg(long)]
         wait: bool,
@@ -309,7 +312,7 @@ fn real_main() -> Result<()> {
     let project = Project::locate(cli.manifest, cli.build_dir)?;
     match cli.command {
         Cmd::Build(args) => build(&project, &args),
-        Cmd::QemuTest { arch, package, board, cpython_tests, wait, system, app, app_args } => {
+        Cmd::QemuTest { arch, package, board, cpython_tests, minutes, wait, system, app, app_args } => {
             let loaded = project.load()?;
             for a in project.arches(&loaded, &arch)? {
                 // The tree it reads is swapped by builds: held until the tree
@@ -321,7 +324,7 @@ fn real_main() -> Result<()> {
                 let app = app.clone().map(|file| package::App { file, args: app_args.clone() });
                 let run = match &app {
                     Some(app) => qemu::Run::App(app),
-                    None => qemu::Run::Checks { cpython: cpython_tests, system },
+                    None => qemu::Run::Checks { cpython: cpython_tests, system, minutes },
                 };
                 qemu::test(&project, &loaded, &a, &target, package.as_deref(), run, lock)?;
             }

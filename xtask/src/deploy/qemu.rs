@@ -36,7 +36,7 @@ pub struct CheckResult {
 pub enum Run<'a> {
     /// `tests/target/checks.py` (and CPython's tests with `cpython`), under
     /// qemu-user, or on a booted kernel with `system`.
-    Checks { cpython: Option<crate::deploy::regrtest::Selection>, system: bool },
+    Checks { cpython: Option<crate::deploy::regrtest::Selection>, system: bool, minutes: Option<u64> },
     /// One application, which must exit 0 (the `app` profile's proof).
     App(&'a crate::deploy::package::App),
 }
@@ -45,9 +45,9 @@ pub enum Run<'a> {
 /// the board root, so that hours of tests do not hold up builds; the
 /// reports are written under it again.
 pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, run: Run, lock: BuildLock) -> Result<()> {
-    let (cpython, system, app) = match run {
-        Run::Checks { cpython, system } => (cpython, system, None),
-        Run::App(app) => (None, false, Some(app)),
+    let (cpython, system, minutes, app) = match run {
+        Run::Checks { cpython, system, minutes } => (cpython, system, minutes, None),
+        Run::App(app) => (None, false, None, Some(app)),
     };
     let arch = &loaded.manifest.arch[arch_name];
     let board_root = project.board_root(loaded, arch_name, target)?;
@@ -148,7 +148,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         })?;
         let suite = crate::deploy::regrtest::test_suite_of(&python);
         let plan = cpython.map(|selection| crate::deploy::regrtest::Plan::new(loaded, arch_name, selection, true, suite.as_deref(), boot.cpus));
-        let (mut results, report) = booted_checks(project, loaded, arch_name, &tree, work.path(), &script, certs.path(), &programs, plan.as_ref())?;
+        let (mut results, report) = booted_checks(project, loaded, arch_name, &tree, work.path(), &script, certs.path(), &programs, plan.as_ref(), minutes)?;
         let needs = board_needs(arch, &checked);
         results.push(CheckResult { name: "board-libc".into(), ok: true, detail: format!("{needs}; the board has {board_libc}") });
         results.push(symbols);
@@ -295,6 +295,7 @@ fn booted_checks(
     certs: &Path,
     programs: &[Vec<String>],
     regrtest: Option<&crate::deploy::regrtest::Plan>,
+    minutes: Option<u64>,
 ) -> Result<(Vec<CheckResult>, Option<crate::deploy::regrtest::Report>)> {
     use crate::deploy::system;
     let arch = &loaded.manifest.arch[arch_name];
@@ -349,7 +350,13 @@ fn booted_checks(
     };
     eprintln!("booting {} under {} (-M {}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
     let started = std::time::Instant::now();
-    let limit = 1800 + regrtest.map_or(0, |p| if p.selection == crate::deploy::regrtest::Selection::All { boot.suite_minutes * 60 } else { 1800 });
+    let tests = match (regrtest, minutes) {
+        (None, _) => 0,
+        (Some(_), Some(m)) => m * 60,
+        (Some(p), None) if p.selection == crate::deploy::regrtest::Selection::All => boot.suite_minutes * 60,
+        (Some(_), None) => 1800,
+    };
+    let limit = 1800 + tests;
     // Kept like a task's log: hours of a test suite are read afterwards.
     let log = project.build_dir.join(arch_name).join("qemu-system").join("log.console");
     eprintln!("console: {}", log.display());
