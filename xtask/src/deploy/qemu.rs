@@ -147,8 +147,31 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
             )
         })?;
         let suite = crate::deploy::regrtest::test_suite_of(&python);
-        let plan = cpython.map(|selection| crate::deploy::regrtest::Plan::new(loaded, arch_name, selection, true, suite.as_deref(), boot.cpus));
-        let (mut results, report) = booted_checks(project, loaded, arch_name, &tree, work.path(), &script, certs.path(), &programs, plan.as_ref(), minutes)?;
+        let mut plan = cpython.map(|selection| crate::deploy::regrtest::Plan::new(loaded, arch_name, selection, true, suite.as_deref(), boot.cpus));
+        // What is tested: a later run of the whole suite on the same tree
+        // goes on where this one stopped (the suite takes hours booted).
+        let tested = match package {
+            Some(archive) => crate::sources::fetch::sha256_file(archive)?,
+            None => crate::engine::image::ImageNote::read(&source).map(|n| n.rootfs_sig).unwrap_or_default(),
+        };
+        let earlier = project.deploy_dir(arch_name).join("cpython-suite-system.json");
+        if let (Some(plan), Ok(text)) = (plan.as_mut(), fs::read(&earlier)) {
+            if let Some(left) = serde_json::from_slice(&text).ok().and_then(|r| plan.resume(r, &tested)) {
+                eprintln!("resuming {}: {left} test files were not run on this tree ({} finished)", earlier.display(), plan.finished.len());
+            }
+        }
+        let (mut results, report) = booted_checks(
+            project,
+            loaded,
+            arch_name,
+            &tree,
+            work.path(),
+            &script,
+            certs.path(),
+            &programs,
+            plan.as_ref().map(|p| (p, tested.as_str())),
+            minutes,
+        )?;
         let needs = board_needs(arch, &checked);
         results.push(CheckResult { name: "board-libc".into(), ok: true, detail: format!("{needs}; the board has {board_libc}") });
         results.push(symbols);
@@ -294,7 +317,7 @@ fn booted_checks(
     script: &Path,
     certs: &Path,
     programs: &[Vec<String>],
-    regrtest: Option<&crate::deploy::regrtest::Plan>,
+    regrtest: Option<(&crate::deploy::regrtest::Plan, &str)>,
     minutes: Option<u64>,
 ) -> Result<(Vec<CheckResult>, Option<crate::deploy::regrtest::Report>)> {
     use crate::deploy::system;
@@ -333,8 +356,7 @@ fn booted_checks(
         ("CROSSPYTHON_PACKAGE_CHECKS", g(PACKAGE_CHECKS)),
     ];
     let init = tree.join("init");
-    let guest_regrtest =
-        regrtest.map(|plan| system::GuestRegrtest { list_suite: plan.selection == crate::deploy::regrtest::Selection::All, args: plan.args("") });
+    let guest_regrtest = regrtest.map(|(plan, _)| system::GuestRegrtest { list_suite: plan.lists_suite(), args: plan.args("") });
     fs::write(&init, system::init_script(&env, programs, guest_regrtest.as_ref()))?;
     fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let initrd = work.join("initrd.gz");
@@ -353,7 +375,7 @@ fn booted_checks(
     let tests = match (regrtest, minutes) {
         (None, _) => 0,
         (Some(_), Some(m)) => m * 60,
-        (Some(p), None) if p.selection == crate::deploy::regrtest::Selection::All => boot.suite_minutes * 60,
+        (Some((p, _)), None) if p.selection == crate::deploy::regrtest::Selection::All => boot.suite_minutes * 60,
         (Some(_), None) => 1800,
     };
     let limit = 1800 + tests;
@@ -418,15 +440,15 @@ fn booted_checks(
         None => None,
         // Stopped at the time limit: what finished is reported from the
         // progress lines, the rest is `not run` (a bug until it runs).
-        Some(plan) if regrtest_exit.is_none() => {
+        Some((plan, tested)) if regrtest_exit.is_none() => {
             let why = if run.powered_off { "the guest powered off before regrtest finished" } else { "the guest was stopped at the time limit" };
             eprintln!("{why}; the report has the test files that finished (console: {})", run.path.display());
             results.push(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: format!("{why} ({limit} s)") });
-            Some(plan.report(arch_name, &suite, &console, "")?)
+            Some(plan.report(arch_name, tested, &suite, &console, "")?)
         }
-        Some(plan) => {
+        Some((plan, tested)) => {
             let xml = guest_junit(&junit).with_context(|| format!("regrtest's JUnit XML from the guest's console ({})", run.path.display()))?;
-            Some(plan.report(arch_name, &suite, &console, &xml)?)
+            Some(plan.report(arch_name, tested, &suite, &console, &xml)?)
         }
     };
     Ok((results, report))

@@ -13,21 +13,25 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::manifest::{Loaded, TestLimit};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     pub arch: String,
     pub command: String,
     /// The whole suite (`--cpython-tests all`), not the manifest's list.
     pub whole_suite: bool,
+    /// What was tested (the tree's image signature, or the package's
+    /// sha256): a later run resumes this report only for the same tree.
+    #[serde(default)]
+    pub tree: String,
     pub modules: Vec<ModuleResult>,
 }
 
 /// One test module of regrtest on the target.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModuleResult {
     pub module: String,
     /// passed, failed, skipped, or regrtest's word for what else happened
@@ -44,7 +48,7 @@ pub struct ModuleResult {
     pub excluded: Vec<Excluded>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FailedCase {
     pub test: String,
     /// `failure` (an assertion) or `error` (an exception).
@@ -52,10 +56,10 @@ pub struct FailedCase {
     pub message: String,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Excluded {
     pub test: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub why: String,
 }
 
@@ -125,6 +129,9 @@ pub struct Plan<'a> {
     pub workers: u32,
     /// Seconds regrtest gives one test file before it kills its worker.
     pub timeout: u32,
+    /// Test files an earlier run of the whole suite on the same tree
+    /// finished: this run runs the rest (`modules`) and reports both.
+    pub finished: Vec<ModuleResult>,
 }
 
 impl<'a> Plan<'a> {
@@ -143,7 +150,29 @@ impl<'a> Plan<'a> {
             Selection::All => (vec![], vec![]),
         };
         let version = suite.and_then(|d| d.parent()?.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Plan { selection, modules, absent, version, limits, workers, timeout: 1800 }
+        Plan { selection, modules, absent, version, limits, workers, timeout: 1800, finished: vec![] }
+    }
+
+    /// Go on from an earlier report of the whole suite on the same tree:
+    /// its test files that were not run are this run's. Returns how many
+    /// are left, or None when `earlier` is not this run's to resume.
+    pub fn resume(&mut self, earlier: Report, tree: &str) -> Option<usize> {
+        if self.selection != Selection::All || !earlier.whole_suite || earlier.tree != tree || tree.is_empty() {
+            return None;
+        }
+        let (left, finished): (Vec<ModuleResult>, Vec<ModuleResult>) = earlier.modules.into_iter().partition(|m| m.result == "not run");
+        if left.is_empty() {
+            return None;
+        }
+        self.modules = left.into_iter().map(|m| m.module).collect();
+        self.finished = finished;
+        Some(self.modules.len())
+    }
+
+    /// Whether regrtest must name the suite itself (`--list-tests`): the
+    /// whole suite, not resumed.
+    pub fn lists_suite(&self) -> bool {
+        self.selection == Selection::All && self.modules.is_empty()
     }
 
     /// regrtest's arguments after `python3 -B -m test`.
@@ -162,24 +191,26 @@ impl<'a> Plan<'a> {
     pub fn command(&self) -> String {
         let what = match self.selection {
             Selection::Listed => self.modules.join(" "),
-            Selection::All => "(the whole suite)".into(),
+            Selection::All if self.finished.is_empty() => "(the whole suite)".into(),
+            Selection::All => format!("(the whole suite: {} test files here, {} in earlier runs)", self.modules.len(), self.finished.len()),
         };
         format!("python3 -m test -j{} {what} (+{} --ignore)", self.workers, self.limits.iter().map(|l| l.tests.get_ref().len()).sum::<usize>())
     }
 
     /// The report of a finished run: `suite` is what `--list-tests` named
     /// (the whole suite), `progress` regrtest's output, `junit_xml` its file.
-    pub fn report(&self, arch: &str, suite: &[String], progress: &str, junit_xml: &str) -> Result<Report> {
-        let wanted: &[String] = match self.selection {
-            Selection::Listed => &self.modules,
-            Selection::All => suite,
-        };
+    pub fn report(&self, arch: &str, tree: &str, suite: &[String], progress: &str, junit_xml: &str) -> Result<Report> {
+        let wanted: &[String] = if self.lists_suite() { suite } else { &self.modules };
         if wanted.is_empty() {
             bail!("regrtest named no test to run (`--list-tests` printed nothing)");
         }
         let mut modules = classify(wanted, progress, junit_xml, &self.limits)?;
         modules.extend(self.absent.iter().map(|m| absent_module(m, &self.version)));
-        Ok(Report { arch: arch.to_string(), command: self.command(), whole_suite: self.selection == Selection::All, modules })
+        if !self.finished.is_empty() {
+            modules.extend(self.finished.iter().cloned());
+            modules.sort_by(|a, b| a.module.cmp(&b.module));
+        }
+        Ok(Report { arch: arch.to_string(), command: self.command(), whole_suite: self.selection == Selection::All, tree: tree.to_string(), modules })
     }
 }
 
@@ -206,7 +237,7 @@ pub fn run(python: &Path, env: &[(&str, String)], loaded: &Loaded, arch: &str, s
     let out = crate::base::process::output(&mut python_cmd(&plan.args(&junit.display().to_string())))?;
     let progress = String::from_utf8_lossy(&out.stdout);
     let xml = std::fs::read_to_string(&junit).unwrap_or_default();
-    plan.report(arch, &suite, &progress, &xml).with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))
+    plan.report(arch, "", &suite, &progress, &xml).with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))
 }
 
 /// `lib/python3.X/test` next to the interpreter's `bin/`, if there is one.
@@ -313,7 +344,7 @@ fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestL
     }
     for l in limits {
         for pattern in l.tests.get_ref() {
-            let excluded = Excluded { test: pattern.clone(), kind: l.kind.as_str(), why: l.why.clone() };
+            let excluded = Excluded { test: pattern.clone(), kind: l.kind.as_str().to_string(), why: l.why.clone() };
             if let Some(i) = module_of(pattern) {
                 modules[i].excluded.push(excluded);
             }
@@ -375,7 +406,7 @@ mod tests {
     fn a_module_without_a_result_line_is_not_run_and_counts_as_a_bug() {
         let m = classify(&wanted(), PROGRESS, "", &[]).unwrap();
         assert_eq!(m[3].result, "not run");
-        let report = Report { arch: "x".into(), command: String::new(), whole_suite: false, modules: m };
+        let report = Report { arch: "x".into(), command: String::new(), whole_suite: false, tree: String::new(), modules: m };
         assert_eq!(report.bugs(), vec!["test_os", "test_zlib"]);
     }
 
@@ -399,7 +430,7 @@ mod tests {
     fn limits_are_reported_under_their_module_with_the_reason() {
         let l = limit("test.test_os.TimerfdTests.*");
         let m = classify(&wanted(), PROGRESS, JUNIT, &[&l]).unwrap();
-        assert_eq!(m[1].excluded, vec![Excluded { test: "test.test_os.TimerfdTests.*".into(), kind: "qemu-user", why: "no emulation".into() }]);
+        assert_eq!(m[1].excluded, vec![Excluded { test: "test.test_os.TimerfdTests.*".into(), kind: "qemu-user".into(), why: "no emulation".into() }]);
         assert!(m[0].excluded.is_empty());
     }
 
@@ -419,7 +450,7 @@ mod tests {
         let m = classify(&wanted, progress, junit, &[]).unwrap();
         assert_eq!((m[0].result.as_str(), m[0].tests), ("passed", 1));
         assert_eq!((m[1].result.as_str(), m[1].tests), ("env changed", 1));
-        let report = Report { arch: "x".into(), command: String::new(), whole_suite: true, modules: m };
+        let report = Report { arch: "x".into(), command: String::new(), whole_suite: true, tree: String::new(), modules: m };
         assert!(report.bugs().is_empty());
     }
 
