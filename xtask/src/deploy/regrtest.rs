@@ -454,6 +454,33 @@ mod tests {
         assert!(report.bugs().is_empty());
     }
 
+    fn plan_of_the_whole_suite(manifest: &Loaded) -> Plan<'_> {
+        Plan::new(manifest, "aarch64", Selection::All, true, None, 2)
+    }
+
+    #[test]
+    fn a_stopped_run_of_the_whole_suite_is_resumed_on_the_same_tree_only() {
+        let loaded = Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
+        let suite: Vec<String> = ["test_bz2", "test_os", "test_zlib"].map(String::from).to_vec();
+        // The guest was stopped while test_os ran: no JUnit XML, progress only.
+        let first = plan_of_the_whole_suite(&loaded).report("aarch64", "sig-1", &suite, "[1/3] test_bz2 passed\n", "").unwrap();
+        assert_eq!(first.bugs(), ["test_os", "test_zlib"], "what did not run is not passed");
+        let text = serde_json::to_vec(&first).unwrap();
+
+        let mut other_tree = plan_of_the_whole_suite(&loaded);
+        assert_eq!(other_tree.resume(serde_json::from_slice(&text).unwrap(), "sig-2"), None, "another tree starts over");
+        assert!(other_tree.lists_suite());
+
+        let mut next = plan_of_the_whole_suite(&loaded);
+        assert_eq!(next.resume(serde_json::from_slice(&text).unwrap(), "sig-1"), Some(2));
+        assert!(!next.lists_suite(), "the files left are named, the suite is not listed again");
+        assert!(next.args("/tmp/j.xml").ends_with(&["test_os".to_string(), "test_zlib".to_string()]));
+        let second = next.report("aarch64", "sig-1", &[], "[1/2] test_os passed\n[2/2] test_zlib passed\n", "").unwrap();
+        let results: Vec<(&str, &str)> = second.modules.iter().map(|m| (m.module.as_str(), m.result.as_str())).collect();
+        assert_eq!(results, [("test_bz2", "passed"), ("test_os", "passed"), ("test_zlib", "passed")]);
+        assert!(second.bugs().is_empty());
+    }
+
     #[test]
     fn a_broken_junit_file_is_an_error_not_an_empty_report() {
         assert!(classify(&wanted(), PROGRESS, "<testsuites><testsuite>", &[]).is_err());
