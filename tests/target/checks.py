@@ -137,7 +137,9 @@ def build_details():
             assert not os.path.isabs(lib) and os.path.exists(os.path.join(base, lib)), f"libpython.{key} {lib} is not in the tree"
     headers = d["c_api"]["headers"]
     assert not os.path.isabs(headers), f"c_api.headers is absolute: {headers}"
-    return f"{d['abi']['extension_suffix']}, base_prefix {d['base_prefix']}"
+    # A static interpreter's file (3.14.7) has no abi.extension_suffix.
+    suffix = d["abi"].get("extension_suffix", d["suffixes"]["extensions"][0])
+    return f"{suffix}, base_prefix {d['base_prefix']}"
 
 
 @check

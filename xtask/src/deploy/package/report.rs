@@ -156,7 +156,10 @@ pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, arc
 /// The stdlib module or package a file of `lib/python3.X/` belongs to
 /// (`email` for `email/_parseaddr.pyc`, `os` for `__pycache__/os.*.pyc`).
 fn stdlib_module(rel: &str) -> String {
-    let Some((_, inside)) = rel.split_once("/lib/python3.").and_then(|(_, r)| r.split_once('/')) else { return rel.to_string() };
+    let Some((_, inside)) = rel.split_once("/lib/python3.").and_then(|(_, r)| r.split_once('/')) else {
+        // lib/python314.zip, the compact profile's stdlib
+        return rel.rsplit('/').next().unwrap_or(rel).to_string();
+    };
     let first = inside.split('/').next().unwrap_or(inside);
     let file = if first == "__pycache__" { inside.rsplit('/').next().unwrap_or(inside) } else { first };
     file.split('.').next().unwrap_or(file).to_string()
@@ -335,6 +338,7 @@ mod tests {
         assert_eq!(stdlib_module("usr/local/lib/python3.14/__pycache__/os.cpython-314.pyc"), "os");
         assert_eq!(stdlib_module("usr/local/lib/python3.14/os.py"), "os");
         assert_eq!(stdlib_module("usr/local/lib/python3.14/LICENSE.txt"), "LICENSE");
+        assert_eq!(stdlib_module("usr/local/lib/python314.zip"), "python314.zip");
     }
 
     #[test]
