@@ -433,6 +433,10 @@ fn footprint(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -
     // Like for like: what Debian's four packages hold is the interpreter,
     // the stdlib and its C modules; ours by component, per profile.
     let debian_unpacked: u64 = debian.packages.iter().map(|(_, u, _)| u).sum();
+    // The same modules: stdlib modules Debian ships in other packages than
+    // the four (ensurepip is python3.X-venv's) are left out of ours.
+    let debian_stdlib = debian.root.join("usr/lib").join(&debian.python);
+    let debian_has = |module: &str| module.ends_with(".zip") || debian_stdlib.join(module).is_dir() || debian_stdlib.join(format!("{module}.py")).is_file();
     for p in &ours {
         let part = |f: &dyn Fn(&str) -> bool| p.components.iter().filter(|(k, _)| f(k)).map(|(_, v)| *v).sum::<u64>();
         let python = part(&|k| k.starts_with("interpreter") || k.starts_with("stdlib"));
@@ -449,6 +453,19 @@ fn footprint(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -
             mib(toolchain),
             mib(site)
         )?;
+        let elsewhere: Vec<(&String, &u64)> = p.stdlib_modules.iter().filter(|(m, _)| !debian_has(m)).collect();
+        if !elsewhere.is_empty() {
+            let same = python - elsewhere.iter().map(|(_, b)| **b).sum::<u64>();
+            let names: Vec<&str> = elsewhere.iter().map(|(m, _)| m.as_str()).collect();
+            writeln!(
+                t,
+                "  {:44} {:>9.1}   ({:.2} of Debian's four; without {}, not in them)",
+                "    the same modules as Debian's four",
+                mib(same),
+                same as f64 / debian_unpacked.max(1) as f64,
+                names.join(", ")
+            )?;
+        }
     }
     let (mut du, mut dc) = (0, 0);
     for (name, unpacked, deb) in &debian.packages {

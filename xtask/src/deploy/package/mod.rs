@@ -83,6 +83,8 @@ pub struct Output {
     pub archives: Vec<(String, u64)>,
     /// Unpacked bytes by component of the size report.
     pub components: std::collections::BTreeMap<String, u64>,
+    /// Bytes of each stdlib module or package (`email`, `os`).
+    pub stdlib_modules: std::collections::BTreeMap<String, u64>,
 }
 
 pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -> Result<Output> {
@@ -159,7 +161,7 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     }
     let (files, unpacked_bytes, file_count) = report::file_list(&staged.root)?;
     crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.files.txt")), files.as_bytes())?;
-    let (sizes, components) = report::sizes(&staged.root, &note, &from_prefix, &prefix, &archives)?;
+    let report::Sizes { text: sizes, components, stdlib_modules } = report::sizes(&staged.root, &note, &from_prefix, &prefix, &archives)?;
     crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.sizes.txt")), sizes.as_bytes())?;
     print!("{sizes}");
     let sbom = report::sbom(loaded, &graph, &staged.root, &note, &stem, epoch)?;
@@ -172,5 +174,5 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
         profile.description,
         deploy.join(&stem).display()
     );
-    Ok(Output { profile: profile_name, unpacked_bytes, files: file_count, archives, components })
+    Ok(Output { profile: profile_name, unpacked_bytes, files: file_count, archives, components, stdlib_modules })
 }

@@ -98,7 +98,15 @@ fn is_stdlib_zip(rel: &str, prefix: &str) -> bool {
 }
 
 /// The size report as text, and the bytes of each component.
-pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, archives: &[(String, u64)]) -> Result<(String, BTreeMap<String, u64>)> {
+/// What `sizes` measured: the text, the bytes of each component and of
+/// each stdlib module or package.
+pub struct Sizes {
+    pub text: String,
+    pub components: BTreeMap<String, u64>,
+    pub stdlib_modules: BTreeMap<String, u64>,
+}
+
+pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, archives: &[(String, u64)]) -> Result<Sizes> {
     let owners = Owners::new(note, from_prefix, prefix);
     let mut by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut stdlib_by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -137,6 +145,7 @@ pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, arc
         writeln!(out, "{:44} {:>7} {:>10.1}", name, "", *size as f64 / 1024.0)?;
     }
     // Where the stdlib's bytes go: its largest modules and packages, then the rest.
+    let stdlib_modules = stdlib_by.iter().map(|(k, v)| (k.clone(), v.1)).collect();
     let mut modules: Vec<_> = stdlib_by.into_iter().collect();
     modules.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(&b.0)));
     if !modules.is_empty() {
@@ -150,7 +159,7 @@ pub fn sizes(root: &Path, note: &ImageNote, from_prefix: &str, prefix: &str, arc
             writeln!(out, "{:44} {files:>7} {:>10.1}", format!("the other {} modules", rest.len()), bytes as f64 / 1024.0)?;
         }
     }
-    Ok((out, components))
+    Ok(Sizes { text: out, components, stdlib_modules })
 }
 
 /// The stdlib module or package a file of `lib/python3.X/` belongs to
