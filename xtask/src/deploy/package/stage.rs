@@ -316,7 +316,7 @@ const NOT_ZIPPED: [&str; 3] = ["lib-dynload/**", "site-packages/**", "config-*/*
 /// [`NOT_ZIPPED`], top-level files that are not modules, and `os.pyc`,
 /// the landmark by which CPython's getpath finds its prefix.
 ///
-/// Measured on aarch64 under qemu-user (minimum of 12 runs): 16.8 MiB
+/// Measured on aarch64 under qemu-user (minimum of 12 runs): 16.6 MiB
 /// instead of 22.9 for interpreter, stdlib and C modules, but `-c pass`
 /// 33 ms and `-I -S -c pass` 49 ms slower, and importing json, email and
 /// asyncio 28% slower (zipimport reads the zip's directory in Python and
