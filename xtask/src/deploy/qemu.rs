@@ -382,7 +382,9 @@ fn booted_checks(
     // Kept like a task's log: hours of a test suite are read afterwards.
     let log = project.build_dir.join(arch_name).join("qemu-system").join("log.console");
     eprintln!("console: {}", log.display());
-    let run = system::run(boot, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
+    let whole_suite = regrtest.is_some_and(|(p, _)| p.selection == crate::deploy::regrtest::Selection::All);
+    let memory = if whole_suite { boot.suite_memory_mib.unwrap_or(boot.memory_mib) } else { boot.memory_mib };
+    let run = system::run(boot, memory, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
     if !run.powered_off && regrtest.is_none() {
         bail!("the guest did not power off within {limit} s (console: {})", run.path.display());
     }

@@ -231,15 +231,16 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
     }
     s.push_str(&format!("/usr/local/bin/python3 -I -B /{GUEST_DIR}/checks.py\necho \"CHECKS-EXIT $?\"\n"));
     if let Some(r) = regrtest {
-        // Only panics on the console from here: a kernel message in the
-        // middle of a JUNIT line would break its base64.
-        s.push_str("echo 1 > /proc/sys/kernel/printk\ncd /tmp\n");
+        s.push_str("cd /tmp\n");
         if r.list_suite {
             s.push_str(&format!("/usr/local/bin/python3 -B -m test --list-tests | {bb} sed 's/^/SUITE /'\n"));
         }
         let args: Vec<String> = r.args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
         s.push_str(&format!("/usr/local/bin/python3 -B -m test {} --junit-xml {GUEST_JUNIT}\necho \"REGRTEST-EXIT $?\"\n", args.join(" ")));
-        s.push_str(&format!("{bb} gzip -c {GUEST_JUNIT} | {bb} base64 | {bb} sed 's/^/JUNIT /'\ncd /\n"));
+        // Only panics on the console while the XML goes out: a kernel
+        // message in the middle of a JUNIT line would break its base64
+        // (before, the OOM killer's messages say why a worker died).
+        s.push_str(&format!("echo 1 > /proc/sys/kernel/printk\n{bb} gzip -c {GUEST_JUNIT} | {bb} base64 | {bb} sed 's/^/JUNIT /'\ncd /\n"));
     }
     for argv in programs {
         let quoted: Vec<String> = argv.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
@@ -285,25 +286,12 @@ pub struct Console {
 /// its console is still worth (hours of CPython's tests are).
 /// `share` is the directory a `9p` guest mounts as its root; the console
 /// is written to `log` as it comes.
-pub fn run(boot: &SystemBoot, kernel: &Path, initrd: &Path, share: Option<&Path>, limit: Duration, log: &Path) -> Result<Console> {
+pub fn run(boot: &SystemBoot, memory_mib: u32, kernel: &Path, initrd: &Path, share: Option<&Path>, limit: Duration, log: &Path) -> Result<Console> {
     let mut cmd = Command::new(&boot.qemu);
     // The console is serial: no VGA card either, whose option ROM (malta's
     // vgabios-cirrus.bin, from seabios, only recommended by qemu-system-mips)
     // may not be installed.
-    cmd.args([
-        "-M",
-        &boot.machine,
-        "-m",
-        &boot.memory_mib.to_string(),
-        "-smp",
-        &boot.cpus.to_string(),
-        "-nographic",
-        "-vga",
-        "none",
-        "-no-reboot",
-        "-nic",
-        "none",
-    ]);
+    cmd.args(["-M", &boot.machine, "-m", &memory_mib.to_string(), "-smp", &boot.cpus.to_string(), "-nographic", "-vga", "none", "-no-reboot", "-nic", "none"]);
     if let Some(cpu) = &boot.cpu {
         cmd.args(["-cpu", cpu]);
     }

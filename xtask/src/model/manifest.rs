@@ -102,6 +102,10 @@ pub struct SystemBoot {
     /// the guest is stopped (`qemu-test --system --cpython-tests all`).
     #[serde(default = "six_hours")]
     pub suite_minutes: u64,
+    /// Memory of the guest for CPython's whole test suite, when it needs
+    /// more than the checks (an initramfs root lives in memory, and the
+    /// multiprocessing tests start many interpreters).
+    pub suite_memory_mib: Option<u32>,
 }
 
 fn two() -> u32 {
