@@ -442,10 +442,15 @@ fn booted_checks(
         None => None,
         // Stopped at the time limit: what finished is reported from the
         // progress lines, the rest is `not run` (a bug until it runs).
-        Some((plan, tested)) if regrtest_exit.is_none() => {
-            let why = if run.powered_off { "the guest powered off before regrtest finished" } else { "the guest was stopped at the time limit" };
+        // regrtest itself killed (137: the OOM killer) writes no XML either.
+        Some((plan, tested)) if regrtest_exit.is_none() || junit.is_empty() => {
+            let why = match (&regrtest_exit, run.powered_off) {
+                (Some(code), _) => format!("regrtest ended with exit status {code} and wrote no JUnit XML (137: it was killed, as the OOM killer does)"),
+                (None, true) => "the guest powered off before regrtest finished".to_string(),
+                (None, false) => "the guest was stopped at the time limit".to_string(),
+            };
             eprintln!("{why}; the report has the test files that finished (console: {})", run.path.display());
-            results.push(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: format!("{why} ({limit} s)") });
+            results.push(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: format!("{why} (time limit {limit} s)") });
             Some(plan.report(arch_name, tested, &suite, &console, "")?)
         }
         Some((plan, tested)) => {
