@@ -158,6 +158,20 @@ pub fn checked(cmd: &mut Command) -> anyhow::Result<std::process::Output> {
     Ok(out)
 }
 
+/// One word for a POSIX shell, quoted where it must be.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/-_.=:,+@%".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// `argv` as one POSIX shell command line.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

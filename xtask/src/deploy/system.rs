@@ -235,16 +235,16 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
         if r.list_suite {
             s.push_str(&format!("/usr/local/bin/python3 -B -m test --list-tests | {bb} sed 's/^/SUITE /'\n"));
         }
-        let args: Vec<String> = r.args.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
-        s.push_str(&format!("/usr/local/bin/python3 -B -m test {} --junit-xml {GUEST_JUNIT}\necho \"REGRTEST-EXIT $?\"\n", args.join(" ")));
+        let args = crate::base::process::shell_words(&r.args);
+        s.push_str(&format!("/usr/local/bin/python3 -B -m test {args} --junit-xml {GUEST_JUNIT}\necho \"REGRTEST-EXIT $?\"\n"));
         // Only panics on the console while the XML goes out: a kernel
         // message in the middle of a JUNIT line would break its base64
         // (before, the OOM killer's messages say why a worker died).
         s.push_str(&format!("echo 1 > /proc/sys/kernel/printk\n{bb} gzip -c {GUEST_JUNIT} | {bb} base64 | {bb} sed 's/^/JUNIT /'\ncd /\n"));
     }
     for argv in programs {
-        let quoted: Vec<String> = argv.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
-        s.push_str(&format!("{} > /tmp/out 2>&1; echo \"PROGRAM $? {}\"; {bb} head -n 1 /tmp/out\n", quoted.join(" "), argv.join(" ").replace('"', "")));
+        let quoted = crate::base::process::shell_words(argv);
+        s.push_str(&format!("{quoted} > /tmp/out 2>&1; echo \"PROGRAM $? {}\"; {bb} head -n 1 /tmp/out\n", argv.join(" ").replace('"', "")));
     }
     // -n: no sync first. Nothing the guest wrote is kept, and on mipsel's
     // 9p root (cache=loose) the sync once hung the guest after its last
@@ -413,7 +413,7 @@ mod tests {
         let s = init_script(&[], &[], Some(&r));
         let checks = s.find("checks.py").unwrap();
         let list = s.find("-m test --list-tests | /.crosspython/busybox sed 's/^/SUITE /'").expect("the suite is named first");
-        let run = s.find("-m test '-j2' '--ignore' 'test.test_os.It'\\''s*' --junit-xml /tmp/junit.xml\necho \"REGRTEST-EXIT $?\"").expect(&s);
+        let run = s.find("-m test -j2 --ignore 'test.test_os.It'\\''s*' --junit-xml /tmp/junit.xml\necho \"REGRTEST-EXIT $?\"").expect(&s);
         let junit = s.find("gzip -c /tmp/junit.xml | /.crosspython/busybox base64 | /.crosspython/busybox sed 's/^/JUNIT /'").unwrap();
         assert!(checks < list && list < run && run < junit, "{s}");
         assert!(s.contains("echo 1 > /proc/sys/kernel/printk"), "kernel messages would break the base64 lines");
@@ -436,7 +436,7 @@ mod tests {
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines[0], "#!/.crosspython/busybox sh");
         assert!(s.contains("export LC_ALL='C.UTF-8'\n/usr/local/bin/python3 -I -B /.crosspython/checks.py\n"), "{s}");
-        assert!(s.contains("'/bin/ls' '/lib' > /tmp/out 2>&1; echo \"PROGRAM $? /bin/ls /lib\""), "{s}");
+        assert!(s.contains("/bin/ls /lib > /tmp/out 2>&1; echo \"PROGRAM $? /bin/ls /lib\""), "{s}");
         assert_eq!(*lines.last().unwrap(), "/.crosspython/busybox poweroff -f -n");
     }
 }

@@ -204,7 +204,7 @@ impl Worker {
                 Step::Run { argv, cwd } => {
                     let mut cmd = Command::new(&argv[0]);
                     cmd.args(&argv[1..]);
-                    run_logged(cmd, &cwd, &env, log, jobserver, &shell_words(&argv))?;
+                    run_logged(cmd, &cwd, &env, log, jobserver, &crate::base::process::shell_words(&argv))?;
                 }
                 Step::Shell { script, cwd } => {
                     let mut cmd = Command::new("sh");
@@ -330,30 +330,20 @@ fn run_logged(mut cmd: Command, cwd: &Path, env: &BTreeMap<String, String>, log:
 fn write_run_file(path: &Path, env: &BTreeMap<String, String>, steps: &[Step]) -> Result<()> {
     let mut s = String::from("#!/bin/sh -e\n# The environment and commands of this task; run it again by hand to debug.\n");
     for (k, v) in env {
-        s.push_str(&format!("export {k}={}\n", quote(v)));
+        s.push_str(&format!("export {k}={}\n", crate::base::process::shell_quote(v)));
     }
     for step in steps {
         match step {
-            Step::Run { argv, cwd } => s.push_str(&format!("cd {}\n{}\n", quote(&cwd.display().to_string()), shell_words(argv))),
-            Step::Shell { script, cwd } => s.push_str(&format!("cd {}\n{script}\n", quote(&cwd.display().to_string()))),
+            Step::Run { argv, cwd } => {
+                s.push_str(&format!("cd {}\n{}\n", crate::base::process::shell_quote(&cwd.display().to_string()), crate::base::process::shell_words(argv)))
+            }
+            Step::Shell { script, cwd } => s.push_str(&format!("cd {}\n{script}\n", crate::base::process::shell_quote(&cwd.display().to_string()))),
             Step::CopySource => s.push_str("cp -a \"$S/.\" \"$B/\"\n"),
             Step::Builtin(b) => s.push_str(&format!("# then crosspython itself: {b:?}\n")),
         }
     }
     fs::write(path, s)?;
     Ok(())
-}
-
-fn quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/-_.=:,+@%".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-fn shell_words(argv: &[String]) -> String {
-    argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
 }
 
 /// The last `n` lines of a log file.
