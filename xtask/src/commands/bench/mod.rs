@@ -15,6 +15,8 @@
 //!   Debian's own Python packages of the same arch and version.
 //! - runtime: our interpreter and Debian's under the same qemu-user,
 //!   alternating run by run: startup, imports, CPU-bound workloads.
+//! - profile: the same cases counted (guest instructions and blocks, per
+//!   function) instead of timed: why a ratio is what it is (profile.rs).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,6 +28,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
+mod profile;
+
 use crate::engine::project::Project;
 use crate::model::manifest::Loaded;
 
@@ -36,6 +40,7 @@ pub enum Phase {
     Options,
     Footprint,
     Runtime,
+    Profile,
 }
 
 pub struct Options {
@@ -78,7 +83,7 @@ pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
         results["options"] = v;
         table.push_str(&t);
     }
-    let debian = if want(Phase::Footprint) || want(Phase::Runtime) { Some(Debian::prepare(project, loaded, o)?) } else { None };
+    let debian = if want(Phase::Footprint) || want(Phase::Runtime) || want(Phase::Profile) { Some(Debian::prepare(project, loaded, o)?) } else { None };
     if want(Phase::Footprint) {
         let (v, t) = footprint(project, loaded, o, debian.as_ref().unwrap())?;
         results["footprint"] = v;
@@ -87,6 +92,11 @@ pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
     if want(Phase::Runtime) {
         let (v, t) = runtime(project, loaded, o, debian.as_ref().unwrap())?;
         results["runtime"] = v;
+        table.push_str(&t);
+    }
+    if want(Phase::Profile) {
+        let (v, t) = profile::profile(project, loaded, o, debian.as_ref().unwrap())?;
+        results["profile"] = v;
         table.push_str(&t);
     }
     crate::engine::tasks::atomic_write(&out_path, &serde_json::to_vec_pretty(&results)?)?;
@@ -522,20 +532,33 @@ fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian
     Ok(out)
 }
 
+/// One thing `runtime` times and `profile` counts: the interpreter's
+/// arguments, and whether the program prints its own time (startup excluded).
+struct Case {
+    name: String,
+    args: Vec<String>,
+    inner: bool,
+}
+
+fn cases(project: &Project) -> Vec<Case> {
+    let workloads = project.root.join("tests/bench/workloads.py");
+    let imports = "import json, re, decimal, sqlite3, ssl, asyncio, email.parser, xml.etree.ElementTree, zlib, lzma, ctypes";
+    let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
+    let mut cases = vec![
+        Case { name: "startup (-c pass)".into(), args: argv(&["-c", "pass"]), inner: false },
+        Case { name: "startup (-I -S -c pass)".into(), args: argv(&["-I", "-S", "-c", "pass"]), inner: false },
+        Case { name: "import 11 stdlib modules".into(), args: argv(&["-c", imports]), inner: false },
+    ];
+    for w in ["nbody", "float", "json", "regex", "sqlite", "richards", "pidigits"] {
+        cases.push(Case { name: w.into(), args: vec![workloads.display().to_string(), w.into()], inner: true });
+    }
+    cases
+}
+
 fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<(Value, String)> {
     let arch = &loaded.manifest.arch[&o.arch];
     let interps = interpreters(project, loaded, o, debian)?;
     let yardstick = interps.len() - 1;
-    let workloads = project.root.join("tests/bench/workloads.py");
-    let imports = "import json, re, decimal, sqlite3, ssl, asyncio, email.parser, xml.etree.ElementTree, zlib, lzma, ctypes";
-    let mut cases: Vec<(String, Vec<String>, bool)> = vec![
-        ("startup (-c pass)".into(), vec!["-c".into(), "pass".into()], false),
-        ("startup (-I -S -c pass)".into(), vec!["-I".into(), "-S".into(), "-c".into(), "pass".into()], false),
-        ("import 11 stdlib modules".into(), vec!["-c".into(), imports.into()], false),
-    ];
-    for w in ["nbody", "float", "json", "regex", "sqlite", "richards", "pidigits"] {
-        cases.push((w.into(), vec![workloads.display().to_string(), w.into()], true));
-    }
     let run = |i: &Interp, args: &[String], inner: bool| -> Result<f64> {
         let mut cmd = crate::machine::runner::TargetRunner::new(arch, &i.root).command(&i.python, false);
         cmd.args(args);
@@ -561,7 +584,7 @@ fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> 
     }
     t.push('\n');
     let mut v = BTreeMap::new();
-    for (name, args, inner) in &cases {
+    for Case { name, args, inner } in &cases(project) {
         let mut times: Vec<Vec<f64>> = vec![vec![]; interps.len()];
         // Warm the page cache once for each, then alternate.
         for i in &interps {

@@ -1,0 +1,240 @@
+//! `bench --only profile`: where the time goes, counted rather than timed.
+//!
+//! Each runtime case runs once per interpreter under the same qemu-user with
+//! a TCG plugin (`tests/bench/insn_profile.c`) that counts the guest
+//! instructions and translated blocks executed, per block address. The
+//! counts do not depend on the host's load, so two interpreters compare on a
+//! busy machine; the blocks matter as much as the instructions, because
+//! under emulation every block executed costs a dispatch (a taken branch
+//! between blocks, an indirect jump a lookup). Block addresses are named by
+//! the interpreter's ELF symbols: ours keep theirs in the tree (the package
+//! strips them); Debian's stripped python3.X names only its exported ones.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{bail, Context, Result};
+use object::{Object, ObjectSegment, ObjectSymbol};
+use serde_json::{json, Value};
+
+use super::{cases, interpreters, Debian, Options};
+use crate::engine::project::Project;
+use crate::model::manifest::Loaded;
+
+/// Functions listed per case and interpreter in the JSON; the table shows three.
+const HOTTEST: usize = 12;
+
+pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<(Value, String)> {
+    let arch = &loaded.manifest.arch[&o.arch];
+    let plugin = build_plugin(project, &arch.qemu)?;
+    let interps = interpreters(project, loaded, o, debian)?;
+    let yardstick = interps.len() - 1;
+    let symbols: Vec<Symbols> = interps.iter().map(|i| Symbols::read(&i.python)).collect::<Result<_>>()?;
+    let scratch = tempfile::tempdir()?;
+    let mut t = format!(
+        "\nprofile ({} under {} with a counting plugin; guest instructions / translated blocks executed, millions, one run each:\n\
+         \x20        counts, so the host's load does not move them; ratio = ours / {})\n  {:26}",
+        o.arch, arch.qemu, interps[yardstick].name, ""
+    );
+    for i in &interps {
+        write!(t, " {:>17}", i.name)?;
+    }
+    for i in &interps[..yardstick] {
+        write!(t, " {:>15}", format!("ratio {}", i.name))?;
+    }
+    let hot = yardstick - 1;
+    writeln!(t, "   hottest functions of {}", interps[hot].name)?;
+    let mut v = BTreeMap::new();
+    for case in &cases(project) {
+        let mut counts = vec![];
+        for (k, i) in interps.iter().enumerate() {
+            let out = scratch.path().join(format!("{k}.txt"));
+            let mut cmd = crate::machine::runner::TargetRunner::new(arch, &i.root).command(&i.python, false);
+            cmd.args(&case.args);
+            cmd.env("LC_ALL", "C.UTF-8").env("PYTHONDONTWRITEBYTECODE", "1").env("HOME", "/tmp").stdin(Stdio::null());
+            cmd.env("QEMU_PLUGIN", format!("file={},out={}", plugin.display(), out.display()));
+            crate::base::process::checked(&mut cmd).with_context(|| format!("{} {} under the counting plugin", i.name, case.args.join(" ")))?;
+            let text = fs::read_to_string(&out).with_context(|| format!("the plugin wrote no counts for {} ({})", i.name, out.display()))?;
+            counts.push(Counts::parse(&text).with_context(|| format!("counts of {} in {}", i.name, out.display()))?);
+        }
+        write!(t, "  {:26}", case.name)?;
+        for c in &counts {
+            write!(t, " {:>17}", format!("{:.1} / {:.1}", c.insns as f64 / 1e6, c.blocks as f64 / 1e6))?;
+        }
+        let y = &counts[yardstick];
+        let mut case_v = serde_json::Map::new();
+        for (k, c) in counts.iter().enumerate() {
+            let ratio = (k != yardstick).then(|| (c.insns as f64 / y.insns as f64, c.blocks as f64 / y.blocks as f64));
+            if let Some((ri, rb)) = ratio {
+                write!(t, " {:>15}", format!("{ri:.2} / {rb:.2}"))?;
+            }
+            let functions = symbols[k].hottest(&c.by_block, HOTTEST);
+            case_v.insert(
+                interps[k].name.clone(),
+                json!({
+                    "instructions": c.insns,
+                    "blocks": c.blocks,
+                    "ratio": ratio.map(|(i, b)| json!({"instructions": i, "blocks": b})),
+                    "hottest": functions.iter().map(|(f, n)| json!({"function": f, "instructions": n, "share": *n as f64 / c.insns as f64})).collect::<Vec<_>>(),
+                }),
+            );
+        }
+        let shares: Vec<String> =
+            symbols[hot].hottest(&counts[hot].by_block, 3).iter().map(|(f, n)| format!("{f} {:.0}%", 100.0 * *n as f64 / counts[hot].insns as f64)).collect();
+        writeln!(t, "   {}", shares.join(", "))?;
+        v.insert(case.name.clone(), Value::Object(case_v));
+    }
+    let names: Vec<&str> = interps.iter().map(|i| i.name.as_str()).collect();
+    Ok((json!({"interpreters": names, "yardstick": interps[yardstick].name, "qemu": arch.qemu, "cases": v}), t))
+}
+
+/// The plugin, built once per source with the host's C compiler into the
+/// bench cache. qemu must have been built with plugin support.
+fn build_plugin(project: &Project, qemu: &str) -> Result<PathBuf> {
+    let help = crate::base::process::output(std::process::Command::new(qemu).arg("-h")).with_context(|| format!("running `{qemu} -h`"))?;
+    if !String::from_utf8_lossy(&help.stdout).contains("-plugin") {
+        bail!("{qemu} was built without TCG plugins (no -plugin in `{qemu} -h`); bench --only profile counts with one");
+    }
+    let source = project.root.join("tests/bench/insn_profile.c");
+    let text = fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+    let dir = project.dl_dir.parent().unwrap_or(&project.dl_dir).join("bench");
+    let so = dir.join(format!("insn_profile-{}.so", &crate::sources::fetch::sha256_bytes(&text)[..16]));
+    if so.exists() {
+        return Ok(so);
+    }
+    fs::create_dir_all(&dir)?;
+    let host = crate::machine::toolchain::host_rust_target();
+    let tool = cc::Build::new().target(&host).host(&host).opt_level(2).cargo_metadata(false).cargo_warnings(false).try_get_compiler()?;
+    let partial = so.with_extension("so.partial");
+    let mut cmd = tool.to_command();
+    cmd.args(["-shared", "-fPIC", "-fvisibility=hidden", "-o"]).arg(&partial).arg(&source).arg("-lpthread");
+    crate::base::process::checked(&mut cmd).with_context(|| format!("compiling {}", source.display()))?;
+    fs::rename(&partial, &so)?;
+    Ok(so)
+}
+
+/// What the plugin wrote: totals, then instructions executed per block address.
+#[derive(Debug, PartialEq)]
+struct Counts {
+    insns: u64,
+    blocks: u64,
+    by_block: Vec<(u64, u64)>,
+}
+
+impl Counts {
+    fn parse(text: &str) -> Result<Counts> {
+        let mut lines = text.lines();
+        let total = lines.next().context("empty")?;
+        let [insns, blocks] = match total.split_whitespace().collect::<Vec<_>>()[..] {
+            ["total", i, b] => [i.parse()?, b.parse()?],
+            _ => bail!("the first line is not `total <instructions> <blocks>`: {total:?}"),
+        };
+        let by_block = lines
+            .map(|l| -> Result<(u64, u64)> {
+                let (a, n) = l.split_once(' ').with_context(|| format!("not `<address> <count>`: {l:?}"))?;
+                Ok((u64::from_str_radix(a, 16)?, n.parse()?))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Counts { insns, blocks, by_block })
+    }
+}
+
+/// Function symbols of an executable, by address, and where it is loaded.
+struct Symbols {
+    functions: Vec<(u64, u64, String)>,
+    loaded: Option<(u64, u64)>,
+    stripped: bool,
+}
+
+impl Symbols {
+    fn read(program: &Path) -> Result<Symbols> {
+        let path = fs::canonicalize(program).with_context(|| format!("resolving {}", program.display()))?;
+        let data = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let file = object::File::parse(&*data).with_context(|| format!("{} is not an ELF file", path.display()))?;
+        let stripped = file.symbols().next().is_none();
+        let table: Vec<_> = if stripped { file.dynamic_symbols().collect() } else { file.symbols().collect() };
+        let mut functions: Vec<(u64, u64, String)> = table
+            .iter()
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
+            .filter_map(|s| Some((s.address(), s.address() + s.size(), plain_name(s.name().ok()?).to_string())))
+            .collect();
+        functions.sort();
+        // A position-independent program is loaded where qemu chooses: its
+        // addresses are not the file's, so nothing is named.
+        let fixed = matches!(file.kind(), object::ObjectKind::Executable);
+        let loaded =
+            fixed.then(|| file.segments().map(|s| (s.address(), s.address() + s.size())).fold((u64::MAX, 0), |(lo, hi), (a, b)| (lo.min(a), hi.max(b))));
+        Ok(Symbols { functions, loaded, stripped })
+    }
+
+    fn name(&self, address: u64) -> &str {
+        let k = self.functions.partition_point(|f| f.0 <= address);
+        match k.checked_sub(1).map(|k| &self.functions[k]) {
+            Some((_, end, name)) if address < *end => name,
+            _ => match self.loaded {
+                Some((lo, hi)) if (lo..hi).contains(&address) => {
+                    if self.stripped {
+                        "(unnamed: stripped)"
+                    } else {
+                        "(no symbol)"
+                    }
+                }
+                _ => "(shared objects, loader)",
+            },
+        }
+    }
+
+    fn hottest(&self, by_block: &[(u64, u64)], n: usize) -> Vec<(String, u64)> {
+        let mut by_function: BTreeMap<&str, u64> = BTreeMap::new();
+        for (a, count) in by_block {
+            *by_function.entry(self.name(*a)).or_default() += count;
+        }
+        let mut v: Vec<(String, u64)> = by_function.into_iter().map(|(f, c)| (f.to_string(), c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
+}
+
+/// `k_mul` for LTO's promoted local `k_mul.llvm.1355...`.
+fn plain_name(name: &str) -> &str {
+    name.split_once(".llvm.").map_or(name, |(n, _)| n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_totals_then_instructions_per_block() {
+        let c = Counts::parse("total 30 4\n400000 10\n400010 20\n").unwrap();
+        assert_eq!(c, Counts { insns: 30, blocks: 4, by_block: vec![(0x400000, 10), (0x400010, 20)] });
+        assert!(Counts::parse("").is_err());
+        assert!(Counts::parse("totals 1\n").is_err());
+        assert!(Counts::parse("total 1 1\nzz 1\n").is_err());
+    }
+
+    #[test]
+    fn blocks_are_named_by_the_function_holding_them() {
+        let s = Symbols {
+            functions: vec![(0x1000, 0x1100, "sre_ucs1_match".into()), (0x1200, 0x1300, "k_mul".into())],
+            loaded: Some((0x1000, 0x2000)),
+            stripped: false,
+        };
+        assert_eq!(s.name(0x1000), "sre_ucs1_match");
+        assert_eq!(s.name(0x10ff), "sre_ucs1_match");
+        assert_eq!(s.name(0x1150), "(no symbol)", "between two functions");
+        assert_eq!(s.name(0x7f00_0000_0000), "(shared objects, loader)");
+        let hot = s.hottest(&[(0x1000, 5), (0x1010, 5), (0x1200, 7), (0x9000_0000, 1)], 2);
+        assert_eq!(hot, [("sre_ucs1_match".to_string(), 10), ("k_mul".to_string(), 7)]);
+    }
+
+    #[test]
+    fn lto_suffixes_are_dropped_from_names() {
+        assert_eq!(plain_name("k_mul.llvm.13558651665022624622"), "k_mul");
+        assert_eq!(plain_name("x_divrem"), "x_divrem");
+    }
+}
