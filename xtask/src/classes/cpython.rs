@@ -15,10 +15,47 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::{make, Builtin, Ctx, Step};
+use super::{autotools, make, Builtin, Ctx, Step};
 
 /// Bumped when the steps below change what CPython's build produces.
 pub const VERSION: &str = "cpython-1";
+
+/// configure reads `Modules/Setup.local` (makesetup: the first rule for a
+/// module wins), so the built-in modules are named before it runs.
+pub fn configure(ctx: &Ctx) -> Result<Vec<Step>> {
+    let mut steps = vec![];
+    if !ctx.node.build.builtin_modules.is_empty() {
+        steps.push(Step::Builtin(Builtin::WriteSetupLocal));
+    }
+    steps.extend(autotools::configure(ctx)?);
+    Ok(steps)
+}
+
+/// `Modules/Setup.local` that links `modules` into the interpreter, each
+/// with the sources of its rule in the source's `Modules/Setup.stdlib.in`
+/// (`@MODULE__JSON_TRUE@_json _json.c`) and, as there, configure's
+/// `MODULE_<NAME>_CFLAGS`/`_LDFLAGS`: the same module, only static, as
+/// Debian's python3.X and python-build-standalone build theirs.
+pub fn setup_local(setup_stdlib_in: &str, modules: &[String]) -> Result<String, String> {
+    let rules: Vec<(&str, &str)> = setup_stdlib_in
+        .lines()
+        .filter_map(|l| {
+            let rule = l.strip_prefix('@')?.split_once('@')?.1;
+            Some((rule.split_whitespace().next()?, rule))
+        })
+        .collect();
+    let mut out = String::from("# Written by crosspython from the recipe's builtin_modules.\n*static*\n");
+    for m in modules {
+        let Some((_, rule)) = rules.iter().find(|(name, _)| name == m) else {
+            let mut known: Vec<&str> = rules.iter().map(|(n, _)| *n).collect();
+            known.sort();
+            return Err(format!("`{m}` has no rule in Modules/Setup.stdlib.in; modules that can be built in: {}", known.join(", ")));
+        };
+        out.push_str(rule);
+        out.push('\n');
+    }
+    Ok(out)
+}
 
 pub fn compile(ctx: &Ctx) -> Result<Vec<Step>> {
     let mut steps = make::compile(ctx)?;
@@ -162,6 +199,15 @@ pub fn check_modules(build: &Path, compile_log: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builtin_modules_take_their_rules_from_setup_stdlib_in() {
+        let stdlib = "# comment\n@MODULE__JSON_TRUE@_json _json.c\n@MODULE_ZLIB_TRUE@zlib zlibmodule.c\n@MODULE__CTYPES_TRUE@_ctypes _ctypes/_ctypes.c _ctypes/callbacks.c\n";
+        let text = setup_local(stdlib, &["zlib".into(), "_json".into()]).unwrap();
+        assert_eq!(text.lines().skip(1).collect::<Vec<_>>(), ["*static*", "zlib zlibmodule.c", "_json _json.c"]);
+        let err = setup_local(stdlib, &["_jsn".into()]).unwrap_err();
+        assert!(err.contains("`_jsn`") && err.contains("_ctypes, _json, zlib"), "{err}");
+    }
 
     /// What CPython 3.14.7 writes when an x86-64 build python builds for aarch64.
     const CROSS_DETAILS: &str = r#"{"schema_version": "1.0", "base_prefix": "/usr/local", "base_interpreter": "/usr/local/bin/python3.14",

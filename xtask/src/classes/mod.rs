@@ -59,6 +59,8 @@ pub enum Builtin {
     CheckCpythonModules,
     /// `build-details.json` describes the target, with relative paths.
     FixBuildDetails,
+    /// `Modules/Setup.local` in `B` names the recipe's `builtin_modules`.
+    WriteSetupLocal,
 }
 
 /// The directories of one recipe, as BitBake names them.
@@ -253,7 +255,8 @@ impl Ctx<'_> {
         match b.script(phase) {
             Some(s) => steps.push(Step::Shell { script: s.clone(), cwd: cwd.clone() }),
             None => steps.extend(match (n.class, phase) {
-                (Class::Autotools | Class::Cpython, Phase::Configure) => autotools::configure(self)?,
+                (Class::Autotools, Phase::Configure) => autotools::configure(self)?,
+                (Class::Cpython, Phase::Configure) => cpython::configure(self)?,
                 (Class::Configure, Phase::Configure) => configure::configure(self)?,
                 (Class::Make | Class::Cmake, Phase::Configure) => vec![],
                 (Class::Cmake, Phase::Compile) => cmake::compile(self)?,

@@ -221,6 +221,16 @@ impl Worker {
                     let summary = crate::classes::cpython::check_modules(&ctx.dirs.build, &compile_log)?;
                     writeln!(log, "{summary}")?;
                 }
+                Step::Builtin(Builtin::WriteSetupLocal) => {
+                    let from = ctx.dirs.src.join("Modules/Setup.stdlib.in");
+                    let to = ctx.dirs.build.join("Modules/Setup.local");
+                    writeln!(log, "+ write {} (builtin_modules: {})", to.display(), ctx.node.build.builtin_modules.join(" "))?;
+                    let text = fs::read_to_string(&from).with_context(|| format!("{}: cannot read {}", ctx.node.name, from.display()))?;
+                    let setup = crate::classes::cpython::setup_local(&text, &ctx.node.build.builtin_modules)
+                        .map_err(|e| anyhow::anyhow!("recipe {}, builtin_modules: {e}", ctx.node.name))?;
+                    fs::create_dir_all(ctx.dirs.build.join("Modules"))?;
+                    fs::write(&to, setup)?;
+                }
                 Step::Builtin(Builtin::FixBuildDetails) => {
                     writeln!(log, "+ build-details.json for the target")?;
                     if let Some(done) = crate::classes::cpython::fix_build_details(&ctx.dirs.build, &ctx.dirs.image, ctx.prefix)? {

@@ -2,8 +2,8 @@
 //! sets them, a `[recipe.arch.<key>]` override replaces some of them, a
 //! resolved node carries them, and a task's signature hashes all of them:
 //! a field added here is read, overridden, shown and signed with no other
-//! edit. Build options (packageconfig) add to `configure`, `make_args`
-//! and `env` only, by design.
+//! edit. Build options (packageconfig) add to `configure`, `make_args`,
+//! `env` and `builtin_modules` only, by design.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +30,11 @@ pub struct Build {
     pub do_compile: Option<String>,
     pub do_install: Option<String>,
     pub do_install_append: Option<String>,
+    /// CPython's stdlib C modules linked into the interpreter instead of
+    /// built as shared objects: the cpython class writes them into
+    /// `Modules/Setup.local` under `*static*` before configure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub builtin_modules: Vec<String>,
 }
 
 impl Default for Build {
@@ -45,6 +50,7 @@ impl Default for Build {
             do_compile: None,
             do_install: None,
             do_install_append: None,
+            builtin_modules: vec![],
         }
     }
 }
@@ -72,7 +78,7 @@ impl Build {
     /// The names of the fields, as the manifest spells them (from serde,
     /// so that this list cannot drift from the struct).
     pub fn fields() -> Vec<String> {
-        let all = Build { source_subdir: Some(String::new()), ..Build::default() };
+        let all = Build { source_subdir: Some(String::new()), builtin_modules: vec![String::new()], ..Build::default() };
         match serde_json::to_value(all) {
             Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
             _ => unreachable!("Build serializes to an object"),
@@ -150,9 +156,10 @@ mod tests {
     #[test]
     fn the_field_list_comes_from_the_struct() {
         let f = Build::fields();
-        assert_eq!(f.len(), 10);
+        assert_eq!(f.len(), 11);
         assert!(f.iter().any(|k| k == "source_subdir"), "optional fields are listed too");
         assert!(f.iter().any(|k| k == "do_install_append"));
+        assert!(f.iter().any(|k| k == "builtin_modules"), "and those left out of signatures when empty");
     }
 
     #[test]

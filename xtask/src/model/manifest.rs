@@ -667,6 +667,8 @@ pub struct PackageConfig {
     pub env: BTreeMap<String, String>,
     /// What the option needs of the toolchain beyond a compiler.
     pub toolchain_needs: Vec<ToolchainNeed>,
+    /// CPython modules it links into the interpreter (`Build::builtin_modules`).
+    pub builtin_modules: Vec<String>,
 }
 
 /// A part of a toolchain some build options need.

@@ -528,15 +528,21 @@ impl<'a> Resolver<'a> {
             let Some(pc) = offered.get(feature.get_ref()) else { continue };
             let f = feature.get_ref();
             let why = format!("packageconfig.{f} (distro feature `{f}`)");
-            for (field, added) in [("configure", !pc.configure.is_empty()), ("make_args", !pc.make_args.is_empty()), ("env", !pc.env.is_empty())] {
+            for (field, added) in [
+                ("configure", !pc.configure.is_empty()),
+                ("make_args", !pc.make_args.is_empty()),
+                ("env", !pc.env.is_empty()),
+                ("builtin_modules", !pc.builtin_modules.is_empty()),
+            ] {
                 if added {
-                    let prev = node.origin[field].clone();
+                    let prev = node.origin.get(field).cloned().unwrap_or_default();
                     node.origin.insert(field.into(), format!("{prev} + {why}"));
                 }
             }
             node.build.configure.extend(pc.configure.iter().cloned());
             node.build.make_args.extend(pc.make_args.iter().cloned());
             node.build.env.extend(pc.env.clone());
+            node.build.builtin_modules.extend(pc.builtin_modules.iter().cloned());
             node.features.push(f.clone());
             node.toolchain_needs.extend(pc.toolchain_needs.iter().copied());
         }
