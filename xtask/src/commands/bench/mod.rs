@@ -339,6 +339,9 @@ fn options(project: &Project, loaded: &Loaded, o: &Options, build: &Value) -> Re
 /// installed system is.
 struct Debian {
     suite: String,
+    /// Whether `python` is the tree's minor version (else the newest the
+    /// arch has, and its interpreter's name says which).
+    same_minor: bool,
     /// `python3.14`: the same minor version as the tree's.
     python: String,
     version: String,
@@ -350,6 +353,14 @@ struct Debian {
 /// version when `--suite auto`: a stable release's build where there is
 /// one (3.13 is trixie's), else the development suites (3.14 in 2026).
 const AUTO_SUITES: [&str; 3] = ["trixie", "forky", "sid"];
+/// Tried last: Debian 12 is the last release with mipsel, whose python3.11
+/// is then the yardstick of another minor version.
+const OLDER_SUITES: [&str; 1] = ["bookworm"];
+
+/// `python3.11` for the highest `python3.X-minimal` of a suite.
+fn newest_python(index: &BTreeMap<String, crate::sources::debian::Package>) -> Option<String> {
+    index.keys().filter_map(|k| k.strip_prefix("python3.")?.strip_suffix("-minimal")?.parse::<u32>().ok()).max().map(|minor| format!("python3.{minor}"))
+}
 
 impl Debian {
     fn prepare(project: &Project, loaded: &Loaded, o: &Options) -> Result<Debian> {
@@ -358,18 +369,36 @@ impl Debian {
         let note = crate::engine::image::ImageNote::read(&project.tree(&o.arch))?;
         let build_python = note.build_python.clone().context("the tree's build note names no build python")?;
         let python = build_python.file_name().map(|n| n.to_string_lossy().into_owned()).context("the build python has no file name")?;
-        let wanted_pkgs = [format!("{python}-minimal"), format!("lib{python}-minimal"), format!("lib{python}-stdlib"), format!("lib{python}")];
-        let suites: Vec<&str> = if o.suite == "auto" { AUTO_SUITES.to_vec() } else { vec![o.suite.as_str()] };
+        let suites: Vec<&str> = if o.suite == "auto" { AUTO_SUITES.iter().chain(&OLDER_SUITES).copied().collect() } else { vec![o.suite.as_str()] };
+        let mut indexes = vec![];
         let mut found = None;
         for suite in &suites {
-            let index = crate::sources::debian::index(&fetcher, suite, &arch.debian_arch)?;
-            if index.contains_key(&wanted_pkgs[0]) {
-                found = Some((suite.to_string(), index));
+            // A suite without the arch (mipsel after Debian 12) has no index.
+            let index = match crate::sources::debian::index(&fetcher, suite, &arch.debian_arch) {
+                Ok(index) => index,
+                Err(e) if suites.len() > 1 => {
+                    eprintln!("note: Debian {suite} has no {} packages to measure against ({e:#})", arch.debian_arch);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if index.contains_key(&format!("{python}-minimal")) {
+                found = Some((suite.to_string(), python.clone(), index));
                 break;
             }
+            indexes.push((suite.to_string(), index));
         }
-        let (suite, index) =
-            found.with_context(|| format!("no Debian suite of {} has {} for {}, the yardstick", suites.join(", "), wanted_pkgs[0], arch.debian_arch))?;
+        // No suite has the tree's minor version for this arch: the newest
+        // python3.X of the first suite that has one, and the tables say so.
+        let (suite, python, index) = match found {
+            Some(f) => f,
+            None => indexes
+                .into_iter()
+                .find_map(|(suite, index)| newest_python(&index).map(|p| (suite, p, index)))
+                .with_context(|| format!("no Debian suite of {} has a python3.X for {}, the yardstick", suites.join(", "), arch.debian_arch))?,
+        };
+        let same_minor = Some(&python) == build_python.file_name().map(|n| n.to_string_lossy().into_owned()).as_ref();
+        let wanted_pkgs = [format!("{python}-minimal"), format!("lib{python}-minimal"), format!("lib{python}-stdlib"), format!("lib{python}")];
         let debian_python: Vec<&str> = wanted_pkgs.iter().map(String::as_str).collect();
         let mut packages = vec![];
         let root = project.dl_dir.parent().unwrap_or(&project.dl_dir).join(format!("bench/debian-{suite}-{}", arch.debian_arch));
@@ -401,13 +430,15 @@ impl Debian {
                 }
             }
             // What Debian's postinst (py3compile) does on a real system: the
-            // packages ship no byte code. Same version as our build python.
-            let out = crate::base::process::output(
+            // packages ship no byte code. Our build python when it is the
+            // same version (fast), else Debian's own under qemu-user.
+            let mut compile = if same_minor {
                 Command::new(&build_python)
-                    .args(["-I", "-m", "compileall", "-q", "-j0", "-s"])
-                    .arg(&root)
-                    .args(["-p", "/"])
-                    .arg(root.join("usr/lib").join(&python)),
+            } else {
+                crate::machine::runner::TargetRunner::new(arch, &root).command(&root.join("usr/bin").join(&python), false)
+            };
+            let out = crate::base::process::output(
+                compile.args(["-I", "-m", "compileall", "-q", "-j0", "-s"]).arg(&root).args(["-p", "/"]).arg(root.join("usr/lib").join(&python)),
             )?;
             if out.stdout.is_empty() && !out.status.success() {
                 bail!("byte-compiling Debian's stdlib failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -415,7 +446,7 @@ impl Debian {
             fs::write(&stamp, wanted)?;
         }
         let version = index.get(debian_python[0]).map(|p| p.version.clone()).unwrap_or_default();
-        Ok(Debian { suite, python, version, packages, root })
+        Ok(Debian { suite, python, version, packages, root, same_minor })
     }
 }
 
@@ -523,7 +554,8 @@ fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian
             eprintln!("note: no {name} build to run ({} is missing); `bench --only options` builds it", i.python.display());
         }
     }
-    out.push(Interp { name: format!("debian-{}", debian.suite), root: debian.root.clone(), python: debian.root.join("usr/bin").join(&debian.python) });
+    let name = if debian.same_minor { format!("debian-{}", debian.suite) } else { format!("debian-{}-{}", debian.suite, debian.python) };
+    out.push(Interp { name, root: debian.root.clone(), python: debian.root.join("usr/bin").join(&debian.python) });
     for i in &out {
         if !i.python.exists() {
             bail!("{} does not exist; build the tree first", i.python.display());
@@ -642,6 +674,27 @@ mod tests {
         let err = variant_features(&loaded, "lto+fast").unwrap_err().to_string();
         assert!(err.starts_with("--variants lto+fast: `fast` is not a feature of the manifest"), "{err}");
         assert!(err.contains("lto, pgo, static-interpreter"), "{err}");
+    }
+
+    #[test]
+    fn the_yardstick_of_another_minor_version_is_the_newest_python_of_the_suite() {
+        let package = |name: &str| {
+            (
+                name.to_string(),
+                crate::sources::debian::Package {
+                    name: name.into(),
+                    version: "1".into(),
+                    depends: vec![],
+                    filename: String::new(),
+                    sha256: String::new(),
+                    size: 0,
+                },
+            )
+        };
+        let index: BTreeMap<_, _> =
+            ["python3.9-minimal", "python3.11-minimal", "python3.11", "python3-minimal", "libpython3.12-minimal"].into_iter().map(package).collect();
+        assert_eq!(newest_python(&index).as_deref(), Some("python3.11"), "3.11 above 3.9, and only python3.X-minimal counts");
+        assert_eq!(newest_python(&BTreeMap::new()), None);
     }
 
     #[test]
