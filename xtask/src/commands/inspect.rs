@@ -145,7 +145,13 @@ pub fn show(project: &Project, recipe: &str, arch: &str, features: &[String]) ->
     }
     let r = loaded.manifest.recipes.iter().find(|r| *r.name.get_ref() == n.recipe && *r.version.get_ref() == n.version).expect("a node has its recipe");
     for (name, pc) in r.packageconfig_for(resolve::override_key(n.variant, &arch)) {
-        let state = if n.features.contains(name) { "on".to_string() } else { format!("off; `--feature {name}` switches it on") };
+        let state = if n.features.contains(name) {
+            "on".to_string()
+        } else if !pc.arches.is_empty() && !pc.arches.contains(&arch) {
+            format!("off: offered on {} only", pc.arches.join(", "))
+        } else {
+            format!("off; `--feature {name}` switches it on")
+        };
         println!("# packageconfig.{name} ({state}): {}", pc.summary);
     }
     Ok(())

@@ -669,6 +669,10 @@ pub struct PackageConfig {
     pub toolchain_needs: Vec<ToolchainNeed>,
     /// CPython modules it links into the interpreter (`Build::builtin_modules`).
     pub builtin_modules: Vec<String>,
+    /// The arches it is offered on, when not every one has what it needs
+    /// (a compiler feature of one target); empty: all. On the others the
+    /// feature is left off, and `show` says so.
+    pub arches: Vec<String>,
 }
 
 /// A part of a toolchain some build options need.

@@ -296,3 +296,17 @@ fn an_unknown_feature_is_an_error_that_lists_the_offered_ones() {
     let err = loaded.enable_features(&["static".to_string()]).unwrap_err().to_string();
     assert_eq!(err, "--feature static: no recipe offers the feature `static` in its packageconfig (offered: lto, pgo)");
 }
+
+#[test]
+fn an_option_offered_on_some_arches_stays_off_on_the_others() {
+    let app =
+        |arches: &str| recipe("app", "1", &format!("[recipe.packageconfig.tail-call-interp]\nconfigure = [\"--with-tail-call-interp\"]\narches = [{arches}]"));
+    let configure = |arches: &str| {
+        let g = graph(&manifest("\"app\"", "features = [\"tail-call-interp\"]", &app(arches))).unwrap();
+        let node = &g.nodes[g.index("app").unwrap()];
+        (node.build.configure.clone(), node.features.clone())
+    };
+    assert_eq!(configure("\"aarch64\""), (vec!["--with-tail-call-interp".to_string()], vec!["tail-call-interp".to_string()]));
+    assert_eq!(configure("\"riscv64\""), (vec![], vec![]), "the feature is on, the arch (aarch64) is not offered it");
+    assert_eq!(configure(""), (vec!["--with-tail-call-interp".to_string()], vec!["tail-call-interp".to_string()]), "no list: every arch");
+}
