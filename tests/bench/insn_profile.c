@@ -7,7 +7,7 @@
  *   qemu-aarch64 -plugin insn_profile.so,out=/tmp/p.txt prog ...
  *
  * writes "total <instructions> <blocks executed>" and then one line per block
- * start address: "<hex address> <instructions executed there>".
+ * start address: "<hex address> <instructions executed there> <times entered>".
  *
  * The few entry points of qemu's plugin API (include/qemu/qemu-plugin.h,
  * API version 1, qemu 4.2 to 8.x) are declared here, so that no qemu source
@@ -100,11 +100,13 @@ static void on_exit_(qemu_plugin_id_t id, void *p)
     qsort(all, n, sizeof *all, by_vaddr);
     fprintf(f, "total %" PRIu64 " %" PRIu64 "\n", insns, execs);
     for (size_t i = 0; i < n;) {
-        uint64_t sum = 0, v = all[i].vaddr;
-        for (; i < n && all[i].vaddr == v; i++)
+        uint64_t sum = 0, entered = 0, v = all[i].vaddr;
+        for (; i < n && all[i].vaddr == v; i++) {
             sum += all[i].insns * all[i].execs;
+            entered += all[i].execs;
+        }
         if (sum)
-            fprintf(f, "%" PRIx64 " %" PRIu64 "\n", v, sum);
+            fprintf(f, "%" PRIx64 " %" PRIu64 " %" PRIu64 "\n", v, sum, entered);
     }
     fclose(f);
     free(all);

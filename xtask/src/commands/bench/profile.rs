@@ -78,12 +78,18 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
                     "instructions": c.insns,
                     "blocks": c.blocks,
                     "ratio": ratio.map(|(i, b)| json!({"instructions": i, "blocks": b})),
-                    "hottest": functions.iter().map(|(f, n)| json!({"function": f, "instructions": n, "share": *n as f64 / c.insns as f64})).collect::<Vec<_>>(),
+                    "hottest": functions
+                        .iter()
+                        .map(|(f, e)| json!({"function": f, "instructions": e.insns, "blocks": e.blocks, "share": e.insns as f64 / c.insns as f64}))
+                        .collect::<Vec<_>>(),
                 }),
             );
         }
-        let shares: Vec<String> =
-            symbols[hot].hottest(&counts[hot].by_block, 3).iter().map(|(f, n)| format!("{f} {:.0}%", 100.0 * *n as f64 / counts[hot].insns as f64)).collect();
+        let shares: Vec<String> = symbols[hot]
+            .hottest(&counts[hot].by_block, 3)
+            .iter()
+            .map(|(f, e)| format!("{f} {:.0}%", 100.0 * e.insns as f64 / counts[hot].insns as f64))
+            .collect();
         writeln!(t, "   {}", shares.join(", "))?;
         v.insert(case.name.clone(), Value::Object(case_v));
     }
@@ -116,12 +122,19 @@ fn build_plugin(project: &Project, qemu: &str) -> Result<PathBuf> {
     Ok(so)
 }
 
-/// What the plugin wrote: totals, then instructions executed per block address.
+/// What the plugin wrote: totals, then per block address the instructions
+/// executed there and the times the block was entered.
 #[derive(Debug, PartialEq)]
 struct Counts {
     insns: u64,
     blocks: u64,
-    by_block: Vec<(u64, u64)>,
+    by_block: Vec<(u64, Executed)>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Executed {
+    insns: u64,
+    blocks: u64,
 }
 
 impl Counts {
@@ -133,9 +146,9 @@ impl Counts {
             _ => bail!("the first line is not `total <instructions> <blocks>`: {total:?}"),
         };
         let by_block = lines
-            .map(|l| -> Result<(u64, u64)> {
-                let (a, n) = l.split_once(' ').with_context(|| format!("not `<address> <count>`: {l:?}"))?;
-                Ok((u64::from_str_radix(a, 16)?, n.parse()?))
+            .map(|l| -> Result<(u64, Executed)> {
+                let [a, i, b] = l.split(' ').collect::<Vec<_>>()[..] else { bail!("not `<address> <instructions> <entered>`: {l:?}") };
+                Ok((u64::from_str_radix(a, 16)?, Executed { insns: i.parse()?, blocks: b.parse()? }))
             })
             .collect::<Result<_>>()?;
         Ok(Counts { insns, blocks, by_block })
@@ -187,13 +200,16 @@ impl Symbols {
         }
     }
 
-    fn hottest(&self, by_block: &[(u64, u64)], n: usize) -> Vec<(String, u64)> {
-        let mut by_function: BTreeMap<&str, u64> = BTreeMap::new();
-        for (a, count) in by_block {
-            *by_function.entry(self.name(*a)).or_default() += count;
+    /// The functions that executed the most instructions, most first.
+    fn hottest(&self, by_block: &[(u64, Executed)], n: usize) -> Vec<(String, Executed)> {
+        let mut by_function: BTreeMap<&str, Executed> = BTreeMap::new();
+        for (a, e) in by_block {
+            let f = by_function.entry(self.name(*a)).or_default();
+            f.insns += e.insns;
+            f.blocks += e.blocks;
         }
-        let mut v: Vec<(String, u64)> = by_function.into_iter().map(|(f, c)| (f.to_string(), c)).collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut v: Vec<(String, Executed)> = by_function.into_iter().map(|(f, e)| (f.to_string(), e)).collect();
+        v.sort_by(|a, b| b.1.insns.cmp(&a.1.insns).then_with(|| a.0.cmp(&b.0)));
         v.truncate(n);
         v
     }
@@ -210,11 +226,13 @@ mod tests {
 
     #[test]
     fn counts_are_totals_then_instructions_per_block() {
-        let c = Counts::parse("total 30 4\n400000 10\n400010 20\n").unwrap();
-        assert_eq!(c, Counts { insns: 30, blocks: 4, by_block: vec![(0x400000, 10), (0x400010, 20)] });
+        let c = Counts::parse("total 30 4\n400000 10 2\n400010 20 2\n").unwrap();
+        let e = |insns, blocks| Executed { insns, blocks };
+        assert_eq!(c, Counts { insns: 30, blocks: 4, by_block: vec![(0x400000, e(10, 2)), (0x400010, e(20, 2))] });
         assert!(Counts::parse("").is_err());
         assert!(Counts::parse("totals 1\n").is_err());
-        assert!(Counts::parse("total 1 1\nzz 1\n").is_err());
+        assert!(Counts::parse("total 1 1\nzz 1 1\n").is_err());
+        assert!(Counts::parse("total 1 1\n400000 1\n").is_err(), "a block line has three fields");
     }
 
     #[test]
@@ -228,8 +246,9 @@ mod tests {
         assert_eq!(s.name(0x10ff), "sre_ucs1_match");
         assert_eq!(s.name(0x1150), "(no symbol)", "between two functions");
         assert_eq!(s.name(0x7f00_0000_0000), "(shared objects, loader)");
-        let hot = s.hottest(&[(0x1000, 5), (0x1010, 5), (0x1200, 7), (0x9000_0000, 1)], 2);
-        assert_eq!(hot, [("sre_ucs1_match".to_string(), 10), ("k_mul".to_string(), 7)]);
+        let e = |insns, blocks| Executed { insns, blocks };
+        let hot = s.hottest(&[(0x1000, e(5, 1)), (0x1010, e(5, 1)), (0x1200, e(7, 3)), (0x9000_0000, e(1, 1))], 2);
+        assert_eq!(hot, [("sre_ucs1_match".to_string(), e(10, 2)), ("k_mul".to_string(), e(7, 3))]);
     }
 
     #[test]
