@@ -277,10 +277,13 @@ fn variant_features(loaded: &Loaded, name: &str) -> Result<Vec<String>> {
         return Ok(vec![]);
     }
     let offered = loaded.features_offered();
-    let features: Vec<String> = name.split('+').map(str::to_string).collect();
+    // A feature set (`release`) stands for its features.
+    let sets = &loaded.manifest.distro.feature_sets;
+    let features: Vec<String> = name.split('+').flat_map(|f| sets.get(f).cloned().unwrap_or_else(|| vec![f.to_string()])).collect();
     if let Some(f) = features.iter().find(|f| !offered.contains(*f)) {
         bail!(
-            "--variants {name}: `{f}` is not a feature of the manifest; give `default` or features joined by `+` from: {}",
+            "--variants {name}: `{f}` is not a feature of the manifest; give `default`, a feature set ({}) or features joined by `+` from: {}",
+            sets.keys().cloned().collect::<Vec<_>>().join(", "),
             offered.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
@@ -674,6 +677,8 @@ mod tests {
         let err = variant_features(&loaded, "lto+fast").unwrap_err().to_string();
         assert!(err.starts_with("--variants lto+fast: `fast` is not a feature of the manifest"), "{err}");
         assert!(err.contains("lto, pgo, static-interpreter"), "{err}");
+        let release = &loaded.manifest.distro.feature_sets["release"];
+        assert_eq!(&variant_features(&loaded, "release").unwrap(), release, "a feature set names its features");
     }
 
     #[test]
