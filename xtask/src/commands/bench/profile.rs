@@ -56,6 +56,9 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
             cmd.args(&case.args);
             cmd.env("LC_ALL", "C.UTF-8").env("PYTHONDONTWRITEBYTECODE", "1").env("HOME", "/tmp").stdin(Stdio::null());
             cmd.env("QEMU_PLUGIN", format!("file={},out={}", plugin.display(), out.display()));
+            // A fixed string hash, so that a count repeats run to run (with
+            // random seeds sets and dicts iterate in another order each time).
+            cmd.env("PYTHONHASHSEED", "0");
             crate::base::process::checked(&mut cmd).with_context(|| format!("{} {} under the counting plugin", i.name, case.args.join(" ")))?;
             let text = fs::read_to_string(&out).with_context(|| format!("the plugin wrote no counts for {} ({})", i.name, out.display()))?;
             counts.push(Counts::parse(&text).with_context(|| format!("counts of {} in {}", i.name, out.display()))?);
