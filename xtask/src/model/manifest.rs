@@ -367,6 +367,9 @@ pub enum LimitKind {
     TargetAbi,
     /// The test uses a tool of the machine it runs on (a build-machine gcc).
     TestHost,
+    /// The test assumes the install is where it was built, with absolute
+    /// paths; the tree is relocatable by design.
+    Relocatable,
 }
 
 impl LimitKind {
@@ -377,6 +380,7 @@ impl LimitKind {
             LimitKind::Emulation => "emulation",
             LimitKind::TargetAbi => "target-abi",
             LimitKind::TestHost => "test-host",
+            LimitKind::Relocatable => "relocatable",
         }
     }
 }
@@ -389,7 +393,7 @@ impl TestLimit {
         let machine = match self.kind {
             LimitKind::QemuUser => !booted,
             LimitKind::QemuSystem => booted,
-            LimitKind::Emulation | LimitKind::TargetAbi | LimitKind::TestHost => true,
+            LimitKind::Emulation | LimitKind::TargetAbi | LimitKind::TestHost | LimitKind::Relocatable => true,
         };
         machine && (self.arches.is_empty() || self.arches.iter().any(|a| a == arch))
     }
