@@ -147,7 +147,7 @@ pub fn show(project: &Project, recipe: &str, arch: &str, features: &[String]) ->
     for (name, pc) in r.packageconfig_for(resolve::override_key(n.variant, &arch)) {
         let state = if n.features.contains(name) {
             "on".to_string()
-        } else if !pc.arches.is_empty() && !pc.arches.contains(&arch) {
+        } else if !pc.offered_on(&arch) {
             format!("off: offered on {} only", pc.arches.join(", "))
         } else {
             format!("off; `--feature {name}` switches it on")

@@ -679,6 +679,13 @@ pub struct PackageConfig {
     pub arches: Vec<String>,
 }
 
+impl PackageConfig {
+    /// Whether the option is offered on `arch` (`arches` empty: on every one).
+    pub fn offered_on(&self, arch: &str) -> bool {
+        self.arches.is_empty() || self.arches.iter().any(|a| a == arch)
+    }
+}
+
 /// A part of a toolchain some build options need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -527,7 +527,7 @@ impl<'a> Resolver<'a> {
         for feature in &self.loaded.manifest.distro.features {
             let Some(pc) = offered.get(feature.get_ref()) else { continue };
             let f = feature.get_ref();
-            if variant == Variant::Target && !pc.arches.is_empty() && !pc.arches.iter().any(|a| a == self.arch) {
+            if variant == Variant::Target && !pc.offered_on(self.arch) {
                 continue;
             }
             let why = format!("packageconfig.{f} (distro feature `{f}`)");

@@ -534,6 +534,17 @@ struct Interp {
     python: PathBuf,
 }
 
+impl Interp {
+    /// The interpreter with `args` under the arch's qemu-user, as every
+    /// runtime case and profile count runs it.
+    fn command(&self, arch: &crate::model::manifest::Arch, args: &[String]) -> Command {
+        let mut cmd = crate::machine::runner::TargetRunner::new(arch, &self.root).command(&self.python, false);
+        cmd.args(args);
+        cmd.env("LC_ALL", "C.UTF-8").env("PYTHONDONTWRITEBYTECODE", "1").env("HOME", "/tmp").stdin(Stdio::null());
+        cmd
+    }
+}
+
 /// Our interpreters: the build directory's own tree (unless `default` is
 /// a variant), each variant the options phase built; then Debian's.
 fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<Vec<Interp>> {
@@ -595,9 +606,7 @@ fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> 
     let interps = interpreters(project, loaded, o, debian)?;
     let yardstick = interps.len() - 1;
     let run = |i: &Interp, args: &[String], inner: bool| -> Result<f64> {
-        let mut cmd = crate::machine::runner::TargetRunner::new(arch, &i.root).command(&i.python, false);
-        cmd.args(args);
-        cmd.env("LC_ALL", "C.UTF-8").env("PYTHONDONTWRITEBYTECODE", "1").env("HOME", "/tmp").stdin(Stdio::null());
+        let mut cmd = i.command(arch, args);
         let started = Instant::now();
         let out = crate::base::process::checked(&mut cmd).with_context(|| format!("{} {}", i.name, args.join(" ")))?;
         let wall = started.elapsed().as_secs_f64();

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSegment, ObjectSymbol};
@@ -52,9 +51,7 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
         let mut counts = vec![];
         for (k, i) in interps.iter().enumerate() {
             let out = scratch.path().join(format!("{k}.txt"));
-            let mut cmd = crate::machine::runner::TargetRunner::new(arch, &i.root).command(&i.python, false);
-            cmd.args(&case.args);
-            cmd.env("LC_ALL", "C.UTF-8").env("PYTHONDONTWRITEBYTECODE", "1").env("HOME", "/tmp").stdin(Stdio::null());
+            let mut cmd = i.command(arch, &case.args);
             cmd.env("QEMU_PLUGIN", format!("file={},out={}", plugin.display(), out.display()));
             // A fixed string hash, so that a count repeats run to run (with
             // random seeds sets and dicts iterate in another order each time).
