@@ -356,7 +356,13 @@ fn booted_checks(
         ("CROSSPYTHON_PACKAGE_CHECKS", g(PACKAGE_CHECKS)),
     ];
     let init = tree.join("init");
-    let guest_regrtest = regrtest.map(|(plan, _)| system::GuestRegrtest { list_suite: plan.lists_suite(), args: plan.args("") });
+    let tests = match (regrtest, minutes) {
+        (None, _) => 0,
+        (Some(_), Some(m)) => m * 60,
+        (Some((p, _)), None) if p.selection == crate::deploy::regrtest::Selection::All => boot.suite_minutes * 60,
+        (Some(_), None) => 1800,
+    };
+    let guest_regrtest = regrtest.map(|(plan, _)| system::GuestRegrtest { list_suite: plan.lists_suite(), args: plan.args(""), seconds: Some(tests) });
     fs::write(&init, system::init_script(&env, programs, guest_regrtest.as_ref()))?;
     fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let initrd = work.join("initrd.gz");
@@ -372,12 +378,8 @@ fn booted_checks(
     };
     eprintln!("booting {} under {} (-M {}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
     let started = std::time::Instant::now();
-    let tests = match (regrtest, minutes) {
-        (None, _) => 0,
-        (Some(_), Some(m)) => m * 60,
-        (Some((p, _)), None) if p.selection == crate::deploy::regrtest::Selection::All => boot.suite_minutes * 60,
-        (Some(_), None) => 1800,
-    };
+    // The guest stops the tests at `tests` itself; the host's limit, half an
+    // hour more for boot, checks and the XML, is for a guest that hangs.
     let limit = 1800 + tests;
     // Kept like a task's log: hours of a test suite are read afterwards.
     let log = project.build_dir.join(arch_name).join("qemu-system").join("log.console");
@@ -455,7 +457,20 @@ fn booted_checks(
         }
         Some((plan, tested)) => {
             let xml = guest_junit(&junit).with_context(|| format!("regrtest's JUnit XML from the guest's console ({})", run.path.display()))?;
-            Some(plan.report(arch_name, tested, &suite, &console, &xml)?)
+            let report = plan.report(arch_name, tested, &suite, &console, &xml)?;
+            // 130: the guest stopped regrtest at the time limit (SIGINT).
+            let left = report.modules.iter().filter(|m| m.result == "not run").count();
+            if left > 0 {
+                let why = match regrtest_exit.as_deref() {
+                    Some("130") => format!("regrtest was stopped at the {} min limit", tests / 60),
+                    code => format!("regrtest ended (exit {})", code.unwrap_or("?")),
+                };
+                let resumes = if report.whole_suite { "; the next run on this tree resumes" } else { "" };
+                let why = format!("{why}: {left} test files not run{resumes}");
+                eprintln!("{why}");
+                results.push(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: why });
+            }
+            Some(report)
         }
     };
     Ok((results, report))

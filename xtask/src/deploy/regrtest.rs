@@ -54,6 +54,10 @@ pub struct FailedCase {
     /// `failure` (an assertion) or `error` (an exception).
     pub kind: String,
     pub message: String,
+    /// What regrtest's `--rerun` of the test in a fresh process gave:
+    /// `passed` (the failure does not repeat) or `failed` (it does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -63,8 +67,10 @@ pub struct Excluded {
     pub why: String,
 }
 
-/// Module verdicts that are not failures.
-const FINE: [&str; 4] = ["passed", "skipped", "env changed", "run no tests"];
+/// Module verdicts that are not failures. `flaky`: failed, then passed
+/// when regrtest re-ran its failed tests alone in a fresh process, which
+/// CPython's own CI (`--fast-ci`, `--slow-ci`) counts as a success.
+const FINE: [&str; 5] = ["passed", "skipped", "env changed", "run no tests", "flaky"];
 
 impl Report {
     /// Modules that failed for a reason not listed as a limit: build bugs.
@@ -87,10 +93,11 @@ impl Report {
         let count = |r: &str| self.modules.iter().filter(|m| m.result == r).count();
         let _ = writeln!(
             out,
-            "{} modules: {} passed, {} failed, {} skipped, {} env changed, {} ran no tests, {} not run; {} tests run, {} skipped, {} excluded",
+            "{} modules: {} passed, {} failed, {} flaky, {} skipped, {} env changed, {} ran no tests, {} not run; {} tests run, {} skipped, {} excluded",
             self.modules.len(),
             count("passed"),
             self.bugs().len(),
+            count("flaky"),
             count("skipped"),
             count("env changed"),
             count("run no tests"),
@@ -101,7 +108,8 @@ impl Report {
         );
         for m in &self.modules {
             for f in &m.failed {
-                let _ = writeln!(out, "  FAILED {} ({}): {}", f.test, f.kind, f.message);
+                let rerun = f.rerun.as_deref().map_or(String::new(), |r| format!(", {r} when re-run"));
+                let _ = writeln!(out, "  FAILED {} ({}{rerun}): {}", f.test, f.kind, f.message);
             }
             for e in &m.excluded {
                 let _ = writeln!(out, "  excluded {} [{}]: {}", e.test, e.kind, e.why);
@@ -182,7 +190,9 @@ impl<'a> Plan<'a> {
     /// regrtest's arguments after `python3 -B -m test`.
     pub fn args(&self, junit: &str) -> Vec<String> {
         // -W: a failing test's output is shown, a passing one's is not.
-        let mut args = vec![format!("-j{}", self.workers), "--timeout".into(), self.timeout.to_string(), "-W".into()];
+        // --rerun: failed tests run again, alone, in a fresh process, as
+        // CPython's CI runs them; a failure that does not repeat is flaky.
+        let mut args = vec![format!("-j{}", self.workers), "--timeout".into(), self.timeout.to_string(), "-W".into(), "--rerun".into()];
         args.extend(["--junit-xml".to_string(), junit.to_string()]);
         for pattern in self.limits.iter().flat_map(|l| l.tests.get_ref()) {
             args.extend(["--ignore".to_string(), pattern.clone()]);
@@ -302,8 +312,15 @@ fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestL
         let parts: Vec<&str> = id.splitn(4, '.').collect();
         (parts.len() > 2).then(|| index(&parts[..3].join("."))).flatten().or_else(|| parts.get(1).and_then(|m| index(m)))
     };
+    // After "Re-running 2 failed tests in verbose mode", the verdicts are
+    // the re-run's.
+    let mut rerun = false;
     for line in progress.lines() {
         let line = &strip_colors(line);
+        if line.contains("Re-running ") && line.contains(" failed tests in verbose mode") {
+            rerun = true;
+            continue;
+        }
         // "0:00:12 load avg: 0.86 [ 2/17] test_bz2 passed",
         // "[ 3/17/1] test_os failed (1 failure) in 50.1 sec -- running (1): test_x (42 sec)"
         let Some((_, rest)) = line.split_once("] ") else { continue };
@@ -318,15 +335,37 @@ fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestL
             .map(|w| w.strip_prefix("failed (").map_or(w, |w| w.trim_end_matches(')')))
             .map(String::from)
             .unwrap_or_else(|| outcome.split(" (").next().unwrap_or(outcome).trim().to_string());
-        modules[i].result = result;
-        modules[i].detail = outcome.trim().to_string();
+        let m = &mut modules[i];
+        match (rerun, result.as_str()) {
+            // Stopped at the time limit (SIGINT) while it ran: the next run has it.
+            (_, "interrupted") => (m.result, m.detail) = ("not run".into(), "interrupted at the time limit".into()),
+            (true, "passed") if m.result != "env changed" => {
+                m.result = "flaky".into();
+                m.detail = format!("{}; passed when re-run", m.detail);
+            }
+            (true, "passed") => m.detail = format!("{}; passed when re-run", m.detail),
+            (true, _) => {
+                m.result = result;
+                m.detail = format!("{}; re-run: {}", m.detail, outcome.trim());
+            }
+            (false, _) => (m.result, m.detail) = (result, outcome.trim().to_string()),
+        }
     }
     if !junit_xml.is_empty() {
         let doc = roxmltree::Document::parse(junit_xml)?;
+        // A test met again is its re-run: it says what became of the failure.
+        let mut seen = std::collections::HashSet::new();
         for case in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
             let id = case.attribute("name").unwrap_or_default();
             let Some(i) = module_of(id) else { continue };
             let m = &mut modules[i];
+            if !seen.insert(id) {
+                let failed = case.children().any(|c| c.has_tag_name("failure") || c.has_tag_name("error"));
+                if let Some(f) = m.failed.iter_mut().find(|f| f.test == id) {
+                    f.rerun = Some(if failed { "failed" } else { "passed" }.into());
+                }
+                continue;
+            }
             m.tests += 1;
             for child in case.children().filter(|c| c.is_element()) {
                 match child.tag_name().name() {
@@ -339,7 +378,7 @@ fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestL
                         let message = child.attribute("message").unwrap_or("").trim();
                         // The last line of a formatted exception says what it was.
                         let message = message.lines().last().unwrap_or("").chars().take(200).collect();
-                        m.failed.push(FailedCase { test: id.to_string(), kind: kind.to_string(), message });
+                        m.failed.push(FailedCase { test: id.to_string(), kind: kind.to_string(), message, rerun: None });
                     }
                     _ => {}
                 }
@@ -414,7 +453,7 @@ mod tests {
         assert_eq!(report.bugs(), vec!["test_os", "test_zlib"]);
         report.whole_suite = true;
         assert_eq!(report.bugs(), vec!["test_os"], "the rest of a stopped whole suite is left to the next run");
-        assert!(report.table().contains("1 failed, 1 skipped, 0 env changed, 0 ran no tests, 1 not run"), "{}", report.table());
+        assert!(report.table().contains("1 failed, 0 flaky, 1 skipped, 0 env changed, 0 ran no tests, 1 not run"), "{}", report.table());
     }
 
     #[test]
@@ -429,6 +468,7 @@ mod tests {
                 test: "test.test_os.TimerfdTests.test_a".into(),
                 kind: "failure".into(),
                 message: "AssertionError: 0.998 != 1 within 3 places".into(),
+                rerun: None,
             }]
         );
     }
@@ -488,6 +528,47 @@ mod tests {
         let results: Vec<(&str, &str)> = second.modules.iter().map(|m| (m.module.as_str(), m.result.as_str())).collect();
         assert_eq!(results, [("test_bz2", "passed"), ("test_os", "passed"), ("test_zlib", "passed")]);
         assert!(second.bugs().is_empty());
+    }
+
+    #[test]
+    fn a_failure_that_does_not_repeat_when_re_run_is_flaky_and_one_that_does_is_a_failure() {
+        assert!(plan_of_the_whole_suite(&Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap())
+            .args("j")
+            .contains(&"--rerun".to_string()));
+        let wanted: Vec<String> = ["test_os", "test_zlib", "test_bz2"].map(String::from).to_vec();
+        let progress = "\
+[1/3/1] test_os failed (1 failure) in 50.1 sec
+[2/3/2] test_zlib failed (1 error)
+[3/3/2] test_bz2 passed
+== Tests result: FAILURE ==
+0:02:00 load avg: 1.00 Re-running 2 failed tests in verbose mode in subprocesses
+test_a (test.test_os.TimerfdTests.test_a) ... ok
+0:02:30 load avg: 1.00 [1/2] test_os passed
+0:02:40 load avg: 1.00 [2/2/1] test_zlib failed (1 error)
+";
+        let junit = r#"<testsuites>
+<testsuite><testcase name="test.test_os.TimerfdTests.test_a"><failure message="AssertionError: 0.998 != 1">tb</failure></testcase>
+<testcase name="test.test_os.TimerfdTests.test_b"/></testsuite>
+<testsuite><testcase name="test.test_zlib.T.test_c"><error message="OSError: x">tb</error></testcase></testsuite>
+<testsuite><testcase name="test.test_os.TimerfdTests.test_a"/></testsuite>
+<testsuite><testcase name="test.test_zlib.T.test_c"><error message="OSError: x">tb</error></testcase></testsuite>
+</testsuites>"#;
+        let m = classify(&wanted, progress, junit, &[]).unwrap();
+        assert_eq!((m[0].result.as_str(), m[0].detail.as_str()), ("flaky", "failed (1 failure) in 50.1 sec; passed when re-run"));
+        assert_eq!(m[0].tests, 2, "a re-run is not counted as more tests");
+        assert_eq!(m[0].failed[0].rerun.as_deref(), Some("passed"));
+        assert_eq!((m[1].result.as_str(), m[1].detail.as_str()), ("failed", "failed (1 error); re-run: failed (1 error)"));
+        assert_eq!(m[1].failed[0].rerun.as_deref(), Some("failed"));
+        assert_eq!(m[2].result, "passed");
+        let report = Report { arch: "x".into(), command: String::new(), whole_suite: true, tree: String::new(), modules: m };
+        assert_eq!(report.bugs(), vec!["test_zlib"]);
+        assert!(report.table().contains("FAILED test.test_os.TimerfdTests.test_a (failure, passed when re-run): AssertionError"), "{}", report.table());
+    }
+
+    #[test]
+    fn a_test_file_interrupted_at_the_time_limit_is_left_for_the_next_run() {
+        let m = classify(&wanted(), "[1/4] test_bz2 passed\n[2/4] test_os interrupted\n", "", &[]).unwrap();
+        assert_eq!((m[1].result.as_str(), m[1].detail.as_str()), ("not run", "interrupted at the time limit"));
     }
 
     #[test]

@@ -198,7 +198,15 @@ pub fn initramfs(root: &Path, out: &Path) -> Result<()> {
 pub struct GuestRegrtest {
     pub list_suite: bool,
     pub args: Vec<String>,
+    /// The tests' time in the guest: then regrtest gets SIGINT, stops its
+    /// workers and still writes its JUnit XML (exit 130), so the host reads
+    /// what finished and the next run resumes from the rest.
+    pub seconds: Option<u64>,
 }
+
+/// After the SIGINT, how long regrtest has to stop its workers, re-run its
+/// failed tests and write its XML before it is killed.
+const GUEST_GRACE_SECONDS: u64 = 600;
 
 /// Where the guest writes regrtest's JUnit XML, which it then prints
 /// gzipped and base64-encoded as `JUNIT <line>`s: an initramfs root
@@ -236,7 +244,8 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
             s.push_str(&format!("/usr/local/bin/python3 -B -m test --list-tests | {bb} sed 's/^/SUITE /'\n"));
         }
         let args = crate::base::process::shell_words(&r.args);
-        s.push_str(&format!("/usr/local/bin/python3 -B -m test {args} --junit-xml {GUEST_JUNIT}\necho \"REGRTEST-EXIT $?\"\n"));
+        let limit = r.seconds.map_or(String::new(), |secs| format!("{bb} timeout -s INT -k {GUEST_GRACE_SECONDS} {secs} "));
+        s.push_str(&format!("{limit}/usr/local/bin/python3 -B -m test {args} --junit-xml {GUEST_JUNIT}\necho \"REGRTEST-EXIT $?\"\n"));
         // Only panics on the console while the XML goes out: a kernel
         // message in the middle of a JUNIT line would break its base64
         // (before, the OOM killer's messages say why a worker died).
@@ -409,7 +418,7 @@ mod tests {
 
     #[test]
     fn cpython_tests_run_after_the_checks_and_come_back_as_console_lines() {
-        let r = GuestRegrtest { list_suite: true, args: vec!["-j2".into(), "--ignore".into(), "test.test_os.It's*".into()] };
+        let r = GuestRegrtest { list_suite: true, args: vec!["-j2".into(), "--ignore".into(), "test.test_os.It's*".into()], seconds: None };
         let s = init_script(&[], &[], Some(&r));
         let checks = s.find("checks.py").unwrap();
         let list = s.find("-m test --list-tests | /.crosspython/busybox sed 's/^/SUITE /'").expect("the suite is named first");
@@ -418,6 +427,14 @@ mod tests {
         assert!(checks < list && list < run && run < junit, "{s}");
         assert!(s.contains("echo 1 > /proc/sys/kernel/printk"), "kernel messages would break the base64 lines");
         assert!(!init_script(&[], &[], None).contains("-m test"));
+    }
+
+    #[test]
+    fn the_guest_stops_the_tests_itself_at_their_time_limit_so_their_results_still_come_back() {
+        let r = GuestRegrtest { list_suite: false, args: vec!["-j2".into()], seconds: Some(600) };
+        let s = init_script(&[], &[], Some(&r));
+        let run = s.find("/.crosspython/busybox timeout -s INT -k 600 600 /usr/local/bin/python3 -B -m test -j2 --junit-xml").expect(&s);
+        assert!(run < s.find("JUNIT").unwrap());
     }
 
     #[test]
