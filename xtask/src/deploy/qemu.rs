@@ -157,7 +157,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         let earlier = project.deploy_dir(arch_name).join("cpython-suite-system.json");
         if let (Some(plan), Ok(text)) = (plan.as_mut(), fs::read(&earlier)) {
             if let Some(left) = serde_json::from_slice(&text).ok().and_then(|r| plan.resume(r, &tested)) {
-                eprintln!("resuming {}: {left} test files were not run on this tree ({} finished)", earlier.display(), plan.finished.len());
+                eprintln!("resuming {}: {left} test files were not run or failed on this tree ({} finished)", earlier.display(), plan.finished.len());
             }
         }
         let (mut results, report) = booted_checks(
@@ -236,7 +236,9 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
             ("PATH", "/usr/bin:/bin".into()),
             ("HOME", certs.path().display().to_string()),
             ("LC_ALL", "C.UTF-8".into()),
-            ("PYTHONDONTWRITEBYTECODE", "1".into()),
+            // No PYTHONDONTWRITEBYTECODE: the tests' own children must write
+            // byte code (test_compileall's hardlink tests check that they do),
+            // and the tree under test is a copy on the board root.
         ];
         let env: Vec<(&str, String)> = env.into_iter().chain(runner.env()).collect();
         let report = crate::deploy::regrtest::run(&python, &env, loaded, arch_name, selection)?;

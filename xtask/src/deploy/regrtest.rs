@@ -166,13 +166,16 @@ impl<'a> Plan<'a> {
     }
 
     /// Go on from an earlier report of the whole suite on the same tree:
-    /// its test files that were not run are this run's. Returns how many
-    /// are left, or None when `earlier` is not this run's to resume.
+    /// its test files that were not run, and those that failed (a limit or
+    /// a test environment fixed since then shows at once), are this run's.
+    /// Returns how many, or None when `earlier` is not this run's to resume
+    /// (another tree, or nothing left: the suite runs again whole).
     pub fn resume(&mut self, earlier: Report, tree: &str) -> Option<usize> {
         if self.selection != Selection::All || !earlier.whole_suite || earlier.tree != tree || tree.is_empty() {
             return None;
         }
-        let (left, finished): (Vec<ModuleResult>, Vec<ModuleResult>) = earlier.modules.into_iter().partition(|m| m.result == "not run");
+        let (left, finished): (Vec<ModuleResult>, Vec<ModuleResult>) =
+            earlier.modules.into_iter().partition(|m| m.result == "not run" || !FINE.contains(&m.result.as_str()));
         if left.is_empty() {
             return None;
         }
@@ -524,10 +527,18 @@ mod tests {
         assert_eq!(next.resume(serde_json::from_slice(&text).unwrap(), "sig-1"), Some(2));
         assert!(!next.lists_suite(), "the files left are named, the suite is not listed again");
         assert!(next.args("/tmp/j.xml").ends_with(&["test_os".to_string(), "test_zlib".to_string()]));
-        let second = next.report("aarch64", "sig-1", &[], "[1/2] test_os passed\n[2/2] test_zlib passed\n", "").unwrap();
+        let second = next.report("aarch64", "sig-1", &[], "[1/2] test_os passed\n[2/2] test_zlib failed (1 failure)\n", "").unwrap();
         let results: Vec<(&str, &str)> = second.modules.iter().map(|m| (m.module.as_str(), m.result.as_str())).collect();
-        assert_eq!(results, [("test_bz2", "passed"), ("test_os", "passed"), ("test_zlib", "passed")]);
-        assert!(second.bugs().is_empty());
+        assert_eq!(results, [("test_bz2", "passed"), ("test_os", "passed"), ("test_zlib", "failed")]);
+        let text = serde_json::to_vec(&second).unwrap();
+
+        let mut third = plan_of_the_whole_suite(&loaded);
+        assert_eq!(third.resume(serde_json::from_slice(&text).unwrap(), "sig-1"), Some(1), "what failed runs again");
+        assert_eq!(third.modules, ["test_zlib"]);
+        let done = third.report("aarch64", "sig-1", &[], "[1/1] test_zlib passed\n", "").unwrap();
+        assert!(done.bugs().is_empty());
+        let text = serde_json::to_vec(&done).unwrap();
+        assert_eq!(plan_of_the_whole_suite(&loaded).resume(serde_json::from_slice(&text).unwrap(), "sig-1"), None, "a finished suite runs again whole");
     }
 
     #[test]

@@ -239,7 +239,10 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
     }
     s.push_str(&format!("/usr/local/bin/python3 -I -B /{GUEST_DIR}/checks.py\necho \"CHECKS-EXIT $?\"\n"));
     if let Some(r) = regrtest {
-        s.push_str("cd /tmp\n");
+        // The checks write no byte code; the tests' own children must
+        // (test_compileall's HardlinkDedupTests*.test_import imports with -O
+        // and expects a new opt-1.pyc). regrtest itself runs with -B.
+        s.push_str("unset PYTHONDONTWRITEBYTECODE\ncd /tmp\n");
         if r.list_suite {
             s.push_str(&format!("/usr/local/bin/python3 -B -m test --list-tests | {bb} sed 's/^/SUITE /'\n"));
         }
@@ -421,6 +424,7 @@ mod tests {
         let r = GuestRegrtest { list_suite: true, args: vec!["-j2".into(), "--ignore".into(), "test.test_os.It's*".into()], seconds: None };
         let s = init_script(&[], &[], Some(&r));
         let checks = s.find("checks.py").unwrap();
+        assert!(checks < s.find("unset PYTHONDONTWRITEBYTECODE").unwrap(), "the tests' children write byte code, as on a board");
         let list = s.find("-m test --list-tests | /.crosspython/busybox sed 's/^/SUITE /'").expect("the suite is named first");
         let run = s.find("-m test -j2 --ignore 'test.test_os.It'\\''s*' --junit-xml /tmp/junit.xml\necho \"REGRTEST-EXIT $?\"").expect(&s);
         let junit = s.find("gzip -c /tmp/junit.xml | /.crosspython/busybox base64 | /.crosspython/busybox sed 's/^/JUNIT /'").unwrap();
