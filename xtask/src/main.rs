@@ -172,7 +172,7 @@ enum Cmd {
         /// Also run CPython's own tests: `listed` (the default) the modules of the manifest's distro.cpython_tests, `all` the whole suite (hours under emulation).
         #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "listed")]
         cpython_tests: Option<crate::deploy::regrtest::Selection>,
-        /// With --system: stop CPython's tests after this many minutes (default: the arch's suite_minutes); the test files that finished are reported.
+        /// Stop CPython's tests after this many minutes (booted, the default is the arch's suite_minutes; under qemu-user, none); the test files that finished are reported, and the next run of the whole suite on the same tree resumes.
         #[arg(long, requires = "cpython_tests")]
         minutes: Option<u64>,
         /// Wait for another command holding the build directory (the tree and deploy/<arch> are its).

@@ -112,6 +112,42 @@ pub fn run_stoppable(cmd: &mut Command) -> std::io::Result<ExitStatus> {
     status
 }
 
+/// As [`run_stoppable`], with a time limit: at `limit` the command gets
+/// SIGINT (a program that stops cleanly on it, as regrtest does, still
+/// writes its results), and `grace` later its process group SIGKILL.
+/// Returns the exit status and whether the limit was reached.
+pub fn run_until(cmd: &mut Command, limit: std::time::Duration, grace: std::time::Duration) -> std::io::Result<(ExitStatus, bool)> {
+    cmd.process_group(0);
+    if let Some(v) = TASK_MARK_VALUE.get() {
+        cmd.env(TASK_MARK, v);
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    CHILDREN.lock().unwrap().insert(pid);
+    let started = std::time::Instant::now();
+    let mut signalled = None;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        match signalled {
+            None if started.elapsed() >= limit => {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGINT) };
+                signalled = Some(std::time::Instant::now());
+            }
+            Some(at) if at.elapsed() >= grace => {
+                // SAFETY: as above.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
+            _ => {}
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    CHILDREN.lock().unwrap().remove(&pid);
+    Ok((status, signalled.is_some()))
+}
+
 /// How a command is named in messages: its program's file name and
 /// first arguments (`python3 -m pip download`); the whole line is in logs.
 pub fn describe(cmd: &Command) -> String {
@@ -184,6 +220,19 @@ mod tests {
         assert!(err.starts_with("cannot run `tool`: No such file or directory"), "{err}");
         assert_eq!(String::from_utf8(checked(Command::new("echo").arg("ok")).unwrap().stdout).unwrap(), "ok\n");
         assert_eq!(last_lines("a\n\nb\nc\n", 2), "b\nc");
+    }
+
+    #[test]
+    fn a_command_past_its_time_limit_gets_sigint_then_sigkill_if_it_ignores_it() {
+        use std::os::unix::process::ExitStatusExt;
+        use std::time::Duration;
+        let (status, stopped) = run_until(Command::new("sleep").arg("30"), Duration::from_millis(300), Duration::from_secs(30)).unwrap();
+        assert_eq!((status.signal(), stopped), (Some(libc::SIGINT), true));
+        let stubborn = "trap '' INT; sleep 30";
+        let (status, stopped) = run_until(Command::new("sh").args(["-c", stubborn]), Duration::from_millis(300), Duration::from_millis(500)).unwrap();
+        assert_eq!((status.signal(), stopped), (Some(libc::SIGKILL), true));
+        let (status, stopped) = run_until(&mut Command::new("true"), Duration::from_secs(30), Duration::from_secs(30)).unwrap();
+        assert!(status.success() && !stopped);
     }
 
     #[test]

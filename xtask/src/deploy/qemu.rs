@@ -134,6 +134,12 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
     make_test_certificate(certs.path())?;
     write_package_checks(loaded, &certs.path().join(PACKAGE_CHECKS))?;
     let script = project.root.join("tests/target/checks.py");
+    // What is tested: a later run of the whole suite on the same tree goes
+    // on where this one stopped (the suite takes hours).
+    let tested = match package {
+        Some(archive) => crate::sources::fetch::sha256_file(archive)?,
+        None => crate::engine::image::ImageNote::read(&source).map(|n| n.rootfs_sig).unwrap_or_default(),
+    };
     if system {
         let programs = match (&target.board, &arch.test_board) {
             (None, Some(name)) => loaded.manifest.board[name].programs.clone(),
@@ -146,20 +152,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
                 loaded.manifest.system.keys().cloned().collect::<Vec<_>>().join(", ")
             )
         })?;
-        let suite = crate::deploy::regrtest::test_suite_of(&python);
-        let mut plan = cpython.map(|selection| crate::deploy::regrtest::Plan::new(loaded, arch_name, selection, true, suite.as_deref(), boot.cpus));
-        // What is tested: a later run of the whole suite on the same tree
-        // goes on where this one stopped (the suite takes hours booted).
-        let tested = match package {
-            Some(archive) => crate::sources::fetch::sha256_file(archive)?,
-            None => crate::engine::image::ImageNote::read(&source).map(|n| n.rootfs_sig).unwrap_or_default(),
-        };
-        let earlier = project.deploy_dir(arch_name).join("cpython-suite-system.json");
-        if let (Some(plan), Ok(text)) = (plan.as_mut(), fs::read(&earlier)) {
-            if let Some(left) = serde_json::from_slice(&text).ok().and_then(|r| plan.resume(r, &tested)) {
-                eprintln!("resuming {}: {left} test files were not run or failed on this tree ({} finished)", earlier.display(), plan.finished.len());
-            }
-        }
+        let plan = cpython.map(|selection| regrtest_plan(project, loaded, arch_name, selection, &python, true, boot.cpus, &tested));
         let (mut results, report) = booted_checks(
             project,
             loaded,
@@ -241,8 +234,15 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
             // and the tree under test is a copy on the board root.
         ];
         let env: Vec<(&str, String)> = env.into_iter().chain(runner.env()).collect();
-        let report = crate::deploy::regrtest::run(&python, &env, loaded, arch_name, selection)?;
+        let plan = regrtest_plan(project, loaded, arch_name, selection, &python, false, 2, &tested);
+        let log = project.build_dir.join(arch_name).join("qemu-user").join("log.regrtest");
+        let limit = minutes.map(|m| std::time::Duration::from_secs(m * 60));
+        let report = crate::deploy::regrtest::run(&plan, &python, &env, arch_name, &tested, limit, &log)?;
         publish(project, arch_name, &report, false)?;
+        let left = report.modules.iter().filter(|m| m.result == "not run").count();
+        if left > 0 {
+            bail!("{left} CPython test files were not run on {arch_name} (log: {}); the next run on this tree resumes", log.display());
+        }
     }
     Ok(())
 }
@@ -250,6 +250,30 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
 /// The CPython test report in `deploy/<arch>/` (`qemu-test` for the
 /// listed modules, `cpython-suite` for the whole suite, `-system` when
 /// booted), and the verdict.
+/// CPython's tests for this run; the whole suite goes on from the earlier
+/// report of the same tree (`deploy/<arch>/cpython-suite[-system].json`).
+#[allow(clippy::too_many_arguments)]
+fn regrtest_plan<'a>(
+    project: &Project,
+    loaded: &'a Loaded,
+    arch_name: &str,
+    selection: crate::deploy::regrtest::Selection,
+    python: &Path,
+    booted: bool,
+    workers: u32,
+    tested: &str,
+) -> crate::deploy::regrtest::Plan<'a> {
+    let suite = crate::deploy::regrtest::test_suite_of(python);
+    let mut plan = crate::deploy::regrtest::Plan::new(loaded, arch_name, selection, booted, suite.as_deref(), workers);
+    let earlier = project.deploy_dir(arch_name).join(if booted { "cpython-suite-system.json" } else { "cpython-suite.json" });
+    if let Ok(text) = fs::read(&earlier) {
+        if let Some(left) = serde_json::from_slice(&text).ok().and_then(|r| plan.resume(r, tested)) {
+            eprintln!("resuming {}: {left} test files were not run or failed on this tree ({} finished)", earlier.display(), plan.finished.len());
+        }
+    }
+    plan
+}
+
 fn publish(project: &Project, arch_name: &str, report: &crate::deploy::regrtest::Report, booted: bool) -> Result<()> {
     let table = report.table();
     let stem = match (report.whole_suite, booted) {

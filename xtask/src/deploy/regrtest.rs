@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -231,11 +232,11 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// Run CPython's tests with the target interpreter under qemu-user (the
-/// environment carries qemu's settings) and classify every module.
-pub fn run(python: &Path, env: &[(&str, String)], loaded: &Loaded, arch: &str, selection: Selection) -> Result<Report> {
-    let suite_dir = test_suite_of(python);
-    let plan = Plan::new(loaded, arch, selection, false, suite_dir.as_deref(), 2);
+/// Run `plan` with the target interpreter under qemu-user (the
+/// environment carries qemu's settings) and classify every module. Its
+/// output goes to `log` as it comes; at `limit` regrtest gets SIGINT, stops
+/// its workers and still writes its XML: the rest is `not run`.
+pub fn run(plan: &Plan, python: &Path, env: &[(&str, String)], arch: &str, tree: &str, limit: Option<Duration>, log: &Path) -> Result<Report> {
     let scratch = tempfile::Builder::new().prefix("crosspython-regrtest-").tempdir()?;
     let junit = scratch.path().join("junit.xml");
     let python_cmd = |args: &[String]| {
@@ -243,18 +244,27 @@ pub fn run(python: &Path, env: &[(&str, String)], loaded: &Loaded, arch: &str, s
         cmd.args(["-B", "-m", "test"]).args(args).current_dir(scratch.path()).env_clear().envs(env.iter().map(|(k, v)| (*k, v.as_str()))).stdin(Stdio::null());
         cmd
     };
-    let suite = match selection {
-        Selection::Listed => vec![],
-        Selection::All => {
-            let out = crate::base::process::output(&mut python_cmd(&["--list-tests".to_string()]))?;
-            String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| l.starts_with("test")).map(String::from).collect()
-        }
+    let suite = if plan.lists_suite() {
+        let out = crate::base::process::output(&mut python_cmd(&["--list-tests".to_string()]))?;
+        String::from_utf8_lossy(&out.stdout).lines().map(str::trim).filter(|l| l.starts_with("test")).map(String::from).collect()
+    } else {
+        vec![]
     };
-    eprintln!("running CPython's tests on the target: {} ...", plan.command());
-    let out = crate::base::process::output(&mut python_cmd(&plan.args(&junit.display().to_string())))?;
-    let progress = String::from_utf8_lossy(&out.stdout);
+    eprintln!("running CPython's tests on the target: {} (log: {}) ...", plan.command(), log.display());
+    std::fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))?;
+    let file = std::fs::File::create(log).with_context(|| format!("cannot write {}", log.display()))?;
+    let mut cmd = python_cmd(&plan.args(&junit.display().to_string()));
+    cmd.stdout(file.try_clone()?).stderr(file);
+    // A day stands for no limit; after SIGINT, ten minutes to stop workers,
+    // re-run failed tests and write the XML.
+    let (status, stopped) = crate::base::process::run_until(&mut cmd, limit.unwrap_or(Duration::from_secs(86400)), Duration::from_secs(600))
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    let progress = std::fs::read(log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    if stopped {
+        eprintln!("regrtest was stopped at the time limit ({status}); the files that finished are reported");
+    }
     let xml = std::fs::read_to_string(&junit).unwrap_or_default();
-    plan.report(arch, "", &suite, &progress, &xml).with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))
+    plan.report(arch, tree, &suite, &progress, &xml).with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))
 }
 
 /// `lib/python3.X/test` next to the interpreter's `bin/`, if there is one.
