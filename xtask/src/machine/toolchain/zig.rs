@@ -316,10 +316,17 @@ pub fn wrappers(
     // the LTO build that uses it gets the same profile, and the throwaway
     // instrumented build skips ThinLTO's link (2m40s of python3's PGO
     // build on aarch64).
+    //
+    // zig caches every compile by its arguments and the files the
+    // preprocessor reads, not by the profile a compile uses: a rebuild with
+    // a new profile at the same path got the objects of the old one (found
+    // with two profiles of one program). The profile's hash goes into the
+    // arguments, as a macro nothing reads.
     let (profile_init, profile_arg, profile) = match profile_runtime {
         Some(rt) => (
             "profile=\n",
-            "    -fprofile-instr-generate*|-fprofile-generate*) profile=1; set -- \"$@\" \"$a\";;\n",
+            "    -fprofile-instr-generate*|-fprofile-generate*) profile=1; set -- \"$@\" \"$a\";;\n\
+             \x20   -fprofile-instr-use=*|-fprofile-use=*) set -- \"$@\" \"$a\" \"-D__crosspython_profile=$(sha256sum < \"${a#*=}\" | cut -c1-16)\";;\n",
             format!(
                 "if [ -n \"$profile\" ]; then set -- \"$@\" -fno-lto; fi\n\
                  if [ -n \"$profile\" ] && [ -n \"$inputs\" ] && [ -n \"$link\" ]; then set -- \"$@\" -Wl,-u,__llvm_profile_runtime '{}'; fi\n",
@@ -534,7 +541,18 @@ mod tests {
         assert_eq!(args[args.len() - 2..], ["-Wl,-u,__llvm_profile_runtime", "/rt/libclang_rt.profile.a"], "kept even though nothing refers to it");
         let compile = run(&bin, "gcc", &["-flto=thin", "-fprofile-instr-generate", "-c", "x.c"]);
         assert_eq!(compile.last().map(String::as_str), Some("-fno-lto"), "the instrumented build is not LTO: {compile:?}");
-        assert!(!run(&bin, "gcc", &["-flto=thin", "-fprofile-instr-use=x.profdata", "-c", "x.c"]).contains(&"-fno-lto".to_string()), "the optimized one is");
+        assert!(!run(&bin, "gcc", &["-flto=thin", "-fprofile-instr-use=/dev/null", "-c", "x.c"]).contains(&"-fno-lto".to_string()), "the optimized one is");
+        // zig's compile cache keys on arguments: the profile's content is one.
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("code.profdata");
+        let use_flag = format!("-fprofile-instr-use={}", profile.display());
+        let key = |content: &str| {
+            fs::write(&profile, content).unwrap();
+            run(&bin, "gcc", &[&use_flag, "-c", "x.c"]).into_iter().find(|a| a.starts_with("-D__crosspython_profile=")).expect("the profile's key")
+        };
+        let (first, second) = (key("profile one"), key("profile two"));
+        assert_ne!(first, second, "a new profile at the same path is a new compile");
+        assert_eq!(first, key("profile one"));
         assert!(!run(&bin, "gcc", &["-fprofile-instr-generate", "-c", "x.c"]).iter().any(|a| a.contains("profile_runtime")), "compiles take no runtime");
         assert!(!run(&bin, "gcc", &["x.o", "-o", "x"]).iter().any(|a| a.contains("profile_runtime")), "nor uninstrumented links");
     }
