@@ -5,7 +5,8 @@
 //!
 //! - resolve: reading, validating and resolving the manifest.
 //! - build: cold builds (`--jobs 1` and `--jobs 2`) in fresh build dirs
-//!   with an empty artifact cache, the critical path and how close the
+//!   with an empty artifact cache (and, for every timed build, an empty zig
+//!   compile cache), the critical path and how close the
 //!   scheduler came to the best possible, a no-op rebuild, the rebuild
 //!   after one OpenSSL configure change, a fresh clone with a warm cache.
 //! - options: the interpreter rebuilt with each variant of build options
@@ -145,9 +146,61 @@ struct TimedBuild {
     efficiency: Option<f64>,
 }
 
-/// One `cargo xtask build` as a child: wall time, CPU time of everything
-/// it ran (its waited-for descendants), and its buildstats.
-fn timed_build(build_dir: &Path, sstate: &Path, manifest: Option<&Path>, jobs: Option<usize>, arch: &str, extra: &[&str]) -> Result<TimedBuild> {
+/// zig's compile cache, set aside while one timed build runs. zig caches
+/// every C compile by its arguments and the headers it reads, so a build
+/// whose compile lines an earlier one ran (the same build directory path)
+/// compiled almost nothing: the OpenSSL-change rebuild, the default
+/// python3 that PGO's build time is compared with, found its objects from
+/// the cold build just before. Each timed build starts with an empty
+/// cache, as on a fresh machine; the user's is put back when it ends, or
+/// by the next bench if this one was killed.
+struct ColdCompileCache {
+    cache: PathBuf,
+    aside: PathBuf,
+}
+
+impl ColdCompileCache {
+    fn new(cache_dir: &Path) -> Result<ColdCompileCache> {
+        let cache = cache_dir.join("toolchains").join("zig-cache");
+        let aside = cache.with_file_name("zig-cache.set-aside-by-bench");
+        let c = ColdCompileCache { cache, aside };
+        c.put_back()?;
+        if c.cache.exists() {
+            fs::rename(&c.cache, &c.aside).with_context(|| format!("cannot set {} aside", c.cache.display()))?;
+        }
+        Ok(c)
+    }
+
+    fn put_back(&self) -> Result<()> {
+        if self.aside.exists() {
+            crate::base::sysroot::remove(&self.cache)?;
+            fs::rename(&self.aside, &self.cache).with_context(|| format!("cannot put {} back", self.cache.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ColdCompileCache {
+    fn drop(&mut self) {
+        if let Err(e) = self.put_back() {
+            eprintln!("warning: {e:#}");
+        }
+    }
+}
+
+/// One `cargo xtask build` as a child, with zig's compile cache empty
+/// ([`ColdCompileCache`]): wall time, CPU time of everything it ran (its
+/// waited-for descendants), and its buildstats.
+fn timed_build(
+    project: &Project,
+    build_dir: &Path,
+    sstate: &Path,
+    manifest: Option<&Path>,
+    jobs: Option<usize>,
+    arch: &str,
+    extra: &[&str],
+) -> Result<TimedBuild> {
+    let _cold = ColdCompileCache::new(&project.cache_dir)?;
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(&exe);
     cmd.arg("--build-dir").arg(build_dir);
@@ -202,7 +255,7 @@ fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
     for &jobs in &o.cold_jobs {
         let dir = root.join(format!("cold-j{jobs}/build"));
         let sstate = root.join(format!("sstate-j{jobs}"));
-        let mut r = timed_build(&dir, &sstate, None, Some(jobs), &o.arch, &[])?;
+        let mut r = timed_build(project, &dir, &sstate, None, Some(jobs), &o.arch, &[])?;
         let (wall, cpu, cp) = (r.wall_secs, r.cpu_secs, r.critical_path_secs);
         let best = cp.max(cpu / jobs as f64);
         r.efficiency = Some(wall / best);
@@ -218,16 +271,16 @@ fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
         warm_sstate = Some((dir, sstate));
     }
     if let Some((dir, sstate)) = warm_sstate {
-        let noop = timed_build(&dir, &sstate, None, None, &o.arch, &[])?;
+        let noop = timed_build(project, &dir, &sstate, None, None, &o.arch, &[])?;
         writeln!(t, "  no-op rebuild: {}", crate::engine::scheduler::human(noop.wall_secs))?;
         v["noop"] = serde_json::to_value(&noop)?;
         let changed = manifest_with_openssl_change(project)?;
-        let r = timed_build(&dir, &sstate, Some(&changed), None, &o.arch, &[]);
+        let r = timed_build(project, &dir, &sstate, Some(&changed), None, &o.arch, &[]);
         let _ = fs::remove_file(&changed);
         let r = r?;
         writeln!(t, "  rebuild after one OpenSSL configure change: {} ({} tasks)", crate::engine::scheduler::human(r.wall_secs), r.tasks_run)?;
         v["openssl_change"] = serde_json::to_value(&r)?;
-        let fresh = timed_build(&root.join("fresh-clone/build"), &sstate, None, None, &o.arch, &[])?;
+        let fresh = timed_build(project, &root.join("fresh-clone/build"), &sstate, None, None, &o.arch, &[])?;
         writeln!(t, "  fresh clone, warm artifact cache: {}", crate::engine::scheduler::human(fresh.wall_secs))?;
         v["fresh_clone_warm_sstate"] = serde_json::to_value(&fresh)?;
     }
@@ -325,7 +378,7 @@ fn options(project: &Project, loaded: &Loaded, o: &Options, build: &Value) -> Re
         if !features.is_empty() {
             extra.extend(["--feature", features.as_str()]);
         }
-        let r = timed_build(&dir, &project.sstate_dir, None, None, &o.arch, &extra)?;
+        let r = timed_build(project, &dir, &project.sstate_dir, None, None, &o.arch, &extra)?;
         let secs = python3_secs(&r.task_secs);
         let total = row(&mut t, name, secs, base)?;
         base.get_or_insert(total);
@@ -677,6 +730,27 @@ fn median(xs: &mut [f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timed_build_compiles_with_an_empty_zig_cache_and_the_users_comes_back() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = t.path().join("toolchains/zig-cache");
+        fs::create_dir_all(cache.join("o")).unwrap();
+        fs::write(cache.join("o/users"), "kept").unwrap();
+        {
+            let _cold = ColdCompileCache::new(t.path()).unwrap();
+            assert!(!cache.exists(), "the build starts cold");
+            fs::create_dir_all(cache.join("o")).unwrap();
+            fs::write(cache.join("o/benchs"), "thrown away").unwrap();
+        }
+        assert_eq!(fs::read_to_string(cache.join("o/users")).unwrap(), "kept");
+        assert!(!cache.join("o/benchs").exists());
+        // A bench killed while the user's cache was aside: the next puts it back first.
+        let cold = ColdCompileCache::new(t.path()).unwrap();
+        std::mem::forget(cold);
+        drop(ColdCompileCache::new(t.path()).unwrap());
+        assert_eq!(fs::read_to_string(cache.join("o/users")).unwrap(), "kept");
+    }
 
     #[test]
     fn a_variant_is_default_or_manifest_features_joined_by_plus() {
