@@ -114,9 +114,11 @@ pub fn run_stoppable(cmd: &mut Command) -> std::io::Result<ExitStatus> {
 
 /// As [`run_stoppable`], with a time limit: at `limit` the command gets
 /// SIGINT (a program that stops cleanly on it, as regrtest does, still
-/// writes its results), and `grace` later its process group SIGKILL.
-/// Returns the exit status and whether the limit was reached.
-pub fn run_until(cmd: &mut Command, limit: std::time::Duration, grace: std::time::Duration) -> std::io::Result<(ExitStatus, bool)> {
+/// writes its results), `again` later a second SIGINT (for what it began
+/// after the first, such as regrtest's re-run of failed tests), and
+/// `grace` after the first its process group SIGKILL. Returns the exit
+/// status and whether the limit was reached.
+pub fn run_until(cmd: &mut Command, limit: std::time::Duration, again: std::time::Duration, grace: std::time::Duration) -> std::io::Result<(ExitStatus, bool)> {
     cmd.process_group(0);
     if let Some(v) = TASK_MARK_VALUE.get() {
         cmd.env(TASK_MARK, v);
@@ -125,27 +127,27 @@ pub fn run_until(cmd: &mut Command, limit: std::time::Duration, grace: std::time
     let pid = child.id() as i32;
     CHILDREN.lock().unwrap().insert(pid);
     let started = std::time::Instant::now();
-    let mut signalled = None;
+    let mut interrupts = 0;
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        match signalled {
-            None if started.elapsed() >= limit => {
-                // SAFETY: kill has no memory-safety preconditions.
-                unsafe { libc::kill(pid, libc::SIGINT) };
-                signalled = Some(std::time::Instant::now());
-            }
-            Some(at) if at.elapsed() >= grace => {
-                // SAFETY: as above.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-            }
-            _ => {}
+        let past = started.elapsed().checked_sub(limit);
+        let signal = match past {
+            Some(p) if p >= grace => Some((-pid, libc::SIGKILL)),
+            Some(p) if interrupts == 1 && p >= again => Some((pid, libc::SIGINT)),
+            Some(_) if interrupts == 0 => Some((pid, libc::SIGINT)),
+            _ => None,
+        };
+        if let Some((to, sig)) = signal {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(to, sig) };
+            interrupts += usize::from(sig == libc::SIGINT);
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     CHILDREN.lock().unwrap().remove(&pid);
-    Ok((status, signalled.is_some()))
+    Ok((status, interrupts > 0))
 }
 
 /// How a command is named in messages: its program's file name and
@@ -226,12 +228,17 @@ mod tests {
     fn a_command_past_its_time_limit_gets_sigint_then_sigkill_if_it_ignores_it() {
         use std::os::unix::process::ExitStatusExt;
         use std::time::Duration;
-        let (status, stopped) = run_until(Command::new("sleep").arg("30"), Duration::from_millis(300), Duration::from_secs(30)).unwrap();
+        let (ms, secs) = (Duration::from_millis, Duration::from_secs);
+        let (status, stopped) = run_until(Command::new("sleep").arg("30"), ms(300), secs(30), secs(30)).unwrap();
         assert_eq!((status.signal(), stopped), (Some(libc::SIGINT), true));
+        // A program that goes on after the first SIGINT gets a second.
+        let second = "trap 'trap - INT' INT; while :; do :; done";
+        let (status, _) = run_until(Command::new("sh").args(["-c", second]), ms(300), ms(300), secs(30)).unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGINT));
         let stubborn = "trap '' INT; sleep 30";
-        let (status, stopped) = run_until(Command::new("sh").args(["-c", stubborn]), Duration::from_millis(300), Duration::from_millis(500)).unwrap();
+        let (status, stopped) = run_until(Command::new("sh").args(["-c", stubborn]), ms(300), ms(100), ms(600)).unwrap();
         assert_eq!((status.signal(), stopped), (Some(libc::SIGKILL), true));
-        let (status, stopped) = run_until(&mut Command::new("true"), Duration::from_secs(30), Duration::from_secs(30)).unwrap();
+        let (status, stopped) = run_until(&mut Command::new("true"), secs(30), secs(30), secs(30)).unwrap();
         assert!(status.success() && !stopped);
     }
 

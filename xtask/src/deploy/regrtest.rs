@@ -255,10 +255,13 @@ pub fn run(plan: &Plan, python: &Path, env: &[(&str, String)], arch: &str, tree:
     let file = std::fs::File::create(log).with_context(|| format!("cannot write {}", log.display()))?;
     let mut cmd = python_cmd(&plan.args(&junit.display().to_string()));
     cmd.stdout(file.try_clone()?).stderr(file);
-    // A day stands for no limit; after SIGINT, ten minutes to stop workers,
-    // re-run failed tests and write the XML.
-    let (status, stopped) = crate::base::process::run_until(&mut cmd, limit.unwrap_or(Duration::from_secs(86400)), Duration::from_secs(600))
-        .with_context(|| format!("cannot run {}", python.display()))?;
+    // A day stands for no limit. After the SIGINT, regrtest stops its
+    // workers and re-runs what failed; a second SIGINT a minute later stops
+    // that re-run, so the XML is written (the next run runs the failed
+    // files again); SIGKILL after ten minutes.
+    let (status, stopped) =
+        crate::base::process::run_until(&mut cmd, limit.unwrap_or(Duration::from_secs(86400)), Duration::from_secs(60), Duration::from_secs(600))
+            .with_context(|| format!("cannot run {}", python.display()))?;
     let progress = std::fs::read(log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     if stopped {
         eprintln!("regrtest was stopped at the time limit ({status}); the files that finished are reported");
@@ -351,7 +354,8 @@ fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestL
         let m = &mut modules[i];
         match (rerun, result.as_str()) {
             // Stopped at the time limit (SIGINT) while it ran: the next run has it.
-            (_, "interrupted") => (m.result, m.detail) = ("not run".into(), "interrupted at the time limit".into()),
+            (false, "interrupted") => (m.result, m.detail) = ("not run".into(), "interrupted at the time limit".into()),
+            (true, "interrupted") => m.detail = format!("{}; re-run interrupted at the time limit", m.detail),
             (true, "passed") if m.result != "env changed" => {
                 m.result = "flaky".into();
                 m.detail = format!("{}; passed when re-run", m.detail);
@@ -590,6 +594,9 @@ test_a (test.test_os.TimerfdTests.test_a) ... ok
     fn a_test_file_interrupted_at_the_time_limit_is_left_for_the_next_run() {
         let m = classify(&wanted(), "[1/4] test_bz2 passed\n[2/4] test_os interrupted\n", "", &[]).unwrap();
         assert_eq!((m[1].result.as_str(), m[1].detail.as_str()), ("not run", "interrupted at the time limit"));
+        let stopped_rerun = "[1/4/1] test_os failed (1 failure)\nRe-running 1 failed tests in verbose mode in subprocesses\n[1/1] test_os interrupted\n";
+        let m = classify(&wanted(), stopped_rerun, "", &[]).unwrap();
+        assert_eq!((m[1].result.as_str(), m[1].detail.as_str()), ("failed", "failed (1 failure); re-run interrupted at the time limit"));
     }
 
     #[test]

@@ -204,8 +204,12 @@ pub struct GuestRegrtest {
     pub seconds: Option<u64>,
 }
 
-/// After the SIGINT, how long regrtest has to stop its workers, re-run its
-/// failed tests and write its XML before it is killed.
+/// After the first SIGINT, regrtest stops its workers and re-runs the tests
+/// that failed, which can take longer than the grace (a multiprocessing
+/// file runs for 15 minutes under TCG): a second SIGINT this much later
+/// stops the re-run, so that the XML is still written; the resumed run
+/// runs what failed again. SIGKILL after the grace.
+const GUEST_RERUN_SECONDS: u64 = 60;
 const GUEST_GRACE_SECONDS: u64 = 600;
 
 /// Where the guest writes regrtest's JUnit XML, which it then prints
@@ -247,7 +251,11 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
             s.push_str(&format!("/usr/local/bin/python3 -B -m test --list-tests | {bb} sed 's/^/SUITE /'\n"));
         }
         let args = crate::base::process::shell_words(&r.args);
-        let limit = r.seconds.map_or(String::new(), |secs| format!("{bb} timeout -s INT -k {GUEST_GRACE_SECONDS} {secs} "));
+        // busybox's timeout execs the program in its own process (a child
+        // watches and signals it), so the two nest on one regrtest process.
+        let limit = r
+            .seconds
+            .map_or(String::new(), |secs| format!("{bb} timeout -s INT -k {GUEST_GRACE_SECONDS} {} {bb} timeout -s INT {secs} ", secs + GUEST_RERUN_SECONDS));
         s.push_str(&format!("{limit}/usr/local/bin/python3 -B -m test {args} --junit-xml {GUEST_JUNIT}\necho \"REGRTEST-EXIT $?\"\n"));
         // Only panics on the console while the XML goes out: a kernel
         // message in the middle of a JUNIT line would break its base64
@@ -437,7 +445,8 @@ mod tests {
     fn the_guest_stops_the_tests_itself_at_their_time_limit_so_their_results_still_come_back() {
         let r = GuestRegrtest { list_suite: false, args: vec!["-j2".into()], seconds: Some(600) };
         let s = init_script(&[], &[], Some(&r));
-        let run = s.find("/.crosspython/busybox timeout -s INT -k 600 600 /usr/local/bin/python3 -B -m test -j2 --junit-xml").expect(&s);
+        let bb = "/.crosspython/busybox";
+        let run = s.find(&format!("{bb} timeout -s INT -k 600 660 {bb} timeout -s INT 600 /usr/local/bin/python3 -B -m test -j2 --junit-xml")).expect(&s);
         assert!(run < s.find("JUNIT").unwrap());
     }
 
