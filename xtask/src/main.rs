@@ -100,7 +100,7 @@ struct BuildArgs {
     /// Cross toolchain: `zig` (the default), `debian-gcc`, a directory with bin/<triplet>-gcc, a prefix like /opt/sdk/bin/aarch64-linux-gnu-, or "CC ARGS".
     #[arg(long)]
     toolchain: Option<String>,
-    /// The board's root filesystem (or SDK sysroot): its C library decides the glibc floor; a board the build cannot serve is refused before building.
+    /// The board's root filesystem (or SDK sysroot; or a board of the manifest by name): its C library decides the glibc floor; a board the build cannot serve is refused before building.
     #[arg(long)]
     board: Option<PathBuf>,
     /// No ELF file may need a glibc symbol version newer than this (default: the manifest's libc.glibc_floor).
@@ -166,7 +166,7 @@ enum Cmd {
         /// Test this archive, unpacked over the board root, instead of sysroots/<arch>.
         #[arg(long)]
         package: Option<PathBuf>,
-        /// Install over this board root instead of the arch's test_board (the one the build used).
+        /// Install over this board root (a directory, or a board of the manifest by name) instead of the arch's test_board (the one the build used).
         #[arg(long)]
         board: Option<PathBuf>,
         /// Also run CPython's own tests: `listed` (the default) the modules of the manifest's distro.cpython_tests, `all` the whole suite (hours under emulation).
@@ -320,7 +320,10 @@ fn real_main() -> Result<()> {
                 // takes it again to write deploy/<arch>/).
                 let lock = BuildLock::take(&project.build_dir, wait)?;
                 let mut target = project.last_target(&a);
-                target.board = board.clone().or(target.board);
+                if board.is_some() {
+                    (target.board, target.board_name) = (board.clone(), None);
+                }
+                project.resolve_board(&loaded, &a, &mut target)?;
                 let app = app.clone().map(|file| package::App { file, args: app_args.clone() });
                 let run = match &app {
                     Some(app) => qemu::Run::App(app),
@@ -423,10 +426,13 @@ fn offer_other_versions(e: anyhow::Error, loaded: &model::manifest::Loaded, fetc
 
 fn build(project: &Project, args: &BuildArgs) -> Result<()> {
     let t0 = Instant::now();
-    let target = project::Target { toolchain: args.toolchain.clone(), board: args.board.clone(), glibc_floor: args.glibc_floor.clone() };
+    let mut target = project::Target { toolchain: args.toolchain.clone(), board: args.board.clone(), glibc_floor: args.glibc_floor.clone(), board_name: None };
     let mut loaded = project.load()?;
     loaded.enable_features(&args.features.names())?;
     let names = project.arches(&loaded, &args.arch)?;
+    if let [only] = names.as_slice() {
+        project.resolve_board(&loaded, only, &mut target)?;
+    }
     let arches: Vec<_> = names.iter().map(|n| &loaded.manifest.arch[n]).collect();
     let choice = target.toolchain.clone().or_else(|| std::env::var("CROSSPYTHON_TOOLCHAIN").ok());
     host::ensure(&loaded.manifest, &arches, choice.as_deref())?;

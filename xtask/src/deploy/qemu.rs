@@ -141,8 +141,8 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         None => crate::engine::image::ImageNote::read(&source).map(|n| n.rootfs_sig).unwrap_or_default(),
     };
     if system {
-        let programs = match (&target.board, &arch.test_board) {
-            (None, Some(name)) => loaded.manifest.board[name].programs.clone(),
+        let programs = match (&target.board, &target.board_name, &arch.test_board) {
+            (None, _, Some(name)) | (Some(_), Some(name), _) => loaded.manifest.board[name].programs.clone(),
             _ => vec![],
         };
         let boot = loaded.manifest.system.get(arch_name).with_context(|| {
@@ -213,8 +213,8 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
     let needs = board_needs(arch, &checked);
     results.push(CheckResult { name: "board-libc".into(), ok: true, detail: format!("{needs}; the board has {board_libc}") });
     results.push(symbols);
-    if target.board.is_none() {
-        if let Some(name) = &arch.test_board {
+    if target.board.is_none() || target.board_name.is_some() {
+        if let Some(name) = target.board_name.as_ref().or(arch.test_board.as_ref()) {
             results.extend(board_programs(arch, &tree, &loaded.manifest.board[name].programs, binfmt.is_ok())?);
         }
     }

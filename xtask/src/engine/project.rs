@@ -20,6 +20,10 @@ pub struct Target {
     pub toolchain: Option<String>,
     pub board: Option<PathBuf>,
     pub glibc_floor: Option<String>,
+    /// The manifest board `--board` named (its root is `board`): its
+    /// programs run after the checks, as the test board's do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_name: Option<String>,
 }
 
 pub struct Project {
@@ -135,6 +139,28 @@ impl Project {
             crate::machine::board::check_serves(dir, libc, floor, None, arch)?;
         }
         Ok(floor)
+    }
+
+    /// `--board` is a directory, or the name of one of the manifest's
+    /// boards, assembled from Debian packages (cached) for `arch_name`.
+    pub fn resolve_board(&self, loaded: &Loaded, arch_name: &str, target: &mut Target) -> Result<()> {
+        let Some(given) = target.board.clone() else { return Ok(()) };
+        if given.exists() || given.components().count() != 1 {
+            return Ok(());
+        }
+        let name = given.display().to_string();
+        let Some(board) = loaded.manifest.board.get(&name) else {
+            let ours: Vec<&str> = loaded.manifest.board.iter().filter(|(_, b)| b.arch == arch_name).map(|(n, _)| n.as_str()).collect();
+            bail!("--board {name}: no such directory, nor a board of that name in {} (boards for {arch_name}: {})", loaded.path.display(), ours.join(", "));
+        };
+        if board.arch != arch_name {
+            bail!("--board {name} is a board for {}, not {arch_name} ({})", board.arch, loaded.path.display());
+        }
+        let arch = &loaded.manifest.arch[arch_name];
+        let root = crate::machine::board::debian_root(&crate::sources::fetch::Fetcher::new(self.dl_dir.clone()), &self.cache_dir, &name, board, arch)?;
+        target.board = Some(root);
+        target.board_name = Some(name);
+        Ok(())
     }
 
     /// The board root programs of `arch` run on: `--board`, else the arch's
@@ -264,6 +290,22 @@ impl BuildLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_board_is_a_directory_or_a_manifest_board_of_the_arch_by_name() {
+        let project = Project::locate(None, None).unwrap();
+        let loaded = project.load().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut target = Target { board: Some(dir.path().to_path_buf()), ..Default::default() };
+        project.resolve_board(&loaded, "aarch64", &mut target).unwrap();
+        assert_eq!((target.board.as_deref(), target.board_name.as_deref()), (Some(dir.path()), None), "a directory is taken as it is");
+        let mut target = Target { board: Some("debian11-armhf".into()), ..Default::default() };
+        let err = project.resolve_board(&loaded, "aarch64", &mut target).unwrap_err().to_string();
+        assert!(err.starts_with("--board debian11-armhf is a board for armhf, not aarch64"), "{err}");
+        let mut target = Target { board: Some("debian99-arm64".into()), ..Default::default() };
+        let err = project.resolve_board(&loaded, "aarch64", &mut target).unwrap_err().to_string();
+        assert!(err.contains("no such directory, nor a board of that name") && err.contains("debian13-arm64"), "{err}");
+    }
 
     #[test]
     fn a_second_lock_is_refused_and_names_the_holder() {
