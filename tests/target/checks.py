@@ -500,14 +500,16 @@ def requests():
     return f"requests {requests.__version__}: GET from a local server"
 
 
-def measure(python):
-    """Peak RSS (KiB) of `python -c pass` and of `import numpy` where it
-    imports, and the median startup time (ms) of `-c pass` and `-I -S -c pass`."""
+def measure(pythons, n=5):
+    """Per interpreter: peak RSS (KiB) of `python -c pass` and of `import
+    numpy` where it imports, and the median startup time (ms) of `-c pass`
+    and `-I -S -c pass`. Runs alternate between the interpreters, so that
+    the machine's load (an emulator shares its host) falls on all alike."""
     import re
     import subprocess
     import time
 
-    def peak(code):
+    def peak(python, code):
         # The child's own VmHWM, read as it ends: a parent's ru_maxrss for
         # a child counts the memory the child was forked or spawned with.
         status = "import sys; sys.stdout.write(open('/proc/self/status').read())"
@@ -515,22 +517,24 @@ def measure(python):
         found = re.search(r"VmHWM:\s+(\d+)", out.stdout)
         return int(found.group(1)) if out.returncode == 0 and found else None
 
-    def median_ms(args, n=5):
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            subprocess.run([python, *args], check=True)
-            times.append((time.perf_counter() - start) * 1000)
-        return round(sorted(times)[n // 2])
+    def ms(python, args):
+        start = time.perf_counter()
+        subprocess.run([python, *args], check=True)
+        return (time.perf_counter() - start) * 1000
 
-    rss_pass = peak("pass")
-    assert rss_pass, f"{python} -c pass did not run"
-    return {
-        "rss_pass_kib": rss_pass,
-        "rss_numpy_kib": peak("import numpy"),
-        "startup_ms": median_ms(["-c", "pass"]),
-        "startup_isolated_ms": median_ms(["-I", "-S", "-c", "pass"]),
-    }
+    figures = {}
+    for python in pythons:
+        rss_pass = peak(python, "pass")
+        assert rss_pass, f"{python} -c pass did not run"
+        figures[python] = {"rss_pass_kib": rss_pass, "rss_numpy_kib": peak(python, "import numpy")}
+    for key, args in [("startup_ms", ["-c", "pass"]), ("startup_isolated_ms", ["-I", "-S", "-c", "pass"])]:
+        times = {python: [] for python in pythons}
+        for _ in range(n):
+            for python in pythons:
+                times[python].append(ms(python, args))
+        for python in pythons:
+            figures[python][key] = round(sorted(times[python])[n // 2])
+    return figures
 
 
 @check
@@ -543,10 +547,9 @@ def memory():
     import glob
     import re
 
-    figures = {"python3": measure(sys.executable)}
     board = sorted(p for p in glob.glob("/usr/bin/python3.*") if re.fullmatch(r"/usr/bin/python3\.\d+", p))
-    if board:
-        figures[board[-1]] = measure(board[-1])
+    measured = measure([sys.executable, *board[-1:]])
+    figures = {"python3": measured.pop(sys.executable), **measured}
     with open("/proc/self/status") as f:
         figures["checks_vmhwm_kib"] = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
     with open("/proc/meminfo") as f:

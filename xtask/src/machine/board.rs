@@ -312,7 +312,8 @@ pub fn debian_packages_root(
     arch: &Arch,
 ) -> Result<PathBuf> {
     let board = what;
-    let key = crate::sources::fetch::sha256_bytes(format!("{} {} {:?}", board.suite, arch.debian_arch, board.packages).as_bytes());
+    // "py3compile": roots assembled before the byte code step are not reused.
+    let key = crate::sources::fetch::sha256_bytes(format!("{} {} {:?} py3compile", board.suite, arch.debian_arch, board.packages).as_bytes());
     let dir = cache.join("boards").join(format!("{name}-{}", &key[..12]));
     let root = dir.join("root");
     if dir.join("packages.txt").is_file() {
@@ -333,11 +334,40 @@ pub fn debian_packages_root(
         list.push_str(&format!("{} {} {}\n", p.name, p.version, p.sha256));
     }
     merge_usr(&troot)?;
+    byte_compile_pythons(&troot, arch).with_context(|| format!("board {name}"))?;
     fs::write(tmp.path().join("packages.txt"), list)?;
     let _ = crate::base::sysroot::remove(&dir);
     let kept = tmp.keep();
     fs::rename(&kept, &dir).with_context(|| format!("cannot move the board root into {}", dir.display()))?;
     Ok(root)
+}
+
+/// What Debian's postinst does for each `python3.X` (py3compile): its
+/// packages ship no byte code, an installed board has it. Without it, the
+/// board's own python compiled its stdlib at every start, and startup and
+/// memory compared with ours said nothing. Runs the board's python under
+/// qemu-user.
+fn byte_compile_pythons(root: &Path, arch: &Arch) -> Result<()> {
+    let Ok(entries) = fs::read_dir(root.join("usr/lib")) else { return Ok(()) };
+    let mut versions: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("python3.")).collect();
+    versions.sort();
+    for v in versions {
+        let python = root.join("usr/bin").join(&v);
+        if !python.is_file() {
+            continue;
+        }
+        let mut cmd = crate::machine::runner::TargetRunner::new(arch, root).command(&python, false);
+        // No -j: python3.X-minimal has no concurrent.futures.
+        cmd.args(["-I", "-m", "compileall", "-q", "-s"]).arg(root).args(["-p", "/"]).arg(root.join("usr/lib").join(&v));
+        let out = crate::base::process::output(&mut cmd)?;
+        // compileall exits 1 for a file it cannot compile (Debian ships a
+        // few test files of bad syntax on purpose) and names it on standard
+        // output; failing with nothing there, the interpreter did not run.
+        if !out.status.success() && out.stdout.is_empty() {
+            bail!("byte-compiling {v}'s stdlib under {} failed: {}", arch.qemu, crate::base::process::last_lines(&String::from_utf8_lossy(&out.stderr), 5));
+        }
+    }
+    Ok(())
 }
 
 /// What Debian's `usrmerge` (or trixie's base-files) does: `/lib`, `/bin`,
