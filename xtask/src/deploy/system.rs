@@ -225,7 +225,10 @@ const GUEST_JUNIT: &str = "/tmp/junit.xml";
 ///   none; asyncio's test_devstdin_input reads `/dev/stdin`);
 /// - `/etc/hosts` and `/etc/nsswitch.conf` where the board root has none (a
 ///   root of Debian packages has neither: the installer and libc-bin's
-///   postinst write them; without them `localhost` does not resolve).
+///   postinst write them; without them `localhost` does not resolve);
+/// - `/etc/passwd` and `/etc/group` with root where it has none (base-passwd's
+///   postinst writes them; without them `pwd.getpwuid(0)` fails and
+///   `Path.home()` with no `HOME` too: test_pathlib's test_home).
 ///
 /// Then the environment of the checks, the checks, CPython's tests, each
 /// board program (as `PROGRAM <exit status> <argv>`), power off.
@@ -236,7 +239,8 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
          {bb} mount -t devtmpfs dev /dev\n{bb} ln -s /proc/self/fd /dev/fd\n{bb} ln -s fd/0 /dev/stdin\n{bb} ln -s fd/1 /dev/stdout\n{bb} ln -s fd/2 /dev/stderr\n{bb} mkdir -p /dev/shm /dev/pts\n{bb} mount -t tmpfs shm /dev/shm\n{bb} mount -t devpts pts /dev/pts\n\
          {bb} mount -t tmpfs tmp /tmp\n{bb} ip link set lo up\n\
          [ -e /etc/hosts ] || printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost ip6-loopback\\n' > /etc/hosts\n\
-         [ -e /etc/nsswitch.conf ] || printf 'hosts: files dns\\nservices: files\\nprotocols: files\\n' > /etc/nsswitch.conf\necho \"BOOTED $({bb} uname -r) $({bb} uname -m) $({bb} cut -d' ' -f1 /proc/uptime)\"\n"
+         [ -e /etc/nsswitch.conf ] || printf 'hosts: files dns\\nservices: files\\nprotocols: files\\npasswd: files\\ngroup: files\\n' > /etc/nsswitch.conf\n\
+         [ -e /etc/passwd ] || printf 'root:x:0:0:root:/root:/bin/sh\\n' > /etc/passwd\n[ -e /etc/group ] || printf 'root:x:0:\\n' > /etc/group\necho \"BOOTED $({bb} uname -r) $({bb} uname -m) $({bb} cut -d' ' -f1 /proc/uptime)\"\n"
     );
     for (k, v) in env {
         s.push_str(&format!("export {k}='{v}'\n"));
@@ -453,9 +457,15 @@ mod tests {
     #[test]
     fn the_guest_has_what_a_boards_init_and_image_give_it() {
         let s = init_script(&[], &[], None);
-        for want in
-            ["ln -s /proc/self/fd /dev/fd", "ln -s fd/0 /dev/stdin", "mount -t tmpfs shm /dev/shm", "[ -e /etc/hosts ] ||", "[ -e /etc/nsswitch.conf ] ||"]
-        {
+        for want in [
+            "ln -s /proc/self/fd /dev/fd",
+            "ln -s fd/0 /dev/stdin",
+            "mount -t tmpfs shm /dev/shm",
+            "[ -e /etc/hosts ] ||",
+            "[ -e /etc/nsswitch.conf ] ||",
+            "[ -e /etc/passwd ] ||",
+            "[ -e /etc/group ] ||",
+        ] {
             assert!(s.contains(want), "{want} missing from:\n{s}");
         }
     }
