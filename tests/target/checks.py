@@ -538,6 +538,23 @@ def measure(pythons, n=5):
 
 
 @check
+def users():
+    """The user database a board has (pwd, getpass, Path.home() without HOME)."""
+    import pathlib
+    import pwd
+
+    me = pwd.getpwuid(os.getuid())
+    saved = os.environ.pop("HOME", None)
+    try:
+        home = str(pathlib.Path.home())
+    finally:
+        if saved is not None:
+            os.environ["HOME"] = saved
+    assert home == me.pw_dir, f"Path.home() without HOME is {home!r}, the user database says {me.pw_dir!r}"
+    return f"uid {os.getuid()} is {me.pw_name}, home {home}"
+
+
+@check
 def memory():
     """Measured as on a board, on a booted kernel only (under qemu-user the
     emulator's own memory counts): this python3 and the board's own python

@@ -342,6 +342,25 @@ pub fn debian_packages_root(
     Ok(root)
 }
 
+/// py3compile's work with what `python3.X-minimal` has: py_compile, not
+/// compileall (it needs pathlib, and pathlib ntpath, which 3.9's minimal
+/// package lacks, nor concurrent.futures for -j). A file that does not
+/// compile (Debian ships test files of bad syntax on purpose) is skipped,
+/// as py3compile skips it; so is a symbolic link (Debian's point into
+/// `/etc`, which is the build machine's here). Arguments: the root, the
+/// directory.
+const PY3COMPILE: &str = "import os, sys, py_compile
+root, top = sys.argv[1:3]
+for d, _, files in os.walk(top):
+    for f in files:
+        p = os.path.join(d, f)
+        if f.endswith('.py') and not os.path.islink(p):
+            try:
+                py_compile.compile(p, dfile='/' + os.path.relpath(p, root), doraise=True)
+            except py_compile.PyCompileError:
+                pass
+";
+
 /// What Debian's postinst does for each `python3.X` (py3compile): its
 /// packages ship no byte code, an installed board has it. Without it, the
 /// board's own python compiled its stdlib at every start, and startup and
@@ -357,13 +376,9 @@ fn byte_compile_pythons(root: &Path, arch: &Arch) -> Result<()> {
             continue;
         }
         let mut cmd = crate::machine::runner::TargetRunner::new(arch, root).command(&python, false);
-        // No -j: python3.X-minimal has no concurrent.futures.
-        cmd.args(["-I", "-m", "compileall", "-q", "-s"]).arg(root).args(["-p", "/"]).arg(root.join("usr/lib").join(&v));
+        cmd.args(["-I", "-c", PY3COMPILE]).arg(root).arg(root.join("usr/lib").join(&v));
         let out = crate::base::process::output(&mut cmd)?;
-        // compileall exits 1 for a file it cannot compile (Debian ships a
-        // few test files of bad syntax on purpose) and names it on standard
-        // output; failing with nothing there, the interpreter did not run.
-        if !out.status.success() && out.stdout.is_empty() {
+        if !out.status.success() {
             bail!("byte-compiling {v}'s stdlib under {} failed: {}", arch.qemu, crate::base::process::last_lines(&String::from_utf8_lossy(&out.stderr), 5));
         }
     }
