@@ -247,9 +247,6 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
     Ok(())
 }
 
-/// The CPython test report in `deploy/<arch>/` (`qemu-test` for the
-/// listed modules, `cpython-suite` for the whole suite, `-system` when
-/// booted), and the verdict.
 /// CPython's tests for this run; the whole suite goes on from the earlier
 /// report of the same tree (`deploy/<arch>/cpython-suite[-system].json`).
 #[allow(clippy::too_many_arguments)]
@@ -274,6 +271,9 @@ fn regrtest_plan<'a>(
     plan
 }
 
+/// The CPython test report in `deploy/<arch>/` (`qemu-test` for the
+/// listed modules, `cpython-suite` for the whole suite, `-system` when
+/// booted), and the verdict.
 fn publish(project: &Project, arch_name: &str, report: &crate::deploy::regrtest::Report, booted: bool) -> Result<()> {
     let table = report.table();
     let stem = match (report.whole_suite, booted) {
