@@ -243,6 +243,9 @@ enum Cmd {
         /// Build-option variants of the interpreter to build and run: `default`, or features joined by `+` (lto+pgo).
         #[arg(long, value_delimiter = ',', default_value = "lto+pgo")]
         variants: Vec<String>,
+        /// The toolchain of the variants' builds (as `build --toolchain`: `debian-gcc` brings gcc's LTO and PGO where zig has none, as on mipsel).
+        #[arg(long)]
+        toolchain: Option<String>,
     },
     /// Validate the manifest and list every problem.
     Check,
@@ -362,10 +365,10 @@ fn real_main() -> Result<()> {
                 &pip::Request { arch: &arch, toolchain: toolchain.as_deref(), specs: &specs, requirements: requirement.as_deref(), no_binary: &no_binary },
             )
         }
-        Cmd::Bench { arch, only, runs, cold_jobs, suite, variants } => {
+        Cmd::Bench { arch, only, runs, cold_jobs, suite, variants, toolchain } => {
             let loaded = project.load()?;
             project.arches(&loaded, &arch)?;
-            bench::bench(&project, &loaded, &bench::Options { arch, only, runs, cold_jobs, suite, variants })
+            bench::bench(&project, &loaded, &bench::Options { arch, only, runs, cold_jobs, suite, variants, toolchain })
         }
         Cmd::Check => inspect::check(&project),
         Cmd::Graph { arch, dot, runtime, why } => inspect::graph(&project, &arch, dot, runtime, why.as_deref()),

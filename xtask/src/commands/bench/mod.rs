@@ -55,6 +55,8 @@ pub struct Options {
     /// Build-option variants of the interpreter to build and run: `default`
     /// or manifest features joined by `+`.
     pub variants: Vec<String>,
+    /// The toolchain of the variants' builds (`build --toolchain`); zig when none.
+    pub toolchain: Option<String>,
 }
 
 pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
@@ -319,8 +321,11 @@ fn manifest_with_openssl_change(project: &Project) -> Result<PathBuf> {
 
 /// Where the options phase builds a variant (its tree is what the runtime
 /// phase runs); kept apart from the cold builds, which start over.
-fn variant_build_dir(arch: &str, variant: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("crosspython-bench-{arch}-options")).join(variant.replace('+', "-")).join("build")
+/// Where a variant is built: one directory per variant and toolchain
+/// (`--toolchain`), kept for the runtime and profile phases.
+fn variant_build_dir(o: &Options, variant: &str) -> PathBuf {
+    let toolchain = o.toolchain.as_deref().map(|t| format!("@{}", t.replace(['/', ' '], "_"))).unwrap_or_default();
+    std::env::temp_dir().join(format!("crosspython-bench-{}-options", o.arch)).join(format!("{}{toolchain}", variant.replace('+', "-"))).join("build")
 }
 
 /// A variant is `default` or features of the manifest joined by `+`
@@ -373,16 +378,20 @@ fn options(project: &Project, loaded: &Loaded, o: &Options, build: &Value) -> Re
     }
     for name in &o.variants {
         let features = variant_features(loaded, name)?.join(",");
-        let dir = variant_build_dir(&o.arch, name);
+        let dir = variant_build_dir(o, name);
         let mut extra = vec!["--rebuild", "python3"];
+        if let Some(t) = &o.toolchain {
+            extra.extend(["--toolchain", t.as_str()]);
+        }
         if !features.is_empty() {
             extra.extend(["--feature", features.as_str()]);
         }
         let r = timed_build(project, &dir, &project.sstate_dir, None, None, &o.arch, &extra)?;
         let secs = python3_secs(&r.task_secs);
-        let total = row(&mut t, name, secs, base)?;
+        let label = o.toolchain.as_deref().map_or(name.clone(), |t| format!("{name}@{t}"));
+        let total = row(&mut t, &label, secs, base)?;
         base.get_or_insert(total);
-        v[name.as_str()] = json!({"features": features, "build_dir": dir, "python3_secs": {"configure": secs[0], "compile": secs[1], "install": secs[2], "total": total}, "wall_secs": r.wall_secs, "cpu_secs": r.cpu_secs});
+        v[label.as_str()] = json!({"features": features, "build_dir": dir, "python3_secs": {"configure": secs[0], "compile": secs[1], "install": secs[2], "total": total}, "wall_secs": r.wall_secs, "cpu_secs": r.cpu_secs});
     }
     Ok((v, t))
 }
@@ -614,7 +623,8 @@ fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian
         out.push(ours(if features.is_empty() { "default".into() } else { features.join("+") }, tree));
     }
     for name in &o.variants {
-        let i = ours(name.clone(), crate::engine::image::tree_dir(&variant_build_dir(&o.arch, name), &o.arch));
+        let label = o.toolchain.as_deref().map_or(name.clone(), |t| format!("{name}@{t}"));
+        let i = ours(label, crate::engine::image::tree_dir(&variant_build_dir(o, name), &o.arch));
         if i.python.exists() {
             out.push(i);
         } else {
