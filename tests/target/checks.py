@@ -539,11 +539,14 @@ def measure(pythons, n=5):
 
 @check
 def users():
-    """The user database a board has (pwd, getpass, Path.home() without HOME)."""
+    """The user and group databases a board has (pwd, grp, Path.home()
+    without HOME, tarfile's owner names)."""
+    import grp
     import pathlib
     import pwd
 
     me = pwd.getpwuid(os.getuid())
+    group = grp.getgrgid(os.getgid()).gr_name
     saved = os.environ.pop("HOME", None)
     try:
         home = str(pathlib.Path.home())
@@ -551,7 +554,7 @@ def users():
         if saved is not None:
             os.environ["HOME"] = saved
     assert home == me.pw_dir, f"Path.home() without HOME is {home!r}, the user database says {me.pw_dir!r}"
-    return f"uid {os.getuid()} is {me.pw_name}, home {home}"
+    return f"uid {os.getuid()} is {me.pw_name}, gid {os.getgid()} {group}, home {home}"
 
 
 @check
