@@ -183,7 +183,10 @@ pub fn initramfs(root: &Path, out: &Path) -> Result<()> {
             vec![]
         };
         let size = u32::try_from(data.len()).with_context(|| format!("{name}: too large for cpio"))?;
-        let b = cpio::newc::Builder::new(&name).ino(meta.ino() as u32).mode(meta.mode()).uid(0).gid(0).nlink(1).mtime(0);
+        // Times as `tar -x` of the package keeps them: zipfile refuses files
+        // from before 1980 (test_zipfile's PyZipFile tests zip the stdlib).
+        let mtime = u32::try_from(meta.mtime().max(0)).unwrap_or(u32::MAX);
+        let b = cpio::newc::Builder::new(&name).ino(meta.ino() as u32).mode(meta.mode()).uid(0).gid(0).nlink(1).mtime(mtime);
         let mut w = b.write(&mut gz, size);
         w.write_all(&data)?;
         w.finish()?;
@@ -373,6 +376,8 @@ mod tests {
         let root = t.path().join("root");
         fs::create_dir_all(root.join("usr/bin")).unwrap();
         fs::write(root.join("usr/bin/hello"), "#!/bin/sh\necho hi\n").unwrap();
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_735_689_600);
+        File::options().write(true).open(root.join("usr/bin/hello")).unwrap().set_modified(when).unwrap();
         for p in ["usr", "usr/bin", "usr/bin/hello"] {
             fs::set_permissions(root.join(p), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         }
@@ -387,6 +392,9 @@ mod tests {
                 break;
             }
             let (name, mode) = (entry.entry().name().to_string(), entry.entry().mode());
+            if name == "usr/bin/hello" {
+                assert_eq!(entry.entry().mtime(), 1_735_689_600, "files keep their times");
+            }
             let mut data = String::new();
             let mut entry = entry;
             std::io::Read::read_to_string(&mut entry, &mut data).unwrap();
