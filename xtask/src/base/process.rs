@@ -82,16 +82,24 @@ pub fn kill_orphans(build_dir: &Path) -> usize {
     found.len()
 }
 
-/// Run a command to completion as a stoppable child (its own process
-/// group, stopped with the build on SIGINT/SIGTERM).
-pub fn wait_stoppable(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+/// Start a command in its own process group, marked as this build's and
+/// registered to be stopped with it; the caller removes the group from
+/// `CHILDREN` when the command has ended.
+fn spawn_stoppable(cmd: &mut Command) -> std::io::Result<(std::process::Child, i32)> {
     cmd.process_group(0);
     if let Some(v) = TASK_MARK_VALUE.get() {
         cmd.env(TASK_MARK, v);
     }
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).spawn()?;
+    let child = cmd.spawn()?;
     let pgid = child.id() as i32;
     CHILDREN.lock().unwrap().insert(pgid);
+    Ok((child, pgid))
+}
+
+/// Run a command to completion as a stoppable child (its own process
+/// group, stopped with the build on SIGINT/SIGTERM).
+pub fn wait_stoppable(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    let (child, pgid) = spawn_stoppable(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()))?;
     let out = child.wait_with_output();
     CHILDREN.lock().unwrap().remove(&pgid);
     out
@@ -100,13 +108,7 @@ pub fn wait_stoppable(cmd: &mut Command) -> std::io::Result<std::process::Output
 /// Run a command in its own, stoppable process group, marked as this
 /// build's; its output goes wherever the command says.
 pub fn run_stoppable(cmd: &mut Command) -> std::io::Result<ExitStatus> {
-    cmd.process_group(0);
-    if let Some(v) = TASK_MARK_VALUE.get() {
-        cmd.env(TASK_MARK, v);
-    }
-    let mut child = cmd.spawn()?;
-    let pgid = child.id() as i32;
-    CHILDREN.lock().unwrap().insert(pgid);
+    let (mut child, pgid) = spawn_stoppable(cmd)?;
     let status = child.wait();
     CHILDREN.lock().unwrap().remove(&pgid);
     status
@@ -119,13 +121,7 @@ pub fn run_stoppable(cmd: &mut Command) -> std::io::Result<ExitStatus> {
 /// `grace` after the first its process group SIGKILL. Returns the exit
 /// status and whether the limit was reached.
 pub fn run_until(cmd: &mut Command, limit: std::time::Duration, again: std::time::Duration, grace: std::time::Duration) -> std::io::Result<(ExitStatus, bool)> {
-    cmd.process_group(0);
-    if let Some(v) = TASK_MARK_VALUE.get() {
-        cmd.env(TASK_MARK, v);
-    }
-    let mut child = cmd.spawn()?;
-    let pid = child.id() as i32;
-    CHILDREN.lock().unwrap().insert(pid);
+    let (mut child, pid) = spawn_stoppable(cmd)?;
     let started = std::time::Instant::now();
     let mut interrupts = 0;
     let status = loop {
