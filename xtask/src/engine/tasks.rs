@@ -388,37 +388,52 @@ fn recipe_fields(n: &Node) -> Result<String> {
 }
 
 /// The patches of a recipe, in order: `patches/<recipe>/common/` then
-/// `patches/<recipe>/<version>/`; a `series` file in a directory gives its
-/// order, otherwise file names do.
+/// `patches/<recipe>/<version>/`, each followed by its subdirectories named
+/// for the build options (packageconfig) the node has on, as BitBake's
+/// `SRC_URI:append` under `bb.utils.contains('PACKAGECONFIG', ...)`. A
+/// `series` file in a directory gives its order, otherwise file names do.
 pub fn patch_files(patches_dir: &Path, node: &Node) -> Result<Vec<(String, String)>> {
     let mut out = vec![];
     for sub in ["common", node.version.as_str()] {
         let dir = patches_dir.join(&node.recipe).join(sub);
-        if !dir.is_dir() {
-            continue;
-        }
-        let names: Vec<String> = match fs::read_to_string(dir.join("series")) {
-            Ok(series) => series.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect(),
-            Err(_) => {
-                let mut n: Vec<String> = fs::read_dir(&dir)?
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".patch") || n.ends_with(".diff"))
-                    .collect();
-                n.sort();
-                n
+        for dir in std::iter::once(dir.clone()).chain(node.features.iter().map(|f| dir.join(f))) {
+            for path in patch_series(&dir)? {
+                let sha = crate::sources::fetch::sha256_file(&path)?;
+                out.push((path.strip_prefix(patches_dir).unwrap_or(&path).display().to_string(), sha));
             }
-        };
-        for name in names {
+        }
+    }
+    Ok(out)
+}
+
+/// The patches of one directory (none when it is not there), in the order
+/// of its `series` file or else by name.
+fn patch_series(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(vec![]);
+    }
+    let names: Vec<String> = match fs::read_to_string(dir.join("series")) {
+        Ok(series) => series.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect(),
+        Err(_) => {
+            let mut n: Vec<String> = fs::read_dir(dir)?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".patch") || n.ends_with(".diff"))
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    names
+        .into_iter()
+        .map(|name| {
             let path = dir.join(&name);
             if !path.exists() {
                 bail!("{}: the series names {name}, which is not there", dir.join("series").display());
             }
-            let sha = crate::sources::fetch::sha256_file(&path)?;
-            out.push((path.strip_prefix(patches_dir).unwrap_or(&path).display().to_string(), sha));
-        }
-    }
-    Ok(out)
+            Ok(path)
+        })
+        .collect()
 }
 
 fn signature(sigdata: &BTreeMap<String, String>) -> String {

@@ -124,8 +124,11 @@ ln -sf liba.so.1 "$D$prefix/lib/liba.so"
     }
 
     fn build_only(&self, project: Project, recipes: &str, rebuild: &[&str], only: &[&str]) -> Result<Stats> {
-        let loaded = self.manifest(recipes);
-        let plan = project.plan(&loaded, &["host".to_string()], &Default::default())?;
+        self.build_loaded(project, &self.manifest(recipes), rebuild, only)
+    }
+
+    fn build_loaded(&self, project: Project, loaded: &Loaded, rebuild: &[&str], only: &[&str]) -> Result<Stats> {
+        let plan = project.plan(loaded, &["host".to_string()], &Default::default())?;
         let worker = crate::engine::work::Worker {
             fetcher: crate::sources::fetch::Fetcher::new(project.dl_dir.clone()),
             patches_dir: project.root.join("patches"),
@@ -286,6 +289,37 @@ fn a_patch_series_applies_all_or_nothing() {
     assert_eq!(fs::read_to_string(&src).unwrap(), "int a(void) { return 44; }\n");
 }
 
+/// A build option's patches (`patches/<recipe>/<version>/<option>/`) apply
+/// only when the option is on, as BitBake's `SRC_URI:append` under
+/// `bb.utils.contains('PACKAGECONFIG', ...)`: with it off the patch task
+/// keeps its signature and the source its code.
+#[test]
+fn a_build_options_patches_apply_only_when_it_is_on() {
+    let f = Fixture::new();
+    let dir = f.path().join("b/patches/liba/1.0/fast");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("0001-fast.patch"), "--- a/a.c\n+++ b/a.c\n@@ -1 +1 @@\n-int a(void) { return 42; }\n+int a(void) { return 43; }\n").unwrap();
+    let recipes = format!("{}[recipe.packageconfig.fast]\nsummary = \"a faster a\"\n\n{}", f.liba(), f.app("\"liba\"", ""));
+    let loaded = |features: &str| {
+        let text = format!("[distro]\nprefix = \"/usr/local\"\nimage = [\"app\"]\nfeatures = [{features}]\n{ARCH}\n{recipes}");
+        Loaded::parse(&f.path().join("recipes-manifest.toml"), text).unwrap()
+    };
+    let patch_sig = |loaded: &Loaded| {
+        let target = crate::engine::project::Target { toolchain: Some("gcc".into()), ..Default::default() };
+        let plan = f.project("b").plan(loaded, &["host".to_string()], &target).unwrap();
+        (0..plan.tasks.len()).find(|&t| plan.label(t) == "liba 1.0 (host): do_patch").map(|t| plan.tasks[t].sig.clone()).unwrap()
+    };
+    let (off, on) = (loaded(""), loaded("\"fast\""));
+    let src = f.path().join("b/build/host/work/liba-1.0/src/a.c");
+    f.build_loaded(f.project("b"), &off, &[], &[]).unwrap();
+    assert_eq!(fs::read_to_string(&src).unwrap(), "int a(void) { return 42; }\n", "off: not applied");
+    assert_ne!(patch_sig(&off), patch_sig(&on), "the option's patch is an input of the patch task when on");
+    f.build_loaded(f.project("b"), &on, &[], &[]).unwrap();
+    assert_eq!(fs::read_to_string(&src).unwrap(), "int a(void) { return 43; }\n", "on: applied");
+    fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(patch_sig(&off), patch_sig(&loaded("")), "with the option off, its directory is no input");
+}
+
 /// A change to any one field of an arch entry reruns exactly the tasks
 /// that build for that arch: configure on, the image, and the recipe
 /// sysroot of a recipe that has one (app's holds liba); never the sources'
@@ -414,6 +448,25 @@ fn a_task_that_asks_for_parallel_jobs_gets_the_free_job_tokens() {
     f.build("c", &recipe("echo $PARALLEL_JOBS")).unwrap();
     let jobs = fs::read_to_string(f.tree("c").join("usr/local/share/jobs.txt")).unwrap();
     assert_eq!(jobs.trim(), "1", "a recipe that does not ask runs with its own token");
+}
+
+/// The tokens such a task holds are its make's too: the compiles around
+/// the profile run (two whole builds of CPython) run as many at once.
+#[test]
+fn the_make_of_a_task_that_holds_parallel_jobs_runs_that_many_jobs() {
+    let f = Fixture::new();
+    // Two targets that each wait up to 5 s for the other to start.
+    let wait = "\ttouch $@.started; for i in $$(seq 100); do if [ -f a.started ] && [ -f b.started ]; then echo together > $@; exit 0; fi; sleep 0.05; done; echo alone > $@\n";
+    f.tarball("par", &[("Makefile", &format!("all: a b\na b:\n{wait}"))]);
+    let recipe = f.recipe(
+        "par",
+        "do_compile = 'make && echo ${PARALLEL_JOBS} > jobs && cat a b >> jobs'\ndo_install = 'install -D -m 0644 jobs \"$D$prefix/share/jobs\"'",
+    );
+    let text = format!("[distro]\nprefix = \"/usr/local\"\nimage = [\"par\"]\n{ARCH}\n{recipe}");
+    let loaded = Loaded::parse(&f.path().join("recipes-manifest.toml"), text).unwrap();
+    f.build_loaded(f.project("b"), &loaded, &[], &[]).unwrap();
+    let jobs = fs::read_to_string(f.tree("b").join("usr/local/share/jobs")).unwrap();
+    assert_eq!(jobs, "2\ntogether\ntogether\n", "make ran a and b at once, on the two tokens the task holds");
 }
 
 /// A compile that does not finish (killed: make could not delete its

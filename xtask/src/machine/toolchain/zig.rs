@@ -315,7 +315,9 @@ pub fn wrappers(
     // profile by function and source, not by what LTO does afterwards, so
     // the LTO build that uses it gets the same profile, and the throwaway
     // instrumented build skips ThinLTO's link (2m40s of python3's PGO
-    // build on aarch64).
+    // build on aarch64). Nor does it carry debug information (`-g0` last
+    // wins over `-g`): nothing debugs the throwaway build, and without it
+    // a compile takes a quarter less (ceval.c: 3.2 s against 2.4 s).
     //
     // zig caches every compile by its arguments and the files the
     // preprocessor reads, not by the profile a compile uses: a rebuild with
@@ -328,7 +330,7 @@ pub fn wrappers(
             "    -fprofile-instr-generate*|-fprofile-generate*) profile=1; set -- \"$@\" \"$a\";;\n\
              \x20   -fprofile-instr-use=*|-fprofile-use=*) set -- \"$@\" \"$a\" \"-D__crosspython_profile=$(sha256sum < \"${a#*=}\" | cut -c1-16)\";;\n",
             format!(
-                "if [ -n \"$profile\" ]; then set -- \"$@\" -fno-lto; fi\n\
+                "if [ -n \"$profile\" ]; then set -- \"$@\" -fno-lto -g0; fi\n\
                  if [ -n \"$profile\" ] && [ -n \"$inputs\" ] && [ -n \"$link\" ]; then set -- \"$@\" -Wl,-u,__llvm_profile_runtime '{}'; fi\n",
                 rt.display()
             ),
@@ -540,8 +542,11 @@ mod tests {
         let args = run(&bin, "gcc", &link);
         assert_eq!(args[args.len() - 2..], ["-Wl,-u,__llvm_profile_runtime", "/rt/libclang_rt.profile.a"], "kept even though nothing refers to it");
         let compile = run(&bin, "gcc", &["-flto=thin", "-fprofile-instr-generate", "-c", "x.c"]);
-        assert_eq!(compile.last().map(String::as_str), Some("-fno-lto"), "the instrumented build is not LTO: {compile:?}");
-        assert!(!run(&bin, "gcc", &["-flto=thin", "-fprofile-instr-use=/dev/null", "-c", "x.c"]).contains(&"-fno-lto".to_string()), "the optimized one is");
+        assert_eq!(compile[compile.len() - 2..], ["-fno-lto", "-g0"], "the instrumented build is neither LTO nor debug information: {compile:?}");
+        assert!(
+            !run(&bin, "gcc", &["-flto=thin", "-fprofile-instr-use=/dev/null", "-c", "x.c"]).iter().any(|a| a == "-fno-lto" || a == "-g0"),
+            "the optimized one is both"
+        );
         // zig's compile cache keys on arguments: the profile's content is one.
         let dir = tempfile::tempdir().unwrap();
         let profile = dir.path().join("code.profdata");
