@@ -292,16 +292,38 @@ fn build(project: &Project, o: &Options) -> Result<(Value, String)> {
 /// The manifest with one more OpenSSL configure option: what a user
 /// tuning OpenSSL would do.
 fn manifest_with_openssl_change(project: &Project) -> Result<PathBuf> {
-    let text = fs::read_to_string(&project.manifest_path)?;
-    let mut doc: toml::Table = toml::from_str(&text)?;
+    let doc = openssl_changed(&fs::read_to_string(&project.manifest_path)?)
+        .with_context(|| format!("{}: the OpenSSL change of the build phase", project.manifest_path.display()))?;
+    // Next to the real manifest: paths in it (requirements files) stay valid.
+    let path = project.manifest_path.with_file_name(".bench-openssl-change.toml");
+    crate::engine::tasks::atomic_write(&path, doc.as_bytes())?;
+    Ok(path)
+}
+
+/// The manifest text with one more Configure option for every openssl
+/// recipe and its arch overrides (IDEA off: nothing in Python uses it), at
+/// the end of the Configure command of a `do_configure` script or in the
+/// `configure` list.
+fn openssl_changed(text: &str) -> Result<String> {
+    let mut doc: toml::Table = toml::from_str(text)?;
     let recipes = doc.get_mut("recipe").and_then(|r| r.as_array_mut()).context("no [[recipe]]")?;
     let mut changed = 0;
     for r in recipes.iter_mut().filter(|r| r.get("name").and_then(|n| n.as_str()) == Some("openssl")) {
         let r = r.as_table_mut().unwrap();
-        // One more Configure option (IDEA off: nothing in Python uses it),
-        // at the end of the Configure line or in the configure list.
-        if let Some(script) = r.get("do_configure").and_then(|d| d.as_str()).map(str::to_string) {
-            r.insert("do_configure".into(), format!("{} no-idea\n", script.trim_end()).into());
+        let overrides = r
+            .get_mut("arch")
+            .and_then(|a| a.as_table_mut())
+            .map(|a| a.iter_mut().filter_map(|(_, o)| o.as_table_mut()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        for o in overrides {
+            if let Some(script) = o.get("do_configure").and_then(|d| d.as_str()) {
+                let script = with_configure_option(script, "no-idea")?;
+                o.insert("do_configure".into(), script.into());
+            }
+        }
+        if let Some(script) = r.get("do_configure").and_then(|d| d.as_str()) {
+            let script = with_configure_option(script, "no-idea")?;
+            r.insert("do_configure".into(), script.into());
         } else {
             let configure = r.entry("configure").or_insert_with(|| toml::Value::Array(vec![]));
             configure.as_array_mut().context("openssl's configure is not a list")?.push("no-idea".into());
@@ -311,10 +333,18 @@ fn manifest_with_openssl_change(project: &Project) -> Result<PathBuf> {
     if changed == 0 {
         bail!("the manifest has no openssl recipe to change");
     }
-    // Next to the real manifest: paths in it (requirements files) stay valid.
-    let path = project.manifest_path.with_file_name(".bench-openssl-change.toml");
-    crate::engine::tasks::atomic_write(&path, toml::to_string(&doc)?.as_bytes())?;
-    Ok(path)
+    Ok(toml::to_string(&doc)?)
+}
+
+/// `script` with `option` after the last argument of its `Configure`
+/// command, which may go on over lines ending in `\`; what follows the
+/// command (a `make` of a generated header) is left as it is.
+fn with_configure_option(script: &str, option: &str) -> Result<String> {
+    let mut lines: Vec<String> = script.lines().map(str::to_string).collect();
+    let start = lines.iter().position(|l| l.contains("/Configure")).context("a do_configure without a Configure command")?;
+    let end = (start..lines.len()).find(|&i| !lines[i].trim_end().ends_with('\\')).context("a Configure command continued past the script's end")?;
+    lines[end] = format!("{} {option}", lines[end].trim_end());
+    Ok(lines.join("\n") + "\n")
 }
 
 // ---------------------------------------------------------------- options
@@ -740,6 +770,34 @@ fn median(xs: &mut [f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The build phase's OpenSSL change is one more option of the
+    /// Configure command of every openssl recipe of the real manifest, and
+    /// of its arch overrides, never an argument of a command after it.
+    #[test]
+    fn the_openssl_change_adds_an_option_to_every_configure_command() {
+        let manifest = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../recipes-manifest.toml")).unwrap();
+        let changed: toml::Table = toml::from_str(&openssl_changed(&manifest).unwrap()).unwrap();
+        let mut scripts = vec![];
+        for r in changed["recipe"].as_array().unwrap().iter().filter(|r| r["name"].as_str() == Some("openssl")) {
+            scripts.extend(r.get("do_configure").and_then(|s| s.as_str()));
+            for o in r.get("arch").and_then(|a| a.as_table()).into_iter().flat_map(|a| a.values()) {
+                scripts.extend(o.get("do_configure").and_then(|s| s.as_str()));
+            }
+        }
+        assert!(scripts.len() >= 2, "a recipe and an override at least: {scripts:?}");
+        for script in scripts {
+            let lines: Vec<&str> = script.lines().collect();
+            assert_eq!(lines.iter().filter(|l| l.contains("no-idea")).count(), 1, "{script}");
+            let at = lines.iter().position(|l| l.contains("no-idea")).unwrap();
+            assert!(
+                lines[..at].iter().any(|l| l.contains("/Configure")) && lines[at - 1].ends_with('\\') || lines[at].contains("/Configure"),
+                "in the Configure command: {script}"
+            );
+            assert!(!lines[at].ends_with('\\') && lines[at].ends_with(" no-idea"), "at its end: {script}");
+        }
+        assert!(with_configure_option("make all\n", "no-idea").unwrap_err().to_string().contains("without a Configure command"));
+    }
 
     #[test]
     fn a_timed_build_compiles_with_an_empty_zig_cache_and_the_users_comes_back() {
