@@ -63,6 +63,10 @@ pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
     for v in &o.variants {
         variant_features(loaded, v)?;
     }
+    // Its build directories are the same for every bench of the arch, and
+    // the build phase starts by removing them: a second bench would pull
+    // them from under the first (and time two at once).
+    let _lock = crate::engine::project::BuildLock::take(&std::env::temp_dir().join(format!("crosspython-bench-{}.lock", o.arch)), false)?;
     let out_dir = project.build_dir.parent().unwrap_or(&project.root).join("deploy/bench");
     fs::create_dir_all(&out_dir)?;
     let out_path = out_dir.join(format!("{}.json", o.arch));
