@@ -63,6 +63,21 @@ pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
     for v in &o.variants {
         variant_features(loaded, v)?;
     }
+    let want = |p: Phase| o.only.is_none_or(|only| only == p);
+    // Footprint, runtime and profile measure the tree of `cargo xtask
+    // build` against Debian's python: both are found before the build and
+    // options phases spend an hour, not after.
+    let debian = if want(Phase::Footprint) || want(Phase::Runtime) || want(Phase::Profile) {
+        Some(Debian::prepare(project, loaded, o).with_context(|| {
+            format!(
+                "bench --arch {a}: the footprint, runtime and profile phases measure the tree of `cargo xtask build --arch {a}` ({}); build it first, or bench with `--only build` or `--only options`",
+                project.tree(&o.arch).display(),
+                a = o.arch
+            )
+        })?)
+    } else {
+        None
+    };
     // Its build directories are the same for every bench of the arch, and
     // the build phase starts by removing them: a second bench would pull
     // them from under the first (and time two at once).
@@ -74,40 +89,35 @@ pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
     let mut results: Value = fs::read(&out_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_else(|| json!({}));
     results["arch"] = json!(o.arch);
     let mut table = String::new();
-    let want = |p: Phase| o.only.is_none_or(|only| only == p);
-    if want(Phase::Resolve) {
-        let (v, t) = resolve(project, loaded)?;
-        results["resolve"] = v;
+    // Each phase's results are written as soon as it ends: a later phase
+    // that fails keeps what an hour of builds measured.
+    let mut record = |results: &mut Value, name: &str, (v, t): (Value, String)| -> Result<()> {
+        results[name] = v;
         table.push_str(&t);
+        crate::engine::tasks::atomic_write(&out_path, &serde_json::to_vec_pretty(results)?)?;
+        crate::engine::tasks::atomic_write(&out_path.with_extension("txt"), table.as_bytes())
+    };
+    if want(Phase::Resolve) {
+        record(&mut results, "resolve", resolve(project, loaded)?)?;
     }
     if want(Phase::Build) {
-        let (v, t) = build(project, o)?;
-        results["build"] = v;
-        table.push_str(&t);
+        record(&mut results, "build", build(project, o)?)?;
     }
     if want(Phase::Options) {
-        let (v, t) = options(project, loaded, o, &results["build"])?;
-        results["options"] = v;
-        table.push_str(&t);
+        let measured = options(project, loaded, o, &results["build"])?;
+        record(&mut results, "options", measured)?;
     }
-    let debian = if want(Phase::Footprint) || want(Phase::Runtime) || want(Phase::Profile) { Some(Debian::prepare(project, loaded, o)?) } else { None };
-    if want(Phase::Footprint) {
-        let (v, t) = footprint(project, loaded, o, debian.as_ref().unwrap())?;
-        results["footprint"] = v;
-        table.push_str(&t);
+    if let Some(debian) = &debian {
+        if want(Phase::Footprint) {
+            record(&mut results, "footprint", footprint(project, loaded, o, debian)?)?;
+        }
+        if want(Phase::Runtime) {
+            record(&mut results, "runtime", runtime(project, loaded, o, debian)?)?;
+        }
+        if want(Phase::Profile) {
+            record(&mut results, "profile", profile::profile(project, loaded, o, debian)?)?;
+        }
     }
-    if want(Phase::Runtime) {
-        let (v, t) = runtime(project, loaded, o, debian.as_ref().unwrap())?;
-        results["runtime"] = v;
-        table.push_str(&t);
-    }
-    if want(Phase::Profile) {
-        let (v, t) = profile::profile(project, loaded, o, debian.as_ref().unwrap())?;
-        results["profile"] = v;
-        table.push_str(&t);
-    }
-    crate::engine::tasks::atomic_write(&out_path, &serde_json::to_vec_pretty(&results)?)?;
-    crate::engine::tasks::atomic_write(&out_path.with_extension("txt"), table.as_bytes())?;
     println!("\n{table}\n(results: {}, {})", out_path.display(), out_path.with_extension("txt").display());
     Ok(())
 }
@@ -822,6 +832,38 @@ mod tests {
         std::mem::forget(cold);
         drop(ColdCompileCache::new(t.path()).unwrap());
         assert_eq!(fs::read_to_string(cache.join("o/users")).unwrap(), "kept");
+    }
+
+    /// Footprint, runtime and profile measure the project's own tree: a
+    /// bench without one stops at once, naming the tree and the command
+    /// that makes it, before its build phases run (and before it writes a
+    /// result).
+    #[test]
+    fn a_bench_without_the_tree_it_measures_stops_before_it_builds() {
+        let t = tempfile::tempdir().unwrap();
+        let loaded = Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
+        let project = Project {
+            root: t.path().to_path_buf(),
+            manifest_path: loaded.path.clone(),
+            build_dir: t.path().join("build"),
+            dl_dir: t.path().join("cache/downloads"),
+            sstate_dir: t.path().join("cache/sstate"),
+            wheel_dir: t.path().join("cache/wheels"),
+            cache_dir: t.path().join("cache"),
+        };
+        let o = Options {
+            arch: "aarch64".into(),
+            only: None,
+            runs: 1,
+            cold_jobs: vec![2],
+            suite: "auto".into(),
+            variants: vec!["default".into()],
+            toolchain: None,
+        };
+        let e = format!("{:#}", bench(&project, &loaded, &o).unwrap_err());
+        assert!(e.contains("`cargo xtask build --arch aarch64`"), "{e}");
+        assert!(e.contains(&project.tree("aarch64").display().to_string()), "{e}");
+        assert!(!t.path().join("deploy/bench").exists(), "it wrote results before stopping");
     }
 
     #[test]
