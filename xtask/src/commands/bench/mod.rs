@@ -65,10 +65,10 @@ pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
     }
     let want = |p: Phase| o.only.is_none_or(|only| only == p);
     // Footprint, runtime and profile measure the tree of `cargo xtask
-    // build` against Debian's python: both are found before the build and
-    // options phases spend an hour, not after.
-    let debian = if want(Phase::Footprint) || want(Phase::Runtime) || want(Phase::Profile) {
-        Some(Debian::prepare(project, loaded, o).with_context(|| {
+    // build`: it is found before the build and options phases spend an
+    // hour, not after.
+    let measured = if want(Phase::Footprint) || want(Phase::Runtime) || want(Phase::Profile) {
+        Some(crate::engine::image::ImageNote::read(&project.tree(&o.arch)).with_context(|| {
             format!(
                 "bench --arch {a}: the footprint, runtime and profile phases measure the tree of `cargo xtask build --arch {a}` ({}); build it first, or bench with `--only build` or `--only options`",
                 project.tree(&o.arch).display(),
@@ -88,6 +88,9 @@ pub fn bench(project: &Project, loaded: &Loaded, o: &Options) -> Result<()> {
     // Phases not run this time keep their last results.
     let mut results: Value = fs::read(&out_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_else(|| json!({}));
     results["arch"] = json!(o.arch);
+    // Debian's python fills a root shared by every bench of the arch:
+    // under the lock.
+    let debian = measured.map(|note| Debian::prepare(project, loaded, o, &note)).transpose()?;
     let mut table = String::new();
     // Each phase's results are written as soon as it ends: a later phase
     // that fails keeps what an hour of builds measured.
@@ -472,10 +475,10 @@ fn newest_python(index: &BTreeMap<String, crate::sources::debian::Package>) -> O
 }
 
 impl Debian {
-    fn prepare(project: &Project, loaded: &Loaded, o: &Options) -> Result<Debian> {
+    /// `note` is the build note of the tree measured against it.
+    fn prepare(project: &Project, loaded: &Loaded, o: &Options, note: &crate::engine::image::ImageNote) -> Result<Debian> {
         let arch = &loaded.manifest.arch[&o.arch];
         let fetcher = crate::sources::fetch::Fetcher::new(project.dl_dir.clone());
-        let note = crate::engine::image::ImageNote::read(&project.tree(&o.arch))?;
         let build_python = note.build_python.clone().context("the tree's build note names no build python")?;
         let python = build_python.file_name().map(|n| n.to_string_lossy().into_owned()).context("the build python has no file name")?;
         let suites: Vec<&str> = if o.suite == "auto" { AUTO_SUITES.iter().chain(&OLDER_SUITES).copied().collect() } else { vec![o.suite.as_str()] };
