@@ -71,12 +71,13 @@ pub struct Excluded {
 /// Module verdicts that are not failures. `flaky`: failed, then passed
 /// when regrtest re-ran its failed tests alone in a fresh process, which
 /// CPython's own CI (`--fast-ci`, `--slow-ci`) counts as a success.
-const FINE: [&str; 5] = ["passed", "skipped", "env changed", "run no tests", "flaky"];
+/// ("run no tests": the word of reports written before it was read as 3.14 writes it.)
+const FINE: [&str; 6] = ["passed", "skipped", "env changed", "ran no tests", "run no tests", "flaky"];
 
 impl Report {
     /// Modules that failed for a reason not listed as a limit: build bugs.
     /// A module that passed but changed its environment, or whose every test
-    /// was left out (`run no tests`), is reported, not a bug.
+    /// was left out (`ran no tests`), is reported, not a bug.
     /// In the whole suite, a module `not run` is the unfinished rest of a
     /// stopped guest: the `cpython-tests-finished` check reports that, and
     /// the next run on the same tree resumes with it.
@@ -101,7 +102,7 @@ impl Report {
             count("flaky"),
             count("skipped"),
             count("env changed"),
-            count("run no tests"),
+            count("ran no tests"),
             count("not run"),
             self.modules.iter().map(|m| m.tests).sum::<u32>(),
             self.modules.iter().map(|m| m.skipped).sum::<u32>(),
@@ -345,9 +346,11 @@ fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestL
         let Some(i) = index(module) else { continue };
         // "failed (env changed)": the test passed but left a thread, a child
         // or a file behind; regrtest itself does not count it as failed.
-        let result = ["passed", "skipped", "run no tests", "failed (env changed)", "failed"]
+        // Older regrtest wrote "run no tests", 3.14's "ran no tests".
+        let result = ["passed", "skipped", "ran no tests", "run no tests", "failed (env changed)", "failed"]
             .into_iter()
             .find(|w| outcome.starts_with(w))
+            .map(|w| if w == "run no tests" { "ran no tests" } else { w })
             .map(|w| w.strip_prefix("failed (").map_or(w, |w| w.trim_end_matches(')')))
             .map(String::from)
             .unwrap_or_else(|| outcome.split(" (").next().unwrap_or(outcome).trim().to_string());
@@ -471,6 +474,19 @@ mod tests {
         report.whole_suite = true;
         assert_eq!(report.bugs(), vec!["test_os"], "the rest of a stopped whole suite is left to the next run");
         assert!(report.table().contains("1 failed, 0 flaky, 1 skipped, 0 env changed, 0 ran no tests, 1 not run"), "{}", report.table());
+    }
+
+    #[test]
+    fn a_module_whose_every_test_is_left_out_ran_no_tests_and_is_not_a_bug() {
+        let modules = ["test_bz2", "test_zlib"].map(String::from).to_vec();
+        // 3.14's regrtest, then 3.12's wording.
+        let progress = "0:01:36 load avg: 5.62 [ 1/2] test_bz2 ran no tests -- running (1): test_zlib (1 min)\n\
+                        0:01:40 load avg: 5.62 [ 2/2] test_zlib run no tests\n";
+        let m = classify(&modules, progress, "", &[]).unwrap();
+        assert_eq!((m[0].result.as_str(), m[1].result.as_str()), ("ran no tests", "ran no tests"));
+        let report = Report { arch: "x".into(), command: String::new(), whole_suite: true, tree: String::new(), modules: m };
+        assert!(report.bugs().is_empty(), "{:?}", report.bugs());
+        assert!(report.table().contains("0 failed, 0 flaky, 0 skipped, 0 env changed, 2 ran no tests"), "{}", report.table());
     }
 
     #[test]
