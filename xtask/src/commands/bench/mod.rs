@@ -654,38 +654,72 @@ impl Interp {
     }
 }
 
+/// The interpreters of a run, each in a board root of its own; the roots
+/// live as long as this.
+struct Lineup {
+    _stage: tempfile::TempDir,
+    interps: Vec<Interp>,
+}
+
 /// Our interpreters: the build directory's own tree (unless `default` is
 /// a variant), each variant the options phase built; then Debian's.
-fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<Vec<Interp>> {
+///
+/// Each runs from a board root as a user's board has it: Debian's root with
+/// our tree unpacked over it at the prefix (Debian's own: the root alone),
+/// all roots side by side in one staging directory, so that every
+/// interpreter's path is its board path under the same parent. CPython's
+/// start costs about 30,000 guest instructions per character of the
+/// interpreter's path (getpath), so a tree run from its longer build path
+/// was measured slower than it is on a board. The same C library and loader
+/// for all (qemu's `-L`): only the interpreters differ.
+fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<Lineup> {
     let prefix = loaded.manifest.distro.prefix.trim_start_matches('/');
-    // Ours run from their trees over Debian's root (`-L`): the same C
-    // library and loader as Debian's python, so that only the interpreters
-    // differ (zig's trees carry no glibc; they find libpython and the C
-    // libraries through their $ORIGIN run paths).
-    let ours = |name: String, tree: PathBuf| Interp { name, python: tree.join(prefix).join("bin/python3"), root: debian.root.clone() };
-    let mut out = vec![];
+    let mut trees = vec![];
     if !o.variants.iter().any(|v| v == "default") {
         let tree = project.tree(&o.arch);
         let features: Vec<String> = crate::engine::image::ImageNote::read(&tree).map(|n| n.features.into_values().flatten().collect()).unwrap_or_default();
-        out.push(ours(if features.is_empty() { "default".into() } else { features.join("+") }, tree));
+        trees.push((if features.is_empty() { "default".into() } else { features.join("+") }, tree));
     }
     for name in &o.variants {
         let label = o.toolchain.as_deref().map_or(name.clone(), |t| format!("{name}@{t}"));
-        let i = ours(label, crate::engine::image::tree_dir(&variant_build_dir(o, name), &o.arch));
-        if i.python.exists() {
-            out.push(i);
+        let tree = crate::engine::image::tree_dir(&variant_build_dir(o, name), &o.arch);
+        if tree.join(prefix).join("bin/python3").exists() {
+            trees.push((label, tree));
         } else {
-            eprintln!("note: no {name} build to run ({} is missing); `bench --only options` builds it", i.python.display());
+            eprintln!("note: no {name} build to run ({} is missing); `bench --only options` builds it", tree.join(prefix).join("bin/python3").display());
         }
     }
+    let parent = debian.root.parent().context("Debian's root has no parent directory")?;
+    let stage =
+        tempfile::Builder::new().prefix("boards-").tempdir_in(parent).with_context(|| format!("cannot make a staging directory in {}", parent.display()))?;
+    let mut interps = vec![];
+    for (k, (name, tree)) in trees.into_iter().enumerate() {
+        let root = board_root(stage.path(), k, &debian.root, Some(&tree))?;
+        interps.push(Interp { name, python: root.join(prefix).join("bin/python3"), root });
+    }
     let name = if debian.same_minor { format!("debian-{}", debian.suite) } else { format!("debian-{}-{}", debian.suite, debian.python) };
-    out.push(Interp { name, root: debian.root.clone(), python: debian.root.join("usr/bin").join(&debian.python) });
-    for i in &out {
+    let root = board_root(stage.path(), interps.len(), &debian.root, None)?;
+    interps.push(Interp { name, python: root.join("usr/bin").join(&debian.python), root });
+    for i in &interps {
         if !i.python.exists() {
             bail!("{} does not exist; build the tree first", i.python.display());
         }
     }
-    Ok(out)
+    Ok(Lineup { _stage: stage, interps })
+}
+
+/// `<stage>/<index>`: Debian's root, and `tree` (a target tree: `usr/local/...`)
+/// unpacked over it, both hard-linked (nothing runs that writes).
+fn board_root(stage: &Path, index: usize, debian_root: &Path, tree: Option<&Path>) -> Result<PathBuf> {
+    let root = stage.join(index.to_string());
+    let mut owners = BTreeMap::new();
+    crate::base::sysroot::link_tree(debian_root, &root, "Debian's root", &mut owners, &|rel| rel == Path::new(".complete"))
+        .with_context(|| format!("cannot stage {} in {}", debian_root.display(), root.display()))?;
+    if let Some(tree) = tree {
+        crate::base::sysroot::link_tree(tree, &root, &tree.display().to_string(), &mut owners, &|_| false)
+            .with_context(|| format!("cannot unpack {} over Debian's root in {}", tree.display(), root.display()))?;
+    }
+    Ok(root)
 }
 
 /// One thing `runtime` times and `profile` counts: the interpreter's
@@ -713,7 +747,8 @@ fn cases(project: &Project) -> Vec<Case> {
 
 fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<(Value, String)> {
     let arch = &loaded.manifest.arch[&o.arch];
-    let interps = interpreters(project, loaded, o, debian)?;
+    let lineup = interpreters(project, loaded, o, debian)?;
+    let interps = &lineup.interps;
     let yardstick = interps.len() - 1;
     let run = |i: &Interp, args: &[String], inner: bool| -> Result<f64> {
         let mut cmd = i.command(arch, args);
@@ -730,7 +765,7 @@ fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> 
         "\nruntime ({} under {}, seconds, median of {} runs, alternating; ratio = ours / {ys}, < 1: ours is faster)\n  {:26}",
         o.arch, arch.qemu, o.runs, ""
     );
-    for i in &interps {
+    for i in interps {
         write!(t, " {:>13}", i.name)?;
     }
     for i in &interps[..yardstick] {
@@ -741,7 +776,7 @@ fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> 
     for Case { name, args, inner } in &cases(project) {
         let mut times: Vec<Vec<f64>> = vec![vec![]; interps.len()];
         // Warm the page cache once for each, then alternate.
-        for i in &interps {
+        for i in interps {
             run(i, args, *inner)?;
         }
         for _ in 0..o.runs {
@@ -900,6 +935,32 @@ mod tests {
             ["python3.9-minimal", "python3.11-minimal", "python3.11", "python3-minimal", "libpython3.12-minimal"].into_iter().map(package).collect();
         assert_eq!(newest_python(&index).as_deref(), Some("python3.11"), "3.11 above 3.9, and only python3.X-minimal counts");
         assert_eq!(newest_python(&BTreeMap::new()), None);
+    }
+
+    /// Every interpreter runs from its board path in a root of its own,
+    /// the roots side by side: ours at the prefix over Debian's files,
+    /// Debian's in Debian's root alone, and nothing of ours in Debian's.
+    #[test]
+    fn each_interpreter_runs_from_its_board_path_in_a_root_beside_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let debian = dir.path().join("debian-forky-arm64");
+        fs::create_dir_all(debian.join("usr/bin")).unwrap();
+        fs::write(debian.join("usr/bin/python3.14"), "debian's").unwrap();
+        fs::write(debian.join(".complete"), "stamp").unwrap();
+        std::os::unix::fs::symlink("usr/bin", debian.join("bin")).unwrap();
+        let tree = dir.path().join("a/much/longer/build/path/sysroots/aarch64");
+        fs::create_dir_all(tree.join("usr/local/bin")).unwrap();
+        fs::write(tree.join("usr/local/bin/python3.14"), "ours").unwrap();
+        std::os::unix::fs::symlink("python3.14", tree.join("usr/local/bin/python3")).unwrap();
+        let stage = dir.path().join("boards-x");
+        let ours = board_root(&stage, 0, &debian, Some(&tree)).unwrap();
+        let theirs = board_root(&stage, 1, &debian, None).unwrap();
+        assert_eq!((ours.parent(), theirs.parent()), (Some(stage.as_path()), Some(stage.as_path())));
+        assert_eq!(fs::read_to_string(ours.join("usr/local/bin/python3")).unwrap(), "ours");
+        assert_eq!(fs::read_to_string(ours.join("bin/python3.14")).unwrap(), "debian's", "Debian's root, its /usr merge too");
+        assert_eq!(fs::read_to_string(theirs.join("usr/bin/python3.14")).unwrap(), "debian's");
+        assert!(!theirs.join("usr/local").exists());
+        assert!(!ours.join(".complete").exists(), "the cache's stamp is not part of a board");
     }
 
     #[test]

@@ -29,7 +29,8 @@ const HOTTEST: usize = 12;
 pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<(Value, String)> {
     let arch = &loaded.manifest.arch[&o.arch];
     let plugin = build_plugin(project, &arch.qemu)?;
-    let interps = interpreters(project, loaded, o, debian)?;
+    let lineup = interpreters(project, loaded, o, debian)?;
+    let interps = &lineup.interps;
     let yardstick = interps.len() - 1;
     let symbols: Vec<Symbols> = interps.iter().map(|i| Symbols::read(&i.python)).collect::<Result<_>>()?;
     let scratch = tempfile::tempdir()?;
@@ -38,7 +39,7 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
          \x20        counts, so the host's load does not move them; ratio = ours / {})\n  {:26}",
         o.arch, arch.qemu, interps[yardstick].name, ""
     );
-    for i in &interps {
+    for i in interps {
         write!(t, " {:>17}", i.name)?;
     }
     for i in &interps[..yardstick] {
