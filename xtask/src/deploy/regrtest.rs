@@ -479,7 +479,7 @@ mod tests {
     #[test]
     fn a_module_whose_every_test_is_left_out_ran_no_tests_and_is_not_a_bug() {
         let modules = ["test_bz2", "test_zlib"].map(String::from).to_vec();
-        // 3.14's regrtest, then 3.12's wording.
+        // 3.14's regrtest, then older regrtest's wording.
         let progress = "0:01:36 load avg: 5.62 [ 1/2] test_bz2 ran no tests -- running (1): test_zlib (1 min)\n\
                         0:01:40 load avg: 5.62 [ 2/2] test_zlib run no tests\n";
         let m = classify(&modules, progress, "", &[]).unwrap();

@@ -683,10 +683,11 @@ fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian
     for name in &o.variants {
         let label = o.toolchain.as_deref().map_or(name.clone(), |t| format!("{name}@{t}"));
         let tree = crate::engine::image::tree_dir(&variant_build_dir(o, name), &o.arch);
-        if tree.join(prefix).join("bin/python3").exists() {
+        let python = tree.join(prefix).join("bin/python3");
+        if python.exists() {
             trees.push((label, tree));
         } else {
-            eprintln!("note: no {name} build to run ({} is missing); `bench --only options` builds it", tree.join(prefix).join("bin/python3").display());
+            eprintln!("note: no {name} build to run ({} is missing); `bench --only options` builds it", python.display());
         }
     }
     let parent = debian.root.parent().context("Debian's root has no parent directory")?;
@@ -708,16 +709,16 @@ fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian
     Ok(Lineup { _stage: stage, interps })
 }
 
-/// `<stage>/<index>`: Debian's root, and `tree` (a target tree: `usr/local/...`)
-/// unpacked over it, both hard-linked (nothing runs that writes).
+/// `<stage>/<index>`: Debian's root (hard-linked: nothing writes to it),
+/// and `tree` (a target tree: `usr/local/...`) installed over it as
+/// qemu-test installs it over a board root (`package --rootfs`).
 fn board_root(stage: &Path, index: usize, debian_root: &Path, tree: Option<&Path>) -> Result<PathBuf> {
     let root = stage.join(index.to_string());
-    let mut owners = BTreeMap::new();
-    crate::base::sysroot::link_tree(debian_root, &root, "Debian's root", &mut owners, &|rel| rel == Path::new(".complete"))
+    crate::base::sysroot::link_tree(debian_root, &root, "Debian's root", &mut BTreeMap::new(), &|rel| rel == Path::new(".complete"))
         .with_context(|| format!("cannot stage {} in {}", debian_root.display(), root.display()))?;
     if let Some(tree) = tree {
-        crate::base::sysroot::link_tree(tree, &root, &tree.display().to_string(), &mut owners, &|_| false)
-            .with_context(|| format!("cannot unpack {} over Debian's root in {}", tree.display(), root.display()))?;
+        crate::deploy::package::install_over(tree, &root, false)
+            .with_context(|| format!("cannot install {} over Debian's root in {}", tree.display(), root.display()))?;
     }
     Ok(root)
 }
@@ -961,6 +962,12 @@ mod tests {
         assert_eq!(fs::read_to_string(theirs.join("usr/bin/python3.14")).unwrap(), "debian's");
         assert!(!theirs.join("usr/local").exists());
         assert!(!ours.join(".complete").exists(), "the cache's stamp is not part of a board");
+        // Installed as on a board: a file of the tree that Debian's root
+        // has with other content is refused, not written over.
+        fs::create_dir_all(tree.join("usr/bin")).unwrap();
+        fs::write(tree.join("usr/bin/python3.14"), "ours, elsewhere").unwrap();
+        assert!(board_root(&stage, 2, &debian, Some(&tree)).is_err());
+        assert_eq!(fs::read_to_string(debian.join("usr/bin/python3.14")).unwrap(), "debian's", "Debian's root is untouched");
     }
 
     #[test]
