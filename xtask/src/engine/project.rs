@@ -26,6 +26,7 @@ pub struct Target {
     pub board_name: Option<String>,
 }
 
+#[derive(Clone)]
 pub struct Project {
     pub root: PathBuf,
     pub manifest_path: PathBuf,

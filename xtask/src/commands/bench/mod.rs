@@ -641,6 +641,9 @@ struct Interp {
     name: String,
     root: PathBuf,
     python: PathBuf,
+    /// The same program with its symbols (ours: the tree's, which the
+    /// package strips) to name the profile's functions.
+    symbols: PathBuf,
 }
 
 impl Interp {
@@ -664,28 +667,32 @@ struct Lineup {
 /// Our interpreters: the build directory's own tree (unless `default` is
 /// a variant), each variant the options phase built; then Debian's.
 ///
-/// Each runs from a board root as a user's board has it: Debian's root with
-/// our tree unpacked over it at the prefix (Debian's own: the root alone),
-/// all roots side by side in one staging directory, so that every
-/// interpreter's path is its board path under the same parent. CPython's
+/// Each runs as a user's board has it: Debian's root with our package (the
+/// manifest's default profile, staged by `package`) installed over it at the
+/// prefix as `package --rootfs` installs it (Debian's own: the root alone).
+/// The package, not the tree: its byte code is unchecked-hash and, where the
+/// profile says, sourceless, where the tree's is checked-hash (the build's
+/// `SOURCE_DATE_EPOCH` makes `compileall` hash every source again at each
+/// import: 1.7% of `-I -S -c pass` and 3.7% of the imports case on aarch64).
+/// All roots side by side in one staging directory, so that every
+/// interpreter's path is its board path under the same parent: CPython's
 /// start costs about 30,000 guest instructions per character of the
-/// interpreter's path (getpath), so a tree run from its longer build path
-/// was measured slower than it is on a board. The same C library and loader
-/// for all (qemu's `-L`): only the interpreters differ.
+/// interpreter's path (getpath). The same C library and loader for all
+/// (qemu's `-L`): only the interpreters differ.
 fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> Result<Lineup> {
     let prefix = loaded.manifest.distro.prefix.trim_start_matches('/');
-    let mut trees = vec![];
+    let mut builds = vec![];
     if !o.variants.iter().any(|v| v == "default") {
-        let tree = project.tree(&o.arch);
-        let features: Vec<String> = crate::engine::image::ImageNote::read(&tree).map(|n| n.features.into_values().flatten().collect()).unwrap_or_default();
-        trees.push((if features.is_empty() { "default".into() } else { features.join("+") }, tree));
+        let features: Vec<String> =
+            crate::engine::image::ImageNote::read(&project.tree(&o.arch)).map(|n| n.features.into_values().flatten().collect()).unwrap_or_default();
+        builds.push((if features.is_empty() { "default".into() } else { features.join("+") }, project.clone()));
     }
     for name in &o.variants {
         let label = o.toolchain.as_deref().map_or(name.clone(), |t| format!("{name}@{t}"));
-        let tree = crate::engine::image::tree_dir(&variant_build_dir(o, name), &o.arch);
-        let python = tree.join(prefix).join("bin/python3");
+        let variant = Project { build_dir: variant_build_dir(o, name), ..project.clone() };
+        let python = variant.tree(&o.arch).join(prefix).join("bin/python3");
         if python.exists() {
-            trees.push((label, tree));
+            builds.push((label, variant));
         } else {
             eprintln!("note: no {name} build to run ({} is missing); `bench --only options` builds it", python.display());
         }
@@ -694,13 +701,17 @@ fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian
     let stage =
         tempfile::Builder::new().prefix("boards-").tempdir_in(parent).with_context(|| format!("cannot make a staging directory in {}", parent.display()))?;
     let mut interps = vec![];
-    for (k, (name, tree)) in trees.into_iter().enumerate() {
-        let root = board_root(stage.path(), k, &debian.root, Some(&tree))?;
-        interps.push(Interp { name, python: root.join(prefix).join("bin/python3"), root });
+    for (k, (name, build)) in builds.into_iter().enumerate() {
+        let opts = crate::deploy::package::Options { profile: None, prefix: None, rootfs: None, force: false, app: None };
+        let package = crate::deploy::package::prepare(&build, loaded, &o.arch, &opts).with_context(|| format!("cannot stage the package of {name}"))?;
+        let root = board_root(stage.path(), k, &debian.root, Some(&package.root))?;
+        let symbols = build.tree(&o.arch).join(prefix).join("bin/python3");
+        interps.push(Interp { name, python: root.join(prefix).join("bin/python3"), root, symbols });
     }
     let name = if debian.same_minor { format!("debian-{}", debian.suite) } else { format!("debian-{}-{}", debian.suite, debian.python) };
     let root = board_root(stage.path(), interps.len(), &debian.root, None)?;
-    interps.push(Interp { name, python: root.join("usr/bin").join(&debian.python), root });
+    let python = root.join("usr/bin").join(&debian.python);
+    interps.push(Interp { name, symbols: python.clone(), python, root });
     for i in &interps {
         if !i.python.exists() {
             bail!("{} does not exist; build the tree first", i.python.display());
@@ -710,7 +721,7 @@ fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian
 }
 
 /// `<stage>/<index>`: Debian's root (hard-linked: nothing writes to it),
-/// and `tree` (a target tree: `usr/local/...`) installed over it as
+/// and `tree` (a staged package: `usr/local/...`) installed over it as
 /// qemu-test installs it over a board root (`package --rootfs`).
 fn board_root(stage: &Path, index: usize, debian_root: &Path, tree: Option<&Path>) -> Result<PathBuf> {
     let root = stage.join(index.to_string());

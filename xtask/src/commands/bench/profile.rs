@@ -7,7 +7,7 @@
 //! busy machine; the blocks matter as much as the instructions, because
 //! under emulation every block executed costs a dispatch (a taken branch
 //! between blocks, an indirect jump a lookup). Block addresses are named by
-//! the interpreter's ELF symbols: ours keep theirs in the tree (the package
+//! the interpreter's ELF symbols: ours are read from the tree (the package
 //! strips them); Debian's stripped python3.X names only its exported ones.
 
 use std::collections::BTreeMap;
@@ -32,7 +32,7 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
     let lineup = interpreters(project, loaded, o, debian)?;
     let interps = &lineup.interps;
     let yardstick = interps.len() - 1;
-    let symbols: Vec<Symbols> = interps.iter().map(|i| Symbols::read(&i.python)).collect::<Result<_>>()?;
+    let symbols: Vec<Symbols> = interps.iter().map(|i| Symbols::read(&i.symbols)).collect::<Result<_>>()?;
     let scratch = tempfile::tempdir()?;
     let mut t = format!(
         "\nprofile ({} under {} with a counting plugin; guest instructions / translated blocks executed, millions, one run each:\n\

@@ -87,7 +87,26 @@ pub struct Output {
     pub stdlib_modules: std::collections::BTreeMap<String, u64>,
 }
 
-pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -> Result<Output> {
+/// A profile of the tree staged for a board and checked: what `package`
+/// archives or installs, and what `bench` runs.
+pub struct Prepared {
+    pub profile_name: String,
+    pub profile: Profile,
+    /// The staged copy: `<build>/<arch>/package/root`.
+    pub root: PathBuf,
+    note: ImageNote,
+    graph: crate::model::resolve::Graph,
+    python_version: String,
+    /// `3.14` (`3.14t` free-threaded).
+    pyver: String,
+    from_prefix: String,
+    prefix: String,
+}
+
+/// Stages the profile `opts` names (byte code as the board gets it:
+/// unchecked-hash, no sources where the profile says so) and runs the ELF
+/// checks on it; the caller archives or installs it.
+pub fn prepare(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -> Result<Prepared> {
     let tree = project.tree(arch);
     if !tree.exists() {
         bail!("{} does not exist; run `cargo xtask build --arch {arch}` first", tree.display());
@@ -124,7 +143,7 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
         profile: &profile,
         from_prefix: &from_prefix,
         prefix: &prefix,
-        pyver,
+        pyver: pyver.clone(),
         app: selection.as_ref(),
     })
     .with_context(|| format!("cannot stage the {profile_name} profile of {}", tree.display()))?;
@@ -135,8 +154,14 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     for w in &staged.warnings {
         eprintln!("warning: {w}");
     }
+    let python_version = python.version.clone();
+    Ok(Prepared { profile_name, profile, root: staged.root, note, graph, python_version, pyver, from_prefix, prefix })
+}
+
+pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -> Result<Output> {
+    let Prepared { profile_name, profile, root, note, graph, python_version, pyver, from_prefix, prefix } = prepare(project, loaded, arch, opts)?;
     if let Some(rootfs) = &opts.rootfs {
-        install::install(&staged.root, rootfs, opts.force)?;
+        install::install(&root, rootfs, opts.force)?;
         return Ok(Output { profile: profile_name, ..Default::default() });
     }
     let deploy = project.deploy_dir(arch);
@@ -144,27 +169,27 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     let suffix = if profile_name == "runtime" && opts.prefix.is_none() { String::new() } else { format!("-{profile_name}") };
     let relocated = if opts.prefix.is_some() { format!("-{}", prefix.trim_matches('/').replace('/', "-")) } else { String::new() };
     // A free-threaded interpreter is named as CPython names it: 3.14.7t.
-    let threading = if crate::python::crosspip::ldversion(&tree, &from_prefix, &python.pv().major_minor()).ends_with('t') { "t" } else { "" };
-    let stem = format!("crosspython-{}{threading}-{arch}{suffix}{relocated}", python.version);
+    let threading = if pyver.ends_with('t') { "t" } else { "" };
+    let stem = format!("crosspython-{python_version}{threading}-{arch}{suffix}{relocated}");
     let epoch = crate::base::reproducible::source_date_epoch()?;
     let mut sums = vec![];
     let mut archives = vec![];
     for format in [archive::Format::Gzip, archive::Format::Zstd] {
         let name = format!("{stem}.{}", format.extension());
         let out = deploy.join(&name);
-        archive::write(&staged.root, &out, format, epoch)?;
+        archive::write(&root, &out, format, epoch)?;
         let sha = crate::sources::fetch::sha256_file(&out)?;
         let size = fs::metadata(&out)?.len();
         println!("{}: {:.1} MiB, sha256 {sha}", out.display(), size as f64 / 1048576.0);
         sums.push(format!("{sha}  {name}\n"));
         archives.push((name, size));
     }
-    let (files, unpacked_bytes, file_count) = report::file_list(&staged.root)?;
+    let (files, unpacked_bytes, file_count) = report::file_list(&root)?;
     crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.files.txt")), files.as_bytes())?;
-    let report::Sizes { text: sizes, components, stdlib_modules } = report::sizes(&staged.root, &note, &from_prefix, &prefix, &archives)?;
+    let report::Sizes { text: sizes, components, stdlib_modules } = report::sizes(&root, &note, &from_prefix, &prefix, &archives)?;
     crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.sizes.txt")), sizes.as_bytes())?;
     print!("{sizes}");
-    let sbom = report::sbom(loaded, &graph, &staged.root, &note, &stem, epoch)?;
+    let sbom = report::sbom(loaded, &graph, &root, &note, &stem, epoch)?;
     crate::engine::tasks::atomic_write(&deploy.join(format!("{stem}.spdx.json")), &serde_json::to_vec_pretty(&sbom)?)?;
     let sums_path = deploy.join(format!("{stem}.SHA256SUMS"));
     crate::engine::tasks::atomic_write(&sums_path, sums.concat().as_bytes())?;

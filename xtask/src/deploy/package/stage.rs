@@ -265,7 +265,9 @@ fn byte_compile(python: &Path, root: &Path, stdlib: &Path, profile: &Profile) ->
                 fs::remove_file(p)?;
             }
         }
-        for e in WalkDir::new(stdlib.join("site-packages")).max_depth(1) {
+        // A profile may keep no site-packages at all.
+        let site = stdlib.join("site-packages");
+        for e in WalkDir::new(&site).max_depth(1).into_iter().filter(|_| site.is_dir()) {
             let e = e?;
             if e.file_name().to_string_lossy().ends_with(".dist-info") && e.path().join("RECORD").is_file() {
                 record_sourceless(&e.path().join("RECORD"))?;
@@ -356,6 +358,39 @@ fn zip_stdlib(stdlib: &Path, keep: &[String]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The flags word of a `.pyc` (PEP 552): bit 0 hash-based, bit 1 check
+    /// the source.
+    fn pyc_flags(pyc: &Path) -> u32 {
+        let bytes = fs::read(pyc).unwrap_or_else(|e| panic!("{}: {e}", pyc.display()));
+        u32::from_le_bytes(bytes[4..8].try_into().unwrap())
+    }
+
+    /// The board's byte code never reads its source again at import: it is
+    /// unchecked-hash, whether the sources stay or not, even where the
+    /// build's `SOURCE_DATE_EPOCH` would make `compileall` choose
+    /// checked-hash (which hashes every imported source at each start, as
+    /// the tree's byte code does).
+    #[test]
+    fn the_boards_byte_code_is_unchecked_hash_and_never_reads_its_source() {
+        let Ok(python) = which::which("python3") else { return };
+        for (pyc, byte_code) in [(Pyc::WithSource, "__pycache__"), (Pyc::Sourceless, "")] {
+            let t = tempfile::tempdir().unwrap();
+            let stdlib = t.path().join("usr/local/lib/python3.14");
+            fs::create_dir_all(&stdlib).unwrap();
+            fs::write(stdlib.join("greeting.py"), "WORD = 'hello'\n").unwrap();
+            let profile = Profile { pyc: Some(pyc), ..Profile::default() };
+            byte_compile(&python, t.path(), &stdlib, &profile).unwrap();
+            let compiled: Vec<PathBuf> = WalkDir::new(stdlib.join(byte_code))
+                .into_iter()
+                .map(|e| e.unwrap().into_path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pyc"))
+                .collect();
+            assert_eq!(compiled.len(), 1, "{pyc:?}: {compiled:?}");
+            assert_eq!(pyc_flags(&compiled[0]), 0b01, "{pyc:?}: hash-based, source not checked");
+            assert_eq!(stdlib.join("greeting.py").exists(), pyc == Pyc::WithSource);
+        }
+    }
 
     #[test]
     fn a_sourceless_distribution_records_its_byte_code_instead_of_the_sources_that_are_gone() {
