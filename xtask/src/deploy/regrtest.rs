@@ -148,6 +148,11 @@ pub struct Plan<'a> {
     pub finished: Vec<ModuleResult>,
 }
 
+/// regrtest's `--timeout` unless the guest's `[system.<arch>]` says
+/// otherwise: 30 minutes, which also gives the tests a `SHORT_TIMEOUT` of
+/// 45 s and a `LONG_TIMEOUT` of 7.5 minutes.
+const DEFAULT_TIMEOUT: u32 = 1800;
+
 impl<'a> Plan<'a> {
     /// `suite` is the tree's `lib/python3.X/test`; `booted` says whether
     /// the tests run on a booted kernel (qemu-system) or under qemu-user,
@@ -164,7 +169,8 @@ impl<'a> Plan<'a> {
             Selection::All => (vec![], vec![]),
         };
         let version = suite.and_then(|d| d.parent()?.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Plan { selection, modules, absent, version, limits, workers, timeout: 1800, finished: vec![] }
+        let timeout = booted.then(|| loaded.manifest.system.get(arch)).flatten().and_then(|s| s.suite_test_timeout).unwrap_or(DEFAULT_TIMEOUT);
+        Plan { selection, modules, absent, version, limits, workers, timeout, finished: vec![] }
     }
 
     /// Go on from an earlier report of the whole suite on the same tree:
@@ -532,6 +538,24 @@ mod tests {
         assert_eq!((m[1].result.as_str(), m[1].tests), ("env changed", 1));
         let report = Report { arch: "x".into(), command: String::new(), whole_suite: true, tree: String::new(), modules: m };
         assert!(report.bugs().is_empty());
+    }
+
+    /// A guest the manifest calls slow gets regrtest's longer timeout, and
+    /// with it the tests' longer waits for their children; qemu-user and
+    /// the other guests keep the default.
+    #[test]
+    fn a_slow_guest_gets_a_longer_timeout_from_its_system_section() {
+        let mut loaded = Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
+        let timeout = |loaded: &Loaded, arch: &str, booted: bool| {
+            let args = Plan::new(loaded, arch, Selection::All, booted, None, 2).args("/tmp/j.xml");
+            let at = args.iter().position(|a| a == "--timeout").unwrap();
+            args[at + 1].clone()
+        };
+        loaded.manifest.system.get_mut("armhf").unwrap().suite_test_timeout = Some(3600);
+        loaded.manifest.system.get_mut("aarch64").unwrap().suite_test_timeout = None;
+        assert_eq!(timeout(&loaded, "armhf", true), "3600");
+        assert_eq!(timeout(&loaded, "armhf", false), DEFAULT_TIMEOUT.to_string(), "under qemu-user the system section does not apply");
+        assert_eq!(timeout(&loaded, "aarch64", true), DEFAULT_TIMEOUT.to_string());
     }
 
     fn plan_of_the_whole_suite(manifest: &Loaded) -> Plan<'_> {

@@ -106,6 +106,12 @@ pub struct SystemBoot {
     /// more than the checks (an initramfs root lives in memory, and the
     /// multiprocessing tests start many interpreters).
     pub suite_memory_mib: Option<u32>,
+    /// regrtest's `--timeout` on this guest (seconds one test file may
+    /// take), where the default is too short: CPython's own knob for slow
+    /// buildbots, from which regrtest also scales `support.SHORT_TIMEOUT`
+    /// (timeout / 40) and `LONG_TIMEOUT` (timeout / 4) that the tests wait
+    /// on child processes with (Lib/test/libregrtest/setup.py).
+    pub suite_test_timeout: Option<u32>,
 }
 
 fn two() -> u32 {
