@@ -662,6 +662,8 @@ impl Interp {
 struct Lineup {
     _stage: tempfile::TempDir,
     interps: Vec<Interp>,
+    /// What of ours runs, for the tables: `the runtime package`.
+    ours: String,
 }
 
 /// Our interpreters: the build directory's own tree (unless `default` is
@@ -701,9 +703,11 @@ fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian
     let stage =
         tempfile::Builder::new().prefix("boards-").tempdir_in(parent).with_context(|| format!("cannot make a staging directory in {}", parent.display()))?;
     let mut interps = vec![];
+    let mut ours = String::new();
     for (k, (name, build)) in builds.into_iter().enumerate() {
         let opts = crate::deploy::package::Options { profile: None, prefix: None, rootfs: None, force: false, app: None };
         let package = crate::deploy::package::prepare(&build, loaded, &o.arch, &opts).with_context(|| format!("cannot stage the package of {name}"))?;
+        ours = format!("ours: the {} package over Debian's root, at {}", package.profile_name, loaded.manifest.distro.prefix);
         let root = board_root(stage.path(), k, &debian.root, Some(&package.root))?;
         let symbols = build.tree(&o.arch).join(prefix).join("bin/python3");
         interps.push(Interp { name, python: root.join(prefix).join("bin/python3"), root, symbols });
@@ -717,7 +721,7 @@ fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian
             bail!("{} does not exist; build the tree first", i.python.display());
         }
     }
-    Ok(Lineup { _stage: stage, interps })
+    Ok(Lineup { _stage: stage, interps, ours })
 }
 
 /// `<stage>/<index>`: Debian's root (hard-linked: nothing writes to it),
@@ -774,8 +778,8 @@ fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> 
     };
     let ys = &interps[yardstick].name;
     let mut t = format!(
-        "\nruntime ({} under {}, seconds, median of {} runs, alternating; ratio = ours / {ys}, < 1: ours is faster)\n  {:26}",
-        o.arch, arch.qemu, o.runs, ""
+        "\nruntime ({} under {}, seconds, median of {} runs, alternating; ratio = ours / {ys}, < 1: ours is faster;\n         {})\n  {:26}",
+        o.arch, arch.qemu, o.runs, lineup.ours, ""
     );
     for i in interps {
         write!(t, " {:>13}", i.name)?;
@@ -816,7 +820,10 @@ fn runtime(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian) -> 
         v.insert(name.clone(), Value::Object(case));
     }
     let names: Vec<&str> = interps.iter().map(|i| i.name.as_str()).collect();
-    Ok((json!({"runs": o.runs, "interpreters": names, "yardstick": ys, "debian_version": debian.version, "qemu": arch.qemu, "cases": v}), t))
+    Ok((
+        json!({"runs": o.runs, "interpreters": names, "ours": lineup.ours, "yardstick": ys, "debian_version": debian.version, "qemu": arch.qemu, "cases": v}),
+        t,
+    ))
 }
 
 fn median(xs: &mut [f64]) -> f64 {

@@ -36,8 +36,8 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
     let scratch = tempfile::tempdir()?;
     let mut t = format!(
         "\nprofile ({} under {} with a counting plugin; guest instructions / translated blocks executed, millions, one run each:\n\
-         \x20        counts, so the host's load does not move them; ratio = ours / {})\n  {:26}",
-        o.arch, arch.qemu, interps[yardstick].name, ""
+         \x20        counts, so the host's load does not move them; ratio = ours / {}; {})\n  {:26}",
+        o.arch, arch.qemu, interps[yardstick].name, lineup.ours, ""
     );
     for i in interps {
         write!(t, " {:>17}", i.name)?;
@@ -95,7 +95,7 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
         v.insert(case.name.clone(), Value::Object(case_v));
     }
     let names: Vec<&str> = interps.iter().map(|i| i.name.as_str()).collect();
-    Ok((json!({"interpreters": names, "yardstick": interps[yardstick].name, "qemu": arch.qemu, "cases": v}), t))
+    Ok((json!({"interpreters": names, "ours": lineup.ours, "yardstick": interps[yardstick].name, "qemu": arch.qemu, "cases": v}), t))
 }
 
 /// The plugin, built once per source with the host's C compiler into the
