@@ -137,9 +137,11 @@ def build_details():
             assert not os.path.isabs(lib) and os.path.exists(os.path.join(base, lib)), f"libpython.{key} {lib} is not in the tree"
     headers = d["c_api"]["headers"]
     assert not os.path.isabs(headers), f"c_api.headers is absolute: {headers}"
+    # As the board names itself (uname), not as configure named the host.
+    assert d["platform"] == sysconfig.get_platform(), f"platform {d['platform']} but this board says {sysconfig.get_platform()}"
     # A static interpreter's file (3.14.7) has no abi.extension_suffix.
     suffix = d["abi"].get("extension_suffix", d["suffixes"]["extensions"][0])
-    return f"{suffix}, base_prefix {d['base_prefix']}"
+    return f"{d['platform']}, {suffix}, base_prefix {d['base_prefix']}"
 
 
 @check

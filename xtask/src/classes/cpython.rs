@@ -8,7 +8,8 @@
 //! After install, the PEP 739 `build-details.json` (3.14 on) is made true
 //! for the target and relocatable, as python-build-standalone does: in a
 //! cross build CPython writes the build python's ABI flags and extension
-//! suffixes into it (python/cpython#136267), and absolute paths.
+//! suffixes into it (python/cpython#136267), absolute paths, and a
+//! platform named after configure's host triplet.
 
 use std::path::Path;
 
@@ -18,7 +19,7 @@ use serde_json::Value;
 use super::{autotools, make, Builtin, Ctx, Step};
 
 /// Bumped when the steps below change what CPython's build produces.
-pub const VERSION: &str = "cpython-1";
+pub const VERSION: &str = "cpython-2";
 
 /// configure reads `Modules/Setup.local` (makesetup: the first rule for a
 /// module wins), so the built-in modules are named before it runs.
@@ -79,9 +80,15 @@ fn makefile_var<'a>(makefile: &'a str, name: &str) -> Option<&'a str> {
 /// Rewrite `<image><prefix>/lib/python3.X*/build-details.json`: the
 /// target's ABI flags and extension suffixes from the build's Makefile,
 /// `base_prefix` relative to the file and every other path relative to
-/// `base_prefix` (both as PEP 739 defines relative paths). None when the
+/// `base_prefix` (both as PEP 739 defines relative paths), and the
+/// platform the board's `sysconfig.get_platform()` says: `linux-` and its
+/// kernel's machine (`machine`, the arch's `platform.machine()`, as its
+/// wheels are tagged). configure names every ARM `linux-arm` and MIPS
+/// little-endian `linux-mipsel` (`_host_ident` in configure.ac), which no
+/// board's uname says (`armv7l`, `mips`); the test suite's
+/// `test_build_details.test_platform` compares the two. None when the
 /// version writes no such file (before 3.14).
-pub fn fix_build_details(build: &Path, image: &Path, prefix: &str) -> Result<Option<String>> {
+pub fn fix_build_details(build: &Path, image: &Path, prefix: &str, machine: &str) -> Result<Option<String>> {
     let lib = image.join(prefix.trim_start_matches('/')).join("lib");
     let Some(file) = std::fs::read_dir(&lib).into_iter().flatten().flatten().map(|e| e.path().join("build-details.json")).find(|p| p.is_file()) else {
         return Ok(None);
@@ -96,6 +103,9 @@ pub fn fix_build_details(build: &Path, image: &Path, prefix: &str) -> Result<Opt
         d["abi"]["extension_suffix"] = ext_suffix.into();
     }
     d["suffixes"]["extensions"] = serde_json::json!([ext_suffix, format!(".abi3{shlib_suffix}"), shlib_suffix]);
+    if d["platform"].as_str().is_some_and(|p| p.starts_with("linux-")) {
+        d["platform"] = format!("linux-{machine}").into();
+    }
     // The file lives in <prefix>/lib/python3.X/: base_prefix is two up.
     let base = d["base_prefix"].as_str().context("build-details.json has no base_prefix")?.to_string();
     if base != prefix {
@@ -229,7 +239,7 @@ mod tests {
     #[test]
     fn build_details_get_the_target_abi_and_paths_relative_to_where_the_file_is() {
         let dir = image_with(CROSS_DETAILS, "ABIFLAGS=\tt\nSHLIB_SUFFIX=\t.so\nEXT_SUFFIX=\t.cpython-314t-aarch64-linux-gnu.so\n");
-        fix_build_details(&dir.path().join("b"), &dir.path().join("image"), "/usr/local").unwrap().unwrap();
+        fix_build_details(&dir.path().join("b"), &dir.path().join("image"), "/usr/local", "aarch64").unwrap().unwrap();
         let d: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("image/usr/local/lib/python3.14t/build-details.json")).unwrap()).unwrap();
         assert_eq!(d["abi"]["flags"], serde_json::json!(["t"]));
         assert_eq!(d["suffixes"]["extensions"], serde_json::json!([".cpython-314t-aarch64-linux-gnu.so", ".abi3.so", ".so"]));
@@ -239,11 +249,23 @@ mod tests {
         assert_eq!(d["c_api"]["headers"], "include/python3.14");
     }
 
+    /// An armhf build says `linux-arm` (configure's name for every ARM);
+    /// the board's `sysconfig.get_platform()` says `linux-armv7l`, as
+    /// its wheels are tagged.
+    #[test]
+    fn build_details_name_the_platform_as_the_board_does() {
+        let details = CROSS_DETAILS.replace("\"linux-aarch64\"", "\"linux-arm\"");
+        let dir = image_with(&details, "ABIFLAGS=\nSHLIB_SUFFIX=\t.so\nEXT_SUFFIX=\t.cpython-314-arm-linux-gnueabihf.so\n");
+        fix_build_details(&dir.path().join("b"), &dir.path().join("image"), "/usr/local", "armv7l").unwrap().unwrap();
+        let d: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("image/usr/local/lib/python3.14t/build-details.json")).unwrap()).unwrap();
+        assert_eq!(d["platform"], "linux-armv7l");
+    }
+
     #[test]
     fn a_build_machine_path_in_build_details_is_refused() {
         let details = CROSS_DETAILS.replace("\"/usr/local/lib/pkgconfig\"", "\"/work/build/aarch64/lib/pkgconfig\"");
         let dir = image_with(&details, "ABIFLAGS=\nSHLIB_SUFFIX=\t.so\nEXT_SUFFIX=\t.cpython-314-aarch64-linux-gnu.so\n");
-        let err = fix_build_details(&dir.path().join("b"), &dir.path().join("image"), "/usr/local").unwrap_err().to_string();
+        let err = fix_build_details(&dir.path().join("b"), &dir.path().join("image"), "/usr/local", "aarch64").unwrap_err().to_string();
         assert!(err.contains("pkgconfig_path is /work/build/aarch64/lib/pkgconfig, outside the prefix /usr/local"), "{err}");
     }
 

@@ -245,7 +245,8 @@ impl Worker {
                 }
                 Step::Builtin(Builtin::FixBuildDetails) => {
                     writeln!(log, "+ build-details.json for the target")?;
-                    if let Some(done) = crate::classes::cpython::fix_build_details(&ctx.dirs.build, &ctx.dirs.image, ctx.prefix)? {
+                    let machine = ctx.target.map(|(arch, _)| arch.machine.as_str()).context("build-details.json is fixed for a target only")?;
+                    if let Some(done) = crate::classes::cpython::fix_build_details(&ctx.dirs.build, &ctx.dirs.image, ctx.prefix, machine)? {
                         writeln!(log, "{done}")?;
                     }
                 }
