@@ -87,6 +87,18 @@ pub fn kill_orphans(build_dir: &Path) -> usize {
 /// `CHILDREN` when the command has ended.
 fn spawn_stoppable(cmd: &mut Command) -> std::io::Result<(std::process::Child, i32)> {
     cmd.process_group(0);
+    // A shell starts a background command (`cmd &`, nohup, a CI runner's
+    // script) with SIGINT ignored, and children inherit that (POSIX,
+    // asynchronous lists): the SIGINT that stops a command at its time
+    // limit (regrtest's JUnit XML is written on it) must reach it as it
+    // would a foreground one.
+    // SAFETY: signal() is async-signal-safe, allowed between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     if let Some(v) = TASK_MARK_VALUE.get() {
         cmd.env(TASK_MARK, v);
     }
@@ -236,6 +248,21 @@ mod tests {
         assert_eq!((status.signal(), stopped), (Some(libc::SIGKILL), true));
         let (status, stopped) = run_until(&mut Command::new("true"), secs(30), secs(30), secs(30)).unwrap();
         assert!(status.success() && !stopped);
+    }
+
+    /// Started from a shell's background job (SIGINT ignored, and
+    /// inherited), a command still stops at its limit on SIGINT, as
+    /// regrtest must to write its report.
+    #[test]
+    fn a_command_started_where_sigint_is_ignored_still_gets_it_at_its_limit() {
+        use std::os::unix::process::ExitStatusExt;
+        use std::time::Duration;
+        // SAFETY: signal() swaps this process's disposition; restored below.
+        let before = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+        let run = run_until(Command::new("sleep").arg("30"), Duration::from_millis(300), Duration::from_secs(30), Duration::from_secs(30));
+        unsafe { libc::signal(libc::SIGINT, before) };
+        let (status, stopped) = run.unwrap();
+        assert_eq!((status.signal(), stopped), (Some(libc::SIGINT), true));
     }
 
     #[test]
