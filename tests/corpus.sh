@@ -67,7 +67,7 @@ cargo xtask package --arch "$arch"
 archive=$(ls -t "$deploy"/crosspython-*.tar.zst | head -1)
 cargo xtask qemu-test --arch "$arch" --package "$archive" || status=1
 # Each package's check result from the package, into the table.
-python3 - "$table" "$deploy/qemu-test-package-checks.json" <<'PY'
+python3 - "$table" "$deploy/$(basename "$archive" .tar.zst).qemu-test-checks.json" <<'PY'
 import csv, json, sys
 table, checks = sys.argv[1], sys.argv[2]
 results = {r["name"].removeprefix("package:"): r for r in json.load(open(checks)) if r["name"].startswith("package:")}

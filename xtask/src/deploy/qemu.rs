@@ -168,7 +168,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         let needs = board_needs(arch, &checked);
         results.push(CheckResult { name: "board-libc".into(), ok: true, detail: format!("{needs}; the board has {board_libc}") });
         results.push(symbols);
-        let checks = finish(project, arch_name, "qemu-test-system-checks.json", &results, true);
+        let checks = finish(project, arch_name, &checks_record(package, true), &results, true);
         if let Some(report) = report {
             publish(project, arch_name, &report, true)?;
         }
@@ -218,11 +218,11 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
             results.extend(board_programs(arch, &tree, &loaded.manifest.board[name].programs, binfmt.is_ok())?);
         }
     }
-    let name = if package.is_some() { "qemu-test-package-checks.json" } else { "qemu-test-checks.json" };
+    let name = checks_record(package, false);
     if !out.status.success() && from_script == 0 {
         bail!("the target interpreter failed to run ({}); nothing was checked", out.status);
     }
-    finish(project, arch_name, name, &results, out.status.success())?;
+    finish(project, arch_name, &name, &results, out.status.success())?;
     println!("{arch_name}: {needs}; the board has {board_libc}");
     if let Some(selection) = cpython {
         let env: Vec<(&str, String)> = vec![
@@ -245,6 +245,21 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         }
     }
     Ok(())
+}
+
+/// The file in `deploy/<arch>/` that keeps the checks' results: the
+/// tree's, or one package's, named after it as its `.sizes.txt` is, so
+/// that testing the minimal profile keeps the runtime profile's record.
+fn checks_record(package: Option<&Path>, booted: bool) -> String {
+    let record = if booted { "qemu-test-system-checks.json" } else { "qemu-test-checks.json" };
+    let stem = package.and_then(|p| p.file_name()).map(|n| n.to_string_lossy()).map(|n| {
+        let n = n.trim_end_matches(".zst").trim_end_matches(".gz");
+        n.strip_suffix(".tar").unwrap_or(n).to_string()
+    });
+    match stem {
+        Some(stem) => format!("{stem}.{record}"),
+        None => record.to_string(),
+    }
 }
 
 /// CPython's tests for this run; the whole suite goes on from the earlier
@@ -678,6 +693,16 @@ pub fn ensure_binfmt(arch: &Arch) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_package_tested_keeps_its_own_checks_record_beside_the_trees() {
+        assert_eq!(checks_record(None, false), "qemu-test-checks.json");
+        assert_eq!(checks_record(None, true), "qemu-test-system-checks.json");
+        let minimal = Path::new("/x/crosspython-3.14.7-aarch64-minimal.tar.zst");
+        let runtime = Path::new("deploy/aarch64/crosspython-3.14.7-aarch64.tar.gz");
+        assert_eq!(checks_record(Some(minimal), true), "crosspython-3.14.7-aarch64-minimal.qemu-test-system-checks.json");
+        assert_eq!(checks_record(Some(runtime), false), "crosspython-3.14.7-aarch64.qemu-test-checks.json");
+    }
 
     #[test]
     fn the_guests_junit_xml_comes_back_from_gzip_and_base64_or_says_what_broke() {
