@@ -600,10 +600,77 @@ fn print_table(arch: &str, results: &[CheckResult]) {
     }
     let passed = results.iter().filter(|r| r.ok).count();
     println!("\n{} passed, {} failed", passed, results.len() - passed);
+    if let Some(figures) = results.iter().find(|r| r.name == "memory").and_then(|r| Memory::parse(&r.detail)) {
+        println!("\n{figures}");
+    }
 }
 
-/// A self-signed certificate for `localhost`, made with the host's openssl,
-/// for the TLS handshake check.
+/// What the booted `memory` check measured (its detail is their JSON, as
+/// `checks.py` writes it): ours and the board's own python3, side by side.
+#[derive(Debug, serde::Deserialize)]
+struct Memory {
+    python3: Interpreter,
+    #[serde(flatten)]
+    rest: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Interpreter {
+    rss_pass_kib: u64,
+    rss_numpy_kib: Option<u64>,
+    startup_ms: u64,
+    startup_isolated_ms: u64,
+}
+
+impl Memory {
+    fn parse(detail: &str) -> Option<Memory> {
+        serde_json::from_str(detail).ok()
+    }
+
+    /// The board's interpreters (`/usr/bin/python3.N`), by path.
+    fn boards(&self) -> impl Iterator<Item = (&String, Interpreter)> {
+        self.rest.iter().filter_map(|(k, v)| Some((k, serde_json::from_value::<Interpreter>(v.clone()).ok()?)))
+    }
+
+    fn kib(&self, key: &str) -> Option<u64> {
+        self.rest.get(key)?.as_u64()
+    }
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+        let line = |f: &mut std::fmt::Formatter<'_>, name: &str, i: &Interpreter| {
+            let numpy = i.rss_numpy_kib.map(|k| format!(", import numpy {}", mib(k))).unwrap_or_default();
+            writeln!(
+                f,
+                "  {name:22} peak RSS of -c pass {}{numpy}; startup -c pass {} ms, -I -S -c pass {} ms",
+                mib(i.rss_pass_kib),
+                i.startup_ms,
+                i.startup_isolated_ms
+            )
+        };
+        writeln!(f, "measured as on a board (median of 5 runs, the interpreters alternating):")?;
+        line(f, "python3 (ours)", &self.python3)?;
+        for (path, board) in self.boards() {
+            line(f, path, &board)?;
+            let ratio = |ours: u64, theirs: u64| if theirs == 0 { "-".to_string() } else { format!("{:.2}", ours as f64 / theirs as f64) };
+            writeln!(
+                f,
+                "  {:22} ours / its: peak {}, startup {} and {}",
+                "",
+                ratio(self.python3.rss_pass_kib, board.rss_pass_kib),
+                ratio(self.python3.startup_ms, board.startup_ms),
+                ratio(self.python3.startup_isolated_ms, board.startup_isolated_ms)
+            )?;
+        }
+        if let (Some(peak), Some(total), Some(available)) = (self.kib("checks_vmhwm_kib"), self.kib("mem_total_kib"), self.kib("mem_available_kib")) {
+            write!(f, "  the checks' peak RSS {}; {} of {} available after", mib(peak), mib(available), mib(total))?;
+        }
+        Ok(())
+    }
+}
+
 /// Run an application from the installed tree alone (copied into the
 /// board root, as a user would put it there): it passes when it exits 0.
 fn run_app(
@@ -645,6 +712,8 @@ fn write_package_checks(loaded: &Loaded, path: &Path) -> Result<()> {
     fs::write(path, serde_json::to_vec_pretty(&checks)?).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// A self-signed certificate for `localhost`, made with the host's openssl,
+/// for the TLS handshake check.
 fn make_test_certificate(dir: &Path) -> Result<()> {
     crate::base::process::checked(
         Command::new("openssl")
@@ -693,6 +762,20 @@ pub fn ensure_binfmt(arch: &Arch) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_booted_memory_figures_read_side_by_side_with_the_boards_python() {
+        // As mipsel's runtime package measured them on malta (session 17).
+        let detail = r#"{"/usr/bin/python3.11": {"rss_numpy_kib": null, "rss_pass_kib": 7492, "startup_isolated_ms": 800, "startup_ms": 1048}, "checks_vmhwm_kib": 45748, "mem_available_kib": 201064, "mem_total_kib": 244228, "python3": {"rss_numpy_kib": 19628, "rss_pass_kib": 8856, "startup_isolated_ms": 1487, "startup_ms": 2624}}"#;
+        let text = Memory::parse(detail).unwrap().to_string();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        assert_eq!(lines[1], "python3 (ours)         peak RSS of -c pass 8.6 MiB, import numpy 19.2 MiB; startup -c pass 2624 ms, -I -S -c pass 1487 ms");
+        assert_eq!(lines[2], "/usr/bin/python3.11    peak RSS of -c pass 7.3 MiB; startup -c pass 1048 ms, -I -S -c pass 800 ms");
+        assert_eq!(lines[3], "ours / its: peak 1.18, startup 2.50 and 1.86");
+        assert_eq!(lines[4], "the checks' peak RSS 44.7 MiB; 196.4 MiB of 238.5 MiB available after");
+        // Under qemu-user the check measures nothing, and nothing is printed.
+        assert!(Memory::parse("measured on a booted kernel only (qemu-test --system)").is_none());
+    }
 
     #[test]
     fn each_package_tested_keeps_its_own_checks_record_beside_the_trees() {
