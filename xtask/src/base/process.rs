@@ -255,13 +255,20 @@ mod tests {
     /// regrtest must to write its report.
     #[test]
     fn a_command_started_where_sigint_is_ignored_still_gets_it_at_its_limit() {
-        use std::os::unix::process::ExitStatusExt;
+        use std::os::unix::process::{CommandExt, ExitStatusExt};
         use std::time::Duration;
-        // SAFETY: signal() swaps this process's disposition; restored below.
-        let before = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
-        let run = run_until(Command::new("sleep").arg("30"), Duration::from_millis(300), Duration::from_secs(30), Duration::from_secs(30));
-        unsafe { libc::signal(libc::SIGINT, before) };
-        let (status, stopped) = run.unwrap();
+        // What a background shell does, in the child alone: the test
+        // process's own disposition (shared by the tests' threads) stays.
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        // SAFETY: signal() is async-signal-safe, allowed between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let (status, stopped) = run_until(&mut cmd, Duration::from_millis(300), Duration::from_secs(30), Duration::from_secs(30)).unwrap();
         assert_eq!((status.signal(), stopped), (Some(libc::SIGINT), true));
     }
 

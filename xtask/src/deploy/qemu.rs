@@ -252,12 +252,8 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
 /// that testing the minimal profile keeps the runtime profile's record.
 fn checks_record(package: Option<&Path>, booted: bool) -> String {
     let record = if booted { "qemu-test-system-checks.json" } else { "qemu-test-checks.json" };
-    let stem = package.and_then(|p| p.file_name()).map(|n| n.to_string_lossy()).map(|n| {
-        let n = n.trim_end_matches(".zst").trim_end_matches(".gz");
-        n.strip_suffix(".tar").unwrap_or(n).to_string()
-    });
-    match stem {
-        Some(stem) => format!("{stem}.{record}"),
+    match package.and_then(|p| p.file_name()).map(|n| n.to_string_lossy()) {
+        Some(name) => format!("{}.{record}", crate::deploy::package::archive::stem_of(&name).unwrap_or(&name)),
         None => record.to_string(),
     }
 }
@@ -650,7 +646,7 @@ impl std::fmt::Display for Memory {
                 i.startup_isolated_ms
             )
         };
-        writeln!(f, "measured as on a board (median of 5 runs, the interpreters alternating):")?;
+        writeln!(f, "measured as on a board (medians, the interpreters' runs alternating):")?;
         line(f, "python3 (ours)", &self.python3)?;
         for (path, board) in self.boards() {
             line(f, path, &board)?;
@@ -785,6 +781,8 @@ mod tests {
         let runtime = Path::new("deploy/aarch64/crosspython-3.14.7-aarch64.tar.gz");
         assert_eq!(checks_record(Some(minimal), true), "crosspython-3.14.7-aarch64-minimal.qemu-test-system-checks.json");
         assert_eq!(checks_record(Some(runtime), false), "crosspython-3.14.7-aarch64.qemu-test-checks.json");
+        // An archive of another name keeps it whole.
+        assert_eq!(checks_record(Some(Path::new("board-image.tar.xz")), true), "board-image.tar.xz.qemu-test-system-checks.json");
     }
 
     #[test]

@@ -17,12 +17,22 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every archive `package` writes of a profile, in this order.
+    pub const ALL: [Format; 2] = [Format::Gzip, Format::Zstd];
+
     pub fn extension(self) -> &'static str {
         match self {
             Format::Gzip => "tar.gz",
             Format::Zstd => "tar.zst",
         }
     }
+}
+
+/// The package's stem (`crosspython-3.14.7-aarch64-minimal`) in the name
+/// of one of its archives: the name its other files (`.sizes.txt`, ...)
+/// are written under.
+pub fn stem_of(file_name: &str) -> Option<&str> {
+    Format::ALL.iter().find_map(|f| file_name.strip_suffix(f.extension())?.strip_suffix('.'))
 }
 
 pub fn write(root: &Path, out: &Path, format: Format, epoch: u64) -> Result<()> {

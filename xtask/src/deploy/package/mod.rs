@@ -6,7 +6,7 @@
 //! or installed into an existing root filesystem.
 
 mod app;
-mod archive;
+pub mod archive;
 mod checks;
 mod install;
 
@@ -174,7 +174,7 @@ pub fn package(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
     let epoch = crate::base::reproducible::source_date_epoch()?;
     let mut sums = vec![];
     let mut archives = vec![];
-    for format in [archive::Format::Gzip, archive::Format::Zstd] {
+    for format in archive::Format::ALL {
         let name = format!("{stem}.{}", format.extension());
         let out = deploy.join(&name);
         archive::write(&root, &out, format, epoch)?;
