@@ -290,8 +290,11 @@ impl Ctx<'_> {
         self.node.build.configure.iter().map(|a| self.expand(a)).collect()
     }
 
+    /// `make_args`, then those for the toolchain's compiler family.
     fn make_args(&self) -> Result<Vec<String>> {
-        self.node.build.make_args.iter().map(|a| self.expand(a)).collect()
+        // Native recipes build with the build machine's gcc.
+        let compiler = self.target.map_or(crate::model::build::Compiler::Gcc, |(_, tc)| tc.compiler());
+        self.node.build.make_args_with(compiler).map(|a| self.expand(a)).collect()
     }
 
     /// `configure` named relative to the build directory (`../src/configure`):

@@ -3,7 +3,7 @@
 //! resolved node carries them, and a task's signature hashes all of them:
 //! a field added here is read, overridden, shown and signed with no other
 //! edit. Build options (packageconfig) add to `configure`, `make_args`,
-//! `env` and `builtin_modules` only, by design.
+//! `make_args_for_compiler`, `env` and `builtin_modules` only, by design.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +19,11 @@ pub struct Build {
     pub configure: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub make_args: Vec<String>,
+    /// make arguments for one compiler family only (`gcc`, `clang`), after
+    /// `make_args`: what the other family would refuse (Yocto's
+    /// `:toolchain-gcc` overrides).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub make_args_for_compiler: BTreeMap<Compiler, Vec<String>>,
     /// Configure and build in `B`, beside the source (`S`); when false the
     /// source is copied into `B` first.
     pub out_of_tree: bool,
@@ -44,6 +49,7 @@ impl Default for Build {
             configure: vec![],
             env: BTreeMap::new(),
             make_args: vec![],
+            make_args_for_compiler: BTreeMap::new(),
             out_of_tree: true,
             source_subdir: None,
             do_configure: None,
@@ -53,6 +59,15 @@ impl Default for Build {
             builtin_modules: vec![],
         }
     }
+}
+
+/// A compiler family: what a toolchain's C compiler is, for the build
+/// fields that only one family takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compiler {
+    Gcc,
+    Clang,
 }
 
 /// A class task that a recipe may replace with a shell script of its own
@@ -78,7 +93,12 @@ impl Build {
     /// The names of the fields, as the manifest spells them (from serde,
     /// so that this list cannot drift from the struct).
     pub fn fields() -> Vec<String> {
-        let all = Build { source_subdir: Some(String::new()), builtin_modules: vec![String::new()], ..Build::default() };
+        let all = Build {
+            source_subdir: Some(String::new()),
+            builtin_modules: vec![String::new()],
+            make_args_for_compiler: BTreeMap::from([(Compiler::Gcc, vec![])]),
+            ..Build::default()
+        };
         match serde_json::to_value(all) {
             Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
             _ => unreachable!("Build serializes to an object"),
@@ -92,6 +112,12 @@ impl Build {
             Phase::Compile => self.do_compile.as_ref(),
             Phase::Install => self.do_install.as_ref(),
         }
+    }
+
+    /// The make arguments a build with `compiler` runs: `make_args`, then
+    /// those for its family.
+    pub fn make_args_with(&self, compiler: Compiler) -> impl Iterator<Item = &String> {
+        self.make_args.iter().chain(self.make_args_for_compiler.get(&compiler).into_iter().flatten())
     }
 
     /// Whether any field mentions `text` (a `${VAR}` reference, say).
@@ -156,10 +182,11 @@ mod tests {
     #[test]
     fn the_field_list_comes_from_the_struct() {
         let f = Build::fields();
-        assert_eq!(f.len(), 11);
+        assert_eq!(f.len(), 12);
         assert!(f.iter().any(|k| k == "source_subdir"), "optional fields are listed too");
         assert!(f.iter().any(|k| k == "do_install_append"));
         assert!(f.iter().any(|k| k == "builtin_modules"), "and those left out of signatures when empty");
+        assert!(f.iter().any(|k| k == "make_args_for_compiler"));
     }
 
     #[test]
@@ -184,6 +211,19 @@ mod tests {
         let err = Build::default().overlay(&table("configure = []\nout_of_tree = \"no\"")).unwrap_err();
         assert_eq!(err.field, "out_of_tree");
         assert!(err.message.contains("invalid type: string \"no\", expected a boolean"), "{}", err.message);
+    }
+
+    #[test]
+    fn make_args_for_one_compiler_come_last_and_only_for_that_compiler() {
+        let b = Build {
+            make_args: vec!["V=1".into()],
+            make_args_for_compiler: BTreeMap::from([(Compiler::Gcc, vec!["LDFLAGS_NODIST=-flto=2".into()])]),
+            ..Build::default()
+        };
+        assert_eq!(b.make_args_with(Compiler::Gcc).collect::<Vec<_>>(), ["V=1", "LDFLAGS_NODIST=-flto=2"]);
+        assert_eq!(b.make_args_with(Compiler::Clang).collect::<Vec<_>>(), ["V=1"]);
+        assert!(b.mentions("-flto=2"), "signed with the build");
+        assert!(!serde_json::to_string(&Build::default()).unwrap().contains("make_args_for_compiler"), "absent, every other recipe keeps its signature");
     }
 
     #[test]

@@ -674,6 +674,8 @@ pub struct PackageConfig {
     pub summary: String,
     pub configure: Vec<String>,
     pub make_args: Vec<String>,
+    /// make arguments for one compiler family (`gcc`, `clang`) only.
+    pub make_args_for_compiler: BTreeMap<crate::model::build::Compiler, Vec<String>>,
     pub env: BTreeMap<String, String>,
     /// What the option needs of the toolchain beyond a compiler.
     pub toolchain_needs: Vec<ToolchainNeed>,

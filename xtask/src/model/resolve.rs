@@ -534,6 +534,7 @@ impl<'a> Resolver<'a> {
             for (field, added) in [
                 ("configure", !pc.configure.is_empty()),
                 ("make_args", !pc.make_args.is_empty()),
+                ("make_args_for_compiler", !pc.make_args_for_compiler.is_empty()),
                 ("env", !pc.env.is_empty()),
                 ("builtin_modules", !pc.builtin_modules.is_empty()),
             ] {
@@ -544,6 +545,9 @@ impl<'a> Resolver<'a> {
             }
             node.build.configure.extend(pc.configure.iter().cloned());
             node.build.make_args.extend(pc.make_args.iter().cloned());
+            for (compiler, args) in &pc.make_args_for_compiler {
+                node.build.make_args_for_compiler.entry(*compiler).or_default().extend(args.iter().cloned());
+            }
             node.build.env.extend(pc.env.clone());
             node.build.builtin_modules.extend(pc.builtin_modules.iter().cloned());
             node.features.push(f.clone());

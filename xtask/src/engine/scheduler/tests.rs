@@ -417,12 +417,18 @@ fn each_build_field_reruns_the_recipe_from_configure() {
     };
     let base = sigs("");
     let app = f.manifest(&(f.app("\"liba\"", "") + &f.liba())).manifest.recipes.into_iter().find(|r| r.name.get_ref() == "app").unwrap();
-    // Lists left out when empty (builtin_modules) are written as lists too.
-    let written = serde_json::to_value(crate::model::manifest::Build { builtin_modules: vec!["x".into()], ..app.build }).unwrap();
+    // Fields left out when empty (builtin_modules, make_args_for_compiler) are written too.
+    let written = serde_json::to_value(crate::model::manifest::Build {
+        builtin_modules: vec!["x".into()],
+        make_args_for_compiler: BTreeMap::from([(crate::model::build::Compiler::Gcc, vec!["x".into()])]),
+        ..app.build
+    })
+    .unwrap();
     for field in crate::model::manifest::Build::fields() {
         let value = match &written[&field] {
             serde_json::Value::Bool(b) => (!b).to_string(),
             serde_json::Value::Array(_) => "[\"--x\"]".to_string(),
+            serde_json::Value::Object(m) if m.values().any(|v| v.is_array()) => "{ gcc = [\"--x\"] }".to_string(),
             serde_json::Value::Object(_) => "{ X = \"1\" }".to_string(),
             _ => "\"true\"".to_string(),
         };

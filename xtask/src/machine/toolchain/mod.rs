@@ -190,6 +190,17 @@ impl Toolchain {
         words.join(" ")
     }
 
+    /// The compiler family: zig's and any clang are clang (by `--version`,
+    /// as a `gcc`-named wrapper of clang says so), the rest gcc.
+    pub fn compiler(&self) -> crate::model::build::Compiler {
+        use crate::model::build::Compiler;
+        if self.zig_target.is_some() || self.version.contains("clang") {
+            Compiler::Clang
+        } else {
+            Compiler::Gcc
+        }
+    }
+
     /// A binutils program (`ar`, `strip`, ...).
     pub fn tool(&self, name: &str) -> String {
         format!("{}{name}", self.tool_prefix)
@@ -362,5 +373,27 @@ mod tests {
     #[test]
     fn binutils_follow_a_gcc_prefix() {
         assert_eq!(binutils_prefix(Path::new("/opt/x/bin/mipsel-buildroot-linux-gnu-gcc"), "mipsel-linux-gnu"), "/opt/x/bin/mipsel-buildroot-linux-gnu-");
+    }
+
+    #[test]
+    fn the_compiler_family_comes_from_zig_or_the_version_line() {
+        use crate::model::build::Compiler;
+        let tc = |version: &str, zig: bool| Toolchain {
+            cc: PathBuf::from("/usr/bin/mipsel-linux-gnu-gcc"),
+            cc_args: vec![],
+            tool_prefix: String::new(),
+            version: version.into(),
+            machine: "mipsel-linux-gnu".into(),
+            run_root: None,
+            glibc: None,
+            zig_target: zig.then(|| "mipsel-linux-gnu.2.28".into()),
+            runtime_root: None,
+            runtime_lib_dirs: vec![],
+            glibc_floor: None,
+            profile: None,
+        };
+        assert_eq!(tc("mipsel-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0", false).compiler(), Compiler::Gcc);
+        assert_eq!(tc("Debian clang version 14.0.6", false).compiler(), Compiler::Clang, "a gcc-named clang is clang");
+        assert_eq!(tc("0.17.1", true).compiler(), Compiler::Clang, "zig's wrapper");
     }
 }

@@ -298,6 +298,23 @@ fn an_unknown_feature_is_an_error_that_lists_the_offered_ones() {
 }
 
 #[test]
+fn an_options_make_arguments_for_one_compiler_family_are_kept_by_family() {
+    let app = |family: &str| {
+        recipe("app", "1", &format!("[recipe.packageconfig.lto]\nconfigure = [\"--with-lto\"]\nmake_args_for_compiler = {{ {family} = [\"LDFLAGS_NODIST=-flto=${{PARALLEL_JOBS}}\"] }}"))
+    };
+    let g = graph(&manifest("\"app\"", "features = [\"lto\"]", &app("gcc"))).unwrap();
+    let node = &g.nodes[g.index("app").unwrap()];
+    let gcc = node.build.make_args_with(crate::model::build::Compiler::Gcc).collect::<Vec<_>>();
+    assert_eq!(gcc, ["LDFLAGS_NODIST=-flto=${PARALLEL_JOBS}"]);
+    assert_eq!(node.build.make_args_with(crate::model::build::Compiler::Clang).count(), 0);
+    assert!(node.build.mentions("${PARALLEL_JOBS}"), "the task takes the build's free job tokens for it");
+    let g = graph(&manifest("\"app\"", "", &app("gcc"))).unwrap();
+    assert!(g.nodes[g.index("app").unwrap()].build.make_args_for_compiler.is_empty(), "the option is off");
+    let errs = errors(&manifest("\"app\"", "features = [\"lto\"]", &app("icc")));
+    assert_eq!(errs, ["m.toml:28:28: `icc`: unknown variant `icc`, expected `gcc` or `clang`"], "a family it does not know is an error at its place");
+}
+
+#[test]
 fn an_option_offered_on_some_arches_stays_off_on_the_others() {
     let app =
         |arches: &str| recipe("app", "1", &format!("[recipe.packageconfig.tail-call-interp]\nconfigure = [\"--with-tail-call-interp\"]\narches = [{arches}]"));
