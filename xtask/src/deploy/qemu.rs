@@ -415,9 +415,10 @@ fn booted_checks(
     };
     eprintln!("booting {} under {} (-M {}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
     let started = std::time::Instant::now();
-    // The guest stops the tests at `tests` itself; the host's limit, half an
-    // hour more for boot, checks and the XML, is for a guest that hangs.
-    let limit = 1800 + tests;
+    // The guest stops the tests at `tests` itself (and their re-run after);
+    // the host's limit, half an hour more for boot, checks and the XML, is
+    // for a guest that hangs.
+    let limit = 1800 + if tests > 0 { system::regrtest_stop_seconds(tests) } else { 0 };
     // Kept like a task's log: hours of a test suite are read afterwards.
     let log = project.build_dir.join(arch_name).join("qemu-system").join("log.console");
     eprintln!("console: {}", log.display());

@@ -207,13 +207,21 @@ pub struct GuestRegrtest {
     pub seconds: Option<u64>,
 }
 
-/// After the first SIGINT, regrtest stops its workers and re-runs the tests
-/// that failed, which can take longer than the grace (a multiprocessing
-/// file runs for 15 minutes under TCG): a second SIGINT this much later
-/// stops the re-run, so that the XML is still written; the resumed run
-/// runs what failed again. SIGKILL after the grace.
-const GUEST_RERUN_SECONDS: u64 = 60;
+/// After the first SIGINT, regrtest stops its workers and re-runs the test
+/// cases that failed: only that re-run tells a flaky test from a failing
+/// one. A minute was too short on a booted riscv64 (the 8 barrier tests of
+/// `test_multiprocessing_spawn.test_manager` were cut, and stayed failed);
+/// a quarter of an hour is what one multiprocessing file takes under TCG.
+/// A second SIGINT then stops the re-run, so that the XML is still written
+/// (the resumed run runs what failed again); SIGKILL after the grace.
+const GUEST_RERUN_SECONDS: u64 = 900;
 const GUEST_GRACE_SECONDS: u64 = 600;
+
+/// The longest a guest given `tests` seconds of regrtest takes to stop it:
+/// the tests, the re-run of what failed, the grace before SIGKILL.
+pub fn regrtest_stop_seconds(tests: u64) -> u64 {
+    tests + GUEST_RERUN_SECONDS + GUEST_GRACE_SECONDS
+}
 
 /// Where the guest writes regrtest's JUnit XML, which it then prints
 /// gzipped and base64-encoded as `JUNIT <line>`s: an initramfs root
@@ -458,8 +466,9 @@ mod tests {
         let r = GuestRegrtest { list_suite: false, args: vec!["-j2".into()], seconds: Some(600) };
         let s = init_script(&[], &[], Some(&r));
         let bb = "/.crosspython/busybox";
-        let run = s.find(&format!("{bb} timeout -s INT -k 600 660 {bb} timeout -s INT 600 /usr/local/bin/python3 -B -m test -j2 --junit-xml")).expect(&s);
+        let run = s.find(&format!("{bb} timeout -s INT -k 600 1500 {bb} timeout -s INT 600 /usr/local/bin/python3 -B -m test -j2 --junit-xml")).expect(&s);
         assert!(run < s.find("JUNIT").unwrap());
+        assert_eq!(regrtest_stop_seconds(600), 600 + 900 + 600, "the host waits for the re-run and the grace, not less");
     }
 
     #[test]
