@@ -317,6 +317,11 @@ fn real_main() -> Result<()> {
         Cmd::Build(args) => build(&project, &args),
         Cmd::QemuTest { arch, package, board, cpython_tests, minutes, wait, system, app, app_args } => {
             let loaded = project.load()?;
+            if system {
+                // Ctrl-C stops the booted guest as its time limit would:
+                // what finished is still reported (hours of a suite).
+                ctrlc::set_handler(process::interrupt).context("cannot install the interrupt handler")?;
+            }
             for a in project.arches(&loaded, &arch)? {
                 // The tree it reads is swapped by builds: held until the tree
                 // is copied over the board root (qemu-test lets it go then, and

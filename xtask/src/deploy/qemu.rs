@@ -286,6 +286,7 @@ fn regrtest_plan<'a>(
 /// listed modules, `cpython-suite` for the whole suite, `-system` when
 /// booted), and the verdict.
 fn publish(project: &Project, arch_name: &str, report: &crate::deploy::regrtest::Report, booted: bool) -> Result<()> {
+    let interrupted = report.interrupted.then(|| report.modules.iter().filter(|m| m.result != "not run").count());
     let table = report.table();
     let stem = match (report.whole_suite, booted) {
         (false, false) => "qemu-test",
@@ -296,6 +297,10 @@ fn publish(project: &Project, arch_name: &str, report: &crate::deploy::regrtest:
     write_report(project, arch_name, &[(format!("{stem}.json"), serde_json::to_vec_pretty(report)?), (format!("{stem}.txt"), table.clone().into_bytes())])?;
     println!("\n{table}(deploy/{arch_name}/{stem}.json, {stem}.txt)");
     let bugs = report.bugs();
+    if let Some(finished) = interrupted {
+        let failed = if bugs.is_empty() { String::new() } else { format!("; failed: {}", bugs.join(", ")) };
+        bail!("interrupted: {finished} of {} test modules finished, the rest not run{failed}", report.modules.len());
+    }
     if !bugs.is_empty() {
         let machine = if booted { "the emulated machine (qemu-system)" } else { "qemu-user" };
         bail!(
@@ -426,6 +431,9 @@ fn booted_checks(
     let memory = if whole_suite { boot.suite_memory_mib.unwrap_or(boot.memory_mib) } else { boot.memory_mib };
     let run = system::run(boot, memory, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
     if !run.powered_off && regrtest.is_none() {
+        if crate::base::process::interrupted() {
+            bail!("interrupted before the guest finished its checks (console: {})", run.path.display());
+        }
         bail!("the guest did not power off within {limit} s (console: {})", run.path.display());
     }
     let console = run.text;
@@ -487,11 +495,14 @@ fn booted_checks(
             let why = match (&regrtest_exit, run.powered_off) {
                 (Some(code), _) => format!("regrtest ended with exit status {code} and wrote no JUnit XML (137: it was killed, as the OOM killer does)"),
                 (None, true) => "the guest powered off before regrtest finished".to_string(),
+                (None, false) if crate::base::process::interrupted() => "interrupted: the guest was stopped".to_string(),
                 (None, false) => "the guest was stopped at the time limit".to_string(),
             };
             eprintln!("{why}; the report has the test files that finished (console: {})", run.path.display());
             results.push(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: format!("{why} (time limit {limit} s)") });
-            Some(plan.report(arch_name, tested, &suite, &console, "")?)
+            let mut report = plan.report(arch_name, tested, &suite, &console, "")?;
+            report.interrupted = crate::base::process::interrupted();
+            Some(report)
         }
         Some((plan, tested)) => {
             let xml = guest_junit(&junit).with_context(|| format!("regrtest's JUnit XML from the guest's console ({})", run.path.display()))?;

@@ -29,6 +29,10 @@ pub struct Report {
     #[serde(default)]
     pub tree: String,
     pub modules: Vec<ModuleResult>,
+    /// Stopped by the user (Ctrl-C) before every module ran: the modules
+    /// `not run` are the user's, not failures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// One test module of regrtest on the target.
@@ -80,9 +84,11 @@ impl Report {
     /// was left out (`ran no tests`), is reported, not a bug.
     /// In the whole suite, a module `not run` is the unfinished rest of a
     /// stopped guest: the `cpython-tests-finished` check reports that, and
-    /// the next run on the same tree resumes with it.
+    /// the next run on the same tree resumes with it. In an interrupted
+    /// run it is what the user stopped.
     pub fn bugs(&self) -> Vec<&str> {
-        self.modules.iter().filter(|m| !(FINE.contains(&m.result.as_str()) || self.whole_suite && m.result == "not run")).map(|m| m.module.as_str()).collect()
+        let stopped = self.whole_suite || self.interrupted;
+        self.modules.iter().filter(|m| !(FINE.contains(&m.result.as_str()) || stopped && m.result == "not run")).map(|m| m.module.as_str()).collect()
     }
 
     pub fn table(&self) -> String {
@@ -235,7 +241,14 @@ impl<'a> Plan<'a> {
             modules.extend(self.finished.iter().cloned());
             modules.sort_by(|a, b| a.module.cmp(&b.module));
         }
-        Ok(Report { arch: arch.to_string(), command: self.command(), whole_suite: self.selection == Selection::All, tree: tree.to_string(), modules })
+        Ok(Report {
+            arch: arch.to_string(),
+            command: self.command(),
+            whole_suite: self.selection == Selection::All,
+            tree: tree.to_string(),
+            modules,
+            interrupted: false,
+        })
     }
 }
 
@@ -475,8 +488,11 @@ mod tests {
     fn a_module_without_a_result_line_is_not_run_and_counts_as_a_bug() {
         let m = classify(&wanted(), PROGRESS, "", &[]).unwrap();
         assert_eq!(m[3].result, "not run");
-        let mut report = Report { arch: "x".into(), command: String::new(), whole_suite: false, tree: String::new(), modules: m };
+        let mut report = Report { arch: "x".into(), command: String::new(), whole_suite: false, tree: String::new(), modules: m, interrupted: false };
         assert_eq!(report.bugs(), vec!["test_os", "test_zlib"]);
+        report.interrupted = true;
+        assert_eq!(report.bugs(), vec!["test_os"], "what a user stopped (Ctrl-C) is not run, not failed");
+        report.interrupted = false;
         report.whole_suite = true;
         assert_eq!(report.bugs(), vec!["test_os"], "the rest of a stopped whole suite is left to the next run");
         assert!(report.table().contains("1 failed, 0 flaky, 1 skipped, 0 env changed, 0 ran no tests, 1 not run"), "{}", report.table());
@@ -490,7 +506,7 @@ mod tests {
                         0:01:40 load avg: 5.62 [ 2/2] test_zlib run no tests\n";
         let m = classify(&modules, progress, "", &[]).unwrap();
         assert_eq!((m[0].result.as_str(), m[1].result.as_str()), ("ran no tests", "ran no tests"));
-        let report = Report { arch: "x".into(), command: String::new(), whole_suite: true, tree: String::new(), modules: m };
+        let report = Report { arch: "x".into(), command: String::new(), whole_suite: true, tree: String::new(), modules: m, interrupted: false };
         assert!(report.bugs().is_empty(), "{:?}", report.bugs());
         assert!(report.table().contains("0 failed, 0 flaky, 0 skipped, 0 env changed, 2 ran no tests"), "{}", report.table());
     }
@@ -536,7 +552,7 @@ mod tests {
         let m = classify(&wanted, progress, junit, &[]).unwrap();
         assert_eq!((m[0].result.as_str(), m[0].tests), ("passed", 1));
         assert_eq!((m[1].result.as_str(), m[1].tests), ("env changed", 1));
-        let report = Report { arch: "x".into(), command: String::new(), whole_suite: true, tree: String::new(), modules: m };
+        let report = Report { arch: "x".into(), command: String::new(), whole_suite: true, tree: String::new(), modules: m, interrupted: false };
         assert!(report.bugs().is_empty());
     }
 
@@ -625,7 +641,7 @@ test_a (test.test_os.TimerfdTests.test_a) ... ok
         assert_eq!((m[1].result.as_str(), m[1].detail.as_str()), ("failed", "failed (1 error); re-run: failed (1 error)"));
         assert_eq!(m[1].failed[0].rerun.as_deref(), Some("failed"));
         assert_eq!(m[2].result, "passed");
-        let report = Report { arch: "x".into(), command: String::new(), whole_suite: true, tree: String::new(), modules: m };
+        let report = Report { arch: "x".into(), command: String::new(), whole_suite: true, tree: String::new(), modules: m, interrupted: false };
         assert_eq!(report.bugs(), vec!["test_zlib"]);
         assert!(report.table().contains("FAILED test.test_os.TimerfdTests.test_a (failure, passed when re-run): AssertionError"), "{}", report.table());
     }
