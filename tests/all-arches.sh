@@ -19,6 +19,19 @@ for arch in $(sed -n 's/^\[arch\.\([a-z0-9_-]*\)\]$/\1/p' recipes-manifest.toml)
     tests/corpus.sh "$arch" || corpus_failed="$corpus_failed $arch"
   fi
 done
+# Debian's cross gcc instead of zig, on mipsel, where the release set
+# needs it (gcc's LTO and PGO): the tree carries gcc's newer glibc privately
+# (its own loader), and the import check of the packages must run it so.
+if [ "$arches" = all ] || [[ ",$arches," == *",mipsel,"* ]]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y --no-install-recommends gcc-mipsel-linux-gnu g++-mipsel-linux-gnu >/dev/null
+  fi
+  gcc_dir=gcc-mipsel/build
+  cargo xtask --build-dir "$gcc_dir" build --arch mipsel --toolchain debian-gcc
+  cargo xtask --build-dir "$gcc_dir" qemu-test --arch mipsel
+  cargo xtask --build-dir "$gcc_dir" package --arch mipsel
+  cargo xtask --build-dir "$gcc_dir" qemu-test --arch mipsel --package gcc-mipsel/deploy/mipsel/crosspython-*-mipsel.tar.zst
+fi
 # On a booted kernel too, where the manifest knows how to boot the arch
 # ([system.<arch>]), with Debian's qemu-system-* for it.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -252,7 +252,13 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
         let base = tmp.join(prefix.trim_start_matches('/'));
         let ldversion = crate::python::crosspip::ldversion(&tmp, &prefix, target_python.as_deref().unwrap_or_default());
         let site = base.join(format!("lib/python{ldversion}/site-packages"));
-        let runner = crate::machine::runner::TargetRunner::new(&ab.arch, ab.toolchain.run_root.as_deref().unwrap_or(&tmp));
+        // A tree that carries the toolchain's glibc names its own loader
+        // (`<prefix>/lib/glibc/ld.so.1`), found only with the tree as `/`.
+        let root = match ab.toolchain.run_root.as_deref() {
+            Some(run_root) if private_glibc.is_empty() => run_root,
+            _ => &tmp,
+        };
+        let runner = crate::machine::runner::TargetRunner::new(&ab.arch, root);
         let mut log = String::new();
         let checked = crate::python::import_check::run(&runner, &base.join("bin/python3"), &site, &base.join("lib").display().to_string(), &ab.name, &mut log);
         std::io::Write::write_all(&mut fs::OpenOptions::new().append(true).open(&log_path)?, log.as_bytes())?;
