@@ -185,6 +185,11 @@ impl Symbols {
     }
 
     fn name(&self, address: u64) -> &str {
+        // Not "shared objects" either: every block of a position-independent
+        // program (Debian's gcc links PIE) would be called so.
+        if self.loaded.is_none() {
+            return "(position-independent program: unnamed)";
+        }
         let k = self.functions.partition_point(|f| f.0 <= address);
         match k.checked_sub(1).map(|k| &self.functions[k]) {
             Some((_, end, name)) if address < *end => name,
@@ -250,6 +255,8 @@ mod tests {
         let e = |insns, blocks| Executed { insns, blocks };
         let hot = s.hottest(&[(0x1000, e(5, 1)), (0x1010, e(5, 1)), (0x1200, e(7, 3)), (0x9000_0000, e(1, 1))], 2);
         assert_eq!(hot, [("sre_ucs1_match".to_string(), e(10, 2)), ("k_mul".to_string(), e(7, 3))]);
+        let pie = Symbols { loaded: None, ..s };
+        assert_eq!(pie.name(0x1000), "(position-independent program: unnamed)", "loaded where qemu chose: its file addresses name nothing");
     }
 
     #[test]
