@@ -430,11 +430,10 @@ fn booted_checks(
     let whole_suite = regrtest.is_some_and(|(p, _)| p.selection == crate::deploy::regrtest::Selection::All);
     let memory = if whole_suite { boot.suite_memory_mib.unwrap_or(boot.memory_mib) } else { boot.memory_mib };
     let run = system::run(boot, memory, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
-    if !run.powered_off && regrtest.is_none() {
-        if crate::base::process::interrupted() {
-            bail!("interrupted before the guest finished its checks (console: {})", run.path.display());
-        }
-        bail!("the guest did not power off within {limit} s (console: {})", run.path.display());
+    match (run.ended, regrtest) {
+        (system::Ended::Interrupted, None) => bail!("interrupted before the guest finished its checks (console: {})", run.path.display()),
+        (system::Ended::TimeLimit, None) => bail!("the guest did not power off within {limit} s (console: {})", run.path.display()),
+        _ => {}
     }
     let console = run.text;
     let powered_off = started.elapsed().as_secs();
@@ -492,16 +491,16 @@ fn booted_checks(
         // progress lines, the rest is `not run` (a bug until it runs).
         // regrtest itself killed (137: the OOM killer) writes no XML either.
         Some((plan, tested)) if regrtest_exit.is_none() || junit.is_empty() => {
-            let why = match (&regrtest_exit, run.powered_off) {
+            let why = match (&regrtest_exit, run.ended) {
                 (Some(code), _) => format!("regrtest ended with exit status {code} and wrote no JUnit XML (137: it was killed, as the OOM killer does)"),
-                (None, true) => "the guest powered off before regrtest finished".to_string(),
-                (None, false) if crate::base::process::interrupted() => "interrupted: the guest was stopped".to_string(),
-                (None, false) => "the guest was stopped at the time limit".to_string(),
+                (None, system::Ended::PoweredOff) => "the guest powered off before regrtest finished".to_string(),
+                (None, system::Ended::Interrupted) => "interrupted: the guest was stopped".to_string(),
+                (None, system::Ended::TimeLimit) => "the guest was stopped at the time limit".to_string(),
             };
             eprintln!("{why}; the report has the test files that finished (console: {})", run.path.display());
             results.push(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: format!("{why} (time limit {limit} s)") });
             let mut report = plan.report(arch_name, tested, &suite, &console, "")?;
-            report.interrupted = crate::base::process::interrupted();
+            report.interrupted = run.ended == system::Ended::Interrupted;
             Some(report)
         }
         Some((plan, tested)) => {

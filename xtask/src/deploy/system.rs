@@ -308,12 +308,21 @@ fn show_console(path: &Path, from: usize) -> usize {
     from + end
 }
 
-/// What the guest wrote on its serial console, and whether it powered
-/// itself off (or was stopped at the time limit).
+/// What the guest wrote on its serial console, and how its run ended.
 pub struct Console {
     pub text: String,
-    pub powered_off: bool,
+    pub ended: Ended,
     pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The guest powered itself off: its `/init` ran to the end.
+    PoweredOff,
+    /// Stopped by the host at the time limit.
+    TimeLimit,
+    /// Stopped because the user pressed Ctrl-C.
+    Interrupted,
 }
 
 /// Boot and return the serial console. The guest powers itself off; one
@@ -357,14 +366,14 @@ pub fn run(boot: &SystemBoot, memory_mib: u32, kernel: &Path, initrd: &Path, sha
             if !status.success() {
                 bail!("{} exited with {status}:\n{}", boot.qemu, crate::base::process::last_lines(&text, 20));
             }
-            return Ok(Console { text, powered_off: true, path: out_path });
+            return Ok(Console { text, ended: Ended::PoweredOff, path: out_path });
         }
         if crate::base::process::interrupted() {
             let _ = child.kill();
             let _ = child.wait();
             let text = fs::read_to_string(&out_path).unwrap_or_default();
             eprintln!("interrupted: the guest was stopped; what its console says finished is reported (console: {})", out_path.display());
-            return Ok(Console { text, powered_off: false, path: out_path });
+            return Ok(Console { text, ended: Ended::Interrupted, path: out_path });
         }
         if start.elapsed() > limit {
             let _ = child.kill();
@@ -375,7 +384,7 @@ pub fn run(boot: &SystemBoot, memory_mib: u32, kernel: &Path, initrd: &Path, sha
                 limit.as_secs(),
                 crate::base::process::last_lines(&text, 20)
             );
-            return Ok(Console { text, powered_off: false, path: out_path });
+            return Ok(Console { text, ended: Ended::TimeLimit, path: out_path });
         }
         std::thread::sleep(Duration::from_millis(200));
     }
