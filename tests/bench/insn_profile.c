@@ -6,8 +6,11 @@
  *
  *   qemu-aarch64 -plugin insn_profile.so,out=/tmp/p.txt prog ...
  *
- * writes "total <instructions> <blocks executed>" and then one line per block
- * start address: "<hex address> <instructions executed there> <times entered>".
+ * writes "total <instructions> <blocks executed>", then "start_code <hex>" (where
+ * qemu put the program's lowest executable segment: a position-independent
+ * program is loaded at an address of qemu's choosing, and its symbols name
+ * nothing without it), and then one line per block start address:
+ * "<hex address> <instructions executed there> <times entered>".
  *
  * The few entry points of qemu's plugin API (include/qemu/qemu-plugin.h,
  * API version 1, qemu 4.2 to 8.x) are declared here, so that no qemu source
@@ -34,6 +37,9 @@ void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *, enum qemu
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t, udata_cb, void *);
 size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *);
 uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *);
+/* qemu >= 5.2; the program's, not its loader's (qemu_plugin_entry_code gives
+ * the loader's entry when the program has one). */
+uint64_t qemu_plugin_start_code(void);
 
 EXPORT int qemu_plugin_version = 1;
 
@@ -51,6 +57,7 @@ struct chunk {
 static struct chunk *chunks;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char out_path[4096];
+static uint64_t start_code;
 
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
@@ -66,6 +73,8 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         chunks = c;
     }
     struct block *b = &chunks->b[chunks->used++];
+    if (!start_code)
+        start_code = qemu_plugin_start_code();
     pthread_mutex_unlock(&lock);
     b->vaddr = qemu_plugin_tb_vaddr(tb);
     b->insns = qemu_plugin_tb_n_insns(tb);
@@ -99,6 +108,7 @@ static void on_exit_(qemu_plugin_id_t id, void *p)
         }
     qsort(all, n, sizeof *all, by_vaddr);
     fprintf(f, "total %" PRIu64 " %" PRIu64 "\n", insns, execs);
+    fprintf(f, "start_code %" PRIx64 "\n", start_code);
     for (size_t i = 0; i < n;) {
         uint64_t sum = 0, entered = 0, v = all[i].vaddr;
         for (; i < n && all[i].vaddr == v; i++) {

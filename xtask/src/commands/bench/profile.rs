@@ -9,6 +9,8 @@
 //! between blocks, an indirect jump a lookup). Block addresses are named by
 //! the interpreter's ELF symbols: ours are read from the tree (the package
 //! strips them); Debian's stripped python3.X names only its exported ones.
+//! A position-independent program (Debian's gcc links PIE) is named through
+//! where qemu loaded it, which the plugin reports.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -72,7 +74,7 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
             if let Some((ri, rb)) = ratio {
                 write!(t, " {:>15}", format!("{ri:.2} / {rb:.2}"))?;
             }
-            let functions = symbols[k].hottest(&c.by_block, HOTTEST);
+            let functions = symbols[k].hottest(c, HOTTEST);
             case_v.insert(
                 interps[k].name.clone(),
                 json!({
@@ -87,7 +89,7 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
             );
         }
         let shares: Vec<String> = symbols[hot]
-            .hottest(&counts[hot].by_block, 3)
+            .hottest(&counts[hot], 3)
             .iter()
             .map(|(f, e)| format!("{f} {:.0}%", 100.0 * e.insns as f64 / counts[hot].insns as f64))
             .collect();
@@ -123,12 +125,16 @@ fn build_plugin(project: &Project, qemu: &str) -> Result<PathBuf> {
     Ok(so)
 }
 
-/// What the plugin wrote: totals, then per block address the instructions
-/// executed there and the times the block was entered.
+/// What the plugin wrote: totals, where the program's code was loaded, then
+/// per block address the instructions executed there and the times the
+/// block was entered.
 #[derive(Debug, PartialEq)]
 struct Counts {
     insns: u64,
     blocks: u64,
+    /// qemu's `start_code`: the loaded address of the program's lowest
+    /// executable segment (0: qemu did not say).
+    start_code: u64,
     by_block: Vec<(u64, Executed)>,
 }
 
@@ -146,20 +152,32 @@ impl Counts {
             ["total", i, b] => [i.parse()?, b.parse()?],
             _ => bail!("the first line is not `total <instructions> <blocks>`: {total:?}"),
         };
+        let code = lines.next().unwrap_or_default();
+        let start_code = match code.split_once(' ') {
+            Some(("start_code", a)) => u64::from_str_radix(a, 16).with_context(|| format!("start_code {a:?}"))?,
+            _ => bail!("the second line is not `start_code <hex address>`: {code:?}"),
+        };
         let by_block = lines
             .map(|l| -> Result<(u64, Executed)> {
                 let [a, i, b] = l.split(' ').collect::<Vec<_>>()[..] else { bail!("not `<address> <instructions> <entered>`: {l:?}") };
                 Ok((u64::from_str_radix(a, 16)?, Executed { insns: i.parse()?, blocks: b.parse()? }))
             })
             .collect::<Result<_>>()?;
-        Ok(Counts { insns, blocks, by_block })
+        Ok(Counts { insns, blocks, start_code, by_block })
     }
 }
 
-/// Function symbols of an executable, by address, and where it is loaded.
+/// Function symbols of an executable, by the file's addresses, and the
+/// file's address range.
 struct Symbols {
     functions: Vec<(u64, u64, String)>,
-    loaded: Option<(u64, u64)>,
+    /// The loaded segments' span, as the file gives it.
+    span: (u64, u64),
+    /// The file's address of its lowest executable segment: what qemu's
+    /// `start_code` is, less the load bias.
+    code: u64,
+    /// `ET_DYN`: loaded at an address of qemu's choosing.
+    position_independent: bool,
     stripped: bool,
 }
 
@@ -176,41 +194,47 @@ impl Symbols {
             .filter_map(|s| Some((s.address(), s.address() + s.size(), plain_name(s.name().ok()?).to_string())))
             .collect();
         functions.sort();
-        // A position-independent program is loaded where qemu chooses: its
-        // addresses are not the file's, so nothing is named.
-        let fixed = matches!(file.kind(), object::ObjectKind::Executable);
-        let loaded =
-            fixed.then(|| file.segments().map(|s| (s.address(), s.address() + s.size())).fold((u64::MAX, 0), |(lo, hi), (a, b)| (lo.min(a), hi.max(b))));
-        Ok(Symbols { functions, loaded, stripped })
+        let span = file.segments().map(|s| (s.address(), s.address() + s.size())).fold((u64::MAX, 0), |(lo, hi), (a, b)| (lo.min(a), hi.max(b)));
+        let executable = |s: &object::Segment| matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0);
+        let code = file.segments().filter(executable).map(|s| s.address()).min().unwrap_or(span.0);
+        let position_independent = matches!(file.kind(), object::ObjectKind::Dynamic);
+        Ok(Symbols { functions, span, code, position_independent, stripped })
     }
 
-    fn name(&self, address: u64) -> &str {
-        // Not "shared objects" either: every block of a position-independent
-        // program (Debian's gcc links PIE) would be called so.
-        if self.loaded.is_none() {
-            return "(position-independent program: unnamed)";
+    /// The file's address of a block qemu ran at `address`, given where qemu
+    /// loaded the program's code; `None`: a position-independent program
+    /// whose load address qemu did not say.
+    fn file_address(&self, address: u64, start_code: u64) -> Option<u64> {
+        match (self.position_independent, start_code) {
+            (false, _) => Some(address),
+            (true, 0) => None,
+            (true, loaded) => Some(address.wrapping_sub(loaded.wrapping_sub(self.code))),
         }
+    }
+
+    fn name(&self, address: u64, start_code: u64) -> &str {
+        let Some(address) = self.file_address(address, start_code) else { return "(position-independent program: load address unknown)" };
         let k = self.functions.partition_point(|f| f.0 <= address);
         match k.checked_sub(1).map(|k| &self.functions[k]) {
             Some((_, end, name)) if address < *end => name,
-            _ => match self.loaded {
-                Some((lo, hi)) if (lo..hi).contains(&address) => {
-                    if self.stripped {
-                        "(unnamed: stripped)"
-                    } else {
-                        "(no symbol)"
-                    }
+            // qemu reserves the program's whole span when it loads it, so
+            // nothing else lies inside it.
+            _ if (self.span.0..self.span.1).contains(&address) => {
+                if self.stripped {
+                    "(unnamed: stripped)"
+                } else {
+                    "(no symbol)"
                 }
-                _ => "(shared objects, loader)",
-            },
+            }
+            _ => "(shared objects, loader)",
         }
     }
 
     /// The functions that executed the most instructions, most first.
-    fn hottest(&self, by_block: &[(u64, Executed)], n: usize) -> Vec<(String, Executed)> {
+    fn hottest(&self, counts: &Counts, n: usize) -> Vec<(String, Executed)> {
         let mut by_function: BTreeMap<&str, Executed> = BTreeMap::new();
-        for (a, e) in by_block {
-            let f = by_function.entry(self.name(*a)).or_default();
+        for (a, e) in &counts.by_block {
+            let f = by_function.entry(self.name(*a, counts.start_code)).or_default();
             f.insns += e.insns;
             f.blocks += e.blocks;
         }
@@ -231,32 +255,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_are_totals_then_instructions_per_block() {
-        let c = Counts::parse("total 30 4\n400000 10 2\n400010 20 2\n").unwrap();
+    fn counts_are_totals_then_where_the_code_was_loaded_then_instructions_per_block() {
+        let c = Counts::parse("total 30 4\nstart_code 400000\n400000 10 2\n400010 20 2\n").unwrap();
         let e = |insns, blocks| Executed { insns, blocks };
-        assert_eq!(c, Counts { insns: 30, blocks: 4, by_block: vec![(0x400000, e(10, 2)), (0x400010, e(20, 2))] });
+        assert_eq!(c, Counts { insns: 30, blocks: 4, start_code: 0x400000, by_block: vec![(0x400000, e(10, 2)), (0x400010, e(20, 2))] });
         assert!(Counts::parse("").is_err());
         assert!(Counts::parse("totals 1\n").is_err());
-        assert!(Counts::parse("total 1 1\nzz 1 1\n").is_err());
-        assert!(Counts::parse("total 1 1\n400000 1\n").is_err(), "a block line has three fields");
+        assert!(Counts::parse("total 1 1\n400000 1 1\n").is_err(), "the load address comes second");
+        assert!(Counts::parse("total 1 1\nstart_code 0\nzz 1 1\n").is_err());
+        assert!(Counts::parse("total 1 1\nstart_code 0\n400000 1\n").is_err(), "a block line has three fields");
+    }
+
+    fn counts(start_code: u64, by_block: &[(u64, u64, u64)]) -> Counts {
+        let by_block: Vec<_> = by_block.iter().map(|&(a, insns, blocks)| (a, Executed { insns, blocks })).collect();
+        Counts { insns: by_block.iter().map(|b| b.1.insns).sum(), blocks: by_block.iter().map(|b| b.1.blocks).sum(), start_code, by_block }
     }
 
     #[test]
     fn blocks_are_named_by_the_function_holding_them() {
         let s = Symbols {
             functions: vec![(0x1000, 0x1100, "sre_ucs1_match".into()), (0x1200, 0x1300, "k_mul".into())],
-            loaded: Some((0x1000, 0x2000)),
+            span: (0x0, 0x2000),
+            code: 0x1000,
+            position_independent: false,
             stripped: false,
         };
-        assert_eq!(s.name(0x1000), "sre_ucs1_match");
-        assert_eq!(s.name(0x10ff), "sre_ucs1_match");
-        assert_eq!(s.name(0x1150), "(no symbol)", "between two functions");
-        assert_eq!(s.name(0x7f00_0000_0000), "(shared objects, loader)");
+        assert_eq!(s.name(0x1000, 0x1000), "sre_ucs1_match");
+        assert_eq!(s.name(0x10ff, 0x1000), "sre_ucs1_match");
+        assert_eq!(s.name(0x1150, 0x1000), "(no symbol)", "between two functions");
+        assert_eq!(s.name(0x7f00_0000_0000, 0x1000), "(shared objects, loader)");
         let e = |insns, blocks| Executed { insns, blocks };
-        let hot = s.hottest(&[(0x1000, e(5, 1)), (0x1010, e(5, 1)), (0x1200, e(7, 3)), (0x9000_0000, e(1, 1))], 2);
+        let hot = s.hottest(&counts(0x1000, &[(0x1000, 5, 1), (0x1010, 5, 1), (0x1200, 7, 3), (0x9000_0000, 1, 1)]), 2);
         assert_eq!(hot, [("sre_ucs1_match".to_string(), e(10, 2)), ("k_mul".to_string(), e(7, 3))]);
-        let pie = Symbols { loaded: None, ..s };
-        assert_eq!(pie.name(0x1000), "(position-independent program: unnamed)", "loaded where qemu chose: its file addresses name nothing");
+    }
+
+    #[test]
+    fn a_position_independent_program_is_named_where_qemu_loaded_it() {
+        let s = Symbols {
+            functions: vec![(0x1000, 0x1100, "sre_ucs1_match".into())],
+            span: (0x0, 0x2000),
+            code: 0x1000,
+            position_independent: true,
+            stripped: true,
+        };
+        // qemu put the code (file address 0x1000) at 0x7f55_1000: the bias is 0x7f55_0000.
+        assert_eq!(s.name(0x7f55_1010, 0x7f55_1000), "sre_ucs1_match");
+        assert_eq!(s.name(0x7f55_1800, 0x7f55_1000), "(unnamed: stripped)");
+        assert_eq!(s.name(0x1010, 0x7f55_1000), "(shared objects, loader)", "a file address is not where it ran");
+        assert_eq!(s.name(0x7f66_0000, 0x7f55_1000), "(shared objects, loader)");
+        assert_eq!(s.name(0x7f55_1010, 0), "(position-independent program: load address unknown)");
     }
 
     #[test]
