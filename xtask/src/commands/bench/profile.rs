@@ -88,11 +88,8 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
                 }),
             );
         }
-        let shares: Vec<String> = symbols[hot]
-            .hottest(&counts[hot], 3)
-            .iter()
-            .map(|(f, e)| format!("{f} {:.0}%", 100.0 * e.insns as f64 / counts[hot].insns as f64))
-            .collect();
+        let shares: Vec<String> =
+            symbols[hot].hottest(&counts[hot], 3).iter().map(|(f, e)| format!("{f} {:.0}%", 100.0 * e.insns as f64 / counts[hot].insns as f64)).collect();
         writeln!(t, "   {}", shares.join(", "))?;
         v.insert(case.name.clone(), Value::Object(case_v));
     }
@@ -245,9 +242,10 @@ impl Symbols {
     }
 }
 
-/// `k_mul` for LTO's promoted local `k_mul.llvm.1355...`.
+/// `k_mul` for LTO's promoted locals: clang's `k_mul.llvm.1355...`, gcc's
+/// `k_mul.lto_priv.0`.
 fn plain_name(name: &str) -> &str {
-    name.split_once(".llvm.").map_or(name, |(n, _)| n)
+    [".llvm.", ".lto_priv."].iter().fold(name, |n, suffix| n.split_once(suffix).map_or(n, |(n, _)| n))
 }
 
 #[cfg(test)]
@@ -271,15 +269,20 @@ mod tests {
         Counts { insns: by_block.iter().map(|b| b.1.insns).sum(), blocks: by_block.iter().map(|b| b.1.blocks).sum(), start_code, by_block }
     }
 
-    #[test]
-    fn blocks_are_named_by_the_function_holding_them() {
-        let s = Symbols {
+    /// Two functions in a program whose code starts at file address 0x1000.
+    fn program(position_independent: bool, stripped: bool) -> Symbols {
+        Symbols {
             functions: vec![(0x1000, 0x1100, "sre_ucs1_match".into()), (0x1200, 0x1300, "k_mul".into())],
             span: (0x0, 0x2000),
             code: 0x1000,
-            position_independent: false,
-            stripped: false,
-        };
+            position_independent,
+            stripped,
+        }
+    }
+
+    #[test]
+    fn blocks_are_named_by_the_function_holding_them() {
+        let s = program(false, false);
         assert_eq!(s.name(0x1000, 0x1000), "sre_ucs1_match");
         assert_eq!(s.name(0x10ff, 0x1000), "sre_ucs1_match");
         assert_eq!(s.name(0x1150, 0x1000), "(no symbol)", "between two functions");
@@ -291,13 +294,7 @@ mod tests {
 
     #[test]
     fn a_position_independent_program_is_named_where_qemu_loaded_it() {
-        let s = Symbols {
-            functions: vec![(0x1000, 0x1100, "sre_ucs1_match".into())],
-            span: (0x0, 0x2000),
-            code: 0x1000,
-            position_independent: true,
-            stripped: true,
-        };
+        let s = program(true, true);
         // qemu put the code (file address 0x1000) at 0x7f55_1000: the bias is 0x7f55_0000.
         assert_eq!(s.name(0x7f55_1010, 0x7f55_1000), "sre_ucs1_match");
         assert_eq!(s.name(0x7f55_1800, 0x7f55_1000), "(unnamed: stripped)");
@@ -309,6 +306,8 @@ mod tests {
     #[test]
     fn lto_suffixes_are_dropped_from_names() {
         assert_eq!(plain_name("k_mul.llvm.13558651665022624622"), "k_mul");
+        assert_eq!(plain_name("sre_ucs1_match.lto_priv.0"), "sre_ucs1_match");
+        assert_eq!(plain_name("Py_UNICODE_ISALNUM.lto_priv.1.lto_priv.0"), "Py_UNICODE_ISALNUM");
         assert_eq!(plain_name("x_divrem"), "x_divrem");
     }
 }
