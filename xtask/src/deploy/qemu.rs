@@ -408,6 +408,8 @@ fn booted_checks(
     fs::write(&init, system::init_script(&env, programs, guest_regrtest.as_ref()))?;
     fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let initrd = work.join("initrd.gz");
+    let whole_suite = regrtest.is_some_and(|(p, _)| p.selection == crate::deploy::regrtest::Selection::All);
+    let guest = boot.guest(whole_suite);
     let how = match boot.root {
         GuestRoot::Initramfs => {
             system::initramfs(tree, &initrd)?;
@@ -415,10 +417,11 @@ fn booted_checks(
         }
         GuestRoot::NineP => {
             system::stage1_initramfs(&busybox, &kernel.modules, &initrd)?;
-            format!("over virtio-9p, {} MiB of memory", boot.memory_mib)
+            format!("over virtio-9p, {} MiB of memory", guest.memory_mib)
         }
     };
-    eprintln!("booting {} under {} (-M {}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
+    let cpu = guest.cpu.as_deref().map_or(String::new(), |c| format!(" -cpu {c}"));
+    eprintln!("booting {} under {} (-M {}{cpu}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
     let started = std::time::Instant::now();
     // The guest stops the tests at `tests` itself (and their re-run after);
     // the host's limit, half an hour more for boot, checks and the XML, is
@@ -427,9 +430,7 @@ fn booted_checks(
     // Kept like a task's log: hours of a test suite are read afterwards.
     let log = project.build_dir.join(arch_name).join("qemu-system").join("log.console");
     eprintln!("console: {}", log.display());
-    let whole_suite = regrtest.is_some_and(|(p, _)| p.selection == crate::deploy::regrtest::Selection::All);
-    let memory = if whole_suite { boot.suite_memory_mib.unwrap_or(boot.memory_mib) } else { boot.memory_mib };
-    let run = system::run(boot, memory, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
+    let run = system::run(boot, &guest, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
     match (run.ended, regrtest) {
         (system::Ended::Interrupted, None) => bail!("interrupted before the guest finished its checks (console: {})", run.path.display()),
         (system::Ended::TimeLimit, None) => bail!("the guest did not power off within {limit} s (console: {})", run.path.display()),

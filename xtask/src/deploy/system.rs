@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::model::manifest::{Arch, GuestRoot, SystemBoot};
+use crate::model::manifest::{Arch, GuestMachine, GuestRoot, SystemBoot};
 use crate::sources::fetch::Fetcher;
 
 /// Where the guest's own files go, beside the board's.
@@ -330,13 +330,26 @@ pub enum Ended {
 /// its console is still worth (hours of CPython's tests are).
 /// `share` is the directory a `9p` guest mounts as its root; the console
 /// is written to `log` as it comes.
-pub fn run(boot: &SystemBoot, memory_mib: u32, kernel: &Path, initrd: &Path, share: Option<&Path>, limit: Duration, log: &Path) -> Result<Console> {
+pub fn run(boot: &SystemBoot, guest: &GuestMachine, kernel: &Path, initrd: &Path, share: Option<&Path>, limit: Duration, log: &Path) -> Result<Console> {
     let mut cmd = Command::new(&boot.qemu);
     // The console is serial: no VGA card either, whose option ROM (malta's
     // vgabios-cirrus.bin, from seabios, only recommended by qemu-system-mips)
     // may not be installed.
-    cmd.args(["-M", &boot.machine, "-m", &memory_mib.to_string(), "-smp", &boot.cpus.to_string(), "-nographic", "-vga", "none", "-no-reboot", "-nic", "none"]);
-    if let Some(cpu) = &boot.cpu {
+    cmd.args([
+        "-M",
+        &boot.machine,
+        "-m",
+        &guest.memory_mib.to_string(),
+        "-smp",
+        &boot.cpus.to_string(),
+        "-nographic",
+        "-vga",
+        "none",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ]);
+    if let Some(cpu) = &guest.cpu {
         cmd.args(["-cpu", cpu]);
     }
     cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
@@ -344,7 +357,8 @@ pub fn run(boot: &SystemBoot, memory_mib: u32, kernel: &Path, initrd: &Path, sha
         cmd.arg("-fsdev").arg(format!("local,id=root,path={},security_model=none", dir.display()));
         cmd.args(["-device", "virtio-9p-pci,fsdev=root,mount_tag=root"]);
     }
-    cmd.args(["-append", &format!("console={} rdinit=/init quiet panic=-1", boot.console)]);
+    let extra: String = guest.kernel_args.iter().map(|a| format!(" {a}")).collect();
+    cmd.args(["-append", &format!("console={} rdinit=/init quiet panic=-1{extra}", boot.console)]);
     let out_path = log.to_path_buf();
     if let Some(dir) = log.parent() {
         fs::create_dir_all(dir)?;

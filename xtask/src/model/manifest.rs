@@ -112,6 +112,35 @@ pub struct SystemBoot {
     /// (timeout / 40) and `LONG_TIMEOUT` (timeout / 4) that the tests wait
     /// on child processes with (Lib/test/libregrtest/setup.py).
     pub suite_test_timeout: Option<u32>,
+    /// The CPU model for CPython's whole test suite, where the checks'
+    /// one makes the hours of the suite many times longer under TCG.
+    pub suite_cpu: Option<String>,
+    /// Kernel command-line words that `suite_cpu` needs.
+    #[serde(default)]
+    pub suite_kernel_args: Vec<String>,
+}
+
+/// The machine one boot gets: the checks' (`cpu`, `memory_mib`) or, for
+/// CPython's whole suite, the `suite_*` values where the arch sets them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestMachine {
+    pub cpu: Option<String>,
+    pub memory_mib: u32,
+    pub kernel_args: Vec<String>,
+}
+
+impl SystemBoot {
+    pub fn guest(&self, whole_suite: bool) -> GuestMachine {
+        if whole_suite {
+            GuestMachine {
+                cpu: self.suite_cpu.clone().or_else(|| self.cpu.clone()),
+                memory_mib: self.suite_memory_mib.unwrap_or(self.memory_mib),
+                kernel_args: self.suite_kernel_args.clone(),
+            }
+        } else {
+            GuestMachine { cpu: self.cpu.clone(), memory_mib: self.memory_mib, kernel_args: vec![] }
+        }
+    }
 }
 
 fn two() -> u32 {
@@ -1186,6 +1215,21 @@ pub(crate) mod tests {
         assert!(!limit("qemu-system", "").applies_to("aarch64", user) && limit("qemu-system", "").applies_to("aarch64", booted));
         assert!(limit("emulation", "").applies_to("aarch64", user) && limit("emulation", "").applies_to("aarch64", booted));
         assert!(limit("target-abi", "\"mipsel\"").applies_to("mipsel", booted) && !limit("target-abi", "\"mipsel\"").applies_to("aarch64", booted));
+    }
+
+    #[test]
+    fn the_whole_suite_boots_the_suite_machine_and_the_checks_the_arch_one() {
+        let boot: SystemBoot = toml::from_str(
+            "qemu = \"q\"\nqemu_package = \"p\"\nmachine = \"malta\"\ncpu = \"24Kf\"\nconsole = \"ttyS0\"\nmemory_mib = 256\n\
+             kernel_suite = \"s\"\nkernel_package = \"k\"\nbusybox_suite = \"s\"\n\
+             suite_cpu = \"P5600\"\nsuite_kernel_args = [\"ieee754=relaxed\"]\nsuite_memory_mib = 512\n",
+        )
+        .unwrap();
+        assert_eq!(boot.guest(false), GuestMachine { cpu: Some("24Kf".into()), memory_mib: 256, kernel_args: vec![] });
+        assert_eq!(boot.guest(true), GuestMachine { cpu: Some("P5600".into()), memory_mib: 512, kernel_args: vec!["ieee754=relaxed".into()] });
+        // Without suite_* values the suite boots what the checks boot.
+        let plain = SystemBoot { suite_cpu: None, suite_kernel_args: vec![], suite_memory_mib: None, ..boot };
+        assert_eq!(plain.guest(true), plain.guest(false));
     }
 
     #[test]
