@@ -335,20 +335,8 @@ pub fn run(boot: &SystemBoot, guest: &GuestMachine, kernel: &Path, initrd: &Path
     // The console is serial: no VGA card either, whose option ROM (malta's
     // vgabios-cirrus.bin, from seabios, only recommended by qemu-system-mips)
     // may not be installed.
-    cmd.args([
-        "-M",
-        &boot.machine,
-        "-m",
-        &guest.memory_mib.to_string(),
-        "-smp",
-        &boot.cpus.to_string(),
-        "-nographic",
-        "-vga",
-        "none",
-        "-no-reboot",
-        "-nic",
-        "none",
-    ]);
+    let (memory, cpus) = (guest.memory_mib.to_string(), boot.cpus.to_string());
+    cmd.args(["-M", &boot.machine, "-m", &memory, "-smp", &cpus, "-nographic", "-vga", "none", "-no-reboot", "-nic", "none"]);
     if let Some(cpu) = &guest.cpu {
         cmd.args(["-cpu", cpu]);
     }
