@@ -644,6 +644,9 @@ struct Interp {
     /// The same program with its symbols (ours: the tree's, which the
     /// package strips) to name the profile's functions.
     symbols: PathBuf,
+    /// Where the files of `root` that are ours have their symbols (the
+    /// tree, as `root` has them at the same paths), for shared objects.
+    unstripped: Option<PathBuf>,
 }
 
 impl Interp {
@@ -709,13 +712,14 @@ fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debian: &Debian
         let package = crate::deploy::package::prepare(&build, loaded, &o.arch, &opts).with_context(|| format!("cannot stage the package of {name}"))?;
         ours = format!("ours: the {} package over Debian's root, at {}", package.profile_name, loaded.manifest.distro.prefix);
         let root = board_root(stage.path(), k, &debian.root, Some(&package.root))?;
-        let symbols = build.tree(&o.arch).join(prefix).join("bin/python3");
-        interps.push(Interp { name, python: root.join(prefix).join("bin/python3"), root, symbols });
+        let tree = build.tree(&o.arch);
+        let symbols = tree.join(prefix).join("bin/python3");
+        interps.push(Interp { name, python: root.join(prefix).join("bin/python3"), root, symbols, unstripped: Some(tree) });
     }
     let name = if debian.same_minor { format!("debian-{}", debian.suite) } else { format!("debian-{}-{}", debian.suite, debian.python) };
     let root = board_root(stage.path(), interps.len(), &debian.root, None)?;
     let python = root.join("usr/bin").join(&debian.python);
-    interps.push(Interp { name, symbols: python.clone(), python, root });
+    interps.push(Interp { name, symbols: python.clone(), python, root, unstripped: None });
     for i in &interps {
         if !i.python.exists() {
             bail!("{} does not exist; build the tree first", i.python.display());

@@ -10,7 +10,10 @@
 //! the interpreter's ELF symbols: ours are read from the tree (the package
 //! strips them); Debian's stripped python3.X names only its exported ones.
 //! A position-independent program (Debian's gcc links PIE) is named through
-//! where qemu loaded it, which the plugin reports.
+//! where qemu loaded it, which the plugin reports; blocks in shared objects
+//! and the loader through the files qemu had mapped (the plugin's `map`
+//! lines), by each file's symbols (ours from the tree, the board's own
+//! stripped ones by what they export).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -34,7 +37,7 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
     let lineup = interpreters(project, loaded, o, debian)?;
     let interps = &lineup.interps;
     let yardstick = interps.len() - 1;
-    let symbols: Vec<Symbols> = interps.iter().map(|i| Symbols::read(&i.symbols)).collect::<Result<_>>()?;
+    let mut namers: Vec<Namer> = interps.iter().map(Namer::new).collect::<Result<_>>()?;
     let scratch = tempfile::tempdir()?;
     let mut t = format!(
         "\nprofile ({} under {} with a counting plugin; guest instructions / translated blocks executed, millions, one run each:\n\
@@ -74,7 +77,7 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
             if let Some((ri, rb)) = ratio {
                 write!(t, " {:>15}", format!("{ri:.2} / {rb:.2}"))?;
             }
-            let functions = symbols[k].hottest(c, HOTTEST);
+            let functions = namers[k].hottest(c, HOTTEST);
             case_v.insert(
                 interps[k].name.clone(),
                 json!({
@@ -89,7 +92,7 @@ pub(super) fn profile(project: &Project, loaded: &Loaded, o: &Options, debian: &
             );
         }
         let shares: Vec<String> =
-            symbols[hot].hottest(&counts[hot], 3).iter().map(|(f, e)| format!("{f} {:.0}%", 100.0 * e.insns as f64 / counts[hot].insns as f64)).collect();
+            namers[hot].hottest(&counts[hot], 3).iter().map(|(f, e)| format!("{f} {:.0}%", 100.0 * e.insns as f64 / counts[hot].insns as f64)).collect();
         writeln!(t, "   {}", shares.join(", "))?;
         v.insert(case.name.clone(), Value::Object(case_v));
     }
@@ -122,9 +125,9 @@ fn build_plugin(project: &Project, qemu: &str) -> Result<PathBuf> {
     Ok(so)
 }
 
-/// What the plugin wrote: totals, where the program's code was loaded, then
-/// per block address the instructions executed there and the times the
-/// block was entered.
+/// What the plugin wrote: totals, where the program's code was loaded, the
+/// files mapped into the guest, then per block address the instructions
+/// executed there and the times the block was entered.
 #[derive(Debug, PartialEq)]
 struct Counts {
     insns: u64,
@@ -132,7 +135,17 @@ struct Counts {
     /// qemu's `start_code`: the loaded address of the program's lowest
     /// executable segment (0: qemu did not say).
     start_code: u64,
+    maps: Vec<Mapping>,
     by_block: Vec<(u64, Executed)>,
+}
+
+/// Guest addresses `start..end` hold `path` from byte `offset` on.
+#[derive(Debug, PartialEq)]
+struct Mapping {
+    start: u64,
+    end: u64,
+    offset: u64,
+    path: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -154,13 +167,18 @@ impl Counts {
             Some(("start_code", a)) => u64::from_str_radix(a, 16).with_context(|| format!("start_code {a:?}"))?,
             _ => bail!("the second line is not `start_code <hex address>`: {code:?}"),
         };
-        let by_block = lines
-            .map(|l| -> Result<(u64, Executed)> {
-                let [a, i, b] = l.split(' ').collect::<Vec<_>>()[..] else { bail!("not `<address> <instructions> <entered>`: {l:?}") };
-                Ok((u64::from_str_radix(a, 16)?, Executed { insns: i.parse()?, blocks: b.parse()? }))
-            })
-            .collect::<Result<_>>()?;
-        Ok(Counts { insns, blocks, start_code, by_block })
+        let hex = |a: &str| u64::from_str_radix(a, 16).with_context(|| format!("not a hex address: {a:?}"));
+        let (mut maps, mut by_block) = (vec![], vec![]);
+        for l in lines {
+            if let Some(m) = l.strip_prefix("map ") {
+                let [start, end, offset, path] = m.splitn(4, ' ').collect::<Vec<_>>()[..] else { bail!("not `map <start> <end> <offset> <path>`: {l:?}") };
+                maps.push(Mapping { start: hex(start)?, end: hex(end)?, offset: hex(offset)?, path: path.into() });
+                continue;
+            }
+            let [a, i, b] = l.split(' ').collect::<Vec<_>>()[..] else { bail!("not `<address> <instructions> <entered>`: {l:?}") };
+            by_block.push((hex(a)?, Executed { insns: i.parse()?, blocks: b.parse()? }));
+        }
+        Ok(Counts { insns, blocks, start_code, maps, by_block })
     }
 }
 
@@ -176,6 +194,9 @@ struct Symbols {
     /// `ET_DYN`: loaded at an address of qemu's choosing.
     position_independent: bool,
     stripped: bool,
+    /// The loaded segments as (file offset, address, size in the file):
+    /// a mapping names a file offset, the symbols an address.
+    segments: Vec<(u64, u64, u64)>,
 }
 
 impl Symbols {
@@ -195,7 +216,8 @@ impl Symbols {
         let executable = |s: &object::Segment| matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0);
         let code = file.segments().filter(executable).map(|s| s.address()).min().unwrap_or(span.0);
         let position_independent = matches!(file.kind(), object::ObjectKind::Dynamic);
-        Ok(Symbols { functions, span, code, position_independent, stripped })
+        let segments = file.segments().map(|s| (s.file_range().0, s.address(), s.file_range().1)).collect();
+        Ok(Symbols { functions, span, code, position_independent, stripped, segments })
     }
 
     /// The file's address of a block qemu ran at `address`, given where qemu
@@ -209,33 +231,78 @@ impl Symbols {
         }
     }
 
-    fn name(&self, address: u64, start_code: u64) -> &str {
-        let Some(address) = self.file_address(address, start_code) else { return "(position-independent program: load address unknown)" };
+    /// The function holding the file's address `address`.
+    fn function(&self, address: u64) -> Option<&str> {
         let k = self.functions.partition_point(|f| f.0 <= address);
-        match k.checked_sub(1).map(|k| &self.functions[k]) {
-            Some((_, end, name)) if address < *end => name,
+        k.checked_sub(1).map(|k| &self.functions[k]).filter(|f| address < f.1).map(|f| f.2.as_str())
+    }
+
+    /// The program's name for a block, `None` outside the program.
+    fn name(&self, address: u64, start_code: u64) -> Option<&str> {
+        let Some(address) = self.file_address(address, start_code) else { return Some("(position-independent program: load address unknown)") };
+        match self.function(address) {
+            Some(name) => Some(name),
             // qemu reserves the program's whole span when it loads it, so
             // nothing else lies inside it.
-            _ if (self.span.0..self.span.1).contains(&address) => {
-                if self.stripped {
-                    "(unnamed: stripped)"
-                } else {
-                    "(no symbol)"
-                }
-            }
-            _ => "(shared objects, loader)",
+            None if (self.span.0..self.span.1).contains(&address) => Some(if self.stripped { "(unnamed: stripped)" } else { "(no symbol)" }),
+            None => None,
+        }
+    }
+
+    /// The file's address of byte `offset` of the file, where a segment loads it.
+    fn address_of_offset(&self, offset: u64) -> Option<u64> {
+        self.segments.iter().find(|&&(o, _, size)| (o..o + size).contains(&offset)).map(|&(o, address, _)| address + (offset - o))
+    }
+}
+
+/// Names the blocks of one interpreter's runs: the program by its own
+/// symbols, blocks in other files (shared objects, the loader) by the
+/// symbols of the file qemu had mapped there, read once per file.
+struct Namer {
+    program: Symbols,
+    root: PathBuf,
+    unstripped: Option<PathBuf>,
+    /// By the mapped path: its symbols (`None`: not an ELF file).
+    files: BTreeMap<PathBuf, Option<Symbols>>,
+}
+
+impl Namer {
+    fn new(i: &super::Interp) -> Result<Namer> {
+        Ok(Namer { program: Symbols::read(&i.symbols)?, root: i.root.clone(), unstripped: i.unstripped.clone(), files: BTreeMap::new() })
+    }
+
+    /// `memcpy (libc.so.6)`; `(libc.so.6)` where the file names nothing there.
+    fn name(&mut self, address: u64, counts: &Counts) -> String {
+        if let Some(name) = self.program.name(address, counts.start_code) {
+            return name.to_string();
+        }
+        let Some(m) = counts.maps.iter().find(|m| (m.start..m.end).contains(&address)) else { return "(no file: generated code or vdso)".into() };
+        let file = m.path.file_name().map_or_else(|| m.path.display().to_string(), |f| f.to_string_lossy().into_owned());
+        let (root, unstripped) = (&self.root, &self.unstripped);
+        let symbols = self.files.entry(m.path.clone()).or_insert_with(|| {
+            // Ours are stripped in the package: the tree has the same file with symbols.
+            let with_symbols = match (m.path.strip_prefix(root), unstripped) {
+                (Ok(rel), Some(tree)) if tree.join(rel).is_file() => tree.join(rel),
+                _ => m.path.clone(),
+            };
+            Symbols::read(&with_symbols).ok()
+        });
+        let function = symbols.as_ref().and_then(|s| s.function(s.address_of_offset(address - m.start + m.offset)?));
+        match function {
+            Some(f) => format!("{f} ({file})"),
+            None => format!("({file})"),
         }
     }
 
     /// The functions that executed the most instructions, most first.
-    fn hottest(&self, counts: &Counts, n: usize) -> Vec<(String, Executed)> {
-        let mut by_function: BTreeMap<&str, Executed> = BTreeMap::new();
+    fn hottest(&mut self, counts: &Counts, n: usize) -> Vec<(String, Executed)> {
+        let mut by_function: BTreeMap<String, Executed> = BTreeMap::new();
         for (a, e) in &counts.by_block {
-            let f = by_function.entry(self.name(*a, counts.start_code)).or_default();
+            let f = by_function.entry(self.name(*a, counts)).or_default();
             f.insns += e.insns;
             f.blocks += e.blocks;
         }
-        let mut v: Vec<(String, Executed)> = by_function.into_iter().map(|(f, e)| (f.to_string(), e)).collect();
+        let mut v: Vec<(String, Executed)> = by_function.into_iter().collect();
         v.sort_by(|a, b| b.1.insns.cmp(&a.1.insns).then_with(|| a.0.cmp(&b.0)));
         v.truncate(n);
         v
@@ -253,20 +320,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_are_totals_then_where_the_code_was_loaded_then_instructions_per_block() {
-        let c = Counts::parse("total 30 4\nstart_code 400000\n400000 10 2\n400010 20 2\n").unwrap();
+    fn counts_are_totals_then_where_the_code_was_loaded_then_mapped_files_and_blocks() {
+        let c = Counts::parse("total 30 4\nstart_code 400000\nmap 3f750000 3f90e000 1000 /board/lib/libc.so 6\n400000 10 2\n400010 20 2\n").unwrap();
         let e = |insns, blocks| Executed { insns, blocks };
-        assert_eq!(c, Counts { insns: 30, blocks: 4, start_code: 0x400000, by_block: vec![(0x400000, e(10, 2)), (0x400010, e(20, 2))] });
+        let libc = Mapping { start: 0x3f75_0000, end: 0x3f90_e000, offset: 0x1000, path: "/board/lib/libc.so 6".into() };
+        assert_eq!(c, Counts { insns: 30, blocks: 4, start_code: 0x400000, maps: vec![libc], by_block: vec![(0x400000, e(10, 2)), (0x400010, e(20, 2))] });
         assert!(Counts::parse("").is_err());
         assert!(Counts::parse("totals 1\n").is_err());
         assert!(Counts::parse("total 1 1\n400000 1 1\n").is_err(), "the load address comes second");
         assert!(Counts::parse("total 1 1\nstart_code 0\nzz 1 1\n").is_err());
         assert!(Counts::parse("total 1 1\nstart_code 0\n400000 1\n").is_err(), "a block line has three fields");
+        assert!(Counts::parse("total 1 1\nstart_code 0\nmap 0 1000 /lib/libc.so\n").is_err(), "a map line has an offset");
     }
 
     fn counts(start_code: u64, by_block: &[(u64, u64, u64)]) -> Counts {
         let by_block: Vec<_> = by_block.iter().map(|&(a, insns, blocks)| (a, Executed { insns, blocks })).collect();
-        Counts { insns: by_block.iter().map(|b| b.1.insns).sum(), blocks: by_block.iter().map(|b| b.1.blocks).sum(), start_code, by_block }
+        Counts { insns: by_block.iter().map(|b| b.1.insns).sum(), blocks: by_block.iter().map(|b| b.1.blocks).sum(), start_code, maps: vec![], by_block }
     }
 
     /// Two functions in a program whose code starts at file address 0x1000.
@@ -277,30 +346,60 @@ mod tests {
             code: 0x1000,
             position_independent,
             stripped,
+            segments: vec![(0, 0, 0x2000)],
         }
+    }
+
+    fn namer(program: Symbols) -> Namer {
+        Namer { program, root: "/board".into(), unstripped: None, files: BTreeMap::new() }
     }
 
     #[test]
     fn blocks_are_named_by_the_function_holding_them() {
         let s = program(false, false);
-        assert_eq!(s.name(0x1000, 0x1000), "sre_ucs1_match");
-        assert_eq!(s.name(0x10ff, 0x1000), "sre_ucs1_match");
-        assert_eq!(s.name(0x1150, 0x1000), "(no symbol)", "between two functions");
-        assert_eq!(s.name(0x7f00_0000_0000, 0x1000), "(shared objects, loader)");
+        assert_eq!(s.name(0x1000, 0x1000), Some("sre_ucs1_match"));
+        assert_eq!(s.name(0x10ff, 0x1000), Some("sre_ucs1_match"));
+        assert_eq!(s.name(0x1150, 0x1000), Some("(no symbol)"), "between two functions");
+        assert_eq!(s.name(0x7f00_0000_0000, 0x1000), None, "outside the program");
         let e = |insns, blocks| Executed { insns, blocks };
-        let hot = s.hottest(&counts(0x1000, &[(0x1000, 5, 1), (0x1010, 5, 1), (0x1200, 7, 3), (0x9000_0000, 1, 1)]), 2);
-        assert_eq!(hot, [("sre_ucs1_match".to_string(), e(10, 2)), ("k_mul".to_string(), e(7, 3))]);
+        let hot = namer(s).hottest(&counts(0x1000, &[(0x1000, 5, 1), (0x1010, 5, 1), (0x1200, 7, 3), (0x9000_0000, 1, 1)]), 3);
+        assert_eq!(hot, [("sre_ucs1_match".to_string(), e(10, 2)), ("k_mul".to_string(), e(7, 3)), ("(no file: generated code or vdso)".to_string(), e(1, 1))]);
     }
 
     #[test]
     fn a_position_independent_program_is_named_where_qemu_loaded_it() {
         let s = program(true, true);
         // qemu put the code (file address 0x1000) at 0x7f55_1000: the bias is 0x7f55_0000.
-        assert_eq!(s.name(0x7f55_1010, 0x7f55_1000), "sre_ucs1_match");
-        assert_eq!(s.name(0x7f55_1800, 0x7f55_1000), "(unnamed: stripped)");
-        assert_eq!(s.name(0x1010, 0x7f55_1000), "(shared objects, loader)", "a file address is not where it ran");
-        assert_eq!(s.name(0x7f66_0000, 0x7f55_1000), "(shared objects, loader)");
-        assert_eq!(s.name(0x7f55_1010, 0), "(position-independent program: load address unknown)");
+        assert_eq!(s.name(0x7f55_1010, 0x7f55_1000), Some("sre_ucs1_match"));
+        assert_eq!(s.name(0x7f55_1800, 0x7f55_1000), Some("(unnamed: stripped)"));
+        assert_eq!(s.name(0x1010, 0x7f55_1000), None, "a file address is not where it ran");
+        assert_eq!(s.name(0x7f55_1010, 0), Some("(position-independent program: load address unknown)"));
+    }
+
+    #[test]
+    fn a_block_in_a_shared_object_is_named_by_that_file_at_the_mapped_offset() {
+        // libc's text: file offset 0x1000 holds address 0x11000 (a segment
+        // whose address is not its offset), mapped by qemu at 0x3f75_0000.
+        let libc = Symbols {
+            functions: vec![(0x11200, 0x11300, "memcpy".into())],
+            span: (0x10000, 0x20000),
+            code: 0x11000,
+            position_independent: true,
+            stripped: true,
+            segments: vec![(0, 0x10000, 0x1000), (0x1000, 0x11000, 0x8000)],
+        };
+        let mut n = namer(program(false, false));
+        n.files.insert("/board/lib/libc.so.6".into(), Some(libc));
+        n.files.insert("/board/usr/lib/locale/C.utf8/LC_CTYPE".into(), None);
+        let mut c = counts(0x1000, &[]);
+        c.maps = vec![
+            Mapping { start: 0x3f75_0000, end: 0x3f76_0000, offset: 0x1000, path: "/board/lib/libc.so.6".into() },
+            Mapping { start: 0x3f80_0000, end: 0x3f81_0000, offset: 0, path: "/board/usr/lib/locale/C.utf8/LC_CTYPE".into() },
+        ];
+        assert_eq!(n.name(0x3f75_0210, &c), "memcpy (libc.so.6)");
+        assert_eq!(n.name(0x3f75_0400, &c), "(libc.so.6)", "no symbol there");
+        assert_eq!(n.name(0x3f80_0010, &c), "(LC_CTYPE)", "not an ELF file");
+        assert_eq!(n.name(0x1200, &c), "k_mul", "the program comes first");
     }
 
     #[test]
