@@ -323,6 +323,7 @@ fn real_main() -> Result<()> {
                 ctrlc::set_handler(process::interrupt).context("cannot install the interrupt handler")?;
             }
             for a in project.arches(&loaded, &arch)? {
+                let _runs = qemu::run_lock(&project, &a, system && app.is_none(), wait)?;
                 // The tree it reads is swapped by builds: held until the tree
                 // is copied over the board root (qemu-test lets it go then, and
                 // takes it again to write deploy/<arch>/).
@@ -347,6 +348,10 @@ fn real_main() -> Result<()> {
             let profile = profile.or_else(|| app.as_ref().map(|_| "app".to_string()));
             let opts = package::Options { profile, prefix, rootfs, force, app };
             for a in project.arches(&loaded, &arch)? {
+                let _runs = match opts.app {
+                    Some(_) => Some(qemu::run_lock(&project, &a, false, wait)?),
+                    None => None,
+                };
                 // deploy/<arch> and the tree it reads are the build's.
                 let lock = BuildLock::take(&project.build_dir, wait)?;
                 let out = package::package(&project, &loaded, &a, &opts)?;

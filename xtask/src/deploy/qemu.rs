@@ -41,6 +41,14 @@ pub enum Run<'a> {
     App(&'a crate::deploy::package::App),
 }
 
+/// The lock of the runs of one arch and kind (qemu-user, booted), held
+/// throughout a run: two would write one log and one record. Taken before
+/// the build directory's lock, which a run lets go of and takes again.
+pub fn run_lock(project: &Project, arch_name: &str, system: bool, wait: bool) -> Result<BuildLock> {
+    let kind = if system { "qemu-system" } else { "qemu-user" };
+    BuildLock::take_named(&project.build_dir.join(arch_name).join(kind), &format!("{arch_name}'s {kind} test run"), wait)
+}
+
 /// `lock` is the build directory's: let go once the tree is copied over
 /// the board root, so that hours of tests do not hold up builds; the
 /// reports are written under it again.

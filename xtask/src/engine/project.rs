@@ -261,8 +261,13 @@ pub struct BuildLock {
 
 impl BuildLock {
     pub fn take(build_dir: &Path, wait: bool) -> Result<BuildLock> {
-        fs::create_dir_all(build_dir).with_context(|| format!("cannot create {}", build_dir.display()))?;
-        let path = build_dir.join("lock");
+        Self::take_named(build_dir, "the build directory", wait)
+    }
+
+    /// The lock of `dir` (its file `lock`), `what` naming it in the error.
+    pub fn take_named(dir: &Path, what: &str, wait: bool) -> Result<BuildLock> {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("lock");
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
         let got = FileExt::try_lock_exclusive(&file)?;
         if !got {
@@ -271,12 +276,12 @@ impl BuildLock {
             let holder = holder.trim();
             if !wait {
                 bail!(
-                    "the build directory {} is in use by another crosspython ({}); wait for it to finish, or pass --wait",
-                    build_dir.display(),
+                    "{what} {} is in use by another crosspython ({}); wait for it to finish, or pass --wait",
+                    dir.display(),
                     if holder.is_empty() { "unknown process" } else { holder }
                 );
             }
-            eprintln!("waiting for the build directory lock ({holder})");
+            eprintln!("waiting for {what} {} ({holder})", dir.display());
             FileExt::lock_exclusive(&file)?;
         }
         file.set_len(0)?;
@@ -315,5 +320,12 @@ mod tests {
         let err = BuildLock::take(t.path(), false).err().expect("the second lock must be refused").to_string();
         assert!(err.contains("is in use by another crosspython (pid"), "{err}");
         assert!(err.contains("pass --wait"), "{err}");
+        // A test run's log directory: a second run of the same arch and
+        // kind would write the first one's log and record.
+        let runs = t.path().join("aarch64/qemu-user");
+        let _run = BuildLock::take_named(&runs, "aarch64's qemu-user test run", false).unwrap();
+        let err = BuildLock::take_named(&runs, "aarch64's qemu-user test run", false).err().expect("a second run must be refused").to_string();
+        assert!(err.starts_with(&format!("aarch64's qemu-user test run {} is in use by another crosspython (pid", runs.display())), "{err}");
+        assert!(BuildLock::take_named(&t.path().join("aarch64/qemu-system"), "aarch64's qemu-system test run", false).is_ok(), "the other kind runs beside it");
     }
 }
