@@ -212,6 +212,7 @@ pub fn dynamic_symbols(path: &Path) -> Result<DynamicSymbols> {
     use object::{Object, ObjectSymbol};
     let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = object::File::parse(&*data).with_context(|| format!("cannot parse the ELF file {}", path.display()))?;
+    let mips = (file.architecture() == object::Architecture::Mips).then(|| mips_lookups(&file)).flatten();
     let mut out = DynamicSymbols::default();
     for sym in file.dynamic_symbols() {
         let Ok(name) = sym.name() else { continue };
@@ -219,7 +220,8 @@ pub fn dynamic_symbols(path: &Path) -> Result<DynamicSymbols> {
             continue;
         }
         if sym.is_undefined() {
-            if !sym.is_weak() {
+            let looked_up = mips.as_ref().is_none_or(|m| m.looks_up(sym.index().0));
+            if !sym.is_weak() && looked_up {
                 out.needed.insert(name.to_string());
             }
         } else {
@@ -227,6 +229,50 @@ pub fn dynamic_symbols(path: &Path) -> Result<DynamicSymbols> {
         }
     }
     Ok(out)
+}
+
+/// Which dynamic symbols the MIPS loader looks up: those of the global GOT
+/// (from `DT_MIPS_GOTSYM` on) and those a dynamic relocation names (glibc's
+/// sysdeps/mips/dl-machine.h). GNU ld leaves `__gnu_local_gp`, the `_gp`
+/// it defines for non-PIC code, undefined in an executable's `.dynsym`
+/// below `GOTSYM` (Debian's python3.11 on mipsel has it too): never looked up.
+struct MipsLookups {
+    gotsym: usize,
+    relocated: std::collections::BTreeSet<usize>,
+}
+
+impl MipsLookups {
+    fn looks_up(&self, index: usize) -> bool {
+        index >= self.gotsym || self.relocated.contains(&index)
+    }
+}
+
+fn mips_lookups(file: &object::File) -> Option<MipsLookups> {
+    use object::{Object, ObjectSection};
+    let dynamic = file.section_by_name(".dynamic")?;
+    let data = dynamic.data().ok()?;
+    let word = if file.is_64() { 8 } else { 4 };
+    let read = |b: &[u8]| -> u64 {
+        let mut v = [0u8; 8];
+        if file.is_little_endian() {
+            v[..word].copy_from_slice(b);
+            u64::from_le_bytes(v)
+        } else {
+            v[8 - word..].copy_from_slice(b);
+            u64::from_be_bytes(v)
+        }
+    };
+    let gotsym = data.chunks_exact(2 * word).find(|e| read(&e[..word]) == u64::from(elf::DT_MIPS_GOTSYM)).map(|e| read(&e[word..]))?;
+    let relocated = file
+        .dynamic_relocations()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, r)| match r.target() {
+            object::RelocationTarget::Symbol(i) => Some(i.0),
+            _ => None,
+        })
+        .collect();
+    Some(MipsLookups { gotsym: usize::try_from(gotsym).ok()?, relocated })
 }
 
 /// `GLIBC_2.34` -> (2, 34)
@@ -295,6 +341,14 @@ mod tests {
         assert!(info.needed.iter().any(|n| n.starts_with("libc.so")), "{:?}", info.needed);
         assert!(info.max_glibc.is_some());
         assert!(!info.exec_stack);
+    }
+
+    #[test]
+    fn the_mips_loader_looks_up_the_global_got_and_relocated_symbols_only() {
+        let m = MipsLookups { gotsym: 100, relocated: [7].into() };
+        assert!(!m.looks_up(60), "below GOTSYM, no relocation: __gnu_local_gp of a non-PIC executable");
+        assert!(m.looks_up(7), "a dynamic relocation names it");
+        assert!(m.looks_up(100) && m.looks_up(250), "the global GOT");
     }
 
     #[test]
