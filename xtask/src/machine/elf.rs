@@ -248,21 +248,16 @@ impl MipsLookups {
 }
 
 fn mips_lookups(file: &object::File) -> Option<MipsLookups> {
-    use object::{Object, ObjectSection};
-    let dynamic = file.section_by_name(".dynamic")?;
-    let data = dynamic.data().ok()?;
-    let word = if file.is_64() { 8 } else { 4 };
-    let read = |b: &[u8]| -> u64 {
-        let mut v = [0u8; 8];
-        if file.is_little_endian() {
-            v[..word].copy_from_slice(b);
-            u64::from_le_bytes(v)
-        } else {
-            v[8 - word..].copy_from_slice(b);
-            u64::from_be_bytes(v)
-        }
-    };
-    let gotsym = data.chunks_exact(2 * word).find(|e| read(&e[..word]) == u64::from(elf::DT_MIPS_GOTSYM)).map(|e| read(&e[word..]))?;
+    use object::Object;
+    fn gotsym<E: FileHeader<Endian = Endianness>>(f: &object::read::elf::ElfFile<E>) -> Option<u64> {
+        let (dyns, _) = f.elf_section_table().dynamic(f.endian(), f.data()).ok()??;
+        dyns.iter().find(|d| d.tag32(f.endian()) == Some(elf::DT_MIPS_GOTSYM)).map(|d| d.d_val(f.endian()).into())
+    }
+    let gotsym = match file {
+        object::File::Elf32(f) => gotsym(f),
+        object::File::Elf64(f) => gotsym(f),
+        _ => None,
+    }?;
     let relocated = file
         .dynamic_relocations()
         .into_iter()
