@@ -262,6 +262,12 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
         // (test_compileall's HardlinkDedupTests*.test_import imports with -O
         // and expects a new opt-1.pyc). regrtest itself runs with -B.
         s.push_str("unset PYTHONDONTWRITEBYTECODE\ncd /tmp\n");
+        // A test that fills the guest's memory must fail, not end the run:
+        // on mipsel's 256 MiB, test_multiprocessing_fork.test_misc (guest
+        // load 27) made the OOM killer pick regrtest's own process, the
+        // largest, and the run ended without its JUnit XML. The task whose
+        // allocation fails is killed instead: a test's process.
+        s.push_str("echo 1 > /proc/sys/vm/oom_kill_allocating_task\n");
         if r.list_suite {
             s.push_str(&format!("/usr/local/bin/python3 -B -m test --list-tests | {bb} sed 's/^/SUITE /'\n"));
         }
@@ -284,28 +290,37 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
     // -n: no sync first. Nothing the guest wrote is kept, and on mipsel's
     // 9p root (cache=loose) the sync once hung the guest after its last
     // program ("task busybox blocked for more than 120 seconds").
-    s.push_str(&format!("{bb} poweroff -f -n\n"));
+    s.push_str(&format!("echo {POWERING_OFF}\n{bb} poweroff -f -n\n"));
     s
 }
 
+/// The guest's last line before `poweroff`: a guest still running
+/// [`POWEROFF_GRACE`] after it has finished (once on mipsel, after the OOM
+/// killer had been at work) is stopped by the host as powered off.
+const POWERING_OFF: &str = "POWERING-OFF";
+const POWEROFF_GRACE: Duration = Duration::from_secs(60);
+
 /// Print the console's complete lines after byte `from` as they come (a
 /// whole test suite takes hours), but not the machine-read `CHECK` and
-/// `JUNIT` lines; returns where the next call starts.
-fn show_console(path: &Path, from: usize) -> usize {
+/// `JUNIT` lines; returns where the next call starts, and whether the
+/// guest said it is powering off.
+fn show_console(path: &Path, from: usize) -> (usize, bool) {
     use std::io::{Read, Seek, SeekFrom};
     let mut bytes = vec![];
-    let Ok(mut file) = File::open(path) else { return from };
+    let Ok(mut file) = File::open(path) else { return (from, false) };
     if file.seek(SeekFrom::Start(from as u64)).and_then(|_| file.read_to_end(&mut bytes)).is_err() {
-        return from;
+        return (from, false);
     }
-    let Some(end) = bytes.iter().rposition(|&b| b == b'\n').map(|i| i + 1) else { return from };
+    let Some(end) = bytes.iter().rposition(|&b| b == b'\n').map(|i| i + 1) else { return (from, false) };
+    let mut finished = false;
     for line in String::from_utf8_lossy(&bytes[..end]).lines() {
         let line = line.trim_end_matches('\r');
+        finished |= line == POWERING_OFF;
         if !line.trim().is_empty() && !line.starts_with("CHECK ") && !line.starts_with("JUNIT ") {
             eprintln!("  | {line}");
         }
     }
-    from + end
+    (from + end, finished)
 }
 
 /// What the guest wrote on its serial console, and how its run ended.
@@ -360,10 +375,22 @@ pub fn run(boot: &SystemBoot, guest: &GuestMachine, kernel: &Path, initrd: &Path
         .with_context(|| format!("cannot run {} (Debian package qemu-system-*)", boot.qemu))?;
     let start = Instant::now();
     let mut shown = 0;
+    let mut finished: Option<Instant> = None;
     loop {
-        shown = show_console(&out_path, shown);
+        let said_finished;
+        (shown, said_finished) = show_console(&out_path, shown);
+        if said_finished && finished.is_none() {
+            finished = Some(Instant::now());
+        }
+        if finished.is_some_and(|t| t.elapsed() > POWEROFF_GRACE) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = fs::read_to_string(&out_path).unwrap_or_default();
+            eprintln!("the guest had finished but did not power off within {} s; stopped it (console: {})", POWEROFF_GRACE.as_secs(), out_path.display());
+            return Ok(Console { text, ended: Ended::PoweredOff, path: out_path });
+        }
         if let Some(status) = child.try_wait()? {
-            show_console(&out_path, shown);
+            let _ = show_console(&out_path, shown);
             let text = fs::read_to_string(&out_path).unwrap_or_default();
             if !status.success() {
                 bail!("{} exited with {status}:\n{}", boot.qemu, crate::base::process::last_lines(&text, 20));
@@ -512,6 +539,26 @@ mod tests {
         assert_eq!(lines[0], "#!/.crosspython/busybox sh");
         assert!(s.contains("export LC_ALL='C.UTF-8'\n/usr/local/bin/python3 -I -B /.crosspython/checks.py\n"), "{s}");
         assert!(s.contains("/bin/ls /lib > /tmp/out 2>&1; echo \"PROGRAM $? /bin/ls /lib\""), "{s}");
-        assert_eq!(*lines.last().unwrap(), "/.crosspython/busybox poweroff -f -n");
+        assert_eq!(lines[lines.len() - 2..], ["echo POWERING-OFF", "/.crosspython/busybox poweroff -f -n"]);
+        assert!(!s.contains("oom_kill_allocating_task"), "the checks measure memory on the kernel's defaults:\n{s}");
+    }
+
+    #[test]
+    fn in_the_whole_suite_a_test_filling_memory_is_killed_not_regrtest() {
+        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None };
+        let s = init_script(&[], &[], Some(&r));
+        let oom = s.find("echo 1 > /proc/sys/vm/oom_kill_allocating_task").expect("the OOM rule is set");
+        assert!(oom < s.find("-m test -j1").unwrap(), "set before regrtest starts:\n{s}");
+    }
+
+    #[test]
+    fn a_guest_is_finished_once_its_console_says_so() {
+        let t = tempfile::tempdir().unwrap();
+        let log = t.path().join("console.log");
+        fs::write(&log, "PROGRAM 0 /bin/ls\nbin\nPOWERING-OFF").unwrap();
+        let (next, finished) = show_console(&log, 0);
+        assert_eq!((next, finished), ("PROGRAM 0 /bin/ls\nbin\n".len(), false), "a line is read once it is whole");
+        fs::write(&log, "PROGRAM 0 /bin/ls\nbin\nPOWERING-OFF\r\n[   12.0] reboot: Power down\n").unwrap();
+        assert!(show_console(&log, next).1);
     }
 }
