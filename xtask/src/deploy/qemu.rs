@@ -412,12 +412,17 @@ fn booted_checks(
         (Some((p, _)), None) if p.selection == crate::deploy::regrtest::Selection::All => boot.suite_minutes * 60,
         (Some(_), None) => 1800,
     };
-    let guest_regrtest = regrtest.map(|(plan, _)| system::GuestRegrtest { list_suite: plan.lists_suite(), args: plan.args(""), seconds: Some(tests) });
+    let whole_suite = regrtest.is_some_and(|(p, _)| p.selection == crate::deploy::regrtest::Selection::All);
+    let guest = boot.guest(whole_suite);
+    let guest_regrtest = regrtest.map(|(plan, _)| system::GuestRegrtest {
+        list_suite: plan.lists_suite(),
+        args: plan.args(""),
+        seconds: Some(tests),
+        swap: guest.swap_mib.is_some(),
+    });
     fs::write(&init, system::init_script(&env, programs, guest_regrtest.as_ref()))?;
     fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let initrd = work.join("initrd.gz");
-    let whole_suite = regrtest.is_some_and(|(p, _)| p.selection == crate::deploy::regrtest::Selection::All);
-    let guest = boot.guest(whole_suite);
     let how = match boot.root {
         GuestRoot::Initramfs => {
             system::initramfs(tree, &initrd)?;

@@ -41,11 +41,11 @@ pub fn kernel(fetcher: &Fetcher, cache: &Path, boot: &SystemBoot, arch: &Arch) -
     let dir = cache.join("kernels").join(format!("{}_{}", image.name, image.version));
     let vmlinuz = dir.join("vmlinuz");
     let order = dir.join("modules/order");
-    if vmlinuz.is_file() && (boot.modules.is_empty() || order.is_file()) {
-        let modules = match fs::read_to_string(&order) {
-            Ok(text) => text.lines().map(|m| dir.join("modules").join(m)).collect(),
-            Err(_) => vec![],
-        };
+    // The cache holds the modules the manifest named when it was filled:
+    // one named since (virtio_blk for mipsel's swap) fills it again.
+    let cached = fs::read_to_string(&order).unwrap_or_default();
+    if vmlinuz.is_file() && boot.modules.iter().all(|m| cached.lines().any(|l| l == format!("{m}.ko"))) {
+        let modules = cached.lines().map(|m| dir.join("modules").join(m)).collect();
         return Ok(Kernel { vmlinuz, modules });
     }
     eprintln!("crosspython: fetching the kernel {} {} (Debian {})", image.name, image.version, boot.kernel_suite);
@@ -201,6 +201,8 @@ pub fn initramfs(root: &Path, out: &Path) -> Result<()> {
 pub struct GuestRegrtest {
     pub list_suite: bool,
     pub args: Vec<String>,
+    /// The guest has a disk for swap ([`SWAP_DEVICE`]) to turn on first.
+    pub swap: bool,
     /// The tests' time in the guest: then regrtest gets SIGINT, stops its
     /// workers and still writes its JUnit XML (exit 130), so the host reads
     /// what finished and the next run resumes from the rest.
@@ -268,6 +270,9 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
         // largest, and the run ended without its JUnit XML. The task whose
         // allocation fails is killed instead: a test's process.
         s.push_str("echo 1 > /proc/sys/vm/oom_kill_allocating_task\n");
+        if r.swap {
+            s.push_str(&format!("{bb} mkswap {SWAP_DEVICE} > /dev/null && {bb} swapon {SWAP_DEVICE} || echo 'SWAP cannot use {SWAP_DEVICE}'\n"));
+        }
         if r.list_suite {
             s.push_str(&format!("/usr/local/bin/python3 -B -m test --list-tests | {bb} sed 's/^/SUITE /'\n"));
         }
@@ -278,6 +283,10 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
             .seconds
             .map_or(String::new(), |secs| format!("{bb} timeout -s INT -k {GUEST_GRACE_SECONDS} {} {bb} timeout -s INT {secs} ", secs + GUEST_RERUN_SECONDS));
         s.push_str(&format!("{limit}/usr/local/bin/python3 -B -m test {args} --junit-xml {GUEST_JUNIT}\necho \"REGRTEST-EXIT $?\"\n"));
+        // What regrtest leaves running (a killed worker's children, still
+        // filling mipsel's 256 MiB) must not slow the board's programs:
+        // kill(-1) reaches every process but init, this script.
+        s.push_str(&format!("{bb} kill -9 -1\n"));
         // Only panics on the console while the XML goes out: a kernel
         // message in the middle of a JUNIT line would break its base64
         // (before, the OOM killer's messages say why a worker died).
@@ -292,6 +301,20 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
     // program ("task busybox blocked for more than 120 seconds").
     s.push_str(&format!("echo {POWERING_OFF}\n{bb} poweroff -f -n\n"));
     s
+}
+
+/// The guest's swap disk: the first virtio disk (the 9p root is no disk).
+pub const SWAP_DEVICE: &str = "/dev/vda";
+
+/// A file removed when the run ends, however it ends.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = fs::remove_file(p);
+        }
+    }
 }
 
 /// The guest's last line before `poweroff`: a guest still running
@@ -360,6 +383,14 @@ pub fn run(boot: &SystemBoot, guest: &GuestMachine, kernel: &Path, initrd: &Path
         cmd.arg("-fsdev").arg(format!("local,id=root,path={},security_model=none", dir.display()));
         cmd.args(["-device", "virtio-9p-pci,fsdev=root,mount_tag=root"]);
     }
+    // A sparse file: swap the guest never writes takes no disk.
+    let swap = log.with_file_name("swap.img");
+    if let Some(mib) = guest.swap_mib {
+        File::create(&swap).and_then(|f| f.set_len(u64::from(mib) << 20)).with_context(|| format!("cannot write {}", swap.display()))?;
+        cmd.arg("-drive").arg(format!("file={},if=none,id=swap,format=raw,cache=unsafe", swap.display()));
+        cmd.args(["-device", "virtio-blk-pci,drive=swap"]);
+    }
+    let _remove_swap = RemoveOnDrop(guest.swap_mib.map(|_| swap));
     let extra: String = guest.kernel_args.iter().map(|a| format!(" {a}")).collect();
     cmd.args(["-append", &format!("console={} rdinit=/init quiet panic=-1{extra}", boot.console)]);
     let out_path = log.to_path_buf();
@@ -494,7 +525,7 @@ mod tests {
 
     #[test]
     fn cpython_tests_run_after_the_checks_and_come_back_as_console_lines() {
-        let r = GuestRegrtest { list_suite: true, args: vec!["-j2".into(), "--ignore".into(), "test.test_os.It's*".into()], seconds: None };
+        let r = GuestRegrtest { list_suite: true, args: vec!["-j2".into(), "--ignore".into(), "test.test_os.It's*".into()], seconds: None, swap: false };
         let s = init_script(&[], &[], Some(&r));
         let checks = s.find("checks.py").unwrap();
         assert!(checks < s.find("unset PYTHONDONTWRITEBYTECODE").unwrap(), "the tests' children write byte code, as on a board");
@@ -508,7 +539,7 @@ mod tests {
 
     #[test]
     fn the_guest_stops_the_tests_itself_at_their_time_limit_so_their_results_still_come_back() {
-        let r = GuestRegrtest { list_suite: false, args: vec!["-j2".into()], seconds: Some(600) };
+        let r = GuestRegrtest { list_suite: false, args: vec!["-j2".into()], seconds: Some(600), swap: false };
         let s = init_script(&[], &[], Some(&r));
         let bb = "/.crosspython/busybox";
         let run = s.find(&format!("{bb} timeout -s INT -k 600 1500 {bb} timeout -s INT 600 /usr/local/bin/python3 -B -m test -j2 --junit-xml")).expect(&s);
@@ -545,10 +576,22 @@ mod tests {
 
     #[test]
     fn in_the_whole_suite_a_test_filling_memory_is_killed_not_regrtest() {
-        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None };
-        let s = init_script(&[], &[], Some(&r));
+        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None, swap: false };
+        let s = init_script(&[], &[vec!["/bin/ls".into()]], Some(&r));
         let oom = s.find("echo 1 > /proc/sys/vm/oom_kill_allocating_task").expect("the OOM rule is set");
-        assert!(oom < s.find("-m test -j1").unwrap(), "set before regrtest starts:\n{s}");
+        let regrtest = s.find("-m test -j1").unwrap();
+        assert!(oom < regrtest, "set before regrtest starts:\n{s}");
+        assert!(!s.contains("swapon"), "no swap unless the arch asks for it:\n{s}");
+        let kill = s.find("busybox kill -9 -1").expect("what regrtest left running is killed");
+        assert!(regrtest < kill && kill < s.find("/bin/ls").unwrap(), "after regrtest, before the board's programs:\n{s}");
+    }
+
+    #[test]
+    fn a_suite_with_swap_turns_it_on_before_regrtest() {
+        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None, swap: true };
+        let s = init_script(&[], &[], Some(&r));
+        let on = s.find("swapon /dev/vda").expect("swap turned on");
+        assert!(s.find("mkswap /dev/vda").unwrap() < on && on < s.find("-m test -j1").unwrap(), "{s}");
     }
 
     #[test]

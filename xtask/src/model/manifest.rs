@@ -118,6 +118,10 @@ pub struct SystemBoot {
     /// Kernel command-line words that `suite_cpu` needs.
     #[serde(default)]
     pub suite_kernel_args: Vec<String>,
+    /// A swap disk for CPython's whole suite, where the guest's memory is
+    /// a small board's and cannot grow (the kernel needs `virtio_blk`,
+    /// built in or among `modules`).
+    pub suite_swap_mib: Option<u32>,
 }
 
 /// The machine one boot gets: the checks' (`cpu`, `memory_mib`) or, for
@@ -127,6 +131,7 @@ pub struct GuestMachine {
     pub cpu: Option<String>,
     pub memory_mib: u32,
     pub kernel_args: Vec<String>,
+    pub swap_mib: Option<u32>,
 }
 
 impl SystemBoot {
@@ -136,9 +141,10 @@ impl SystemBoot {
                 cpu: self.suite_cpu.clone().or_else(|| self.cpu.clone()),
                 memory_mib: self.suite_memory_mib.unwrap_or(self.memory_mib),
                 kernel_args: self.suite_kernel_args.clone(),
+                swap_mib: self.suite_swap_mib,
             }
         } else {
-            GuestMachine { cpu: self.cpu.clone(), memory_mib: self.memory_mib, kernel_args: vec![] }
+            GuestMachine { cpu: self.cpu.clone(), memory_mib: self.memory_mib, kernel_args: vec![], swap_mib: None }
         }
     }
 }
@@ -1222,11 +1228,14 @@ pub(crate) mod tests {
         let boot: SystemBoot = toml::from_str(
             "qemu = \"q\"\nqemu_package = \"p\"\nmachine = \"malta\"\ncpu = \"24Kf\"\nconsole = \"ttyS0\"\nmemory_mib = 256\n\
              kernel_suite = \"s\"\nkernel_package = \"k\"\nbusybox_suite = \"s\"\n\
-             suite_cpu = \"P5600\"\nsuite_kernel_args = [\"ieee754=relaxed\"]\nsuite_memory_mib = 512\n",
+             suite_cpu = \"P5600\"\nsuite_kernel_args = [\"ieee754=relaxed\"]\nsuite_memory_mib = 512\nsuite_swap_mib = 1024\n",
         )
         .unwrap();
-        assert_eq!(boot.guest(false), GuestMachine { cpu: Some("24Kf".into()), memory_mib: 256, kernel_args: vec![] });
-        assert_eq!(boot.guest(true), GuestMachine { cpu: Some("P5600".into()), memory_mib: 512, kernel_args: vec!["ieee754=relaxed".into()] });
+        assert_eq!(boot.guest(false), GuestMachine { cpu: Some("24Kf".into()), memory_mib: 256, kernel_args: vec![], swap_mib: None });
+        assert_eq!(
+            boot.guest(true),
+            GuestMachine { cpu: Some("P5600".into()), memory_mib: 512, kernel_args: vec!["ieee754=relaxed".into()], swap_mib: Some(1024) }
+        );
         // Without suite_* values the suite boots what the checks boot.
         let plain = SystemBoot { suite_cpu: None, suite_kernel_args: vec![], suite_memory_mib: None, ..boot };
         assert_eq!(plain.guest(true), plain.guest(false));
