@@ -1237,7 +1237,7 @@ pub(crate) mod tests {
             GuestMachine { cpu: Some("P5600".into()), memory_mib: 512, kernel_args: vec!["ieee754=relaxed".into()], swap_mib: Some(1024) }
         );
         // Without suite_* values the suite boots what the checks boot.
-        let plain = SystemBoot { suite_cpu: None, suite_kernel_args: vec![], suite_memory_mib: None, ..boot };
+        let plain = SystemBoot { suite_cpu: None, suite_kernel_args: vec![], suite_memory_mib: None, suite_swap_mib: None, ..boot };
         assert_eq!(plain.guest(true), plain.guest(false));
     }
 
