@@ -419,6 +419,7 @@ fn booted_checks(
         args: plan.args(""),
         seconds: Some(tests),
         swap: guest.swap_mib.is_some(),
+        root: boot.root,
     });
     fs::write(&init, system::init_script(&env, programs, guest_regrtest.as_ref()))?;
     fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
@@ -428,9 +429,10 @@ fn booted_checks(
             system::initramfs(tree, &initrd)?;
             format!("as its initramfs ({:.0} MiB)", fs::metadata(&initrd)?.len() as f64 / 1048576.0)
         }
-        GuestRoot::NineP => {
-            system::stage1_initramfs(&busybox, &kernel.modules, &initrd)?;
-            format!("over virtio-9p, {} MiB of memory", guest.memory_mib)
+        GuestRoot::NineP | GuestRoot::Disk => {
+            system::stage1_initramfs(&busybox, &kernel.modules, boot.root, &initrd)?;
+            let how = if boot.root == GuestRoot::NineP { "over virtio-9p" } else { "on an ext4 virtio disk" };
+            format!("{how}, {} MiB of memory", guest.memory_mib)
         }
     };
     let cpu = guest.cpu.as_deref().map_or(String::new(), |c| format!(" -cpu {c}"));

@@ -129,31 +129,44 @@ fn module_depends(ko: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The initramfs of a guest whose root comes over virtio-9p: busybox, the
-/// modules, and an `/init` that loads them, mounts the share `root` and
-/// hands over to the root's own `/init`.
-pub fn stage1_initramfs(busybox: &Path, modules: &[PathBuf], out: &Path) -> Result<()> {
+/// The initramfs of a guest whose root is not in it: busybox, the modules,
+/// and an `/init` that loads them, mounts the root (the 9p share `root`, or
+/// the first virtio disk) and hands over to the root's own `/init`.
+pub fn stage1_initramfs(busybox: &Path, modules: &[PathBuf], root: GuestRoot, out: &Path) -> Result<()> {
     let t = tempfile::tempdir()?;
-    let root = t.path();
-    fs::create_dir_all(root.join("modules"))?;
-    fs::copy(busybox, root.join("busybox"))?;
-    let mut init = String::from("#!/busybox sh\n/busybox mkdir -p /proc /dev /newroot\n/busybox mount -t devtmpfs dev /dev\n");
+    let dir = t.path();
+    fs::create_dir_all(dir.join("modules"))?;
+    fs::copy(busybox, dir.join("busybox"))?;
+    let mut names = vec![];
     for m in modules {
         let name = m.file_name().context("a module without a name")?.to_string_lossy().into_owned();
-        fs::copy(m, root.join("modules").join(&name))?;
+        fs::copy(m, dir.join("modules").join(&name))?;
+        names.push(name);
+    }
+    fs::write(dir.join("init"), stage1_init(&names, root)?)?;
+    for f in ["init", "busybox"] {
+        fs::set_permissions(dir.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    }
+    initramfs(dir, out)
+}
+
+/// The first stage's `/init`: load the modules (`<name>.ko`, in order),
+/// mount the root, switch to it.
+fn stage1_init(modules: &[String], root: GuestRoot) -> Result<String> {
+    let mut init = String::from("#!/busybox sh\n/busybox mkdir -p /proc /dev /newroot\n/busybox mount -t devtmpfs dev /dev\n");
+    for name in modules {
         init.push_str(&format!("/busybox insmod /modules/{name} || echo \"STAGE1 cannot load {name}\"\n"));
     }
-    init.push_str(
+    let (mount, what) = match root {
         // 9p2000.u: with 9p2000.L, Debian 12's malta kernel under qemu 7.2
         // executes no file of the share (exec fails with EOPNOTSUPP).
-        "/busybox mount -t 9p -o trans=virtio,version=9p2000.u,msize=262144,cache=loose root /newroot || { echo 'STAGE1 cannot mount the 9p root'; /busybox poweroff -f -n; }\n\
-         /busybox umount /dev\nexec /busybox switch_root /newroot /init\n",
-    );
-    fs::write(root.join("init"), init)?;
-    for f in ["init", "busybox"] {
-        fs::set_permissions(root.join(f), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    }
-    initramfs(root, out)
+        GuestRoot::NineP => ("-t 9p -o trans=virtio,version=9p2000.u,msize=262144,cache=loose root".to_string(), "the 9p root"),
+        GuestRoot::Disk => (format!("-t ext4 {ROOT_DISK}"), ROOT_DISK),
+        GuestRoot::Initramfs => bail!("a guest whose root is its initramfs has no second stage"),
+    };
+    init.push_str(&format!("/busybox mount {mount} /newroot || {{ echo 'STAGE1 cannot mount {what}'; /busybox poweroff -f -n; }}\n"));
+    init.push_str("/busybox umount /dev\nexec /busybox switch_root /newroot /init\n");
+    Ok(init)
 }
 
 /// Debian's static busybox of the arch, for the guest's `/init`.
@@ -201,8 +214,10 @@ pub fn initramfs(root: &Path, out: &Path) -> Result<()> {
 pub struct GuestRegrtest {
     pub list_suite: bool,
     pub args: Vec<String>,
-    /// The guest has a disk for swap ([`SWAP_DEVICE`]) to turn on first.
+    /// The guest has a disk for swap ([`swap_device`]) to turn on first.
     pub swap: bool,
+    /// How the guest got its root (which disk the swap disk is).
+    pub root: GuestRoot,
     /// The tests' time in the guest: then regrtest gets SIGINT, stops its
     /// workers and still writes its JUnit XML (exit 130), so the host reads
     /// what finished and the next run resumes from the rest.
@@ -271,7 +286,7 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
         // allocation fails is killed instead: a test's process.
         s.push_str("echo 1 > /proc/sys/vm/oom_kill_allocating_task\n");
         if r.swap {
-            s.push_str(&format!("{bb} mkswap {SWAP_DEVICE} > /dev/null && {bb} swapon {SWAP_DEVICE} || echo 'SWAP cannot use {SWAP_DEVICE}'\n"));
+            s.push_str(&format!("{bb} mkswap {dev} > /dev/null && {bb} swapon {dev} || echo 'SWAP cannot use {dev}'\n", dev = swap_device(r.root)));
         }
         if r.list_suite {
             s.push_str(&format!("/usr/local/bin/python3 -B -m test --list-tests | {bb} sed 's/^/SUITE /'\n"));
@@ -303,8 +318,37 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
     s
 }
 
-/// The guest's swap disk: the first virtio disk (the 9p root is no disk).
-pub const SWAP_DEVICE: &str = "/dev/vda";
+/// The guest's root disk, and its swap disk: the first virtio disk, or
+/// the second after a root disk.
+const ROOT_DISK: &str = "/dev/vda";
+pub fn swap_device(root: GuestRoot) -> &'static str {
+    if root == GuestRoot::Disk {
+        "/dev/vdb"
+    } else {
+        ROOT_DISK
+    }
+}
+
+/// An ext4 image of `dir` (e2fsprogs' `mkfs.ext4 -d`), sized for the tree
+/// and room for what the tests write outside `/tmp`. No journal and no
+/// metadata checksums: nothing is kept after the guest is off.
+fn ext4_image(dir: &Path, image: &Path) -> Result<()> {
+    crate::machine::host::ensure_tool("mkfs.ext4", "e2fsprogs", "the booted guest's root disk")?;
+    let bytes: u64 = walkdir::WalkDir::new(dir).into_iter().flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len().max(4096)).sum();
+    let mib = bytes / (1 << 20) * 5 / 4 + 1024;
+    let _ = fs::remove_file(image);
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-O", "^has_journal,^metadata_csum", "-E", "root_owner=0:0", "-L", "root", "-d"])
+        .arg(dir)
+        .arg(image)
+        .arg(format!("{mib}M"))
+        .output()
+        .context("cannot run mkfs.ext4")?;
+    if !out.status.success() {
+        bail!("mkfs.ext4 -d {} {} failed:\n{}", dir.display(), image.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
 
 /// A file removed when the run ends, however it ends.
 struct RemoveOnDrop(Option<PathBuf>);
@@ -382,6 +426,14 @@ pub fn run(boot: &SystemBoot, guest: &GuestMachine, kernel: &Path, initrd: &Path
     if let (GuestRoot::NineP, Some(dir)) = (boot.root, share) {
         cmd.arg("-fsdev").arg(format!("local,id=root,path={},security_model=none", dir.display()));
         cmd.args(["-device", "virtio-9p-pci,fsdev=root,mount_tag=root"]);
+    }
+    // The root disk first: it is /dev/vda, the swap disk after it.
+    let image = log.with_file_name("root.img");
+    let _remove_image = RemoveOnDrop((boot.root == GuestRoot::Disk).then(|| image.clone()));
+    if let (GuestRoot::Disk, Some(dir)) = (boot.root, share) {
+        ext4_image(dir, &image)?;
+        cmd.arg("-drive").arg(format!("file={},if=none,id=root,format=raw,cache=unsafe", image.display()));
+        cmd.args(["-device", "virtio-blk-pci,drive=root"]);
     }
     // A sparse file: swap the guest never writes takes no disk.
     let swap = log.with_file_name("swap.img");
@@ -525,7 +577,13 @@ mod tests {
 
     #[test]
     fn cpython_tests_run_after_the_checks_and_come_back_as_console_lines() {
-        let r = GuestRegrtest { list_suite: true, args: vec!["-j2".into(), "--ignore".into(), "test.test_os.It's*".into()], seconds: None, swap: false };
+        let r = GuestRegrtest {
+            list_suite: true,
+            args: vec!["-j2".into(), "--ignore".into(), "test.test_os.It's*".into()],
+            seconds: None,
+            swap: false,
+            root: GuestRoot::Initramfs,
+        };
         let s = init_script(&[], &[], Some(&r));
         let checks = s.find("checks.py").unwrap();
         assert!(checks < s.find("unset PYTHONDONTWRITEBYTECODE").unwrap(), "the tests' children write byte code, as on a board");
@@ -539,7 +597,7 @@ mod tests {
 
     #[test]
     fn the_guest_stops_the_tests_itself_at_their_time_limit_so_their_results_still_come_back() {
-        let r = GuestRegrtest { list_suite: false, args: vec!["-j2".into()], seconds: Some(600), swap: false };
+        let r = GuestRegrtest { list_suite: false, args: vec!["-j2".into()], seconds: Some(600), swap: false, root: GuestRoot::Initramfs };
         let s = init_script(&[], &[], Some(&r));
         let bb = "/.crosspython/busybox";
         let run = s.find(&format!("{bb} timeout -s INT -k 600 1500 {bb} timeout -s INT 600 /usr/local/bin/python3 -B -m test -j2 --junit-xml")).expect(&s);
@@ -576,7 +634,7 @@ mod tests {
 
     #[test]
     fn in_the_whole_suite_a_test_filling_memory_is_killed_not_regrtest() {
-        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None, swap: false };
+        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None, swap: false, root: GuestRoot::Initramfs };
         let s = init_script(&[], &[vec!["/bin/ls".into()]], Some(&r));
         let oom = s.find("echo 1 > /proc/sys/vm/oom_kill_allocating_task").expect("the OOM rule is set");
         let regrtest = s.find("-m test -j1").unwrap();
@@ -587,8 +645,49 @@ mod tests {
     }
 
     #[test]
+    fn the_first_stage_loads_the_modules_then_mounts_the_root_and_switches_to_it() {
+        let modules = ["virtio_blk.ko".to_string(), "ext4.ko".to_string()];
+        let disk = stage1_init(&modules, GuestRoot::Disk).unwrap();
+        let at = |s: &str, what: &str| s.find(what).unwrap_or_else(|| panic!("{what} missing from:\n{s}"));
+        assert!(at(&disk, "insmod /modules/virtio_blk.ko") < at(&disk, "insmod /modules/ext4.ko"));
+        assert!(at(&disk, "insmod /modules/ext4.ko") < at(&disk, "mount -t ext4 /dev/vda /newroot"));
+        assert!(disk.ends_with("exec /busybox switch_root /newroot /init\n"), "{disk}");
+        let share = stage1_init(&[], GuestRoot::NineP).unwrap();
+        assert!(share.contains("mount -t 9p -o trans=virtio"), "{share}");
+        assert!(stage1_init(&[], GuestRoot::Initramfs).is_err());
+    }
+
+    #[test]
+    fn the_root_disk_is_an_ext4_image_of_the_tree() {
+        if which::which("mkfs.ext4").is_err() || which::which("debugfs").is_err() {
+            eprintln!("skipped: no e2fsprogs (mkfs.ext4, debugfs) on this machine");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("tree");
+        fs::create_dir_all(tree.join("usr/local/bin")).unwrap();
+        fs::write(tree.join("usr/local/bin/python3"), b"\x7fELF").unwrap();
+        std::os::unix::fs::symlink("python3", tree.join("usr/local/bin/python")).unwrap();
+        let image = t.path().join("root.img");
+        ext4_image(&tree, &image).unwrap();
+        let ls = Command::new("debugfs").args(["-R", "ls -l /usr/local/bin"]).arg(&image).output().unwrap();
+        let listing = String::from_utf8_lossy(&ls.stdout);
+        assert!(listing.contains("python3") && listing.contains("python"), "{listing}");
+        let features = Command::new("debugfs").args(["-R", "features"]).arg(&image).output().unwrap();
+        let features = String::from_utf8_lossy(&features.stdout);
+        assert!(!features.contains("has_journal") && !features.contains("metadata_csum"), "{features}");
+    }
+
+    #[test]
+    fn the_swap_disk_comes_after_a_root_disk() {
+        assert_eq!(swap_device(GuestRoot::Disk), "/dev/vdb");
+        assert_eq!(swap_device(GuestRoot::NineP), "/dev/vda");
+        assert_eq!(swap_device(GuestRoot::Initramfs), "/dev/vda");
+    }
+
+    #[test]
     fn a_suite_with_swap_turns_it_on_before_regrtest() {
-        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None, swap: true };
+        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None, swap: true, root: GuestRoot::NineP };
         let s = init_script(&[], &[], Some(&r));
         let on = s.find("swapon /dev/vda").expect("swap turned on");
         assert!(s.find("mkswap /dev/vda").unwrap() < on && on < s.find("-m test -j1").unwrap(), "{s}");

@@ -169,6 +169,11 @@ pub enum GuestRoot {
     /// 256 MiB); a small initramfs loads `modules` and switches to it.
     #[serde(rename = "9p")]
     NineP,
+    /// An ext4 image of the directory on a virtio disk, as a board's root
+    /// on its eMMC or SD card: for small memory, where 9p's large request
+    /// buffers stall the kernel (see mipsel's entry); a small initramfs
+    /// loads `modules` and switches to it.
+    Disk,
 }
 
 /// The C library of the boards the package is built for.
