@@ -321,7 +321,7 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
 /// The guest's root disk, and its swap disk: the first virtio disk, or
 /// the second after a root disk.
 const ROOT_DISK: &str = "/dev/vda";
-pub fn swap_device(root: GuestRoot) -> &'static str {
+fn swap_device(root: GuestRoot) -> &'static str {
     if root == GuestRoot::Disk {
         "/dev/vdb"
     } else {
