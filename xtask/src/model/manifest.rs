@@ -416,6 +416,9 @@ pub enum LimitKind {
     /// The test assumes the install is where it was built, with absolute
     /// paths; the tree is relocatable by design.
     Relocatable,
+    /// The test needs more memory than a booted guest sized like a small
+    /// board has (mipsel's 256 MiB); qemu-user runs in the host's.
+    BoardMemory,
 }
 
 impl LimitKind {
@@ -427,6 +430,7 @@ impl LimitKind {
             LimitKind::TargetAbi => "target-abi",
             LimitKind::TestHost => "test-host",
             LimitKind::Relocatable => "relocatable",
+            LimitKind::BoardMemory => "board-memory",
         }
     }
 }
@@ -438,7 +442,7 @@ impl TestLimit {
     pub fn applies_to(&self, arch: &str, booted: bool) -> bool {
         let machine = match self.kind {
             LimitKind::QemuUser => !booted,
-            LimitKind::QemuSystem => booted,
+            LimitKind::QemuSystem | LimitKind::BoardMemory => booted,
             LimitKind::Emulation | LimitKind::TargetAbi | LimitKind::TestHost | LimitKind::Relocatable => true,
         };
         machine && (self.arches.is_empty() || self.arches.iter().any(|a| a == arch))
@@ -1226,6 +1230,8 @@ pub(crate) mod tests {
         assert!(!limit("qemu-system", "").applies_to("aarch64", user) && limit("qemu-system", "").applies_to("aarch64", booted));
         assert!(limit("emulation", "").applies_to("aarch64", user) && limit("emulation", "").applies_to("aarch64", booted));
         assert!(limit("target-abi", "\"mipsel\"").applies_to("mipsel", booted) && !limit("target-abi", "\"mipsel\"").applies_to("aarch64", booted));
+        let small_board = limit("board-memory", "\"mipsel\"");
+        assert!(small_board.applies_to("mipsel", booted) && !small_board.applies_to("mipsel", user) && !small_board.applies_to("aarch64", booted));
     }
 
     #[test]
