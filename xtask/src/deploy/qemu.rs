@@ -418,8 +418,7 @@ fn booted_checks(
         list_suite: plan.lists_suite(),
         args: plan.args(""),
         seconds: Some(tests),
-        swap: guest.swap_mib.is_some(),
-        root: boot.root,
+        swap: guest.swap_mib.map(|_| system::swap_device(boot.root)),
     });
     fs::write(&init, system::init_script(&env, programs, guest_regrtest.as_ref()))?;
     fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;

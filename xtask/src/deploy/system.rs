@@ -214,10 +214,8 @@ pub fn initramfs(root: &Path, out: &Path) -> Result<()> {
 pub struct GuestRegrtest {
     pub list_suite: bool,
     pub args: Vec<String>,
-    /// The guest has a disk for swap ([`swap_device`]) to turn on first.
-    pub swap: bool,
-    /// How the guest got its root (which disk the swap disk is).
-    pub root: GuestRoot,
+    /// The guest's swap disk ([`swap_device`]), turned on first.
+    pub swap: Option<&'static str>,
     /// The tests' time in the guest: then regrtest gets SIGINT, stops its
     /// workers and still writes its JUnit XML (exit 130), so the host reads
     /// what finished and the next run resumes from the rest.
@@ -285,8 +283,8 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
         // largest, and the run ended without its JUnit XML. The task whose
         // allocation fails is killed instead: a test's process.
         s.push_str("echo 1 > /proc/sys/vm/oom_kill_allocating_task\n");
-        if r.swap {
-            s.push_str(&format!("{bb} mkswap {dev} > /dev/null && {bb} swapon {dev} || echo 'SWAP cannot use {dev}'\n", dev = swap_device(r.root)));
+        if let Some(dev) = r.swap {
+            s.push_str(&format!("{bb} mkswap {dev} > /dev/null && {bb} swapon {dev} || echo 'SWAP cannot use {dev}'\n"));
         }
         if r.list_suite {
             s.push_str(&format!("/usr/local/bin/python3 -B -m test --list-tests | {bb} sed 's/^/SUITE /'\n"));
@@ -321,7 +319,7 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
 /// The guest's root disk, and its swap disk: the first virtio disk, or
 /// the second after a root disk.
 const ROOT_DISK: &str = "/dev/vda";
-fn swap_device(root: GuestRoot) -> &'static str {
+pub fn swap_device(root: GuestRoot) -> &'static str {
     if root == GuestRoot::Disk {
         "/dev/vdb"
     } else {
@@ -348,17 +346,6 @@ fn ext4_image(dir: &Path, image: &Path) -> Result<()> {
         bail!("mkfs.ext4 -d {} {} failed:\n{}", dir.display(), image.display(), String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
-}
-
-/// A file removed when the run ends, however it ends.
-struct RemoveOnDrop(Option<PathBuf>);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(p) = &self.0 {
-            let _ = fs::remove_file(p);
-        }
-    }
 }
 
 /// The guest's last line before `poweroff`: a guest still running
@@ -427,22 +414,24 @@ pub fn run(boot: &SystemBoot, guest: &GuestMachine, kernel: &Path, initrd: &Path
         cmd.arg("-fsdev").arg(format!("local,id=root,path={},security_model=none", dir.display()));
         cmd.args(["-device", "virtio-9p-pci,fsdev=root,mount_tag=root"]);
     }
-    // The root disk first: it is /dev/vda, the swap disk after it.
-    let image = log.with_file_name("root.img");
-    let _remove_image = RemoveOnDrop((boot.root == GuestRoot::Disk).then(|| image.clone()));
+    // The disks' files go when the run ends, however it ends. The root
+    // disk first: it is /dev/vda, the swap disk after it.
+    let mut disks = vec![];
     if let (GuestRoot::Disk, Some(dir)) = (boot.root, share) {
+        let image = tempfile::TempPath::try_from_path(log.with_file_name("root.img"))?;
         ext4_image(dir, &image)?;
         cmd.arg("-drive").arg(format!("file={},if=none,id=root,format=raw,cache=unsafe", image.display()));
         cmd.args(["-device", "virtio-blk-pci,drive=root"]);
+        disks.push(image);
     }
-    // A sparse file: swap the guest never writes takes no disk.
-    let swap = log.with_file_name("swap.img");
     if let Some(mib) = guest.swap_mib {
+        // A sparse file: swap the guest never writes takes no disk.
+        let swap = tempfile::TempPath::try_from_path(log.with_file_name("swap.img"))?;
         File::create(&swap).and_then(|f| f.set_len(u64::from(mib) << 20)).with_context(|| format!("cannot write {}", swap.display()))?;
         cmd.arg("-drive").arg(format!("file={},if=none,id=swap,format=raw,cache=unsafe", swap.display()));
         cmd.args(["-device", "virtio-blk-pci,drive=swap"]);
+        disks.push(swap);
     }
-    let _remove_swap = RemoveOnDrop(guest.swap_mib.map(|_| swap));
     let extra: String = guest.kernel_args.iter().map(|a| format!(" {a}")).collect();
     cmd.args(["-append", &format!("console={} rdinit=/init quiet panic=-1{extra}", boot.console)]);
     let out_path = log.to_path_buf();
@@ -577,13 +566,7 @@ mod tests {
 
     #[test]
     fn cpython_tests_run_after_the_checks_and_come_back_as_console_lines() {
-        let r = GuestRegrtest {
-            list_suite: true,
-            args: vec!["-j2".into(), "--ignore".into(), "test.test_os.It's*".into()],
-            seconds: None,
-            swap: false,
-            root: GuestRoot::Initramfs,
-        };
+        let r = GuestRegrtest { list_suite: true, args: vec!["-j2".into(), "--ignore".into(), "test.test_os.It's*".into()], seconds: None, swap: None };
         let s = init_script(&[], &[], Some(&r));
         let checks = s.find("checks.py").unwrap();
         assert!(checks < s.find("unset PYTHONDONTWRITEBYTECODE").unwrap(), "the tests' children write byte code, as on a board");
@@ -597,7 +580,7 @@ mod tests {
 
     #[test]
     fn the_guest_stops_the_tests_itself_at_their_time_limit_so_their_results_still_come_back() {
-        let r = GuestRegrtest { list_suite: false, args: vec!["-j2".into()], seconds: Some(600), swap: false, root: GuestRoot::Initramfs };
+        let r = GuestRegrtest { list_suite: false, args: vec!["-j2".into()], seconds: Some(600), swap: None };
         let s = init_script(&[], &[], Some(&r));
         let bb = "/.crosspython/busybox";
         let run = s.find(&format!("{bb} timeout -s INT -k 600 1500 {bb} timeout -s INT 600 /usr/local/bin/python3 -B -m test -j2 --junit-xml")).expect(&s);
@@ -634,7 +617,7 @@ mod tests {
 
     #[test]
     fn in_the_whole_suite_a_test_filling_memory_is_killed_not_regrtest() {
-        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None, swap: false, root: GuestRoot::Initramfs };
+        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None, swap: None };
         let s = init_script(&[], &[vec!["/bin/ls".into()]], Some(&r));
         let oom = s.find("echo 1 > /proc/sys/vm/oom_kill_allocating_task").expect("the OOM rule is set");
         let regrtest = s.find("-m test -j1").unwrap();
@@ -687,10 +670,10 @@ mod tests {
 
     #[test]
     fn a_suite_with_swap_turns_it_on_before_regrtest() {
-        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None, swap: true, root: GuestRoot::NineP };
+        let r = GuestRegrtest { list_suite: false, args: vec!["-j1".into()], seconds: None, swap: Some(swap_device(GuestRoot::Disk)) };
         let s = init_script(&[], &[], Some(&r));
-        let on = s.find("swapon /dev/vda").expect("swap turned on");
-        assert!(s.find("mkswap /dev/vda").unwrap() < on && on < s.find("-m test -j1").unwrap(), "{s}");
+        let on = s.find("swapon /dev/vdb").expect("swap turned on");
+        assert!(s.find("mkswap /dev/vdb").unwrap() < on && on < s.find("-m test -j1").unwrap(), "{s}");
     }
 
     #[test]
