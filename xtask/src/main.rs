@@ -175,6 +175,9 @@ enum Cmd {
         /// Stop CPython's tests after this many minutes (booted, the default is the arch's suite_minutes; under qemu-user, none); the test files that finished are reported, and the next run of the whole suite on the same tree resumes.
         #[arg(long, requires = "cpython_tests")]
         minutes: Option<u64>,
+        /// Go on with the whole suite from this earlier report of the same tree (a `deploy/<arch>/cpython-suite[-system].json` kept from another machine) instead of deploy/<arch>/'s.
+        #[arg(long, requires = "cpython_tests", value_name = "REPORT")]
+        resume_from: Option<PathBuf>,
         /// Wait for another command holding the build directory (the tree and deploy/<arch> are its).
         #[arg(long)]
         wait: bool,
@@ -315,7 +318,7 @@ fn real_main() -> Result<()> {
     let project = Project::locate(cli.manifest, cli.build_dir)?;
     match cli.command {
         Cmd::Build(args) => build(&project, &args),
-        Cmd::QemuTest { arch, package, board, cpython_tests, minutes, wait, system, app, app_args } => {
+        Cmd::QemuTest { arch, package, board, cpython_tests, minutes, resume_from, wait, system, app, app_args } => {
             let loaded = project.load()?;
             if system {
                 // Ctrl-C stops the booted guest as its time limit would:
@@ -336,7 +339,7 @@ fn real_main() -> Result<()> {
                 let app = app.clone().map(|file| package::App { file, args: app_args.clone() });
                 let run = match &app {
                     Some(app) => qemu::Run::App(app),
-                    None => qemu::Run::Checks { cpython: cpython_tests, system, minutes },
+                    None => qemu::Run::Checks { cpython: cpython_tests, system, minutes, resume: resume_from.as_deref() },
                 };
                 qemu::test(&project, &loaded, &a, &target, package.as_deref(), run, lock)?;
             }

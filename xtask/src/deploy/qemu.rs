@@ -36,7 +36,9 @@ pub struct CheckResult {
 pub enum Run<'a> {
     /// `tests/target/checks.py` (and CPython's tests with `cpython`), under
     /// qemu-user, or on a booted kernel with `system`.
-    Checks { cpython: Option<crate::deploy::regrtest::Selection>, system: bool, minutes: Option<u64> },
+    /// `resume`: an earlier report of the whole suite on the same tree to go
+    /// on from (one another machine wrote, say), instead of `deploy/<arch>/`'s.
+    Checks { cpython: Option<crate::deploy::regrtest::Selection>, system: bool, minutes: Option<u64>, resume: Option<&'a Path> },
     /// One application, which must exit 0 (the `app` profile's proof).
     App(&'a crate::deploy::package::App),
 }
@@ -53,9 +55,9 @@ pub fn run_lock(project: &Project, arch_name: &str, system: bool, wait: bool) ->
 /// the board root, so that hours of tests do not hold up builds; the
 /// reports are written under it again.
 pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, run: Run, lock: BuildLock) -> Result<()> {
-    let (cpython, system, minutes, app) = match run {
-        Run::Checks { cpython, system, minutes } => (cpython, system, minutes, None),
-        Run::App(app) => (None, false, None, Some(app)),
+    let (cpython, system, minutes, resume, app) = match run {
+        Run::Checks { cpython, system, minutes, resume } => (cpython, system, minutes, resume, None),
+        Run::App(app) => (None, false, None, None, Some(app)),
     };
     let arch = &loaded.manifest.arch[arch_name];
     let board_root = project.board_root(loaded, arch_name, target)?;
@@ -160,7 +162,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
                 loaded.manifest.system.keys().cloned().collect::<Vec<_>>().join(", ")
             )
         })?;
-        let plan = cpython.map(|selection| regrtest_plan(project, loaded, arch_name, selection, &python, true, boot.cpus, &tested));
+        let plan = cpython.map(|selection| regrtest_plan(project, loaded, arch_name, selection, &python, true, boot.cpus, &tested, resume)).transpose()?;
         let (mut results, report) = booted_checks(
             project,
             loaded,
@@ -242,7 +244,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
             // and the tree under test is a copy on the board root.
         ];
         let env: Vec<(&str, String)> = env.into_iter().chain(runner.env()).collect();
-        let plan = regrtest_plan(project, loaded, arch_name, selection, &python, false, 2, &tested);
+        let plan = regrtest_plan(project, loaded, arch_name, selection, &python, false, 2, &tested, resume)?;
         let log = project.build_dir.join(arch_name).join("qemu-user").join("log.regrtest");
         let limit = minutes.map(|m| std::time::Duration::from_secs(m * 60));
         let report = crate::deploy::regrtest::run(&plan, &python, &env, arch_name, &tested, limit, &log)?;
@@ -267,7 +269,9 @@ fn checks_record(package: Option<&Path>, booted: bool) -> String {
 }
 
 /// CPython's tests for this run; the whole suite goes on from the earlier
-/// report of the same tree (`deploy/<arch>/cpython-suite[-system].json`).
+/// report of the same tree (`deploy/<arch>/cpython-suite[-system].json`),
+/// or from `resume`, a report kept elsewhere: on a machine that starts
+/// empty, a suite of many hours is finished over several runs only so.
 #[allow(clippy::too_many_arguments)]
 fn regrtest_plan<'a>(
     project: &Project,
@@ -278,16 +282,22 @@ fn regrtest_plan<'a>(
     booted: bool,
     workers: u32,
     tested: &str,
-) -> crate::deploy::regrtest::Plan<'a> {
+    resume: Option<&Path>,
+) -> Result<crate::deploy::regrtest::Plan<'a>> {
     let suite = crate::deploy::regrtest::test_suite_of(python);
     let mut plan = crate::deploy::regrtest::Plan::new(loaded, arch_name, selection, booted, suite.as_deref(), workers);
+    if let Some(file) = resume {
+        let left = plan.resume_from(file, arch_name, tested)?;
+        eprintln!("resuming {}: {left} test files were not run or failed on this tree ({} finished)", file.display(), plan.finished.len());
+        return Ok(plan);
+    }
     let earlier = project.deploy_dir(arch_name).join(if booted { "cpython-suite-system.json" } else { "cpython-suite.json" });
     if let Ok(text) = fs::read(&earlier) {
         if let Some(left) = serde_json::from_slice(&text).ok().and_then(|r| plan.resume(r, tested)) {
             eprintln!("resuming {}: {left} test files were not run or failed on this tree ({} finished)", earlier.display(), plan.finished.len());
         }
     }
-    plan
+    Ok(plan)
 }
 
 /// The CPython test report in `deploy/<arch>/` (`qemu-test` for the

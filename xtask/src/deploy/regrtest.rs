@@ -198,6 +198,24 @@ impl<'a> Plan<'a> {
         Some(self.modules.len())
     }
 
+    /// [`Plan::resume`] from a report the user names (`--resume-from`):
+    /// one that cannot be resumed here is an error, not a silent new start.
+    pub fn resume_from(&mut self, file: &Path, arch: &str, tree: &str) -> Result<usize> {
+        let text = std::fs::read(file).with_context(|| format!("cannot read the report to resume, {}", file.display()))?;
+        let earlier: Report = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not a report of CPython's tests (deploy/<arch>/cpython-suite*.json)", file.display()))?;
+        let (its_arch, its_tree) = (earlier.arch.clone(), earlier.tree.clone());
+        match (its_arch == arch).then(|| self.resume(earlier, tree)).flatten() {
+            Some(left) => Ok(left),
+            None if its_arch != arch || its_tree != tree => bail!(
+                "{} cannot be resumed here: it reports {its_arch}'s tree {its_tree}, this run tests {arch}'s tree {tree}\n\
+                 (a report goes on only on the tree it was run on: build the same commit with the same options)",
+                file.display()
+            ),
+            None => bail!("{} cannot be resumed: it is not of the whole suite, or nothing in it is left to run", file.display()),
+        }
+    }
+
     /// Whether regrtest must name the suite itself (`--list-tests`): the
     /// whole suite, not resumed.
     pub fn lists_suite(&self) -> bool {
@@ -609,6 +627,36 @@ mod tests {
         assert!(done.bugs().is_empty());
         let text = serde_json::to_vec(&done).unwrap();
         assert_eq!(plan_of_the_whole_suite(&loaded).resume(serde_json::from_slice(&text).unwrap(), "sig-1"), None, "a finished suite runs again whole");
+    }
+
+    #[test]
+    fn a_report_named_to_resume_goes_on_on_its_own_tree_and_is_refused_on_another() {
+        let loaded = Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
+        let suite: Vec<String> = ["test_bz2", "test_os"].map(String::from).to_vec();
+        let kept = tempfile::tempdir().unwrap();
+        let report = kept.path().join("cpython-suite-system.json");
+        let first = plan_of_the_whole_suite(&loaded).report("aarch64", "sig-1", &suite, "[1/2] test_bz2 passed\n", "").unwrap();
+        std::fs::write(&report, serde_json::to_vec(&first).unwrap()).unwrap();
+
+        let mut same = plan_of_the_whole_suite(&loaded);
+        assert_eq!(same.resume_from(&report, "aarch64", "sig-1").unwrap(), 1);
+        assert_eq!(same.modules, ["test_os"]);
+
+        let refused = plan_of_the_whole_suite(&loaded).resume_from(&report, "aarch64", "sig-2").unwrap_err().to_string();
+        assert!(refused.contains("cannot be resumed here") && refused.contains("sig-1") && refused.contains("sig-2"), "{refused}");
+        let other_arch = plan_of_the_whole_suite(&loaded).resume_from(&report, "riscv64", "sig-1").unwrap_err().to_string();
+        assert!(other_arch.contains("aarch64's tree sig-1") && other_arch.contains("riscv64's"), "{other_arch}");
+
+        let done = plan_of_the_whole_suite(&loaded).report("aarch64", "sig-1", &suite, "[1/2] test_bz2 passed\n[2/2] test_os passed\n", "").unwrap();
+        std::fs::write(&report, serde_json::to_vec(&done).unwrap()).unwrap();
+        let finished = plan_of_the_whole_suite(&loaded).resume_from(&report, "aarch64", "sig-1").unwrap_err().to_string();
+        assert!(finished.contains("nothing in it is left to run"), "{finished}");
+
+        std::fs::write(&report, b"{}").unwrap();
+        let broken = format!("{:#}", plan_of_the_whole_suite(&loaded).resume_from(&report, "aarch64", "sig-1").unwrap_err());
+        assert!(broken.contains("is not a report of CPython's tests"), "{broken}");
+        let absent = format!("{:#}", plan_of_the_whole_suite(&loaded).resume_from(&kept.path().join("none.json"), "aarch64", "sig-1").unwrap_err());
+        assert!(absent.contains("cannot read the report to resume"), "{absent}");
     }
 
     #[test]
