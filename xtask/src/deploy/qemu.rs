@@ -269,9 +269,10 @@ fn checks_record(package: Option<&Path>, booted: bool) -> String {
 }
 
 /// CPython's tests for this run; the whole suite goes on from the earlier
-/// report of the same tree (`deploy/<arch>/cpython-suite[-system].json`),
-/// or from `resume`, a report kept elsewhere: on a machine that starts
-/// empty, a suite of many hours is finished over several runs only so.
+/// report of the same tree (`deploy/<arch>/cpython-suite[-system].json`,
+/// else the project's `tests/results/<arch>/`), or from `resume`, a report
+/// kept elsewhere: on a machine that starts empty, a suite of many hours
+/// is finished over several runs only so.
 #[allow(clippy::too_many_arguments)]
 fn regrtest_plan<'a>(
     project: &Project,
@@ -291,10 +292,14 @@ fn regrtest_plan<'a>(
         eprintln!("resuming {}: {left} test files were not run or failed on this tree ({} finished)", file.display(), plan.finished.len());
         return Ok(plan);
     }
-    let earlier = project.deploy_dir(arch_name).join(if booted { "cpython-suite-system.json" } else { "cpython-suite.json" });
-    if let Ok(text) = fs::read(&earlier) {
+    // This machine's report first, then the one the project keeps
+    // (`tests/results/<arch>/`): whichever is of this tree goes on.
+    let name = if booted { "cpython-suite-system.json" } else { "cpython-suite.json" };
+    for earlier in [project.deploy_dir(arch_name).join(name), project.root.join("tests/results").join(arch_name).join(name)] {
+        let Ok(text) = fs::read(&earlier) else { continue };
         if let Some(left) = serde_json::from_slice(&text).ok().and_then(|r| plan.resume(r, tested)) {
             eprintln!("resuming {}: {left} test files were not run or failed on this tree ({} finished)", earlier.display(), plan.finished.len());
+            break;
         }
     }
     Ok(plan)
