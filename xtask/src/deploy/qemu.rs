@@ -247,7 +247,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         let plan = regrtest_plan(project, loaded, arch_name, selection, &python, false, 2, &tested, resume)?;
         let log = project.build_dir.join(arch_name).join("qemu-user").join("log.regrtest");
         let limit = minutes.map(|m| std::time::Duration::from_secs(m * 60));
-        let report = crate::deploy::regrtest::run(&plan, &python, &env, arch_name, &tested, limit, &log)?;
+        let report = crate::deploy::regrtest::run(&plan, &python, &env, &tested, limit, &log)?;
         publish(project, arch_name, &report, false)?;
         let left = report.modules.iter().filter(|m| m.result == "not run").count();
         if left > 0 {
@@ -287,20 +287,17 @@ fn regrtest_plan<'a>(
 ) -> Result<crate::deploy::regrtest::Plan<'a>> {
     let suite = crate::deploy::regrtest::test_suite_of(python);
     let mut plan = crate::deploy::regrtest::Plan::new(loaded, arch_name, selection, booted, suite.as_deref(), workers);
-    if let Some(file) = resume {
-        let left = plan.resume_from(file, arch_name, tested)?;
-        eprintln!("resuming {}: {left} test files were not run or failed on this tree ({} finished)", file.display(), plan.finished.len());
-        return Ok(plan);
-    }
-    // This machine's report first, then the one the project keeps
+    // Else this machine's report first, then the one the project keeps
     // (`tests/results/<arch>/`): whichever is of this tree goes on.
     let name = if booted { "cpython-suite-system.json" } else { "cpython-suite.json" };
-    for earlier in [project.deploy_dir(arch_name).join(name), project.root.join("tests/results").join(arch_name).join(name)] {
-        let Ok(text) = fs::read(&earlier) else { continue };
-        if let Some(left) = serde_json::from_slice(&text).ok().and_then(|r| plan.resume(r, tested)) {
-            eprintln!("resuming {}: {left} test files were not run or failed on this tree ({} finished)", earlier.display(), plan.finished.len());
-            break;
-        }
+    let resumed = match resume {
+        Some(file) => plan.resume_from(file, tested).map(|_| Some(file.to_path_buf()))?,
+        None => [project.deploy_dir(arch_name).join(name), project.root.join("tests/results").join(arch_name).join(name)]
+            .into_iter()
+            .find(|earlier| crate::deploy::regrtest::Report::read(earlier).ok().and_then(|r| plan.resume(r, tested)).is_some()),
+    };
+    if let Some(file) = resumed {
+        eprintln!("resuming {}: {} test files were not run or failed on this tree ({} finished)", file.display(), plan.modules.len(), plan.finished.len());
     }
     Ok(plan)
 }
@@ -529,13 +526,13 @@ fn booted_checks(
             };
             eprintln!("{why}; the report has the test files that finished (console: {})", run.path.display());
             results.push(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: format!("{why} (time limit {limit} s)") });
-            let mut report = plan.report(arch_name, tested, &suite, &console, "")?;
+            let mut report = plan.report(tested, &suite, &console, "")?;
             report.interrupted = run.ended == system::Ended::Interrupted;
             Some(report)
         }
         Some((plan, tested)) => {
             let xml = guest_junit(&junit).with_context(|| format!("regrtest's JUnit XML from the guest's console ({})", run.path.display()))?;
-            let report = plan.report(arch_name, tested, &suite, &console, &xml)?;
+            let report = plan.report(tested, &suite, &console, &xml)?;
             // 130: the guest stopped regrtest at the time limit (SIGINT).
             let left = report.modules.iter().filter(|m| m.result == "not run").count();
             if left > 0 {

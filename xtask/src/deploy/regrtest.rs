@@ -79,6 +79,12 @@ pub struct Excluded {
 const FINE: [&str; 6] = ["passed", "skipped", "env changed", "ran no tests", "run no tests", "flaky"];
 
 impl Report {
+    /// A report written by an earlier run (`deploy/<arch>/cpython-suite*.json`).
+    pub fn read(file: &Path) -> Result<Report> {
+        let text = std::fs::read(file).with_context(|| format!("cannot read the report to resume, {}", file.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("{} is not a report of CPython's tests (deploy/<arch>/cpython-suite*.json)", file.display()))
+    }
+
     /// Modules that failed for a reason not listed as a limit: build bugs.
     /// A module that passed but changed its environment, or whose every test
     /// was left out (`ran no tests`), is reported, not a bug.
@@ -138,6 +144,7 @@ pub enum Selection {
 
 /// One regrtest run on one arch: what it runs and what it leaves out.
 pub struct Plan<'a> {
+    pub arch: String,
     pub selection: Selection,
     /// The listed modules this version has (none for the whole suite).
     pub modules: Vec<String>,
@@ -176,16 +183,16 @@ impl<'a> Plan<'a> {
         };
         let version = suite.and_then(|d| d.parent()?.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let timeout = booted.then(|| loaded.manifest.system.get(arch)).flatten().and_then(|s| s.suite_test_timeout).unwrap_or(DEFAULT_TIMEOUT);
-        Plan { selection, modules, absent, version, limits, workers, timeout, finished: vec![] }
+        Plan { arch: arch.to_string(), selection, modules, absent, version, limits, workers, timeout, finished: vec![] }
     }
 
-    /// Go on from an earlier report of the whole suite on the same tree:
+    /// Go on from an earlier report of the whole suite on the same arch and tree:
     /// its test files that were not run, and those that failed (a limit or
     /// a test environment fixed since then shows at once), are this run's.
     /// Returns how many, or None when `earlier` is not this run's to resume
-    /// (another tree, or nothing left: the suite runs again whole).
+    /// (another arch or tree, or nothing left: the suite runs again whole).
     pub fn resume(&mut self, earlier: Report, tree: &str) -> Option<usize> {
-        if self.selection != Selection::All || !earlier.whole_suite || earlier.tree != tree || tree.is_empty() {
+        if self.selection != Selection::All || !earlier.whole_suite || earlier.arch != self.arch || earlier.tree != tree || tree.is_empty() {
             return None;
         }
         let (left, finished): (Vec<ModuleResult>, Vec<ModuleResult>) =
@@ -200,17 +207,16 @@ impl<'a> Plan<'a> {
 
     /// [`Plan::resume`] from a report the user names (`--resume-from`):
     /// one that cannot be resumed here is an error, not a silent new start.
-    pub fn resume_from(&mut self, file: &Path, arch: &str, tree: &str) -> Result<usize> {
-        let text = std::fs::read(file).with_context(|| format!("cannot read the report to resume, {}", file.display()))?;
-        let earlier: Report = serde_json::from_slice(&text)
-            .with_context(|| format!("{} is not a report of CPython's tests (deploy/<arch>/cpython-suite*.json)", file.display()))?;
+    pub fn resume_from(&mut self, file: &Path, tree: &str) -> Result<usize> {
+        let earlier = Report::read(file)?;
         let (its_arch, its_tree) = (earlier.arch.clone(), earlier.tree.clone());
-        match (its_arch == arch).then(|| self.resume(earlier, tree)).flatten() {
+        match self.resume(earlier, tree) {
             Some(left) => Ok(left),
-            None if its_arch != arch || its_tree != tree => bail!(
-                "{} cannot be resumed here: it reports {its_arch}'s tree {its_tree}, this run tests {arch}'s tree {tree}\n\
+            None if its_arch != self.arch || its_tree != tree => bail!(
+                "{} cannot be resumed here: it reports {its_arch}'s tree {its_tree}, this run tests {}'s tree {tree}\n\
                  (a report goes on only on the tree it was run on: build the same commit with the same options)",
-                file.display()
+                file.display(),
+                self.arch
             ),
             None => bail!("{} cannot be resumed: it is not of the whole suite, or nothing in it is left to run", file.display()),
         }
@@ -248,7 +254,7 @@ impl<'a> Plan<'a> {
 
     /// The report of a finished run: `suite` is what `--list-tests` named
     /// (the whole suite), `progress` regrtest's output, `junit_xml` its file.
-    pub fn report(&self, arch: &str, tree: &str, suite: &[String], progress: &str, junit_xml: &str) -> Result<Report> {
+    pub fn report(&self, tree: &str, suite: &[String], progress: &str, junit_xml: &str) -> Result<Report> {
         let wanted: &[String] = if self.lists_suite() { suite } else { &self.modules };
         if wanted.is_empty() {
             bail!("regrtest named no test to run (`--list-tests` printed nothing)");
@@ -260,7 +266,7 @@ impl<'a> Plan<'a> {
             modules.sort_by(|a, b| a.module.cmp(&b.module));
         }
         Ok(Report {
-            arch: arch.to_string(),
+            arch: self.arch.clone(),
             command: self.command(),
             whole_suite: self.selection == Selection::All,
             tree: tree.to_string(),
@@ -274,7 +280,7 @@ impl<'a> Plan<'a> {
 /// environment carries qemu's settings) and classify every module. Its
 /// output goes to `log` as it comes; at `limit` regrtest gets SIGINT, stops
 /// its workers and still writes its XML: the rest is `not run`.
-pub fn run(plan: &Plan, python: &Path, env: &[(&str, String)], arch: &str, tree: &str, limit: Option<Duration>, log: &Path) -> Result<Report> {
+pub fn run(plan: &Plan, python: &Path, env: &[(&str, String)], tree: &str, limit: Option<Duration>, log: &Path) -> Result<Report> {
     let scratch = tempfile::Builder::new().prefix("crosspython-regrtest-").tempdir()?;
     let junit = scratch.path().join("junit.xml");
     let python_cmd = |args: &[String]| {
@@ -305,7 +311,7 @@ pub fn run(plan: &Plan, python: &Path, env: &[(&str, String)], arch: &str, tree:
         eprintln!("regrtest was stopped at the time limit ({status}); the files that finished are reported");
     }
     let xml = std::fs::read_to_string(&junit).unwrap_or_default();
-    plan.report(arch, tree, &suite, &progress, &xml).with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))
+    plan.report(tree, &suite, &progress, &xml).with_context(|| format!("cannot read regrtest's JUnit XML {}", junit.display()))
 }
 
 /// `lib/python3.X/test` next to the interpreter's `bin/`, if there is one.
@@ -601,7 +607,7 @@ mod tests {
         let loaded = Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
         let suite: Vec<String> = ["test_bz2", "test_os", "test_zlib"].map(String::from).to_vec();
         // The guest was stopped while test_os ran: no JUnit XML, progress only.
-        let first = plan_of_the_whole_suite(&loaded).report("aarch64", "sig-1", &suite, "[1/3] test_bz2 passed\n", "").unwrap();
+        let first = plan_of_the_whole_suite(&loaded).report("sig-1", &suite, "[1/3] test_bz2 passed\n", "").unwrap();
         let results: Vec<&str> = first.modules.iter().map(|m| m.result.as_str()).collect();
         assert_eq!(results, ["passed", "not run", "not run"], "what did not run is not passed");
         assert!(first.bugs().is_empty(), "nor failed: the cpython-tests-finished check fails the run, and the next one resumes");
@@ -615,7 +621,7 @@ mod tests {
         assert_eq!(next.resume(serde_json::from_slice(&text).unwrap(), "sig-1"), Some(2));
         assert!(!next.lists_suite(), "the files left are named, the suite is not listed again");
         assert!(next.args("/tmp/j.xml").ends_with(&["test_os".to_string(), "test_zlib".to_string()]));
-        let second = next.report("aarch64", "sig-1", &[], "[1/2] test_os passed\n[2/2] test_zlib failed (1 failure)\n", "").unwrap();
+        let second = next.report("sig-1", &[], "[1/2] test_os passed\n[2/2] test_zlib failed (1 failure)\n", "").unwrap();
         let results: Vec<(&str, &str)> = second.modules.iter().map(|m| (m.module.as_str(), m.result.as_str())).collect();
         assert_eq!(results, [("test_bz2", "passed"), ("test_os", "passed"), ("test_zlib", "failed")]);
         let text = serde_json::to_vec(&second).unwrap();
@@ -623,7 +629,7 @@ mod tests {
         let mut third = plan_of_the_whole_suite(&loaded);
         assert_eq!(third.resume(serde_json::from_slice(&text).unwrap(), "sig-1"), Some(1), "what failed runs again");
         assert_eq!(third.modules, ["test_zlib"]);
-        let done = third.report("aarch64", "sig-1", &[], "[1/1] test_zlib passed\n", "").unwrap();
+        let done = third.report("sig-1", &[], "[1/1] test_zlib passed\n", "").unwrap();
         assert!(done.bugs().is_empty());
         let text = serde_json::to_vec(&done).unwrap();
         assert_eq!(plan_of_the_whole_suite(&loaded).resume(serde_json::from_slice(&text).unwrap(), "sig-1"), None, "a finished suite runs again whole");
@@ -635,27 +641,27 @@ mod tests {
         let suite: Vec<String> = ["test_bz2", "test_os"].map(String::from).to_vec();
         let kept = tempfile::tempdir().unwrap();
         let report = kept.path().join("cpython-suite-system.json");
-        let first = plan_of_the_whole_suite(&loaded).report("aarch64", "sig-1", &suite, "[1/2] test_bz2 passed\n", "").unwrap();
+        let first = plan_of_the_whole_suite(&loaded).report("sig-1", &suite, "[1/2] test_bz2 passed\n", "").unwrap();
         std::fs::write(&report, serde_json::to_vec(&first).unwrap()).unwrap();
 
         let mut same = plan_of_the_whole_suite(&loaded);
-        assert_eq!(same.resume_from(&report, "aarch64", "sig-1").unwrap(), 1);
+        assert_eq!(same.resume_from(&report, "sig-1").unwrap(), 1);
         assert_eq!(same.modules, ["test_os"]);
 
-        let refused = plan_of_the_whole_suite(&loaded).resume_from(&report, "aarch64", "sig-2").unwrap_err().to_string();
+        let refused = plan_of_the_whole_suite(&loaded).resume_from(&report, "sig-2").unwrap_err().to_string();
         assert!(refused.contains("cannot be resumed here") && refused.contains("sig-1") && refused.contains("sig-2"), "{refused}");
-        let other_arch = plan_of_the_whole_suite(&loaded).resume_from(&report, "riscv64", "sig-1").unwrap_err().to_string();
+        let other_arch = Plan::new(&loaded, "riscv64", Selection::All, true, None, 2).resume_from(&report, "sig-1").unwrap_err().to_string();
         assert!(other_arch.contains("aarch64's tree sig-1") && other_arch.contains("riscv64's"), "{other_arch}");
 
-        let done = plan_of_the_whole_suite(&loaded).report("aarch64", "sig-1", &suite, "[1/2] test_bz2 passed\n[2/2] test_os passed\n", "").unwrap();
+        let done = plan_of_the_whole_suite(&loaded).report("sig-1", &suite, "[1/2] test_bz2 passed\n[2/2] test_os passed\n", "").unwrap();
         std::fs::write(&report, serde_json::to_vec(&done).unwrap()).unwrap();
-        let finished = plan_of_the_whole_suite(&loaded).resume_from(&report, "aarch64", "sig-1").unwrap_err().to_string();
+        let finished = plan_of_the_whole_suite(&loaded).resume_from(&report, "sig-1").unwrap_err().to_string();
         assert!(finished.contains("nothing in it is left to run"), "{finished}");
 
         std::fs::write(&report, b"{}").unwrap();
-        let broken = format!("{:#}", plan_of_the_whole_suite(&loaded).resume_from(&report, "aarch64", "sig-1").unwrap_err());
+        let broken = format!("{:#}", plan_of_the_whole_suite(&loaded).resume_from(&report, "sig-1").unwrap_err());
         assert!(broken.contains("is not a report of CPython's tests"), "{broken}");
-        let absent = format!("{:#}", plan_of_the_whole_suite(&loaded).resume_from(&kept.path().join("none.json"), "aarch64", "sig-1").unwrap_err());
+        let absent = format!("{:#}", plan_of_the_whole_suite(&loaded).resume_from(&kept.path().join("none.json"), "sig-1").unwrap_err());
         assert!(absent.contains("cannot read the report to resume"), "{absent}");
     }
 
