@@ -246,7 +246,8 @@ impl Checked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::manifest::{ElfBits, ElfMachine, Endian};
+    use crate::model::manifest::arch::ElfBits;
+    use crate::model::manifest::{ElfMachine, Endian};
 
     const AARCH64: ElfExpect = ElfExpect { machine: ElfMachine::Aarch64, bits: ElfBits::B64, endian: Endian::Little, exec_stack: false, relro: true };
 

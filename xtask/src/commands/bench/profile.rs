@@ -24,7 +24,9 @@ use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSegment, ObjectSymbol};
 use serde_json::{json, Value};
 
-use super::{cases, interpreters, Debian, Options};
+use super::debian::Debian;
+use super::plan::Options;
+use super::runtime::{cases, interpreters};
 use crate::engine::project::Project;
 use crate::model::manifest::Loaded;
 
@@ -267,7 +269,7 @@ struct Namer {
 }
 
 impl Namer {
-    fn new(i: &super::Interp) -> Result<Namer> {
+    fn new(i: &super::runtime::Interp) -> Result<Namer> {
         Ok(Namer { program: Symbols::read(&i.symbols)?, root: i.root.clone(), unstripped: i.unstripped.clone(), files: BTreeMap::new() })
     }
 

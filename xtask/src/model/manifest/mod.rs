@@ -10,7 +10,7 @@
 //! `[host]`); `located` holds what every part uses: names with their
 //! place, and problems at a place.
 
-mod arch;
+pub mod arch;
 mod board;
 mod distro;
 mod located;
@@ -26,7 +26,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use self::arch::{parse_glibc, Arch, DebianPackages, ElfBits, ElfExpect, ElfMachine, Endian, Libc, LibcKind, Toolchains, ZigToolchain};
+pub use self::arch::{parse_glibc, Arch, DebianPackages, ElfExpect, ElfMachine, Endian, Libc, LibcKind, Toolchains, ZigToolchain};
 pub use self::board::{Board, GuestMachine, GuestRoot, SystemBoot};
 pub use self::distro::{project_name, read_requirements, Distro, Host, PythonPackage, TestLimit};
 use self::located::word_at;
