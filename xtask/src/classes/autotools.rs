@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, Step};
+use super::base::{Ctx, Step};
 
 pub fn configure(ctx: &Ctx) -> Result<Vec<Step>> {
     let mut argv =

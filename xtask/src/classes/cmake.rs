@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use super::{Ctx, Step};
+use super::base::{Ctx, Step};
 
 /// The build tree inside `B` (the crate's `out_dir/build`).
 const BUILD: &str = "build";
@@ -95,7 +95,7 @@ pub fn drive(a: &Args) -> Result<()> {
     let mut cfg = cmake::Config::new(&a.source);
     cfg.out_dir(&a.build)
         .target(&a.rust_target)
-        .host(&crate::machine::toolchain::host_rust_target())
+        .host(&crate::machine::build_sys::rust_target())
         .profile("Release")
         .init_c_cfg(c)
         .no_build_target(true)

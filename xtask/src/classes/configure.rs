@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, Step};
+use super::base::{Ctx, Step};
 
 pub fn configure(ctx: &Ctx) -> Result<Vec<Step>> {
     let mut argv = vec![ctx.configure_script(), format!("--prefix={}", ctx.prefix())];

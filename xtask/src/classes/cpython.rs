@@ -16,7 +16,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::{autotools, make, Builtin, Ctx, Step};
+use super::base::{Builtin, Ctx, Step};
+use super::{autotools, make};
 
 /// Bumped when the steps below change what CPython's build produces.
 pub const VERSION: &str = "cpython-2";

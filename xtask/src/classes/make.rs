@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, Step};
+use super::base::{Ctx, Step};
 
 pub fn compile(ctx: &Ctx) -> Result<Vec<Step>> {
     let mut argv = vec!["make".to_string()];

@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 
-use super::{Ctx, Step};
+use super::base::{Ctx, Step};
 
 const CROSS_FILE: &str = "meson-cross.ini";
 

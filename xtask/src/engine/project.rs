@@ -230,7 +230,7 @@ impl Project {
             });
             builds.push(ArchBuild { name: name.clone(), arch, graph, toolchain, toolchain_with_needs, config_site, config_site_text: site });
         }
-        let host_identity = crate::machine::toolchain::host_identity();
+        let host_identity = crate::machine::build_sys::compiler_identity();
         let requirements = loaded.python_requirements()?;
         Plan::new(
             PlanInputs {

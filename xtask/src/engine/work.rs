@@ -36,7 +36,7 @@ impl Worker {
             fetcher: Fetcher::new(project.dl_dir.clone()),
             patches_dir: project.root.join("patches"),
             prefix: loaded.manifest.distro.prefix.clone(),
-            build_sys: crate::machine::toolchain::build_triplet()?,
+            build_sys: crate::machine::build_sys::triplet()?,
             launcher: std::env::var("CROSSPYTHON_CC_LAUNCHER").ok().filter(|l| !l.is_empty()),
             tail_lines: 40,
         })

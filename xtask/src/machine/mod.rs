@@ -12,10 +12,13 @@
 //!   prefix, for boards with an older one;
 //! - `runner`: the one way a target program runs here (qemu-user, its
 //!   CPU, the root that stands for `/`);
+//! - `build_sys`: the build machine itself: its Rust target, triplet and C
+//!   compiler;
 //! - `host`: what the build machine needs to build for these arches
 //!   (`doctor`).
 
 pub mod board;
+pub mod build_sys;
 pub mod elf;
 pub mod host;
 pub mod private_glibc;

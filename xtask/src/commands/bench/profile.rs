@@ -117,7 +117,7 @@ fn build_plugin(project: &Project, qemu: &str) -> Result<PathBuf> {
         return Ok(so);
     }
     fs::create_dir_all(&dir)?;
-    let host = crate::machine::toolchain::host_rust_target();
+    let host = crate::machine::build_sys::rust_target();
     let tool = cc::Build::new().target(&host).host(&host).opt_level(2).cargo_metadata(false).cargo_warnings(false).try_get_compiler()?;
     let partial = so.with_extension("so.partial");
     let mut cmd = tool.to_command();

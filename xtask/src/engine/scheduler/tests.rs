@@ -133,7 +133,7 @@ ln -sf liba.so.1 "$D$prefix/lib/liba.so"
             fetcher: crate::sources::fetch::Fetcher::new(project.dl_dir.clone()),
             patches_dir: project.root.join("patches"),
             prefix: "/usr/local".into(),
-            build_sys: crate::machine::toolchain::build_triplet()?,
+            build_sys: crate::machine::build_sys::triplet()?,
             launcher: None,
             tail_lines: 40,
         };

@@ -104,7 +104,7 @@ impl Toolchain {
         } else {
             let tool = cc::Build::new()
                 .target(&arch.rust_target)
-                .host(&host_rust_target())
+                .host(&crate::machine::build_sys::rust_target())
                 .opt_level(2)
                 .cargo_metadata(false)
                 .cargo_warnings(false)
@@ -319,25 +319,6 @@ fn binutils_prefix(cc: &Path, triplet: &str) -> String {
 /// Flags the `cc` crate adds for Rust builds; recipes set their own.
 fn is_default_flag(a: &str) -> bool {
     a.starts_with("-O") || a.starts_with("-W") || a.starts_with("-g") || ["-ffunction-sections", "-fdata-sections", "-fPIC"].contains(&a)
-}
-
-pub fn host_rust_target() -> String {
-    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
-}
-
-/// The build machine's GNU triplet (`--build=`), from the host compiler.
-pub fn build_triplet() -> Result<String> {
-    let sh = Shell::new()?;
-    Ok(cmd!(sh, "gcc -dumpmachine").quiet().read().context("the host C compiler `gcc` is needed")?.trim().to_string())
-}
-
-/// Identity of the host compiler, for the signatures of native recipes.
-pub fn host_identity() -> String {
-    let sh = match Shell::new() {
-        Ok(sh) => sh,
-        Err(_) => return String::new(),
-    };
-    cmd!(sh, "gcc --version").quiet().read().unwrap_or_default().lines().next().unwrap_or_default().to_string()
 }
 
 #[cfg(test)]

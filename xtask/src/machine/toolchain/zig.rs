@@ -179,7 +179,7 @@ pub fn profile_tools(zig: &Path, arch: &Arch, floor: Option<(u32, u32)>) -> Resu
     }
     let sysroot = PathBuf::from(String::from_utf8_lossy(&checked(Command::new("rustc").args(["--print", "sysroot"]))?.stdout).trim());
     let rustlib = sysroot.join("lib/rustlib");
-    let profdata = rustlib.join(crate::machine::toolchain::host_rust_target()).join("bin/llvm-profdata");
+    let profdata = rustlib.join(crate::machine::build_sys::rust_target()).join("bin/llvm-profdata");
     if !profdata.is_file() {
         checked(Command::new("rustup").args(["component", "add", "llvm-tools"])).context("rustup component add llvm-tools (for llvm-profdata)")?;
     }
