@@ -7,12 +7,17 @@ fn with_target(glibc: Option<(u32, u32)>, check: impl FnOnce(&Target)) {
 }
 
 fn with_python(ldversion: &str, glibc: Option<(u32, u32)>, check: impl FnOnce(&Target)) {
+    in_tree(Path::new("/t"), ldversion, glibc, check)
+}
+
+/// A target of the minimal manifest's aarch64 whose tree is `tree`.
+fn in_tree(tree: &Path, ldversion: &str, glibc: Option<(u32, u32)>, check: impl FnOnce(&Target)) {
     let loaded = crate::model::manifest::Loaded::parse(Path::new("m.toml"), crate::model::manifest::tests::MINIMAL.to_string()).unwrap();
     let pyver = ldversion.trim_end_matches('t').to_string();
     let t = Target {
         name: "aarch64",
         arch: &loaded.manifest.arch["aarch64"],
-        tree: Path::new("/t"),
+        tree,
         prefix: "/usr/local",
         pyver,
         ldversion: ldversion.into(),
@@ -38,28 +43,19 @@ fn a_wheel_whose_extensions_another_interpreter_would_load_is_refused() {
         w.finish().unwrap();
         path
     };
-    let loaded = crate::model::manifest::Loaded::parse(Path::new("m.toml"), crate::model::manifest::tests::MINIMAL.to_string()).unwrap();
-    let t = Target {
-        name: "aarch64",
-        arch: &loaded.manifest.arch["aarch64"],
-        tree: tree.path(),
-        prefix: "/usr/local",
-        pyver: "3.14".into(),
-        ldversion: "3.14".into(),
-        glibc: None,
-        relr_from: None,
-    };
-    assert_eq!(t.ext_suffix().as_deref(), Some(".cpython-314-aarch64-linux-musl.so"));
-    t.check_wheel_extensions(&wheel("ok-1-cp314-cp314-linux_aarch64.whl", &["m/_a.cpython-314-aarch64-linux-musl.so", "m/_b.abi3.so", "m/__init__.py"]))
-        .unwrap();
-    let err = t
-        .check_wheel_extensions(&wheel(
-            "old-1-cp314-cp314-linux_aarch64.whl",
-            &["m/_a.cpython-314-aarch64-linux-gnu.so", "m/_b.cpython-314-aarch64-linux-gnu.so"],
-        ))
-        .unwrap_err()
-        .to_string();
-    assert_eq!(err, "old-1-cp314-cp314-linux_aarch64.whl holds m/_a.cpython-314-aarch64-linux-gnu.so and 1 more, built for another interpreter: the target's python loads *.cpython-314-aarch64-linux-musl.so");
+    in_tree(tree.path(), "3.14", None, |t| {
+        assert_eq!(t.ext_suffix().as_deref(), Some(".cpython-314-aarch64-linux-musl.so"));
+        t.check_wheel_extensions(&wheel("ok-1-cp314-cp314-linux_aarch64.whl", &["m/_a.cpython-314-aarch64-linux-musl.so", "m/_b.abi3.so", "m/__init__.py"]))
+            .unwrap();
+        let err = t
+            .check_wheel_extensions(&wheel(
+                "old-1-cp314-cp314-linux_aarch64.whl",
+                &["m/_a.cpython-314-aarch64-linux-gnu.so", "m/_b.cpython-314-aarch64-linux-gnu.so"],
+            ))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "old-1-cp314-cp314-linux_aarch64.whl holds m/_a.cpython-314-aarch64-linux-gnu.so and 1 more, built for another interpreter: the target's python loads *.cpython-314-aarch64-linux-musl.so");
+    });
 }
 
 #[test]
@@ -74,29 +70,20 @@ fn a_free_threaded_tree_is_found_by_its_stdlib_directory() {
 #[test]
 fn meson_reads_the_targets_build_details_where_the_interpreter_has_them() {
     let tree = tempfile::tempdir().unwrap();
-    let loaded = crate::model::manifest::Loaded::parse(Path::new("m.toml"), crate::model::manifest::tests::MINIMAL.to_string()).unwrap();
-    let t = Target {
-        name: "aarch64",
-        arch: &loaded.manifest.arch["aarch64"],
-        tree: tree.path(),
-        prefix: "/usr/local",
-        pyver: "3.14".into(),
-        ldversion: "3.14t".into(),
-        glibc: None,
-        relr_from: None,
-    };
-    assert_eq!(t.build_details(), None, "3.13 and older have none");
-    let file = tree.path().join("usr/local/lib/python3.14t/build-details.json");
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(&file, "{}").unwrap();
-    let setup = MesonSetup { cross_file: Path::new("/b/meson-cross.ini"), build_config: t.build_details() };
-    assert_eq!(
-        setup.config_settings(),
-        [
-            "--config-settings=setup-args=--cross-file=/b/meson-cross.ini".to_string(),
-            format!("--config-settings=setup-args=-Dpython.build_config={}", file.display())
-        ]
-    );
+    in_tree(tree.path(), "3.14t", None, |t| {
+        assert_eq!(t.build_details(), None, "3.13 and older have none");
+        let file = tree.path().join("usr/local/lib/python3.14t/build-details.json");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "{}").unwrap();
+        let setup = MesonSetup { cross_file: Path::new("/b/meson-cross.ini"), build_config: t.build_details() };
+        assert_eq!(
+            setup.config_settings(),
+            [
+                "--config-settings=setup-args=--cross-file=/b/meson-cross.ini".to_string(),
+                format!("--config-settings=setup-args=-Dpython.build_config={}", file.display())
+            ]
+        );
+    });
 }
 
 #[test]
