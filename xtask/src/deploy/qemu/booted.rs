@@ -1,0 +1,211 @@
+//! The checks on a booted kernel of the arch (`qemu-test --system`): the
+//! board root with the package as the guest's root, `/init` running the
+//! checks, the board's programs and CPython's tests, and the results read
+//! back from the serial console.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use super::fixtures::PACKAGE_CHECKS;
+use super::install::OnBoard;
+use super::record::CheckResult;
+use crate::engine::project::Project;
+use crate::model::manifest::{GuestRoot, Loaded};
+
+/// The checks and the board's programs on a booted kernel of the arch:
+/// the board root with the package (`tree`) as the initramfs.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn checks(
+    project: &Project,
+    loaded: &Loaded,
+    arch_name: &str,
+    board: &OnBoard,
+    script: &Path,
+    certs: &Path,
+    programs: &[Vec<String>],
+    regrtest: Option<(&crate::deploy::regrtest::Plan, &str)>,
+    minutes: Option<u64>,
+) -> Result<(Vec<CheckResult>, Option<crate::deploy::regrtest::Report>)> {
+    use crate::deploy::system;
+    let (tree, work) = (board.tree.as_path(), board.work.path());
+    let arch = &loaded.manifest.arch[arch_name];
+    let boot = &loaded.manifest.system[arch_name];
+    crate::machine::host::ensure_tool(&boot.qemu, &boot.qemu_package, &format!("qemu-test --arch {arch_name} --system"))?;
+    let fetcher = crate::sources::fetch::Fetcher::new(project.dl_dir.clone());
+    let kernel = system::kernel(&fetcher, &project.cache_dir, boot, arch)?;
+    let busybox = system::busybox(&fetcher, &project.cache_dir, boot, arch)?;
+    let guest = tree.join(system::GUEST_DIR);
+    if guest.exists() || tree.join("init").exists() {
+        bail!("the board root already has /{} or /init; the guest's own files would replace them", system::GUEST_DIR);
+    }
+    fs::create_dir_all(&guest)?;
+    fs::copy(&busybox, guest.join("busybox"))?;
+    fs::copy(script, guest.join("checks.py"))?;
+    for f in ["cert.pem", "key.pem", PACKAGE_CHECKS] {
+        fs::copy(certs.join(f), guest.join(f))?;
+    }
+    let g = |f: &str| format!("/{}/{f}", system::GUEST_DIR);
+    let env: Vec<(&str, String)> = vec![
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
+        ("HOME", "/tmp".into()),
+        ("LC_ALL", "C.UTF-8".into()),
+        ("PYTHONDONTWRITEBYTECODE", "1".into()),
+        ("CROSSPYTHON_MACHINE", arch.machine.clone()),
+        // A real kernel starts target children itself.
+        ("CROSSPYTHON_CHILDREN", "1".into()),
+        ("CROSSPYTHON_BOOTED", "1".into()),
+        // The console is a terminal: no colour codes in what is read back.
+        ("PYTHON_COLORS", "0".into()),
+        ("NO_COLOR", "1".into()),
+        ("CROSSPYTHON_TLS_CERT", g("cert.pem")),
+        ("CROSSPYTHON_TLS_KEY", g("key.pem")),
+        ("CROSSPYTHON_PACKAGES", loaded.python_requirements()?.join(" ")),
+        ("CROSSPYTHON_PACKAGE_CHECKS", g(PACKAGE_CHECKS)),
+    ];
+    let init = tree.join("init");
+    let tests = match (regrtest, minutes) {
+        (None, _) => 0,
+        (Some(_), Some(m)) => m * 60,
+        (Some((p, _)), None) if p.selection == crate::deploy::regrtest::Selection::All => boot.suite_minutes * 60,
+        (Some(_), None) => 1800,
+    };
+    let whole_suite = regrtest.is_some_and(|(p, _)| p.selection == crate::deploy::regrtest::Selection::All);
+    let guest = boot.guest(whole_suite);
+    let guest_regrtest = regrtest.map(|(plan, _)| system::GuestRegrtest {
+        list_suite: plan.lists_suite(),
+        args: plan.args(""),
+        seconds: Some(tests),
+        swap: guest.swap_mib.map(|_| system::swap_device(boot.root)),
+    });
+    fs::write(&init, system::init_script(&env, programs, guest_regrtest.as_ref()))?;
+    fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let initrd = work.join("initrd.gz");
+    let how = match boot.root {
+        GuestRoot::Initramfs => {
+            system::initramfs(tree, &initrd)?;
+            format!("as its initramfs ({:.0} MiB)", fs::metadata(&initrd)?.len() as f64 / 1048576.0)
+        }
+        GuestRoot::NineP | GuestRoot::Disk => {
+            system::stage1_initramfs(&busybox, &kernel.modules, boot.root, &initrd)?;
+            let how = if boot.root == GuestRoot::NineP { "over virtio-9p" } else { "on an ext4 virtio disk" };
+            format!("{how}, {} MiB of memory", guest.memory_mib)
+        }
+    };
+    let cpu = guest.cpu.as_deref().map_or(String::new(), |c| format!(" -cpu {c}"));
+    eprintln!("booting {} under {} (-M {}{cpu}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
+    let started = std::time::Instant::now();
+    // The guest stops the tests at `tests` itself (and their re-run after);
+    // the host's limit, half an hour more for boot, checks and the XML, is
+    // for a guest that hangs.
+    let limit = 1800 + if tests > 0 { system::regrtest_stop_seconds(tests) } else { 0 };
+    // Kept like a task's log: hours of a test suite are read afterwards.
+    let log = project.build_dir.join(arch_name).join("qemu-system").join("log.console");
+    eprintln!("console: {}", log.display());
+    let run = system::run(boot, &guest, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
+    match (run.ended, regrtest) {
+        (system::Ended::Interrupted, None) => bail!("interrupted before the guest finished its checks (console: {})", run.path.display()),
+        (system::Ended::TimeLimit, None) => bail!("the guest did not power off within {limit} s (console: {})", run.path.display()),
+        _ => {}
+    }
+    let console = run.text;
+    let powered_off = started.elapsed().as_secs();
+    let mut results: Vec<CheckResult> = vec![];
+    let mut booted = None;
+    let (mut suite, mut junit, mut regrtest_exit) = (vec![], String::new(), None);
+    let mut lines = console.lines().map(|l| l.trim_end_matches('\r')).peekable();
+    while let Some(line) = lines.next() {
+        if let Some(json) = line.strip_prefix("CHECK ") {
+            results.push(serde_json::from_str(json).with_context(|| format!("bad check line: {line}"))?);
+        } else if let Some(code) = line.strip_prefix("CHECKS-EXIT ") {
+            if code != "0" {
+                let after = results.last().map_or("before the first check".to_string(), |r: &CheckResult| format!("after `{}`", r.name));
+                let why = if code == "139" { "a segmentation fault" } else { "an error" };
+                results.push(CheckResult {
+                    name: "checks-finished".into(),
+                    ok: false,
+                    detail: format!("the check script ended with {why} (exit {code}) {after}"),
+                });
+            }
+        } else if let Some(kernel) = line.strip_prefix("BOOTED ") {
+            booted = Some(kernel.to_string());
+        } else if let Some(rest) = line.strip_prefix("PROGRAM ") {
+            let (code, argv) = rest.split_once(' ').unwrap_or((rest, ""));
+            let first = lines.peek().map(|l| l.to_string()).unwrap_or_default();
+            let name = Path::new(argv.split_whitespace().next().unwrap_or_default()).file_name().unwrap_or_default().to_string_lossy().into_owned();
+            results.push(CheckResult { name: format!("board-program {name}"), ok: code == "0", detail: format!("{argv} -> {first}") });
+        } else if let Some(module) = line.strip_prefix("SUITE ") {
+            suite.push(module.trim().to_string());
+        } else if let Some(chunk) = line.strip_prefix("JUNIT ") {
+            junit.push_str(chunk.trim());
+        } else if let Some(code) = line.strip_prefix("REGRTEST-EXIT ") {
+            regrtest_exit = Some(code.trim().to_string());
+        }
+    }
+    let Some(kernel_release) = booted else {
+        bail!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(&console, 30));
+    };
+    // `<release> <machine> <uptime>`: the seconds from the kernel's start to /init's checks.
+    let (kernel, uptime) = kernel_release.rsplit_once(' ').unwrap_or((&kernel_release, "?"));
+    results.insert(
+        0,
+        CheckResult {
+            name: "booted".into(),
+            ok: true,
+            detail: format!(
+                "Linux {kernel} under {} -M {}: the checks began {uptime} s after the kernel started; powered off after {powered_off} s",
+                boot.qemu, boot.machine
+            ),
+        },
+    );
+    let report = match regrtest {
+        None => None,
+        // Stopped at the time limit: what finished is reported from the
+        // progress lines, the rest is `not run` (a bug until it runs).
+        // regrtest itself killed (137: the OOM killer) writes no XML either.
+        Some((plan, tested)) if regrtest_exit.is_none() || junit.is_empty() => {
+            let why = match (&regrtest_exit, run.ended) {
+                (Some(code), _) => format!("regrtest ended with exit status {code} and wrote no JUnit XML (137: it was killed, as the OOM killer does)"),
+                (None, system::Ended::PoweredOff) => "the guest powered off before regrtest finished".to_string(),
+                (None, system::Ended::Interrupted) => "interrupted: the guest was stopped".to_string(),
+                (None, system::Ended::TimeLimit) => "the guest was stopped at the time limit".to_string(),
+            };
+            eprintln!("{why}; the report has the test files that finished (console: {})", run.path.display());
+            results.push(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: format!("{why} (time limit {limit} s)") });
+            let mut report = plan.report(tested, &suite, &console, "")?;
+            report.interrupted = run.ended == system::Ended::Interrupted;
+            Some(report)
+        }
+        Some((plan, tested)) => {
+            let xml = guest_junit(&junit).with_context(|| format!("regrtest's JUnit XML from the guest's console ({})", run.path.display()))?;
+            let report = plan.report(tested, &suite, &console, &xml)?;
+            // 130: the guest stopped regrtest at the time limit (SIGINT).
+            let left = report.modules.iter().filter(|m| m.result == "not run").count();
+            if left > 0 {
+                let why = match regrtest_exit.as_deref() {
+                    Some("130") => format!("regrtest was stopped at the {} min limit", tests / 60),
+                    code => format!("regrtest ended (exit {})", code.unwrap_or("?")),
+                };
+                let resumes = if report.whole_suite { "; the next run on this tree resumes" } else { "" };
+                let why = format!("{why}: {left} test files not run{resumes}");
+                eprintln!("{why}");
+                results.push(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: why });
+            }
+            Some(report)
+        }
+    };
+    Ok((results, report))
+}
+
+/// The JUnit XML a guest printed gzipped and base64-encoded.
+pub(super) fn guest_junit(base64_text: &str) -> Result<String> {
+    use base64::Engine as _;
+    if base64_text.is_empty() {
+        bail!("the guest printed no JUnit XML (regrtest wrote none)");
+    }
+    let gz = base64::engine::general_purpose::STANDARD.decode(base64_text).context("its base64 is broken")?;
+    let mut xml = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz.as_slice()), &mut xml).context("its gzip is broken")?;
+    Ok(xml)
+}
