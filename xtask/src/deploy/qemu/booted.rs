@@ -111,38 +111,7 @@ pub(super) fn checks(
     }
     let console = run.text;
     let powered_off = started.elapsed().as_secs();
-    let mut results: Vec<CheckResult> = vec![];
-    let mut booted = None;
-    let (mut suite, mut junit, mut regrtest_exit) = (vec![], String::new(), None);
-    let mut lines = console.lines().map(|l| l.trim_end_matches('\r')).peekable();
-    while let Some(line) = lines.next() {
-        if let Some(json) = line.strip_prefix("CHECK ") {
-            results.push(serde_json::from_str(json).with_context(|| format!("bad check line: {line}"))?);
-        } else if let Some(code) = line.strip_prefix("CHECKS-EXIT ") {
-            if code != "0" {
-                let after = results.last().map_or("before the first check".to_string(), |r: &CheckResult| format!("after `{}`", r.name));
-                let why = if code == "139" { "a segmentation fault" } else { "an error" };
-                results.push(CheckResult {
-                    name: "checks-finished".into(),
-                    ok: false,
-                    detail: format!("the check script ended with {why} (exit {code}) {after}"),
-                });
-            }
-        } else if let Some(kernel) = line.strip_prefix("BOOTED ") {
-            booted = Some(kernel.to_string());
-        } else if let Some(rest) = line.strip_prefix("PROGRAM ") {
-            let (code, argv) = rest.split_once(' ').unwrap_or((rest, ""));
-            let first = lines.peek().map(|l| l.to_string()).unwrap_or_default();
-            let name = Path::new(argv.split_whitespace().next().unwrap_or_default()).file_name().unwrap_or_default().to_string_lossy().into_owned();
-            results.push(CheckResult { name: format!("board-program {name}"), ok: code == "0", detail: format!("{argv} -> {first}") });
-        } else if let Some(module) = line.strip_prefix("SUITE ") {
-            suite.push(module.trim().to_string());
-        } else if let Some(chunk) = line.strip_prefix("JUNIT ") {
-            junit.push_str(chunk.trim());
-        } else if let Some(code) = line.strip_prefix("REGRTEST-EXIT ") {
-            regrtest_exit = Some(code.trim().to_string());
-        }
-    }
+    let Console { mut results, booted, suite, junit, regrtest_exit } = Console::read(&console)?;
     let Some(kernel_release) = booted else {
         bail!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(&console, 30));
     };
@@ -196,6 +165,58 @@ pub(super) fn checks(
         }
     };
     Ok((results, report))
+}
+
+/// What `/init` printed on the serial console, line by line: each line a
+/// guest's report starts with a word (`CHECK {json}`, `BOOTED <release>`,
+/// `PROGRAM <exit> <argv>` before the program's first line, `SUITE`,
+/// `JUNIT`, and the exit codes); the kernel's own lines are not read.
+#[derive(Debug, Default)]
+pub(super) struct Console {
+    pub(super) results: Vec<CheckResult>,
+    /// `<release> <machine> <uptime>` once `/init` ran.
+    pub(super) booted: Option<String>,
+    /// The test files regrtest listed (the whole suite's plan).
+    pub(super) suite: Vec<String>,
+    /// regrtest's JUnit XML, gzipped and base64-encoded.
+    pub(super) junit: String,
+    pub(super) regrtest_exit: Option<String>,
+}
+
+impl Console {
+    pub(super) fn read(text: &str) -> Result<Console> {
+        let mut c = Console::default();
+        let mut lines = text.lines().map(|l| l.trim_end_matches('\r')).peekable();
+        while let Some(line) = lines.next() {
+            if let Some(json) = line.strip_prefix("CHECK ") {
+                c.results.push(serde_json::from_str(json).with_context(|| format!("bad check line: {line}"))?);
+            } else if let Some(code) = line.strip_prefix("CHECKS-EXIT ") {
+                if code != "0" {
+                    let after = c.results.last().map_or("before the first check".to_string(), |r: &CheckResult| format!("after `{}`", r.name));
+                    let why = if code == "139" { "a segmentation fault" } else { "an error" };
+                    c.results.push(CheckResult {
+                        name: "checks-finished".into(),
+                        ok: false,
+                        detail: format!("the check script ended with {why} (exit {code}) {after}"),
+                    });
+                }
+            } else if let Some(kernel) = line.strip_prefix("BOOTED ") {
+                c.booted = Some(kernel.to_string());
+            } else if let Some(rest) = line.strip_prefix("PROGRAM ") {
+                let (code, argv) = rest.split_once(' ').unwrap_or((rest, ""));
+                let first = lines.peek().map(|l| l.to_string()).unwrap_or_default();
+                let name = Path::new(argv.split_whitespace().next().unwrap_or_default()).file_name().unwrap_or_default().to_string_lossy().into_owned();
+                c.results.push(CheckResult { name: format!("board-program {name}"), ok: code == "0", detail: format!("{argv} -> {first}") });
+            } else if let Some(module) = line.strip_prefix("SUITE ") {
+                c.suite.push(module.trim().to_string());
+            } else if let Some(chunk) = line.strip_prefix("JUNIT ") {
+                c.junit.push_str(chunk.trim());
+            } else if let Some(code) = line.strip_prefix("REGRTEST-EXIT ") {
+                c.regrtest_exit = Some(code.trim().to_string());
+            }
+        }
+        Ok(c)
+    }
 }
 
 /// The JUnit XML a guest printed gzipped and base64-encoded.

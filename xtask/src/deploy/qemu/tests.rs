@@ -1,4 +1,4 @@
-use super::booted::guest_junit;
+use super::booted::{guest_junit, Console};
 use super::record::{checks_record, Memory};
 use super::*;
 
@@ -38,4 +38,46 @@ fn the_guests_junit_xml_comes_back_from_gzip_and_base64_or_says_what_broke() {
     assert_eq!(guest_junit("").unwrap_err().to_string(), "the guest printed no JUnit XML (regrtest wrote none)");
     assert_eq!(guest_junit("not base64!").unwrap_err().to_string(), "its base64 is broken");
     assert_eq!(guest_junit("aGVsbG8=").unwrap_err().to_string(), "its gzip is broken");
+}
+
+#[test]
+fn the_guests_console_gives_the_checks_the_boards_programs_and_the_suites_progress() {
+    // As a malta guest prints it: the kernel's lines between /init's, CR LF
+    // line ends from the serial console, a program's first line after its
+    // PROGRAM line, the JUnit XML in chunks.
+    let console = "[    0.000000] Linux version 6.1.0-50-4kc-malta\r\n\
+        BOOTED 6.1.0-50-4kc-malta mips 2.76\r\n\
+        CHECK {\"name\": \"import-ssl\", \"ok\": true, \"detail\": \"OpenSSL 3.5.7\"}\r\n\
+        [   12.5] random: crng init done\r\n\
+        CHECK {\"name\": \"tls-handshake\", \"ok\": false, \"detail\": \"refused\"}\r\n\
+        CHECKS-EXIT 139\r\n\
+        SUITE test.test_os\r\n\
+        SUITE test_zlib\r\n\
+        PROGRAM 0 /bin/ls /lib\r\n\
+        mipsel-linux-gnu\r\n\
+        PROGRAM 127 /usr/bin/python3.11 -c pass\r\n\
+        /usr/bin/python3.11: not found\r\n\
+        REGRTEST-EXIT 130\r\n\
+        JUNIT H4sIAAAA\r\n\
+        JUNIT AAAA==\r\n";
+    let c = Console::read(console).unwrap();
+    assert_eq!(c.booted.as_deref(), Some("6.1.0-50-4kc-malta mips 2.76"));
+    let results: Vec<(&str, bool, &str)> = c.results.iter().map(|r| (r.name.as_str(), r.ok, r.detail.as_str())).collect();
+    assert_eq!(
+        results,
+        [
+            ("import-ssl", true, "OpenSSL 3.5.7"),
+            ("tls-handshake", false, "refused"),
+            ("checks-finished", false, "the check script ended with a segmentation fault (exit 139) after `tls-handshake`"),
+            ("board-program ls", true, "/bin/ls /lib -> mipsel-linux-gnu"),
+            ("board-program python3.11", false, "/usr/bin/python3.11 -c pass -> /usr/bin/python3.11: not found"),
+        ]
+    );
+    assert_eq!(c.suite, ["test.test_os", "test_zlib"]);
+    assert_eq!((c.junit.as_str(), c.regrtest_exit.as_deref()), ("H4sIAAAAAAAA==", Some("130")));
+    // A guest that never reached /init has no BOOTED line; a broken CHECK
+    // line is an error that quotes it.
+    assert_eq!(Console::read("Kernel panic - not syncing\n").unwrap().booted, None);
+    let err = Console::read("CHECK {not json\n").unwrap_err().to_string();
+    assert_eq!(err, "bad check line: CHECK {not json");
 }
