@@ -43,8 +43,9 @@ fn the_guests_junit_xml_comes_back_from_gzip_and_base64_or_says_what_broke() {
 #[test]
 fn the_guests_console_gives_the_checks_the_boards_programs_and_the_suites_progress() {
     // As a malta guest prints it: the kernel's lines between /init's, CR LF
-    // line ends from the serial console, a program's first line after its
-    // PROGRAM line, the JUnit XML in chunks.
+    // line ends from the serial console (CR CR LF where the tty adds one to
+    // a program's own CR LF), a program's first line after its PROGRAM line,
+    // the JUnit XML in chunks.
     let console = "[    0.000000] Linux version 6.1.0-50-4kc-malta\r\n\
         BOOTED 6.1.0-50-4kc-malta mips 2.76\r\n\
         CHECK {\"name\": \"import-ssl\", \"ok\": true, \"detail\": \"OpenSSL 3.5.7\"}\r\n\
@@ -54,7 +55,7 @@ fn the_guests_console_gives_the_checks_the_boards_programs_and_the_suites_progre
         SUITE test.test_os\r\n\
         SUITE test_zlib\r\n\
         PROGRAM 0 /bin/ls /lib\r\n\
-        mipsel-linux-gnu\r\n\
+        mipsel-linux-gnu\r\r\n\
         PROGRAM 127 /usr/bin/python3.11 -c pass\r\n\
         /usr/bin/python3.11: not found\r\n\
         REGRTEST-EXIT 130\r\n\
