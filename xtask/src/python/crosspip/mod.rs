@@ -261,56 +261,10 @@ impl<'a> Session<'a> {
                     }
                 }
                 own_wheel(req, log)?;
-                if self.crossenv.is_none() {
-                    self.crossenv = Some(CrossEnv::ensure(&self.bp, &self.target, &self.host_python, &self.cc, &self.ar, &self.crossenv_dir, log)?);
-                }
-                let started = std::time::Instant::now();
-                let setup = MesonSetup { cross_file: &self.meson_cross, build_config: self.target.build_details() };
-                let settings = self.config_settings.get(&name).cloned().unwrap_or_default();
-                let mut built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
-                // A Rust extension needs rustup's standard library for the
-                // target: added on first need, then the build is tried again.
-                if built.as_ref().is_err_and(|e| rust_extension(&format!("{e:#}"))) && add_rust_target(&self.target.arch.rust_target, log)? {
-                    built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
-                }
-                let wheel = built.map_err(|e| {
-                if rust_extension(&format!("{e:#}")) {
-                    let std = match rust_std_prebuilt(&self.target.arch.rust_target) {
-                        Some(false) => format!(
-                            "; Rust has no prebuilt standard library for {} (a tier 3 target: it would take a nightly toolchain and -Zbuild-std)",
-                            self.target.arch.rust_target
-                        ),
-                        _ => String::new(),
-                    };
-                    return e.context(format!(
-                        "{req}: building its Rust extension (setuptools-rust or maturin) for {} failed{std}; \
-                         take a release with a wheel for {} or leave it out",
-                        self.target.arch.rust_target,
-                        self.target.platform_tags()[0]
-                    ));
-                }
-                if self.target.free_threaded() {
-                    // Say why a package with abi3 wheels came to a source build.
-                    e.context(format!(
-                        "{req}: no {} wheel fits the target (abi3 wheels do not count: a free-threaded interpreter cannot load them, PEP 703), so it was built from source",
-                        self.target.abi_tag()
-                    ))
-                } else {
-                    e
-                }
-            })
-            .map_err(|e| match needed_by.get(&name) {
-                Some(parent) => e.context(format!("{parent} needs {req}, which has no wheel for the target and cannot be built for it")),
-                None => e,
-            })?;
-                if let Err(why) = self.target.check_wheel_extensions(&wheel) {
-                    fs::remove_file(&wheel)?;
-                    bail!("{req}: the cross build gave a wheel the target cannot import: {why:#}");
-                }
-                let wheel = self.retag_mislabelled(req, wheel, log)?;
-                let file = wheel.file_name().unwrap().to_string_lossy().into_owned();
-                writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({file})", started.elapsed().as_secs_f64())?;
-                warn_if_pure_python(req, &wheel, log)?;
+                let wheel = self.build_from_source(req, log).map_err(|e| match needed_by.get(&name) {
+                    Some(parent) => e.context(format!("{parent} needs {req}, which has no wheel for the target and cannot be built for it")),
+                    None => e,
+                })?;
                 wanted.push(wheel.display().to_string());
             }
             let said = log.len();
@@ -327,6 +281,63 @@ impl<'a> Session<'a> {
         };
         self.older_majors(requirements, &wheels, log)?;
         Ok(wheels)
+    }
+
+    /// A wheel of `req` built from its sdist in the crossenv (made on first
+    /// need), checked to load on the target.
+    fn build_from_source(&mut self, req: &str, log: &mut String) -> Result<PathBuf> {
+        let name = project_name(req);
+        if self.crossenv.is_none() {
+            self.crossenv = Some(CrossEnv::ensure(&self.bp, &self.target, &self.host_python, &self.cc, &self.ar, &self.crossenv_dir, log)?);
+        }
+        let started = std::time::Instant::now();
+        let setup = MesonSetup { cross_file: &self.meson_cross, build_config: self.target.build_details() };
+        let settings = self.config_settings.get(&name).cloned().unwrap_or_default();
+        let mut built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
+        // A Rust extension needs rustup's standard library for the
+        // target: added on first need, then the build is tried again.
+        if built.as_ref().is_err_and(|e| rust_extension(&format!("{e:#}"))) && add_rust_target(&self.target.arch.rust_target, log)? {
+            built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
+        }
+        let wheel = built.map_err(|e| self.why_not_built(req, e))?;
+        if let Err(why) = self.target.check_wheel_extensions(&wheel) {
+            fs::remove_file(&wheel)?;
+            bail!("{req}: the cross build gave a wheel the target cannot import: {why:#}");
+        }
+        let wheel = self.retag_mislabelled(req, wheel, log)?;
+        let file = wheel.file_name().unwrap().to_string_lossy().into_owned();
+        writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({file})", started.elapsed().as_secs_f64())?;
+        warn_if_pure_python(req, &wheel, log)?;
+        Ok(wheel)
+    }
+
+    /// What a failed source build means beyond pip's output: a Rust
+    /// extension's target, a free-threaded interpreter's ABI.
+    fn why_not_built(&self, req: &str, e: anyhow::Error) -> anyhow::Error {
+        if rust_extension(&format!("{e:#}")) {
+            let std = match rust_std_prebuilt(&self.target.arch.rust_target) {
+                Some(false) => format!(
+                    "; Rust has no prebuilt standard library for {} (a tier 3 target: it would take a nightly toolchain and -Zbuild-std)",
+                    self.target.arch.rust_target
+                ),
+                _ => String::new(),
+            };
+            return e.context(format!(
+                "{req}: building its Rust extension (setuptools-rust or maturin) for {} failed{std}; \
+                 take a release with a wheel for {} or leave it out",
+                self.target.arch.rust_target,
+                self.target.platform_tags()[0]
+            ));
+        }
+        if self.target.free_threaded() {
+            // Say why a package with abi3 wheels came to a source build.
+            e.context(format!(
+                "{req}: no {} wheel fits the target (abi3 wheels do not count: a free-threaded interpreter cannot load them, PEP 703), so it was built from source",
+                self.target.abi_tag()
+            ))
+        } else {
+            e
+        }
     }
 
     /// A wheel built here that says it is pure Python (`none-any`) but
