@@ -236,6 +236,19 @@ impl Loaded {
 
     /// Checks of single fields: versions, checksums, URL schemes, duplicates.
     fn validate(&self) -> Vec<Problem> {
+        [
+            self.recipe_problems(),
+            self.preferred_version_problems(),
+            self.profile_problems(),
+            self.feature_problems(),
+            self.machine_problems(),
+            self.test_limit_problems(),
+        ]
+        .concat()
+    }
+
+    /// Recipes: names, versions, sources, overrides and unknown fields.
+    fn recipe_problems(&self) -> Vec<Problem> {
         let m = &self.manifest;
         let mut problems = Vec::new();
         let mut seen: BTreeMap<(String, String), &Name> = BTreeMap::new();
@@ -282,6 +295,13 @@ impl Loaded {
                 problems.push(self.problem(&r.name, &key("arch.native"), "a `native` override needs `native = true`"));
             }
         }
+        problems
+    }
+
+    /// `distro.preferred_version`: versions, with `%` only at the end.
+    fn preferred_version_problems(&self) -> Vec<Problem> {
+        let m = &self.manifest;
+        let mut problems = Vec::new();
         for (name, pattern) in &m.distro.preferred_version {
             let p = pattern.get_ref();
             let stem = p.strip_suffix('%').unwrap_or(p);
@@ -293,6 +313,13 @@ impl Loaded {
                 ));
             }
         }
+        problems
+    }
+
+    /// `[package.profile.*]`: what they inherit and exclude, and the default.
+    fn profile_problems(&self) -> Vec<Problem> {
+        let m = &self.manifest;
+        let mut problems = Vec::new();
         for (name, p) in &m.package.profile {
             if let Some(parent) = &p.inherits {
                 if !m.package.profile.contains_key(parent) {
@@ -313,12 +340,26 @@ impl Loaded {
                 problems.push(self.problem_at_start("package.default_profile", format!("no profile `{d}`")));
             }
         }
+        problems
+    }
+
+    /// `distro.features`: each offered by some recipe.
+    fn feature_problems(&self) -> Vec<Problem> {
+        let m = &self.manifest;
+        let mut problems = Vec::new();
         let offered = self.features_offered();
         for f in &m.distro.features {
             if !offered.contains(f.get_ref()) {
                 problems.push(self.problem(f, "distro.features", unknown_feature(f.get_ref(), &offered)));
             }
         }
+        problems
+    }
+
+    /// The C library floor, the arches' boards and glibc versions, the boards' arches, zig's checksums.
+    fn machine_problems(&self) -> Vec<Problem> {
+        let m = &self.manifest;
+        let mut problems = Vec::new();
         if let Some(f) = m.libc.glibc_floor.as_deref().filter(|f| parse_glibc(f).is_none()) {
             problems.push(self.problem_at_start("libc.glibc_floor", format!("`{f}` is not a glibc version such as 2.28")));
         }
@@ -348,6 +389,13 @@ impl Loaded {
                 problems.push(self.problem_at_start("toolchain.zig.wheel_sha256", format!("`{sha}`: a sha256 is 64 lowercase hex digits")));
             }
         }
+        problems
+    }
+
+    /// `distro.cpython_test_limits`: known arches and a reason each.
+    fn test_limit_problems(&self) -> Vec<Problem> {
+        let m = &self.manifest;
+        let mut problems = Vec::new();
         for (i, limit) in m.distro.cpython_test_limits.iter().enumerate() {
             for arch in limit.arches.iter().filter(|a| !m.arch.contains_key(*a)) {
                 problems.push(self.problem(
