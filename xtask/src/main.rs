@@ -96,7 +96,7 @@ enum PipAction {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Fetch, build every recipe and assemble sysroots/<arch>.
+    /// Fetch, build every recipe and assemble `sysroots/<arch>`.
     Build(build::Args),
     /// Run the target tree (or a package) under qemu-user and check it.
     QemuTest(qemu_test::Args),

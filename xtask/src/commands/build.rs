@@ -29,7 +29,7 @@ pub struct Args {
     /// Wait for another build holding the build directory.
     #[arg(long)]
     pub wait: bool,
-    /// Cross toolchain: `zig` (the default), `debian-gcc`, a directory with bin/<triplet>-gcc, a prefix like /opt/sdk/bin/aarch64-linux-gnu-, or "CC ARGS".
+    /// Cross toolchain: `zig` (the default), `debian-gcc`, a directory with `bin/<triplet>-gcc`, a prefix like /opt/sdk/bin/aarch64-linux-gnu-, or "CC ARGS".
     #[arg(long)]
     pub toolchain: Option<String>,
     /// The board's root filesystem (or SDK sysroot; or a board of the manifest by name): its C library decides the glibc floor; a board the build cannot serve is refused before building.

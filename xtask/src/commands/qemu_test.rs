@@ -14,7 +14,7 @@ pub struct Args {
     /// An arch of the manifest, a comma list, or `all`.
     #[arg(long)]
     pub arch: String,
-    /// Test this archive, unpacked over the board root, instead of sysroots/<arch>.
+    /// Test this archive, unpacked over the board root, instead of `sysroots/<arch>`.
     #[arg(long)]
     pub package: Option<PathBuf>,
     /// Install over this board root (a directory, or a board of the manifest by name) instead of the arch's test_board (the one the build used).
@@ -26,13 +26,13 @@ pub struct Args {
     /// Stop CPython's tests after this many minutes (booted, the default is the arch's suite_minutes; under qemu-user, none); the test files that finished are reported, and the next run of the whole suite on the same tree resumes.
     #[arg(long, requires = "cpython_tests")]
     pub minutes: Option<u64>,
-    /// Go on with the whole suite from this earlier report of the same tree (a `deploy/<arch>/cpython-suite[-system].json` kept from another machine) instead of deploy/<arch>/'s.
+    /// Go on with the whole suite from this earlier report of the same tree (a `deploy/<arch>/cpython-suite[-system].json` kept from another machine) instead of `deploy/<arch>/`'s.
     #[arg(long, requires = "cpython_tests", value_name = "REPORT")]
     pub resume_from: Option<PathBuf>,
-    /// Wait for another command holding the build directory (the tree and deploy/<arch> are its).
+    /// Wait for another command holding the build directory (the tree and `deploy/<arch>` are its).
     #[arg(long)]
     pub wait: bool,
-    /// Boot a Debian kernel of the arch under qemu-system ([system.<arch>]) with the board root and the tree as its initramfs, and run the checks there instead of under qemu-user.
+    /// Boot a Debian kernel of the arch under qemu-system (`[system.<arch>]`) with the board root and the tree as its initramfs, and run the checks there instead of under qemu-user.
     #[arg(long)]
     pub system: bool,
     /// Run this application (a .py file) instead of the checks; it must exit 0. Its arguments follow `--`.

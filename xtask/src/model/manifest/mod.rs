@@ -64,7 +64,7 @@ pub struct Manifest {
     #[serde(default)]
     pub system: BTreeMap<String, SystemBoot>,
     /// Python packages by normalized project name: the recipes they link
-    /// and how `qemu-test` proves them (BitBake's python3-<name> recipes).
+    /// and how `qemu-test` proves them (BitBake's `python3-<name>` recipes).
     #[serde(default)]
     pub python_package: BTreeMap<String, PythonPackage>,
 }
