@@ -100,9 +100,8 @@ enum Cmd {
     Build(build::Args),
     /// Run the target tree (or a package) under qemu-user and check it.
     QemuTest(qemu_test::Args),
-    /// Write deploy/<arch>/crosspython-<version>-<arch>.tar.gz.
+    /// Write `deploy/<arch>/crosspython-<version>-<arch>.tar.gz`.
     Package(package::Args),
-    /// Write deploy/<arch>/crosspython-<version>-<arch>.tar.gz.
     /// Install Python packages into the staged tree of an arch (ad hoc).
     Pip {
         #[arg(long)]
@@ -113,7 +112,7 @@ enum Cmd {
         #[command(subcommand)]
         action: PipAction,
     },
-    /// Build cost, footprint and target speed next to yardsticks (deploy/bench/<arch>.json).
+    /// Build cost, footprint and target speed next to yardsticks (`deploy/bench/<arch>.json`).
     Bench {
         #[arg(long, default_value = "aarch64")]
         arch: String,
@@ -178,7 +177,7 @@ enum Cmd {
     },
     /// Make an ed25519 key for signing a shared artifact cache (CROSSPYTHON_SSTATE_SIGNING_KEY); prints its public key for CROSSPYTHON_SSTATE_TRUSTED_KEYS.
     SstateKeygen {
-        /// Where to write the secret key (never overwritten); the public key goes to <file>.pub.
+        /// Where to write the secret key (never overwritten); the public key goes to `<file>.pub`.
         out: PathBuf,
     },
 }
@@ -230,5 +229,35 @@ fn real_main() -> Result<()> {
             eprintln!("secret key: {} (keep it on the machine that stores entries); public key: {}.pub", out.display(), out.display());
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent_and_each_command_takes_its_own_arguments() {
+        // clap's own check: every `requires`, `conflicts_with` and default
+        // names an argument of its command (the commands' arguments live in
+        // their modules).
+        Cli::command().debug_assert();
+        // Each command's one-line help is its own.
+        let about = |name: &str| Cli::command().find_subcommand(name).and_then(|c| c.get_about().map(|a| a.to_string())).unwrap_or_default();
+        assert_eq!(about("package"), "Write `deploy/<arch>/crosspython-<version>-<arch>.tar.gz`");
+        assert_eq!(about("pip"), "Install Python packages into the staged tree of an arch (ad hoc)");
+        let cli = Cli::parse_from(["xtask", "qemu-test", "--arch", "armhf", "--system", "--cpython-tests", "all", "--minutes", "5"]);
+        let Cmd::QemuTest(a) = cli.command else { panic!("qemu-test parses to QemuTest") };
+        assert_eq!((a.arch.as_str(), a.system, a.minutes), ("armhf", true, Some(5)));
+        assert!(Cli::try_parse_from(["xtask", "qemu-test", "--arch", "armhf", "--minutes", "5"]).is_err(), "--minutes needs --cpython-tests");
+        let cli = Cli::parse_from(["xtask", "build", "--arch", "mipsel", "--release", "--feature", "lto,pgo"]);
+        let Cmd::Build(b) = cli.command else { panic!("build parses to Build") };
+        assert_eq!(b.features.names(), ["lto", "pgo", "release"]);
+        let cli = Cli::parse_from(["xtask", "package", "--arch", "aarch64", "--app", "svc.py", "--", "--self-test"]);
+        let Cmd::Package(p) = cli.command else { panic!("package parses to Package") };
+        assert_eq!(p.app_args, ["--self-test"]);
+        assert!(Cli::try_parse_from(["xtask", "package", "--arch", "aarch64", "--app", "a.py", "--rootfs", "/r"]).is_err(), "--app conflicts with --rootfs");
     }
 }
