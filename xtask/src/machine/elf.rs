@@ -86,6 +86,63 @@ pub fn blank_debug_sections(path: &Path) -> Result<usize> {
     Ok(ranges.len())
 }
 
+/// Zero the bytes of an ELF file that no header, section or segment
+/// covers: what a tool that lays the sections out anew leaves behind of
+/// their old place (debugedit's libelf moves the debug sections of a file
+/// patchelf rewrote, and the old `.debug_str` stays in the gap, build
+/// paths and all). Nothing reads them; returns how many were not zero.
+pub fn blank_uncovered_bytes(path: &Path) -> Result<usize> {
+    let mut data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if data.len() < 16 || &data[..4] != b"\x7fELF" {
+        return Ok(0);
+    }
+    let covered = match data[4] {
+        elf::ELFCLASS32 => covered_ranges::<elf::FileHeader32<Endianness>>(&data),
+        elf::ELFCLASS64 => covered_ranges::<elf::FileHeader64<Endianness>>(&data),
+        c => bail!("{}: unknown ELF class {c}", path.display()),
+    }
+    .with_context(|| format!("cannot parse the ELF file {}", path.display()))?;
+    let mut is_covered = vec![false; data.len()];
+    for r in covered {
+        is_covered[r.start.min(data.len())..r.end.min(data.len())].fill(true);
+    }
+    let mut blanked = 0;
+    for (byte, covered) in data.iter_mut().zip(&is_covered) {
+        if !covered && *byte != 0 {
+            *byte = 0;
+            blanked += 1;
+        }
+    }
+    if blanked > 0 {
+        std::fs::write(path, &data).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(blanked)
+}
+
+/// The file ranges of the ELF header, the program and section header
+/// tables, every section with contents and every segment.
+fn covered_ranges<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Vec<std::ops::Range<usize>>> {
+    let header = E::parse(data)?;
+    let endian = header.endian()?;
+    let mut out = Vec::new();
+    out.push(0..header.e_ehsize(endian) as usize);
+    let (phoff, phsize) = (header.e_phoff(endian).into() as usize, header.e_phentsize(endian) as usize * header.phnum(endian, data)?);
+    out.push(phoff..phoff + phsize);
+    let (shoff, shsize) = (header.e_shoff(endian).into() as usize, header.e_shentsize(endian) as usize * header.shnum(endian, data)?);
+    out.push(shoff..shoff + shsize);
+    for s in header.sections(endian, data)?.iter() {
+        if s.sh_type(endian) != elf::SHT_NOBITS {
+            let start = s.sh_offset(endian).into() as usize;
+            out.push(start..start.saturating_add(s.sh_size(endian).into() as usize));
+        }
+    }
+    for p in header.program_headers(endian, data)? {
+        let start = p.p_offset(endian).into() as usize;
+        out.push(start..start.saturating_add(p.p_filesz(endian).into() as usize));
+    }
+    Ok(out)
+}
+
 /// The `.debug_*` sections with contents: where each one's header is, and
 /// the bytes it holds.
 fn debug_sections<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Vec<(usize, std::ops::Range<usize>)>> {
@@ -319,6 +376,26 @@ pub fn check_machine(info: &ElfInfo, want: &ElfExpect) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_no_header_section_or_segment_covers_are_zeroed_and_the_program_still_runs() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("x.c"), "int main(void) { return 7; }\n").unwrap();
+        let prog = t.path().join("x");
+        assert!(std::process::Command::new("gcc").args(["-g", "-o"]).arg(&prog).arg(t.path().join("x.c")).status().unwrap().success());
+        let built = std::fs::read(&prog).unwrap();
+        // What a relayout leaves past the last table: an old copy of a
+        // string section, build path and all.
+        let mut file = built.clone();
+        file.extend_from_slice(b"/work/b/armhf/work/ncurses-6.4/build\0");
+        std::fs::write(&prog, &file).unwrap();
+        assert_eq!(blank_uncovered_bytes(&prog).unwrap(), "/work/b/armhf/work/ncurses-6.4/build".len());
+        let after = std::fs::read(&prog).unwrap();
+        assert_eq!(&after[..built.len()], &built[..], "every covered byte is kept");
+        assert!(after[built.len()..].iter().all(|b| *b == 0));
+        assert_eq!(std::process::Command::new(&prog).status().unwrap().code(), Some(7));
+        assert_eq!(blank_uncovered_bytes(&prog).unwrap(), 0, "a second pass finds nothing");
+    }
 
     #[test]
     fn glibc_versions_parse_and_order() {

@@ -136,6 +136,7 @@ pub fn prepare(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
         (false, Some(_)) => bail!("--app needs a profile that keeps only what the application imports (--profile app)"),
         (false, None) => None,
     };
+    let build_paths = [project.build_dir.clone(), crate::engine::image::sysroots_dir(&project.build_dir), work.clone()];
     let staged = stage::stage(&stage::Request {
         tree: &tree,
         work: &work,
@@ -145,9 +146,9 @@ pub fn prepare(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
         prefix: &prefix,
         pyver: pyver.clone(),
         app: selection.as_ref(),
+        build_paths: &build_paths,
     })
     .with_context(|| format!("cannot stage the {profile_name} profile of {}", tree.display()))?;
-    let build_paths = [project.build_dir.clone(), crate::engine::image::sysroots_dir(&project.build_dir), work.clone()];
     let board = crate::machine::tree_check::BoardLibs::new(&loaded.manifest.libc, loaded.manifest.arch[arch].libc, note.toolchain_glibc);
     let checked = checks::check(&staged.root, &loaded.manifest.arch[arch].elf, &build_paths, &board)?;
     eprint!("{}", checked);
