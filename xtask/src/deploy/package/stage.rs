@@ -282,27 +282,69 @@ fn replace_path(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
 
 /// Byte code from the build machine's python of the same version, in
 /// unchecked-hash mode (no mtimes), naming the board's paths.
+/// How many processes share the byte compilation: fixed, so that the bytes
+/// do not depend on the machine's cores.
+const COMPILE_SHARDS: usize = 8;
+
 fn byte_compile(python: &Path, root: &Path, stdlib: &Path, profile: &Profile) -> Result<()> {
     let levels = profile.pyc_opt_levels.clone().unwrap_or_else(|| vec![0]);
     let sourceless = matches!(profile.pyc, Some(Pyc::Sourceless | Pyc::Zip));
-    let mut cmd = Command::new(python);
-    cmd.args(["-I", "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash"]);
-    cmd.arg("-s").arg(root).args(["-p", "/"]);
-    for l in &levels {
-        cmd.args(["-o", &l.to_string()]);
+    let mut sources = vec![];
+    for e in WalkDir::new(stdlib).sort_by_file_name() {
+        let e = e?;
+        if e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "py") {
+            sources.push(e.path().display().to_string());
+        }
     }
-    if sourceless {
-        cmd.arg("-b");
+    // What marshal writes of a module depends on what the process compiled
+    // before it (python/cpython#129724: FLAG_REF follows reference counts),
+    // so `compileall -j0`, which hands files to whichever worker is free,
+    // gave other bytes under other load. Fixed shards of the sorted list,
+    // each compiled in order by a process of its own, give the same bytes
+    // on any machine; up to as many run at once as there are cores.
+    let shards: Vec<&[String]> = sources.chunks(sources.len().div_ceil(COMPILE_SHARDS).max(1)).collect();
+    let lists = tempfile::tempdir()?;
+    let levels = &levels;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut printed = String::new();
+    let mut ok = true;
+    for (w, wave) in shards.chunks(cores).enumerate() {
+        let outputs = std::thread::scope(|s| {
+            let runs: Vec<_> = wave
+                .iter()
+                .enumerate()
+                .map(|(i, shard)| {
+                    let list = lists.path().join(format!("shard-{w}-{i}.txt"));
+                    s.spawn(move || -> Result<std::process::Output> {
+                        fs::write(&list, shard.join("\n") + "\n")?;
+                        let mut cmd = Command::new(python);
+                        cmd.args(["-I", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash"]);
+                        cmd.arg("-s").arg(root).args(["-p", "/"]);
+                        for l in levels {
+                            cmd.args(["-o", &l.to_string()]);
+                        }
+                        if sourceless {
+                            cmd.arg("-b");
+                        }
+                        crate::base::process::output(cmd.arg("-i").arg(&list).env("SOURCE_DATE_EPOCH", "0"))
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().expect("a compile thread does not panic")).collect::<Result<Vec<_>>>()
+        })?;
+        for out in outputs {
+            ok &= out.status.success();
+            printed.push_str(&String::from_utf8_lossy(&out.stdout));
+            printed.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
     }
-    let out = crate::base::process::output(cmd.arg(stdlib).env("SOURCE_DATE_EPOCH", "0"))?;
-    if !out.status.success() {
+    if !ok {
         // CPython's test suite holds files that must not compile (bad
         // encodings, syntax errors on purpose); any other failure is real.
-        let text = String::from_utf8_lossy(&out.stdout);
-        let failed: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("*** Error compiling ")).collect();
+        let failed: Vec<&str> = printed.lines().filter_map(|l| l.strip_prefix("*** Error compiling ")).collect();
         let real: Vec<&&str> = failed.iter().filter(|f| !f.contains("/test/") && !f.contains("/tests/")).collect();
         if failed.is_empty() || !real.is_empty() {
-            bail!("byte-compiling {} failed:\n{}{}", stdlib.display(), text, String::from_utf8_lossy(&out.stderr));
+            bail!("byte-compiling {} failed:\n{printed}", stdlib.display());
         }
     }
     if sourceless {
