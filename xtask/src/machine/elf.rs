@@ -64,16 +64,10 @@ pub fn patchelf(path: &Path, args: &[&str]) -> Result<()> {
 /// directories it names (`DW_AT_comp_dir`), stay out of a package.
 /// Returns how many sections were emptied.
 pub fn blank_debug_sections(path: &Path) -> Result<usize> {
-    let mut data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if data.len() < 16 || &data[..4] != b"\x7fELF" {
+    let Some((mut data, ranges)) = read_by_class(path, debug_sections::<elf::FileHeader32<Endianness>>, debug_sections::<elf::FileHeader64<Endianness>>)?
+    else {
         return Ok(0);
-    }
-    let ranges = match data[4] {
-        elf::ELFCLASS32 => debug_sections::<elf::FileHeader32<Endianness>>(&data),
-        elf::ELFCLASS64 => debug_sections::<elf::FileHeader64<Endianness>>(&data),
-        c => bail!("{}: unknown ELF class {c}", path.display()),
-    }
-    .with_context(|| format!("cannot parse the ELF file {}", path.display()))?;
+    };
     let nobits = if data[5] == elf::ELFDATA2MSB { elf::SHT_NOBITS.to_be_bytes() } else { elf::SHT_NOBITS.to_le_bytes() };
     for (header, contents) in &ranges {
         // sh_type is the second word of a section header in both classes.
@@ -92,16 +86,10 @@ pub fn blank_debug_sections(path: &Path) -> Result<usize> {
 /// patchelf rewrote, and the old `.debug_str` stays in the gap, build
 /// paths and all). Nothing reads them; returns how many were not zero.
 pub fn blank_uncovered_bytes(path: &Path) -> Result<usize> {
-    let mut data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if data.len() < 16 || &data[..4] != b"\x7fELF" {
+    let Some((mut data, covered)) = read_by_class(path, covered_ranges::<elf::FileHeader32<Endianness>>, covered_ranges::<elf::FileHeader64<Endianness>>)?
+    else {
         return Ok(0);
-    }
-    let covered = match data[4] {
-        elf::ELFCLASS32 => covered_ranges::<elf::FileHeader32<Endianness>>(&data),
-        elf::ELFCLASS64 => covered_ranges::<elf::FileHeader64<Endianness>>(&data),
-        c => bail!("{}: unknown ELF class {c}", path.display()),
-    }
-    .with_context(|| format!("cannot parse the ELF file {}", path.display()))?;
+    };
     let mut is_covered = vec![false; data.len()];
     for r in covered {
         is_covered[r.start.min(data.len())..r.end.min(data.len())].fill(true);
@@ -165,16 +153,23 @@ fn debug_sections<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<Vec
 
 /// `None` when the file is not ELF.
 pub fn inspect(path: &Path) -> Result<Option<ElfInfo>> {
+    Ok(read_by_class(path, parse::<elf::FileHeader32<Endianness>>, parse::<elf::FileHeader64<Endianness>>)?.map(|(_, info)| info))
+}
+
+/// The bytes of the ELF file at `path` and what `class32` or `class64`,
+/// as its class is, reads of them; `None` when it is no ELF file.
+fn read_by_class<T>(path: &Path, class32: fn(&[u8]) -> Result<T>, class64: fn(&[u8]) -> Result<T>) -> Result<Option<(Vec<u8>, T)>> {
     let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if data.len() < 16 || &data[..4] != b"\x7fELF" {
         return Ok(None);
     }
-    let info = match data[4] {
-        elf::ELFCLASS32 => parse::<elf::FileHeader32<Endianness>>(&data),
-        elf::ELFCLASS64 => parse::<elf::FileHeader64<Endianness>>(&data),
+    let read = match data[4] {
+        elf::ELFCLASS32 => class32(&data),
+        elf::ELFCLASS64 => class64(&data),
         c => bail!("{}: unknown ELF class {c}", path.display()),
-    };
-    info.map(Some).with_context(|| format!("cannot parse the ELF file {}", path.display()))
+    }
+    .with_context(|| format!("cannot parse the ELF file {}", path.display()))?;
+    Ok(Some((data, read)))
 }
 
 fn parse<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo> {

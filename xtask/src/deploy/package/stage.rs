@@ -175,7 +175,7 @@ const DEBUG_SOURCE_DIR: &str = "/usr/src/debug";
 /// the first recipe that linked as their `DW_AT_comp_dir`
 /// (ziglang/zig#23821).
 fn map_debug_paths(root: &Path, build_paths: &[PathBuf]) -> Result<()> {
-    let needles: Vec<(String, Vec<u8>)> = build_paths.iter().map(|p| (p.display().to_string(), p.display().to_string().into_bytes())).collect();
+    let bases: Vec<String> = build_paths.iter().map(|p| p.display().to_string()).collect();
     let mut files = vec![];
     for e in WalkDir::new(root) {
         let e = e?;
@@ -183,9 +183,9 @@ fn map_debug_paths(root: &Path, build_paths: &[PathBuf]) -> Result<()> {
             continue;
         }
         let data = fs::read(e.path())?;
-        let named: Vec<&str> = needles.iter().filter(|(_, n)| data.windows(n.len()).any(|w| w == n.as_slice())).map(|(p, _)| p.as_str()).collect();
+        let named: Vec<&String> = bases.iter().filter(|b| crate::base::bytes::contains(&data, b.as_bytes())).collect();
         if data.starts_with(b"\x7fELF") && !named.is_empty() {
-            files.push((e.path().to_path_buf(), named.into_iter().map(String::from).collect::<Vec<_>>()));
+            files.push((e.path().to_path_buf(), named));
         }
     }
     if files.is_empty() {

@@ -73,7 +73,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         Some(archive) => crate::sources::fetch::sha256_file(archive)?,
         None => crate::engine::image::ImageNote::read(&board.source).map(|n| n.rootfs_sig).unwrap_or_default(),
     };
-    let programs = board_programs(loaded, arch_name, target);
+    let programs = programs_that_must_still_run(loaded, arch_name, target);
     if system {
         let boot = loaded.manifest.system.get(arch_name).with_context(|| {
             format!(
@@ -108,7 +108,7 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
 /// The board's own programs that must still run with the package
 /// installed: those of the board the run installs over, when it is one of
 /// the manifest's (the arch's `test_board`, or `--board <name>`).
-fn board_programs(loaded: &Loaded, arch_name: &str, target: &Target) -> Vec<Vec<String>> {
+fn programs_that_must_still_run(loaded: &Loaded, arch_name: &str, target: &Target) -> Vec<Vec<String>> {
     match (&target.board, &target.board_name, &loaded.manifest.arch[arch_name].test_board) {
         (None, _, Some(name)) | (Some(_), Some(name), _) => loaded.manifest.board[name].programs.clone(),
         _ => vec![],

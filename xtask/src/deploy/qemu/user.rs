@@ -68,7 +68,7 @@ impl<'a> UserRun<'a> {
         // The board's side: its C library serves the package, and its own
         // programs still run with the package installed.
         results.extend(board.checks.iter().cloned());
-        results.extend(board_programs(arch, &board.tree, programs, self.children)?);
+        results.extend(run_board_programs(arch, &board.tree, programs, self.children)?);
         if !out.status.success() && from_script == 0 {
             bail!("the target interpreter failed to run ({}); nothing was checked", out.status);
         }
@@ -128,7 +128,7 @@ impl<'a> UserRun<'a> {
 }
 
 /// The board's own programs, run after the install: each must still work.
-fn board_programs(arch: &Arch, root: &Path, programs: &[Vec<String>], binfmt: bool) -> Result<Vec<CheckResult>> {
+fn run_board_programs(arch: &Arch, root: &Path, programs: &[Vec<String>], binfmt: bool) -> Result<Vec<CheckResult>> {
     let mut results = vec![];
     for argv in programs {
         let Some((prog, args)) = argv.split_first() else { continue };
