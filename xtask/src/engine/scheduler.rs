@@ -106,44 +106,38 @@ fn modes(plan: &Plan, sstate: &Sstate, rebuild: &[String]) -> Vec<Mode> {
     mode
 }
 
-struct State {
-    /// Remaining unfinished needed dependencies of each task.
-    waiting: Vec<usize>,
-    ready: Vec<usize>,
-    running: usize,
-    left: usize,
-    failed: Vec<anyhow::Error>,
-    started: BTreeMap<usize, (Instant, Instant)>,
-}
-
-pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Result<Stats> {
-    let t0 = Instant::now();
-    for r in &opts.rebuild {
+/// Refuses `--rebuild` of a recipe the build does not have, naming those it has.
+fn check_rebuild(plan: &Plan, rebuild: &[String]) -> Result<()> {
+    for r in rebuild {
         if !plan.units.iter().any(|u| u.node.name == *r) {
             let names: std::collections::BTreeSet<&str> = plan.units.iter().map(|u| u.node.name.as_str()).collect();
             let names: Vec<&str> = names.into_iter().collect();
             bail!("--rebuild {r}: no such recipe in this build; there are: {}", names.join(", "));
         }
     }
+    Ok(())
+}
+
+/// How each task runs in this build: `modes`, narrowed to `--only`'s.
+fn planned_modes(plan: &Plan, sstate: &Sstate, opts: &Options) -> Result<Vec<Mode>> {
     let mut mode = modes(plan, sstate, &opts.rebuild);
     if !opts.only.is_empty() {
         let wanted = only(plan, &opts.only)?;
-        for (t, m) in mode.iter_mut().enumerate() {
-            if !wanted[t] {
+        for (m, wanted) in mode.iter_mut().zip(wanted) {
+            if !wanted {
                 *m = Mode::Skip;
             }
         }
     }
-    let needed: Vec<usize> = (0..plan.tasks.len()).filter(|&t| mode[t] != Mode::Skip).collect();
-    let mut stats = Stats { tasks_total: plan.tasks.len(), ..Default::default() };
-    if needed.is_empty() {
-        stats.wall_secs = t0.elapsed().as_secs_f64();
-        return Ok(stats);
-    }
+    Ok(mode)
+}
 
+/// For each task the needed tasks that wait on it, and how many needed
+/// tasks each waits on.
+fn edges(plan: &Plan, needed: &[usize], mode: &[Mode]) -> (Vec<Vec<usize>>, Vec<usize>) {
     let mut dependents: Vec<Vec<usize>> = vec![vec![]; plan.tasks.len()];
     let mut waiting = vec![0; plan.tasks.len()];
-    for &t in &needed {
+    for &t in needed {
         if mode[t] == Mode::Restore {
             continue; // a restore needs nothing but the cache
         }
@@ -154,82 +148,155 @@ pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Res
             }
         }
     }
+    (dependents, waiting)
+}
+
+struct State {
+    /// Remaining unfinished needed dependencies of each task.
+    waiting: Vec<usize>,
+    ready: Vec<usize>,
+    running: usize,
+    left: usize,
+    failed: Vec<anyhow::Error>,
+    started: BTreeMap<usize, (Instant, Instant)>,
+}
+
+/// The needed tasks, shared by the worker threads: each takes the ready
+/// task with the longest chain after it, and a finished task makes ready
+/// those that waited only on it.
+struct Queue<'a> {
+    state: Mutex<State>,
+    cv: Condvar,
+    rank: &'a [u64],
+    dependents: &'a [Vec<usize>],
+}
+
+impl Queue<'_> {
+    /// The next task to run; `None` when there is none left, or when a task
+    /// failed or the user interrupted (then running tasks finish, no new
+    /// one starts).
+    fn take(&self) -> Option<usize> {
+        let mut st = self.state.lock().unwrap();
+        loop {
+            let stop = !st.failed.is_empty() || crate::base::process::interrupted();
+            if st.left == 0 || (stop && st.running == 0) || (stop && st.ready.is_empty()) {
+                self.cv.notify_all();
+                return None;
+            }
+            if !stop && !st.ready.is_empty() {
+                let best = (0..st.ready.len()).max_by_key(|&i| self.rank[st.ready[i]]).unwrap();
+                let t = st.ready.swap_remove(best);
+                st.running += 1;
+                return Some(t);
+            }
+            if stop {
+                return None;
+            }
+            if st.ready.is_empty() && st.running == 0 {
+                let left = st.left;
+                st.failed.push(anyhow::anyhow!("internal error: {left} tasks wait on tasks that never run"));
+                self.cv.notify_all();
+                return None;
+            }
+            st = self.cv.wait(st).unwrap();
+        }
+    }
+
+    /// `t` ended: when it ran (start, end), or why it failed.
+    fn finish(&self, t: usize, ran: Result<(Instant, Instant)>) {
+        let mut st = self.state.lock().unwrap();
+        st.running -= 1;
+        match ran {
+            Ok(times) => {
+                st.left -= 1;
+                st.started.insert(t, times);
+                for &d in &self.dependents[t] {
+                    st.waiting[d] -= 1;
+                    if st.waiting[d] == 0 {
+                        st.ready.push(d);
+                    }
+                }
+            }
+            Err(e) => st.failed.push(e),
+        }
+        self.cv.notify_all();
+    }
+}
+
+/// What a worker thread needs to run one task: a job token first, then
+/// the task itself or its restore from the artifact cache.
+struct Runner<'a> {
+    plan: &'a Plan,
+    worker: &'a Worker,
+    sstate: &'a Sstate,
+    opts: &'a Options,
+    mode: &'a [Mode],
+    client: &'a jobserver::Client,
+    view: &'a TaskView,
+}
+
+impl Runner<'_> {
+    fn run(&self, t: usize) -> Result<(Instant, Instant)> {
+        let token = self.client.acquire();
+        let label = self.plan.label(t);
+        if self.opts.explain && self.mode[t] == Mode::Run {
+            self.view.println(&format!("  why {label}: {}", self.plan.explain(t)));
+        }
+        let bar = self.view.start(&label);
+        let start = Instant::now();
+        let result = token.map_err(anyhow::Error::from).and_then(|_token| match self.mode[t] {
+            Mode::Restore => self.worker.restore(self.plan, t, self.sstate),
+            _ => self.worker.run(self.plan, t, self.client, self.opts.jobs, self.sstate),
+        });
+        let end = Instant::now();
+        match result {
+            Ok(()) => {
+                let how = if self.mode[t] == Mode::Restore { " (from the artifact cache)" } else { "" };
+                self.view.finish(bar, &format!("  done  {label}{how} in {}", human((end - start).as_secs_f64())));
+                Ok((start, end))
+            }
+            Err(e) => {
+                self.view.finish(bar, &format!("  FAILED {label}"));
+                Err(e)
+            }
+        }
+    }
+}
+
+pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Result<Stats> {
+    let t0 = Instant::now();
+    check_rebuild(plan, &opts.rebuild)?;
+    let mode = planned_modes(plan, sstate, opts)?;
+    let needed: Vec<usize> = (0..plan.tasks.len()).filter(|&t| mode[t] != Mode::Skip).collect();
+    let mut stats = Stats { tasks_total: plan.tasks.len(), ..Default::default() };
+    if needed.is_empty() {
+        stats.wall_secs = t0.elapsed().as_secs_f64();
+        return Ok(stats);
+    }
+    let (dependents, waiting) = edges(plan, &needed, &mode);
     let rank = ranks(plan, &needed, &dependents, &previous_times(plan), &|u| worker.source_mib(&plan.units[u].node));
     let ready: Vec<usize> = needed.iter().copied().filter(|&t| waiting[t] == 0).collect();
-    let state = Mutex::new(State { waiting, ready, running: 0, left: needed.len(), failed: vec![], started: BTreeMap::new() });
-    let cv = Condvar::new();
+    let queue = Queue {
+        state: Mutex::new(State { waiting, ready, running: 0, left: needed.len(), failed: vec![], started: BTreeMap::new() }),
+        cv: Condvar::new(),
+        rank: &rank,
+        dependents: &dependents,
+    };
     let view = TaskView::new(needed.len());
     let client = jobserver::Client::new(opts.jobs)?;
-
+    let runner = Runner { plan, worker, sstate, opts, mode: &mode, client: &client, view: &view };
     std::thread::scope(|s| {
         for _ in 0..opts.jobs {
-            s.spawn(|| loop {
-                let t = {
-                    let mut st = state.lock().unwrap();
-                    loop {
-                        let stop = !st.failed.is_empty() || crate::base::process::interrupted();
-                        if st.left == 0 || (stop && st.running == 0) || (stop && st.ready.is_empty()) {
-                            cv.notify_all();
-                            return;
-                        }
-                        if !stop && !st.ready.is_empty() {
-                            let best = (0..st.ready.len()).max_by_key(|&i| rank[st.ready[i]]).unwrap();
-                            let t = st.ready.swap_remove(best);
-                            st.running += 1;
-                            break t;
-                        }
-                        if stop {
-                            return;
-                        }
-                        if st.ready.is_empty() && st.running == 0 {
-                            let left = st.left;
-                            st.failed.push(anyhow::anyhow!("internal error: {left} tasks wait on tasks that never run"));
-                            cv.notify_all();
-                            return;
-                        }
-                        st = cv.wait(st).unwrap();
-                    }
-                };
-                let token = client.acquire();
-                let label = plan.label(t);
-                if opts.explain && mode[t] == Mode::Run {
-                    view.println(&format!("  why {label}: {}", plan.explain(t)));
+            s.spawn(|| {
+                while let Some(t) = queue.take() {
+                    queue.finish(t, runner.run(t));
                 }
-                let bar = view.start(&label);
-                let start = Instant::now();
-                let result = token.map_err(anyhow::Error::from).and_then(|_token| match mode[t] {
-                    Mode::Restore => worker.restore(plan, t, sstate),
-                    _ => worker.run(plan, t, &client, opts.jobs, sstate),
-                });
-                let end = Instant::now();
-                let secs = (end - start).as_secs_f64();
-                let mut st = state.lock().unwrap();
-                st.running -= 1;
-                match result {
-                    Ok(()) => {
-                        let how = if mode[t] == Mode::Restore { " (from the artifact cache)" } else { "" };
-                        view.finish(bar, &format!("  done  {label}{how} in {}", human(secs)));
-                        st.left -= 1;
-                        st.started.insert(t, (start, end));
-                        for &d in &dependents[t] {
-                            st.waiting[d] -= 1;
-                            if st.waiting[d] == 0 {
-                                st.ready.push(d);
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        view.finish(bar, &format!("  FAILED {label}"));
-                        st.failed.push(e);
-                    }
-                }
-                cv.notify_all();
             });
         }
     });
     view.done();
 
-    let st = state.into_inner().unwrap();
+    let st = queue.state.into_inner().unwrap();
     stats.wall_secs = t0.elapsed().as_secs_f64();
     stats.tasks_run = st.started.len();
     for (&t, &(a, b)) in &st.started {
@@ -238,9 +305,7 @@ pub fn run(plan: &Plan, worker: &Worker, sstate: &Sstate, opts: &Options) -> Res
             stats.restored_from_sstate.push(plan.label(t));
         }
     }
-    let (cp, path) = critical_path(plan, &st.started, &mode);
-    stats.critical_path_secs = cp;
-    stats.critical_path = path;
+    (stats.critical_path_secs, stats.critical_path) = critical_path(plan, &st.started, &mode);
     save_times(plan, &stats);
     if crate::base::process::interrupted() {
         bail!("interrupted; finished tasks are kept, run the same command again to resume");

@@ -5,30 +5,49 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
 use super::fixtures::PACKAGE_CHECKS;
 use super::install::OnBoard;
 use super::record::CheckResult;
+use crate::deploy::regrtest::{Plan, Report, Selection};
+use crate::deploy::system::{self, Ended, GuestRegrtest, Kernel};
 use crate::engine::project::Project;
-use crate::model::manifest::{GuestRoot, Loaded};
+use crate::model::manifest::{Arch, GuestMachine, GuestRoot, Loaded, SystemBoot};
+
+/// What `/init` runs after booting: the check script (with the TLS
+/// certificates and package checks of `fixtures`), the board's own
+/// programs, and CPython's tests (`regrtest`, for the tree `tested`).
+pub(super) struct GuestRun<'a> {
+    pub(super) script: &'a Path,
+    pub(super) fixtures: &'a Path,
+    pub(super) programs: &'a [Vec<String>],
+    pub(super) regrtest: Option<(&'a Plan<'a>, &'a str)>,
+    pub(super) minutes: Option<u64>,
+}
+
+impl GuestRun<'_> {
+    /// The seconds the guest gives CPython's tests: `--minutes`, else the
+    /// arch's `suite_minutes` for the whole suite, else half an hour.
+    fn test_seconds(&self, boot: &SystemBoot) -> u64 {
+        match (self.regrtest, self.minutes) {
+            (None, _) => 0,
+            (Some(_), Some(m)) => m * 60,
+            (Some((p, _)), None) if p.selection == Selection::All => boot.suite_minutes * 60,
+            (Some(_), None) => 1800,
+        }
+    }
+
+    fn whole_suite(&self) -> bool {
+        self.regrtest.is_some_and(|(p, _)| p.selection == Selection::All)
+    }
+}
 
 /// The checks and the board's programs on a booted kernel of the arch:
-/// the board root with the package (`tree`) as the initramfs.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn checks(
-    project: &Project,
-    loaded: &Loaded,
-    arch_name: &str,
-    board: &OnBoard,
-    script: &Path,
-    certs: &Path,
-    programs: &[Vec<String>],
-    regrtest: Option<(&crate::deploy::regrtest::Plan, &str)>,
-    minutes: Option<u64>,
-) -> Result<(Vec<CheckResult>, Option<crate::deploy::regrtest::Report>)> {
-    use crate::deploy::system;
+/// the board root with the package (`board.tree`) as the guest's root.
+pub(super) fn checks(project: &Project, loaded: &Loaded, arch_name: &str, board: &OnBoard, run: &GuestRun) -> Result<(Vec<CheckResult>, Option<Report>)> {
     let (tree, work) = (board.tree.as_path(), board.work.path());
     let arch = &loaded.manifest.arch[arch_name];
     let boot = &loaded.manifest.system[arch_name];
@@ -36,18 +55,75 @@ pub(super) fn checks(
     let fetcher = crate::sources::fetch::Fetcher::new(project.dl_dir.clone());
     let kernel = system::kernel(&fetcher, &project.cache_dir, boot, arch)?;
     let busybox = system::busybox(&fetcher, &project.cache_dir, boot, arch)?;
+    stage_guest_files(tree, &busybox, run)?;
+    let tests = run.test_seconds(boot);
+    let guest = boot.guest(run.whole_suite());
+    let guest_regrtest = run.regrtest.map(|(plan, _)| GuestRegrtest {
+        list_suite: plan.lists_suite(),
+        args: plan.args(""),
+        seconds: Some(tests),
+        swap: guest.swap_mib.map(|_| system::swap_device(boot.root)),
+    });
+    let init = tree.join("init");
+    fs::write(&init, system::init_script(&guest_env(loaded, arch)?, run.programs, guest_regrtest.as_ref()))?;
+    fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let initrd = work.join("initrd.gz");
+    let how = make_initrd(boot, &guest, &kernel, &busybox, tree, &initrd)?;
+    let cpu = guest.cpu.as_deref().map_or(String::new(), |c| format!(" -cpu {c}"));
+    eprintln!("booting {} under {} (-M {}{cpu}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
+    let started = Instant::now();
+    // The guest stops the tests at `tests` itself (and their re-run after);
+    // the host's limit, half an hour more for boot, checks and the XML, is
+    // for a guest that hangs.
+    let limit = 1800 + if tests > 0 { system::regrtest_stop_seconds(tests) } else { 0 };
+    // Kept like a task's log: hours of a test suite are read afterwards.
+    let log = project.build_dir.join(arch_name).join("qemu-system").join("log.console");
+    eprintln!("console: {}", log.display());
+    let console = system::run(boot, &guest, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
+    match (console.ended, run.regrtest) {
+        (Ended::Interrupted, None) => bail!("interrupted before the guest finished its checks (console: {})", console.path.display()),
+        (Ended::TimeLimit, None) => bail!("the guest did not power off within {limit} s (console: {})", console.path.display()),
+        _ => {}
+    }
+    let powered_off = started.elapsed().as_secs();
+    let read = Console::read(&console.text)?;
+    let Some(booted) = &read.booted else {
+        bail!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(&console.text, 30));
+    };
+    let mut results = vec![booted_result(boot, booted, powered_off)];
+    results.extend(read.results.iter().cloned());
+    let report = match run.regrtest {
+        None => None,
+        Some((plan, tested)) => {
+            let how = SuiteEnd { ended: console.ended, limit, test_minutes: tests / 60, path: &console.path };
+            let (report, unfinished) = suite_report(plan, tested, &read, &console.text, &how)?;
+            results.extend(unfinished);
+            Some(report)
+        }
+    };
+    Ok((results, report))
+}
+
+/// The guest's own directory (busybox, the check script, its fixtures),
+/// which must not replace anything of the board's.
+fn stage_guest_files(tree: &Path, busybox: &Path, run: &GuestRun) -> Result<()> {
     let guest = tree.join(system::GUEST_DIR);
     if guest.exists() || tree.join("init").exists() {
         bail!("the board root already has /{} or /init; the guest's own files would replace them", system::GUEST_DIR);
     }
     fs::create_dir_all(&guest)?;
-    fs::copy(&busybox, guest.join("busybox"))?;
-    fs::copy(script, guest.join("checks.py"))?;
+    fs::copy(busybox, guest.join("busybox"))?;
+    fs::copy(run.script, guest.join("checks.py"))?;
     for f in ["cert.pem", "key.pem", PACKAGE_CHECKS] {
-        fs::copy(certs.join(f), guest.join(f))?;
+        fs::copy(run.fixtures.join(f), guest.join(f))?;
     }
+    Ok(())
+}
+
+/// The environment `/init` gives the checks.
+fn guest_env(loaded: &Loaded, arch: &Arch) -> Result<Vec<(&'static str, String)>> {
     let g = |f: &str| format!("/{}/{f}", system::GUEST_DIR);
-    let env: Vec<(&str, String)> = vec![
+    Ok(vec![
         ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
         ("HOME", "/tmp".into()),
         ("LC_ALL", "C.UTF-8".into()),
@@ -63,108 +139,85 @@ pub(super) fn checks(
         ("CROSSPYTHON_TLS_KEY", g("key.pem")),
         ("CROSSPYTHON_PACKAGES", loaded.python_requirements()?.join(" ")),
         ("CROSSPYTHON_PACKAGE_CHECKS", g(PACKAGE_CHECKS)),
-    ];
-    let init = tree.join("init");
-    let tests = match (regrtest, minutes) {
-        (None, _) => 0,
-        (Some(_), Some(m)) => m * 60,
-        (Some((p, _)), None) if p.selection == crate::deploy::regrtest::Selection::All => boot.suite_minutes * 60,
-        (Some(_), None) => 1800,
-    };
-    let whole_suite = regrtest.is_some_and(|(p, _)| p.selection == crate::deploy::regrtest::Selection::All);
-    let guest = boot.guest(whole_suite);
-    let guest_regrtest = regrtest.map(|(plan, _)| system::GuestRegrtest {
-        list_suite: plan.lists_suite(),
-        args: plan.args(""),
-        seconds: Some(tests),
-        swap: guest.swap_mib.map(|_| system::swap_device(boot.root)),
-    });
-    fs::write(&init, system::init_script(&env, programs, guest_regrtest.as_ref()))?;
-    fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    let initrd = work.join("initrd.gz");
-    let how = match boot.root {
+    ])
+}
+
+/// The guest's initramfs, and how the root reaches the guest: the whole
+/// tree as the initramfs, or a small one that mounts it (9p, a disk).
+fn make_initrd(boot: &SystemBoot, guest: &GuestMachine, kernel: &Kernel, busybox: &Path, tree: &Path, initrd: &Path) -> Result<String> {
+    Ok(match boot.root {
         GuestRoot::Initramfs => {
-            system::initramfs(tree, &initrd)?;
-            format!("as its initramfs ({:.0} MiB)", fs::metadata(&initrd)?.len() as f64 / 1048576.0)
+            system::initramfs(tree, initrd)?;
+            format!("as its initramfs ({:.0} MiB)", fs::metadata(initrd)?.len() as f64 / 1048576.0)
         }
         GuestRoot::NineP | GuestRoot::Disk => {
-            system::stage1_initramfs(&busybox, &kernel.modules, boot.root, &initrd)?;
+            system::stage1_initramfs(busybox, &kernel.modules, boot.root, initrd)?;
             let how = if boot.root == GuestRoot::NineP { "over virtio-9p" } else { "on an ext4 virtio disk" };
             format!("{how}, {} MiB of memory", guest.memory_mib)
         }
-    };
-    let cpu = guest.cpu.as_deref().map_or(String::new(), |c| format!(" -cpu {c}"));
-    eprintln!("booting {} under {} (-M {}{cpu}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
-    let started = std::time::Instant::now();
-    // The guest stops the tests at `tests` itself (and their re-run after);
-    // the host's limit, half an hour more for boot, checks and the XML, is
-    // for a guest that hangs.
-    let limit = 1800 + if tests > 0 { system::regrtest_stop_seconds(tests) } else { 0 };
-    // Kept like a task's log: hours of a test suite are read afterwards.
-    let log = project.build_dir.join(arch_name).join("qemu-system").join("log.console");
-    eprintln!("console: {}", log.display());
-    let run = system::run(boot, &guest, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
-    match (run.ended, regrtest) {
-        (system::Ended::Interrupted, None) => bail!("interrupted before the guest finished its checks (console: {})", run.path.display()),
-        (system::Ended::TimeLimit, None) => bail!("the guest did not power off within {limit} s (console: {})", run.path.display()),
-        _ => {}
+    })
+}
+
+/// The first check: the kernel booted, and how long it took.
+/// `booted` is `/init`'s `<release> <machine> <uptime>`: the seconds from
+/// the kernel's start to the checks.
+fn booted_result(boot: &SystemBoot, booted: &str, powered_off: u64) -> CheckResult {
+    let (kernel, uptime) = booted.rsplit_once(' ').unwrap_or((booted, "?"));
+    CheckResult {
+        name: "booted".into(),
+        ok: true,
+        detail: format!(
+            "Linux {kernel} under {} -M {}: the checks began {uptime} s after the kernel started; powered off after {powered_off} s",
+            boot.qemu, boot.machine
+        ),
     }
-    let console = run.text;
-    let powered_off = started.elapsed().as_secs();
-    let Console { mut results, booted, suite, junit, regrtest_exit } = Console::read(&console)?;
-    let Some(kernel_release) = booted else {
-        bail!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(&console, 30));
+}
+
+/// How the guest's run ended, for the suite's report.
+pub(super) struct SuiteEnd<'a> {
+    pub(super) ended: Ended,
+    /// The host's limit, seconds.
+    pub(super) limit: u64,
+    /// The guest's own limit for the tests.
+    pub(super) test_minutes: u64,
+    /// The console's log.
+    pub(super) path: &'a Path,
+}
+
+/// CPython's tests as the console reported them, and a failed
+/// `cpython-tests-finished` check when test files were left.
+pub(super) fn suite_report(plan: &Plan, tested: &str, read: &Console, text: &str, end: &SuiteEnd) -> Result<(Report, Option<CheckResult>)> {
+    // Stopped at the time limit: what finished is reported from the
+    // progress lines, the rest is `not run` (a bug until it runs).
+    // regrtest itself killed (137: the OOM killer) writes no XML either.
+    if read.regrtest_exit.is_none() || read.junit.is_empty() {
+        let why = match (&read.regrtest_exit, end.ended) {
+            (Some(code), _) => format!("regrtest ended with exit status {code} and wrote no JUnit XML (137: it was killed, as the OOM killer does)"),
+            (None, Ended::PoweredOff) => "the guest powered off before regrtest finished".to_string(),
+            (None, Ended::Interrupted) => "interrupted: the guest was stopped".to_string(),
+            (None, Ended::TimeLimit) => "the guest was stopped at the time limit".to_string(),
+        };
+        eprintln!("{why}; the report has the test files that finished (console: {})", end.path.display());
+        let unfinished = CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: format!("{why} (time limit {} s)", end.limit) };
+        let mut report = plan.report(tested, &read.suite, text, "")?;
+        report.interrupted = end.ended == Ended::Interrupted;
+        return Ok((report, Some(unfinished)));
+    }
+    let xml = guest_junit(&read.junit).with_context(|| format!("regrtest's JUnit XML from the guest's console ({})", end.path.display()))?;
+    let report = plan.report(tested, &read.suite, text, &xml)?;
+    let left = report.modules.iter().filter(|m| m.result == "not run").count();
+    if left == 0 {
+        return Ok((report, None));
+    }
+    // 130: the guest stopped regrtest at the time limit (SIGINT).
+    let why = match read.regrtest_exit.as_deref() {
+        Some("130") => format!("regrtest was stopped at the {} min limit", end.test_minutes),
+        code => format!("regrtest ended (exit {})", code.unwrap_or("?")),
     };
-    // `<release> <machine> <uptime>`: the seconds from the kernel's start to /init's checks.
-    let (kernel, uptime) = kernel_release.rsplit_once(' ').unwrap_or((&kernel_release, "?"));
-    results.insert(
-        0,
-        CheckResult {
-            name: "booted".into(),
-            ok: true,
-            detail: format!(
-                "Linux {kernel} under {} -M {}: the checks began {uptime} s after the kernel started; powered off after {powered_off} s",
-                boot.qemu, boot.machine
-            ),
-        },
-    );
-    let report = match regrtest {
-        None => None,
-        // Stopped at the time limit: what finished is reported from the
-        // progress lines, the rest is `not run` (a bug until it runs).
-        // regrtest itself killed (137: the OOM killer) writes no XML either.
-        Some((plan, tested)) if regrtest_exit.is_none() || junit.is_empty() => {
-            let why = match (&regrtest_exit, run.ended) {
-                (Some(code), _) => format!("regrtest ended with exit status {code} and wrote no JUnit XML (137: it was killed, as the OOM killer does)"),
-                (None, system::Ended::PoweredOff) => "the guest powered off before regrtest finished".to_string(),
-                (None, system::Ended::Interrupted) => "interrupted: the guest was stopped".to_string(),
-                (None, system::Ended::TimeLimit) => "the guest was stopped at the time limit".to_string(),
-            };
-            eprintln!("{why}; the report has the test files that finished (console: {})", run.path.display());
-            results.push(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: format!("{why} (time limit {limit} s)") });
-            let mut report = plan.report(tested, &suite, &console, "")?;
-            report.interrupted = run.ended == system::Ended::Interrupted;
-            Some(report)
-        }
-        Some((plan, tested)) => {
-            let xml = guest_junit(&junit).with_context(|| format!("regrtest's JUnit XML from the guest's console ({})", run.path.display()))?;
-            let report = plan.report(tested, &suite, &console, &xml)?;
-            // 130: the guest stopped regrtest at the time limit (SIGINT).
-            let left = report.modules.iter().filter(|m| m.result == "not run").count();
-            if left > 0 {
-                let why = match regrtest_exit.as_deref() {
-                    Some("130") => format!("regrtest was stopped at the {} min limit", tests / 60),
-                    code => format!("regrtest ended (exit {})", code.unwrap_or("?")),
-                };
-                let resumes = if report.whole_suite { "; the next run on this tree resumes" } else { "" };
-                let why = format!("{why}: {left} test files not run{resumes}");
-                eprintln!("{why}");
-                results.push(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: why });
-            }
-            Some(report)
-        }
-    };
-    Ok((results, report))
+    let resumes = if report.whole_suite { "; the next run on this tree resumes" } else { "" };
+    let why = format!("{why}: {left} test files not run{resumes}");
+    eprintln!("{why}");
+    Ok((report, Some(CheckResult { name: "cpython-tests-finished".into(), ok: false, detail: why })))
 }
 
 /// What `/init` printed on the serial console, line by line: each line a

@@ -85,7 +85,8 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         let plan =
             cpython.map(|selection| regrtest_plan(project, loaded, arch_name, selection, &board.python, true, boot.cpus, &tested, resume)).transpose()?;
         let regrtest = plan.as_ref().map(|p| (p, tested.as_str()));
-        let (mut results, report) = booted::checks(project, loaded, arch_name, &board, &script, fixtures.dir(), &programs, regrtest, minutes)?;
+        let run = booted::GuestRun { script: &script, fixtures: fixtures.dir(), programs: &programs, regrtest, minutes };
+        let (mut results, report) = booted::checks(project, loaded, arch_name, &board, &run)?;
         results.extend(board.checks.iter().cloned());
         let checks = record::finish(project, arch_name, &record::checks_record(package, true), &results, true);
         if let Some(report) = report {

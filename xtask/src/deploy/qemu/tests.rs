@@ -1,4 +1,6 @@
-use super::booted::{guest_junit, Console};
+use super::booted::{guest_junit, suite_report, Console, SuiteEnd};
+use crate::deploy::regrtest::{Plan, Selection};
+use crate::deploy::system::Ended;
 use super::record::{checks_record, Memory};
 use super::*;
 
@@ -81,4 +83,27 @@ fn the_guests_console_gives_the_checks_the_boards_programs_and_the_suites_progre
     assert_eq!(Console::read("Kernel panic - not syncing\n").unwrap().booted, None);
     let err = Console::read("CHECK {not json\n").unwrap_err().to_string();
     assert_eq!(err, "bad check line: CHECK {not json");
+}
+
+#[test]
+fn a_booted_suite_that_ends_early_reports_what_finished_and_fails_its_finished_check() {
+    let loaded = Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
+    let plan = Plan::new(&loaded, "armhf", Selection::All, true, None, 2);
+    let end = |ended| SuiteEnd { ended, limit: 9000, test_minutes: 125, path: Path::new("/b/armhf/qemu-system/log.console") };
+    // Stopped by the host: no exit code, no XML; the progress lines say
+    // what finished, the rest is `not run` and the next run resumes.
+    let text = "SUITE test_bz2\nSUITE test_os\n0:00:12 load avg: 0.86 [1/2] test_bz2 passed\n";
+    let (report, unfinished) = suite_report(&plan, "sig", &Console::read(text).unwrap(), text, &end(Ended::TimeLimit)).unwrap();
+    let results: Vec<(&str, &str)> = report.modules.iter().map(|m| (m.module.as_str(), m.result.as_str())).collect();
+    assert_eq!(results, [("test_bz2", "passed"), ("test_os", "not run")]);
+    let unfinished = unfinished.expect("a run with files left fails cpython-tests-finished");
+    assert_eq!((unfinished.ok, unfinished.detail.as_str()), (false, "the guest was stopped at the time limit (time limit 9000 s)"));
+    assert!(!report.interrupted, "a time limit is not the user's Ctrl-C");
+    // regrtest killed (the OOM killer's 137) is said so, with its code.
+    let killed = format!("{text}REGRTEST-EXIT 137\n");
+    let (_, unfinished) = suite_report(&plan, "sig", &Console::read(&killed).unwrap(), &killed, &end(Ended::PoweredOff)).unwrap();
+    assert!(unfinished.unwrap().detail.starts_with("regrtest ended with exit status 137 and wrote no JUnit XML"));
+    // Ctrl-C: the report says the run was interrupted.
+    let (report, _) = suite_report(&plan, "sig", &Console::read(text).unwrap(), text, &end(Ended::Interrupted)).unwrap();
+    assert!(report.interrupted);
 }
