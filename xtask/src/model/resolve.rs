@@ -166,6 +166,41 @@ struct Candidate<'a> {
     rprovides: Vec<String>,
 }
 
+/// Who provides each name: `providers` for build-time dependencies
+/// (`provides`, the node's own name included), `rproviders` for run-time
+/// ones (`provides` and `rprovides`); candidate indices.
+struct Providers {
+    providers: BTreeMap<String, Vec<usize>>,
+    rproviders: BTreeMap<String, Vec<usize>>,
+}
+
+impl Providers {
+    fn of(candidates: &[Candidate]) -> Providers {
+        let mut t = Providers { providers: BTreeMap::new(), rproviders: BTreeMap::new() };
+        for (i, c) in candidates.iter().enumerate() {
+            for p in &c.provides {
+                t.providers.entry(p.clone()).or_default().push(i);
+            }
+            for p in c.provides.iter().chain(&c.rprovides) {
+                t.rproviders.entry(p.clone()).or_default().push(i);
+            }
+        }
+        t
+    }
+}
+
+/// `start` and everything reachable from it along `edges`.
+fn closure(start: Vec<usize>, edges: &[Vec<usize>]) -> BTreeSet<usize> {
+    let mut reached = BTreeSet::new();
+    let mut stack = start;
+    while let Some(n) = stack.pop() {
+        if reached.insert(n) {
+            stack.extend(&edges[n]);
+        }
+    }
+    reached
+}
+
 impl<'a> Resolver<'a> {
     fn new(loaded: &'a Loaded, arch: &'a str) -> Self {
         Resolver { loaded, unselectable: BTreeSet::new(), arch, problems: Vec::new(), warnings: Vec::new() }
@@ -179,93 +214,20 @@ impl<'a> Resolver<'a> {
     }
 
     fn run(&mut self) -> Option<Graph> {
-        let m = &self.loaded.manifest;
         let candidates = self.select_versions();
-
-        // Provider table: provided name -> candidate indices.
-        let mut providers: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        let mut rproviders: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, c) in candidates.iter().enumerate() {
-            for p in &c.provides {
-                providers.entry(p.clone()).or_default().push(i);
-            }
-            for p in c.provides.iter().chain(&c.rprovides) {
-                rproviders.entry(p.clone()).or_default().push(i);
-            }
-        }
-
-        // Resolve every dependency name of every candidate, so that `check`
-        // reports problems in recipes the image does not use, too.
-        let mut depends = vec![Vec::new(); candidates.len()];
-        let mut rdepends = vec![Vec::new(); candidates.len()];
-        for (i, c) in candidates.iter().enumerate() {
-            let ov = overrides(c.recipe, c.variant, self.arch);
-            let dep_names = ov.and_then(|o| o.depends.clone()).unwrap_or_else(|| c.recipe.depends.clone());
-            for d in &dep_names {
-                let wanted = variant_name(d.get_ref(), c.variant);
-                if let Some(p) = self.provider(&providers, &candidates, d, &wanted, &format!("recipe {}.depends", c.name)) {
-                    depends[i].push(p);
-                }
-            }
-            let rdep_names = ov.and_then(|o| o.rdepends.clone()).unwrap_or_else(|| c.recipe.rdepends.clone());
-            for d in &rdep_names {
-                let wanted = variant_name(d.get_ref(), c.variant);
-                if let Some(p) = self.provider(&rproviders, &candidates, d, &wanted, &format!("recipe {}.rdepends", c.name)) {
-                    rdepends[i].push(p);
-                }
-            }
-            for d in &c.recipe.rrecommends {
-                let wanted = variant_name(d.get_ref(), c.variant);
-                match rproviders.get(&wanted) {
-                    Some(_) => {
-                        if let Some(p) = self.provider(&rproviders, &candidates, d, &wanted, &format!("recipe {}.rrecommends", c.name)) {
-                            rdepends[i].push(p);
-                        }
-                    }
-                    None => self.warnings.push(format!("recipe {}: rrecommends `{wanted}` has no provider; going on without it", c.name)),
-                }
-            }
-        }
-
-        // Roots: the image's run-time packages.
-        let mut roots = Vec::new();
-        for root in &m.distro.image {
-            if let Some(p) = self.provider(&rproviders, &candidates, root, root.get_ref(), "distro.image") {
-                roots.push(p);
-            }
-        }
-        // And what the image's Python packages link (python3-lxml's RDEPENDS).
-        let requirements = self.loaded.python_requirements().unwrap_or_default();
-        for (project, package) in self.loaded.python_package_entries(&requirements) {
-            for d in &package.depends {
-                if let Some(p) = self.provider(&rproviders, &candidates, d, d.get_ref(), &format!("python_package.{project}.depends")) {
-                    roots.push(p);
-                }
-            }
-        }
+        let tables = Providers::of(&candidates);
+        // Every dependency name of every candidate is resolved, so that
+        // `check` reports problems in recipes the image does not use, too.
+        let (depends, rdepends) = self.dependencies(&candidates, &tables);
+        let roots = self.roots(&candidates, &tables);
         if !self.problems.is_empty() {
             return None;
         }
-
         // Run-time set: rdepends closure of the roots, then rreplaces and rconflicts.
-        let mut runtime: BTreeSet<usize> = BTreeSet::new();
-        let mut stack = roots.clone();
-        while let Some(n) = stack.pop() {
-            if runtime.insert(n) {
-                stack.extend(&rdepends[n]);
-            }
-        }
-        self.apply_rreplaces_rconflicts(&candidates, &rproviders, &mut runtime);
-
+        let mut runtime = closure(roots, &rdepends);
+        self.apply_rreplaces_rconflicts(&candidates, &tables.rproviders, &mut runtime);
         // Build set: everything the run-time set needs to be built.
-        let mut build: BTreeSet<usize> = BTreeSet::new();
-        let mut stack: Vec<usize> = runtime.iter().copied().collect();
-        while let Some(n) = stack.pop() {
-            if build.insert(n) {
-                stack.extend(&depends[n]);
-            }
-        }
-
+        let build = closure(runtime.iter().copied().collect(), &depends);
         let order = self.topo_order(&candidates, &depends, &build)?;
         if !self.problems.is_empty() {
             return None;
@@ -287,16 +249,63 @@ impl<'a> Resolver<'a> {
                 node
             })
             .collect();
-        Some(Graph {
-            arch: self.arch.to_string(),
-            nodes,
-            runtime: {
-                let mut r: Vec<usize> = runtime.iter().map(|r| position[r]).collect();
-                r.sort();
-                r
-            },
-            warnings: std::mem::take(&mut self.warnings),
-        })
+        let mut runtime: Vec<usize> = runtime.iter().map(|r| position[r]).collect();
+        runtime.sort();
+        Some(Graph { arch: self.arch.to_string(), nodes, runtime, warnings: std::mem::take(&mut self.warnings) })
+    }
+
+    /// Each candidate's build-time (`depends`) and run-time (`rdepends`,
+    /// and the `rrecommends` that have a provider) dependencies, as
+    /// candidate indices.
+    fn dependencies(&mut self, candidates: &[Candidate], tables: &Providers) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+        let mut depends = vec![Vec::new(); candidates.len()];
+        let mut rdepends = vec![Vec::new(); candidates.len()];
+        for (i, c) in candidates.iter().enumerate() {
+            let ov = overrides(c.recipe, c.variant, self.arch);
+            let dep_names = ov.and_then(|o| o.depends.clone()).unwrap_or_else(|| c.recipe.depends.clone());
+            for d in &dep_names {
+                let wanted = variant_name(d.get_ref(), c.variant);
+                if let Some(p) = self.provider(&tables.providers, candidates, d, &wanted, &format!("recipe {}.depends", c.name)) {
+                    depends[i].push(p);
+                }
+            }
+            let rdep_names = ov.and_then(|o| o.rdepends.clone()).unwrap_or_else(|| c.recipe.rdepends.clone());
+            for d in &rdep_names {
+                let wanted = variant_name(d.get_ref(), c.variant);
+                if let Some(p) = self.provider(&tables.rproviders, candidates, d, &wanted, &format!("recipe {}.rdepends", c.name)) {
+                    rdepends[i].push(p);
+                }
+            }
+            for d in &c.recipe.rrecommends {
+                let wanted = variant_name(d.get_ref(), c.variant);
+                if !tables.rproviders.contains_key(&wanted) {
+                    self.warnings.push(format!("recipe {}: rrecommends `{wanted}` has no provider; going on without it", c.name));
+                } else if let Some(p) = self.provider(&tables.rproviders, candidates, d, &wanted, &format!("recipe {}.rrecommends", c.name)) {
+                    rdepends[i].push(p);
+                }
+            }
+        }
+        (depends, rdepends)
+    }
+
+    /// The image's run-time packages, and what the image's Python packages
+    /// link (python3-lxml's RDEPENDS).
+    fn roots(&mut self, candidates: &[Candidate], tables: &Providers) -> Vec<usize> {
+        let mut roots = Vec::new();
+        for root in &self.loaded.manifest.distro.image {
+            if let Some(p) = self.provider(&tables.rproviders, candidates, root, root.get_ref(), "distro.image") {
+                roots.push(p);
+            }
+        }
+        let requirements = self.loaded.python_requirements().unwrap_or_default();
+        for (project, package) in self.loaded.python_package_entries(&requirements) {
+            for d in &package.depends {
+                if let Some(p) = self.provider(&tables.rproviders, candidates, d, d.get_ref(), &format!("python_package.{project}.depends")) {
+                    roots.push(p);
+                }
+            }
+        }
+        roots
     }
 
     /// One candidate per name: the preferred version, or the highest.
