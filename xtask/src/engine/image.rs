@@ -195,6 +195,45 @@ pub fn sysroots_dir(build_dir: &Path) -> PathBuf {
     build_dir.parent().map(|p| p.join("sysroots")).unwrap_or_else(|| PathBuf::from("sysroots"))
 }
 
+/// The interpreters among the recipes a tree is assembled from.
+#[derive(Default)]
+struct Pythons {
+    /// The build python (`python3-native`'s), which runs pip and crossenv.
+    native: Option<PathBuf>,
+    /// The target interpreter's `major.minor`.
+    target_version: Option<String>,
+    /// The target interpreter in its recipe's sysroot (crossenv's host).
+    host: Option<PathBuf>,
+}
+
+/// The target recipes' sysroot destdirs copied into `tmp`; and where the
+/// interpreters are.
+fn stage_recipes(plan: &Plan, rootfs_task: usize, tmp: &Path) -> Result<Pythons> {
+    let mut pythons = Pythons::default();
+    for &t in &plan.tasks[rootfs_task].deps {
+        let u = plan.tasks[t].unit.expect("rootfs depends on recipe tasks");
+        let unit = &plan.units[u];
+        let major_minor = unit.node.pv().major_minor();
+        if unit.node.is_native() {
+            if unit.node.is_interpreter() {
+                pythons.native = Some(unit.dirs.sysroot_destdir.join(format!("usr/bin/python{major_minor}")));
+            }
+            continue;
+        }
+        if unit.node.is_interpreter() {
+            pythons.host = Some(unit.dirs.sysroot_destdir.join(plan.prefix.trim_start_matches('/')).join(format!("bin/python{major_minor}")));
+            pythons.target_version = Some(major_minor);
+        }
+        crate::base::sysroot::copy_tree(&unit.dirs.sysroot_destdir, tmp)?;
+    }
+    Ok(pythons)
+}
+
+/// Assembles the arch's tree (BitBake's do_rootfs): the target recipes'
+/// files, the toolchain's run-time libraries the tree needs, the Python
+/// packages, build paths scrubbed, run paths set, every ELF file checked
+/// against the board's libraries, every Python package imported on the
+/// target; then the tree replaces the old one in one rename.
 pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     let ab = &plan.arches[a];
     let rootfs_task = plan.tasks.iter().position(|t| t.kind == Kind::Rootfs && t.arch == Some(a)).expect("every arch has a rootfs task");
@@ -202,24 +241,7 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     let tmp = tree.with_file_name(format!(".{}.tmp", ab.name));
     crate::base::sysroot::remove(&tmp)?;
     fs::create_dir_all(&tmp)?;
-    let mut native_python = None;
-    let mut target_python = None;
-    let mut host_python = None;
-    for &t in &plan.tasks[rootfs_task].deps {
-        let u = plan.tasks[t].unit.expect("rootfs depends on recipe tasks");
-        let unit = &plan.units[u];
-        if unit.node.is_native() && unit.node.is_interpreter() {
-            native_python = Some(unit.dirs.sysroot_destdir.join(format!("usr/bin/python{}", unit.node.pv().major_minor())));
-        }
-        if unit.node.is_native() {
-            continue;
-        }
-        if unit.node.is_interpreter() {
-            target_python = Some(unit.node.pv().major_minor());
-            host_python = Some(unit.dirs.sysroot_destdir.join(plan.prefix.trim_start_matches('/')).join(format!("bin/python{}", unit.node.pv().major_minor())));
-        }
-        crate::base::sysroot::copy_tree(&unit.dirs.sysroot_destdir, &tmp)?;
-    }
+    let pythons = stage_recipes(plan, rootfs_task, &tmp)?;
     let prefix = plan.prefix.clone();
     let mut report = String::new();
     let log_path = plan.build_dir.join(&ab.name).join("image/temp/log.do_rootfs");
@@ -229,9 +251,8 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     // target programs under qemu (meson's checks).
     let board = BoardLibs::new(&plan.libc, ab.arch.libc, ab.toolchain.glibc);
     let mut from_toolchain = add_toolchain_libs(&tmp, &prefix, &board, &ab.toolchain, &mut report)?;
-    let native_python_path = native_python.clone();
-    let packages = match (native_python, target_python.clone(), host_python) {
-        (Some(native), Some(pyver), Some(host)) => python_packages(plan, ab, &native, &host, &tmp, pyver, &mut log),
+    let packages = match (&pythons.native, &pythons.target_version, &pythons.host) {
+        (Some(native), Some(pyver), Some(host)) => python_packages(plan, ab, native, host, &tmp, pyver.clone(), &mut log),
         _ => Ok(vec![]),
     };
     fs::write(&log_path, &log)?;
@@ -248,21 +269,8 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
     };
     let checked = TreeCheck::new(&ab.arch.elf, &board).run(&tmp, &format!("the tree for {}", ab.name))?;
     if !wheels.is_empty() {
-        // Each distribution imports on the target before the tree counts.
-        let base = tmp.join(prefix.trim_start_matches('/'));
-        let ldversion = crate::python::crosspip::ldversion(&tmp, &prefix, target_python.as_deref().unwrap_or_default());
-        let site = base.join(format!("lib/python{ldversion}/site-packages"));
-        // A tree that carries the toolchain's glibc names its own loader
-        // (`<prefix>/lib/glibc/ld.so.1`), found only with the tree as `/`.
-        let root = match ab.toolchain.run_root.as_deref() {
-            Some(run_root) if private_glibc.is_empty() => run_root,
-            _ => &tmp,
-        };
-        let runner = crate::machine::runner::TargetRunner::new(&ab.arch, root);
-        let mut log = String::new();
-        let checked = crate::python::import_check::run(&runner, &base.join("bin/python3"), &site, &base.join("lib").display().to_string(), &ab.name, &mut log);
-        std::io::Write::write_all(&mut fs::OpenOptions::new().append(true).open(&log_path)?, log.as_bytes())?;
-        checked.with_context(|| format!("log: {}", log_path.display()))?;
+        let target_version = pythons.target_version.as_deref().unwrap_or_default();
+        import_packages(ab, &tmp, &prefix, target_version, !private_glibc.is_empty(), &log_path)?;
     }
     report.push_str(&checked.summary());
     fs::write(tmp.join(".crosspython-rootfs.txt"), &report)?;
@@ -280,7 +288,7 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
         let list = fs::read_to_string(root.with_file_name("packages.txt")).unwrap_or_default();
         note.runtime_packages = list.lines().map(str::to_string).collect();
     }
-    note.build_python = native_python_path;
+    note.build_python = pythons.native;
     note.rootfs_sig = plan.tasks[rootfs_task].sig.clone();
     note.interpreter = plan.tasks[rootfs_task]
         .deps
@@ -290,17 +298,40 @@ pub fn rootfs(plan: &Plan, a: usize) -> Result<()> {
         .map(|n| n.recipe.clone())
         .unwrap_or_default();
     fs::write(tmp.join(IMAGE_NOTE), serde_json::to_vec_pretty(&note)?)?;
-    // Swapped by renames only: whenever the process dies, the tree is
-    // either the old one whole, the new one whole, or absent (and then the
-    // next build runs rootfs again), never a half-deleted tree.
-    let old = tree.with_file_name(format!(".{}.old", ab.name));
+    replace_tree(&tree, &tmp, &ab.name)
+}
+
+/// Each distribution of the tree's Python packages imports on the target
+/// before the tree counts; what it printed goes to the task's log.
+fn import_packages(ab: &crate::engine::tasks::ArchBuild, tmp: &Path, prefix: &str, target_version: &str, private_glibc: bool, log_path: &Path) -> Result<()> {
+    let base = tmp.join(prefix.trim_start_matches('/'));
+    let ldversion = crate::python::crosspip::ldversion(tmp, prefix, target_version);
+    let site = base.join(format!("lib/python{ldversion}/site-packages"));
+    // A tree that carries the toolchain's glibc names its own loader
+    // (`<prefix>/lib/glibc/ld.so.1`), found only with the tree as `/`.
+    let root = match ab.toolchain.run_root.as_deref() {
+        Some(run_root) if !private_glibc => run_root,
+        _ => tmp,
+    };
+    let runner = crate::machine::runner::TargetRunner::new(&ab.arch, root);
+    let mut log = String::new();
+    let checked = crate::python::import_check::run(&runner, &base.join("bin/python3"), &site, &base.join("lib").display().to_string(), &ab.name, &mut log);
+    std::io::Write::write_all(&mut fs::OpenOptions::new().append(true).open(log_path)?, log.as_bytes())?;
+    checked.with_context(|| format!("log: {}", log_path.display()))
+}
+
+/// `tmp` becomes the arch's tree. Swapped by renames only: whenever the
+/// process dies, the tree is either the old one whole, the new one whole,
+/// or absent (and then the next build runs rootfs again), never a
+/// half-deleted tree.
+fn replace_tree(tree: &Path, tmp: &Path, arch_name: &str) -> Result<()> {
+    let old = tree.with_file_name(format!(".{arch_name}.old"));
     crate::base::sysroot::remove(&old)?;
     if tree.exists() {
-        fs::rename(&tree, &old).with_context(|| format!("cannot move the old tree aside to {}", old.display()))?;
+        fs::rename(tree, &old).with_context(|| format!("cannot move the old tree aside to {}", old.display()))?;
     }
-    fs::rename(&tmp, &tree).with_context(|| format!("cannot move the tree into {}", tree.display()))?;
-    crate::base::sysroot::remove(&old)?;
-    Ok(())
+    fs::rename(tmp, tree).with_context(|| format!("cannot move the tree into {}", tree.display()))?;
+    crate::base::sysroot::remove(&old)
 }
 
 /// Text files that recorded this build's directories (`_sysconfigdata`,
