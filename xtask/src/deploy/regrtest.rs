@@ -352,6 +352,7 @@ fn strip_colors(line: &str) -> String {
 /// Merge regrtest's progress lines (the module verdicts) with its JUnit XML
 /// (the test cases) and the limits that applied.
 fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestLimit]) -> Result<Vec<ModuleResult>> {
+    let files = TestFiles(wanted);
     let mut modules: Vec<ModuleResult> = wanted
         .iter()
         .map(|m| ModuleResult {
@@ -365,15 +366,40 @@ fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestL
             excluded: vec![],
         })
         .collect();
-    let index = |name: &str| wanted.iter().position(|w| w == name);
-    // A test id (`test.test_os.FileTests.test_b`) belongs to its module, or
-    // to the file of a package regrtest splits (`test.test_asyncio.test_locks`).
-    let module_of = |id: &str| {
+    read_verdicts(&files, progress, &mut modules);
+    if !junit_xml.is_empty() {
+        read_test_cases(&files, junit_xml, &mut modules)?;
+    }
+    for l in limits {
+        for pattern in l.tests.get_ref() {
+            let excluded = Excluded { test: pattern.clone(), kind: l.kind.as_str().to_string(), why: l.why.clone() };
+            if let Some(i) = files.of_test(pattern) {
+                modules[i].excluded.push(excluded);
+            }
+        }
+    }
+    Ok(modules)
+}
+
+/// The test files of a run, in the report's order.
+struct TestFiles<'a>(&'a [String]);
+
+impl TestFiles<'_> {
+    fn index(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|w| w == name)
+    }
+
+    /// A test id (`test.test_os.FileTests.test_b`) belongs to its module, or
+    /// to the file of a package regrtest splits (`test.test_asyncio.test_locks`).
+    fn of_test(&self, id: &str) -> Option<usize> {
         let parts: Vec<&str> = id.splitn(4, '.').collect();
-        (parts.len() > 2).then(|| index(&parts[..3].join("."))).flatten().or_else(|| parts.get(1).and_then(|m| index(m)))
-    };
-    // After "Re-running 2 failed tests in verbose mode", the verdicts are
-    // the re-run's.
+        (parts.len() > 2).then(|| self.index(&parts[..3].join("."))).flatten().or_else(|| parts.get(1).and_then(|m| self.index(m)))
+    }
+}
+
+/// Each file's verdict from regrtest's progress lines; after "Re-running
+/// 2 failed tests in verbose mode", the verdicts are the re-run's.
+fn read_verdicts(files: &TestFiles, progress: &str, modules: &mut [ModuleResult]) {
     let mut rerun = false;
     for line in progress.lines() {
         let line = &strip_colors(line);
@@ -386,7 +412,7 @@ fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestL
         let Some((_, rest)) = line.split_once("] ") else { continue };
         let rest = rest.split(" -- running").next().unwrap_or(rest);
         let Some((module, outcome)) = rest.split_once(' ') else { continue };
-        let Some(i) = index(module) else { continue };
+        let Some(i) = files.index(module) else { continue };
         // "failed (env changed)": the test passed but left a thread, a child
         // or a file behind; regrtest itself does not count it as failed.
         // Older regrtest wrote "run no tests", 3.14's "ran no tests".
@@ -414,49 +440,44 @@ fn classify(wanted: &[String], progress: &str, junit_xml: &str, limits: &[&TestL
             (false, _) => (m.result, m.detail) = (result, outcome.trim().to_string()),
         }
     }
-    if !junit_xml.is_empty() {
-        let doc = roxmltree::Document::parse(junit_xml)?;
-        // A test met again is its re-run: it says what became of the failure.
-        let mut seen = std::collections::HashSet::new();
-        for case in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
-            let id = case.attribute("name").unwrap_or_default();
-            let Some(i) = module_of(id) else { continue };
-            let m = &mut modules[i];
-            if !seen.insert(id) {
-                let failed = case.children().any(|c| c.has_tag_name("failure") || c.has_tag_name("error"));
-                if let Some(f) = m.failed.iter_mut().find(|f| f.test == id) {
-                    f.rerun = Some(if failed { "failed" } else { "passed" }.into());
-                }
-                continue;
+}
+
+/// The test cases of regrtest's JUnit XML, counted into their files: run,
+/// skipped (with the reasons), failed; a case met again is its re-run, and
+/// says what became of the failure.
+fn read_test_cases(files: &TestFiles, junit_xml: &str, modules: &mut [ModuleResult]) -> Result<()> {
+    let doc = roxmltree::Document::parse(junit_xml)?;
+    let mut seen = std::collections::HashSet::new();
+    for case in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
+        let id = case.attribute("name").unwrap_or_default();
+        let Some(i) = files.of_test(id) else { continue };
+        let m = &mut modules[i];
+        if !seen.insert(id) {
+            let failed = case.children().any(|c| c.has_tag_name("failure") || c.has_tag_name("error"));
+            if let Some(f) = m.failed.iter_mut().find(|f| f.test == id) {
+                f.rerun = Some(if failed { "failed" } else { "passed" }.into());
             }
-            m.tests += 1;
-            for child in case.children().filter(|c| c.is_element()) {
-                match child.tag_name().name() {
-                    "skipped" => {
-                        m.skipped += 1;
-                        let reason: String = child.text().unwrap_or("").lines().next().unwrap_or("").chars().take(120).collect();
-                        *m.skip_reasons.entry(reason).or_default() += 1;
-                    }
-                    kind @ ("failure" | "error") => {
-                        let message = child.attribute("message").unwrap_or("").trim();
-                        // The last line of a formatted exception says what it was.
-                        let message = message.lines().last().unwrap_or("").chars().take(200).collect();
-                        m.failed.push(FailedCase { test: id.to_string(), kind: kind.to_string(), message, rerun: None });
-                    }
-                    _ => {}
+            continue;
+        }
+        m.tests += 1;
+        for child in case.children().filter(|c| c.is_element()) {
+            match child.tag_name().name() {
+                "skipped" => {
+                    m.skipped += 1;
+                    let reason: String = child.text().unwrap_or("").lines().next().unwrap_or("").chars().take(120).collect();
+                    *m.skip_reasons.entry(reason).or_default() += 1;
                 }
+                kind @ ("failure" | "error") => {
+                    let message = child.attribute("message").unwrap_or("").trim();
+                    // The last line of a formatted exception says what it was.
+                    let message = message.lines().last().unwrap_or("").chars().take(200).collect();
+                    m.failed.push(FailedCase { test: id.to_string(), kind: kind.to_string(), message, rerun: None });
+                }
+                _ => {}
             }
         }
     }
-    for l in limits {
-        for pattern in l.tests.get_ref() {
-            let excluded = Excluded { test: pattern.clone(), kind: l.kind.as_str().to_string(), why: l.why.clone() };
-            if let Some(i) = module_of(pattern) {
-                modules[i].excluded.push(excluded);
-            }
-        }
-    }
-    Ok(modules)
+    Ok(())
 }
 
 #[cfg(test)]
