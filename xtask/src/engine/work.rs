@@ -111,47 +111,13 @@ impl Worker {
             launcher: self.launcher.as_deref(),
             parallel_jobs: 1 + extra.len(),
         };
-        let fail = |e: anyhow::Error| -> anyhow::Error {
-            let tail = tail(&log_path, self.tail_lines);
-            let message = format!(
-                "{} failed: {e:#}\n---- last {} lines of {} ----\n{tail}---- log: {}",
-                plan.label(t),
-                self.tail_lines,
-                log_path.display(),
-                log_path.display()
-            );
-            // Kept typed: the build names the other versions of the recipe.
-            match e.downcast_ref::<crate::sources::fetch::Unfetchable>() {
-                Some(u) => u.with_message(message).into(),
-                None => anyhow!(message),
-            }
-        };
         let result = match task.kind {
             Kind::Fetch => self.fetcher.fetch(&unit.node.name, &unit.node.sources, &mut log).map(|_| ()),
             Kind::Unpack => self.unpack(&ctx, &mut log),
             Kind::Patch => self.patch(&ctx, &mut log),
             Kind::PrepareRecipeSysroot => prepare_recipe_sysroot(plan, u, &mut log),
-            Kind::Configure => sysroot::remove(&d.build).and_then(|_| {
-                fs::create_dir_all(&d.build)?;
-                if unit.node.build.autoreconf {
-                    let step = Step::Run { argv: vec!["autoreconf".into(), "-fi".into()], cwd: d.src.clone() };
-                    self.steps(&ctx, Phase::Configure, vec![step], &mut log, jobserver)?;
-                }
-                self.steps(&ctx, Phase::Configure, ctx.steps(Phase::Configure)?, &mut log, jobserver)
-            }),
-            Kind::Compile => {
-                // A compile killed by SIGKILL leaves half-written objects that
-                // make takes for up to date (only SIGINT/SIGTERM let it delete
-                // them): while it runs, configure's stamp is away, so a
-                // compile that does not finish is redone from configure,
-                // which starts B afresh.
-                let configure = plan.tasks.iter().position(|o| o.unit == Some(u) && o.kind == Kind::Configure);
-                if let Some(c) = configure {
-                    let _ = fs::remove_file(plan.stamp_path(c));
-                }
-                self.steps(&ctx, Phase::Compile, ctx.steps(Phase::Compile)?, &mut log, jobserver)
-                    .and_then(|_| configure.map_or(Ok(()), |c| plan.write_stamp(c)))
-            }
+            Kind::Configure => self.configure(&ctx, &mut log, jobserver),
+            Kind::Compile => self.compile(plan, u, &ctx, &mut log, jobserver),
             Kind::Install => sysroot::remove(&d.image).and_then(|_| {
                 fs::create_dir_all(&d.image)?;
                 self.steps(&ctx, Phase::Install, ctx.steps(Phase::Install)?, &mut log, jobserver)
@@ -162,8 +128,44 @@ impl Worker {
             Kind::Rootfs => unreachable!("handled above"),
         };
         drop(log);
-        result.map_err(fail)?;
+        result.map_err(|e| self.failure(&plan.label(t), &log_path, e))?;
         plan.write_stamp(t)
+    }
+
+    /// configure in a fresh `B`, after `autoreconf -fi` where the recipe asks.
+    fn configure(&self, ctx: &Ctx, log: &mut File, jobserver: &jobserver::Client) -> Result<()> {
+        sysroot::remove(&ctx.dirs.build)?;
+        fs::create_dir_all(&ctx.dirs.build)?;
+        if ctx.node.build.autoreconf {
+            let step = Step::Run { argv: vec!["autoreconf".into(), "-fi".into()], cwd: ctx.dirs.src.clone() };
+            self.steps(ctx, Phase::Configure, vec![step], log, jobserver)?;
+        }
+        self.steps(ctx, Phase::Configure, ctx.steps(Phase::Configure)?, log, jobserver)
+    }
+
+    /// compile, with configure's stamp away while it runs: a compile killed
+    /// by SIGKILL leaves half-written objects that make takes for up to date
+    /// (only SIGINT/SIGTERM let it delete them), so a compile that does not
+    /// finish is redone from configure, which starts `B` afresh.
+    fn compile(&self, plan: &Plan, u: usize, ctx: &Ctx, log: &mut File, jobserver: &jobserver::Client) -> Result<()> {
+        let configure = plan.tasks.iter().position(|o| o.unit == Some(u) && o.kind == Kind::Configure);
+        if let Some(c) = configure {
+            let _ = fs::remove_file(plan.stamp_path(c));
+        }
+        self.steps(ctx, Phase::Compile, ctx.steps(Phase::Compile)?, log, jobserver)?;
+        configure.map_or(Ok(()), |c| plan.write_stamp(c))
+    }
+
+    /// A failed task's error: the task, why, and the last lines of its log
+    /// with the log's path, as BitBake prints them.
+    fn failure(&self, label: &str, log_path: &Path, e: anyhow::Error) -> anyhow::Error {
+        let tail = tail(log_path, self.tail_lines);
+        let message = format!("{label} failed: {e:#}\n---- last {} lines of {} ----\n{tail}---- log: {}", self.tail_lines, log_path.display(), log_path.display());
+        // Kept typed: the build names the other versions of the recipe.
+        match e.downcast_ref::<crate::sources::fetch::Unfetchable>() {
+            Some(u) => u.with_message(message).into(),
+            None => anyhow!(message),
+        }
     }
 
     fn unpack(&self, ctx: &Ctx, log: &mut File) -> Result<()> {
