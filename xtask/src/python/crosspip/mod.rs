@@ -98,6 +98,27 @@ pub struct Session<'a> {
     crossenv: Option<CrossEnv>,
 }
 
+/// Runs before a requirement's wheel is built from source or taken from
+/// the built-wheel cache (see `Session::wheels`).
+pub type OwnWheel<'f> = &'f mut dyn FnMut(&str, &mut String) -> Result<()>;
+
+/// What became of a requirement.
+enum Route {
+    /// Its wheel: a requirement for the last download, or a built wheel's path.
+    Take(String),
+    /// A dependency it needs, with no wheel for the target, to build first.
+    DependencyFirst(String),
+}
+
+/// The dependencies built first for the requirements that needed them.
+#[derive(Default)]
+struct Dependencies {
+    /// Their projects, each tried once.
+    tried: std::collections::BTreeSet<String>,
+    /// Project -> the requirement that needed it.
+    needed_by: std::collections::BTreeMap<String, String>,
+}
+
 impl<'a> Session<'a> {
     /// `work` is the arch's build directory (crossenv, meson cross file);
     /// `host_python` the target interpreter in a tree with its sysconfig.
@@ -174,104 +195,32 @@ impl<'a> Session<'a> {
     /// `own_wheel(req)` runs before `req` is built from source or taken
     /// from the built-wheel cache: such a wheel links the tree's libraries
     /// (pip install brings the package's recipes into the tree then).
-    pub fn wheels(
-        &mut self,
-        requirements: &[String],
-        no_binary: &[String],
-        dest: &Path,
-        log: &mut String,
-        own_wheel: &mut dyn FnMut(&str, &mut String) -> Result<()>,
-    ) -> Result<Vec<PathBuf>> {
-        // Wheels built for an earlier build of the interpreter with another
-        // ABI (extension suffix) are dropped from the cache, and rebuilt.
-        for e in fs::read_dir(&self.cache).into_iter().flatten().flatten() {
-            if e.path().extension().is_some_and(|x| x == "whl") {
-                if let Err(why) = self.target.check_wheel_extensions(&e.path()) {
-                    writeln!(log, "dropped from the built-wheel cache: {why:#}")?;
-                    fs::remove_file(e.path())?;
-                }
-            }
-        }
+    pub fn wheels(&mut self, requirements: &[String], no_binary: &[String], dest: &Path, log: &mut String, own_wheel: OwnWheel) -> Result<Vec<PathBuf>> {
+        self.drop_wheels_of_another_abi(log)?;
         let mut wanted = vec![];
         // A requirement whose wheel needs a dependency with no wheel for the
         // target (pydantic 2 needs pydantic-core) has the dependency built
         // from source first, then is tried again, once.
         let mut queue: std::collections::VecDeque<String> = requirements.iter().cloned().collect();
-        let mut tried_deps = std::collections::BTreeSet::new();
-        let mut needed_by: std::collections::BTreeMap<String, String> = Default::default();
+        let mut deps = Dependencies::default();
         // The wheels of the requirements' dependencies come with the last
         // download: a dependency found without a wheel there goes through
         // the queue as well, and the download is tried again.
         let wheels = loop {
             while let Some(req) = queue.pop_front() {
-                let req = &req;
-                let name = project_name(req);
-                let local_sdist = Path::new(req).is_file() && !req.ends_with(".whl");
-                let from_source = local_sdist || no_binary.iter().any(|n| project_name(n) == name || n == ":all:");
-                let probe = tempfile::tempdir()?;
-                if !from_source {
-                    // pip may succeed without a wheel of the project (a direct
-                    // sdist link): only a wheel of it counts.
-                    let said = log.len();
-                    let found = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, probe.path(), false, log);
-                    if found.is_err() {
-                        if let Some(dep) = missing_dependency(&log[said..]).filter(|d| project_name(d) != name) {
-                            if tried_deps.insert(project_name(&dep)) {
-                                writeln!(log, "ROUTE {req}: needs {dep}, which has no wheel for the target; building it first")?;
-                                queue.push_front(req.clone());
-                                needed_by.insert(project_name(&dep), req.clone());
-                                queue.push_front(dep);
-                                continue;
-                            }
-                        }
-                    }
-                    let found = found.ok().and_then(|ws| ws.into_iter().find(|w| wheel_project(w) == name));
-                    let too_new = match &found {
-                        Some(w) => self.target.wheel_needs_newer_loader(w)?,
-                        None => None,
-                    };
-                    if let Some(why) = &too_new {
-                        writeln!(log, "ROUTE {req}: not the wheel: {why}; building from source")?;
-                    }
-                    if let Some(w) = found.filter(|_| too_new.is_none()) {
-                        let file = w.file_name().unwrap().to_string_lossy().into_owned();
-                        // The built-wheel cache is one of pip's find-links.
-                        let built_here = self.cache.join(&file).exists();
-                        let route = if built_here { "built from sdist earlier" } else { "wheel" };
-                        writeln!(log, "ROUTE {req}: {route} ({file})")?;
-                        if built_here {
-                            own_wheel(req, log)?;
-                            warn_if_pure_python(req, &w, log)?;
-                        }
-                        wanted.push(req.clone());
-                        continue;
+                match self.route(&req, no_binary, log, own_wheel, &mut deps)? {
+                    Route::Take(wheel) => wanted.push(wheel),
+                    Route::DependencyFirst(dep) => {
+                        queue.push_front(req);
+                        queue.push_front(dep);
                     }
                 }
-                // A wheel built before for this arch and python that satisfies
-                // the requirement: no second build.
-                let cached = tempfile::tempdir()?;
-                if let Ok(found) = download(&self.bp, &self.target, std::slice::from_ref(req), &self.cache, cached.path(), true, log) {
-                    if let Some(w) = found.iter().find(|w| wheel_project(w) == name) {
-                        let kept = self.cache.join(w.file_name().unwrap());
-                        own_wheel(req, log)?;
-                        writeln!(log, "ROUTE {req}: built from sdist earlier ({})", kept.file_name().unwrap().to_string_lossy())?;
-                        warn_if_pure_python(req, &kept, log)?;
-                        wanted.push(kept.display().to_string());
-                        continue;
-                    }
-                }
-                own_wheel(req, log)?;
-                let wheel = self.build_from_source(req, log).map_err(|e| match needed_by.get(&name) {
-                    Some(parent) => e.context(format!("{parent} needs {req}, which has no wheel for the target and cannot be built for it")),
-                    None => e,
-                })?;
-                wanted.push(wheel.display().to_string());
             }
             let said = log.len();
             match download(&self.bp, &self.target, &wanted, &self.cache, dest, false, log) {
                 Ok(wheels) => break wheels,
                 Err(e) => match missing_dependency(&log[said..]) {
-                    Some(dep) if tried_deps.insert(project_name(&dep)) => {
+                    Some(dep) if deps.tried.insert(project_name(&dep)) => {
                         writeln!(log, "ROUTE {dep}: a dependency with no wheel for the target; building it")?;
                         queue.push_back(dep);
                     }
@@ -281,6 +230,90 @@ impl<'a> Session<'a> {
         };
         self.older_majors(requirements, &wheels, log)?;
         Ok(wheels)
+    }
+
+    /// Wheels built for an earlier build of the interpreter with another
+    /// ABI (extension suffix) are dropped from the cache, and rebuilt.
+    fn drop_wheels_of_another_abi(&self, log: &mut String) -> Result<()> {
+        for e in fs::read_dir(&self.cache).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "whl") {
+                if let Err(why) = self.target.check_wheel_extensions(&e.path()) {
+                    writeln!(log, "dropped from the built-wheel cache: {why:#}")?;
+                    fs::remove_file(e.path())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where `req`'s wheel comes from: the index (a wheel that fits the
+    /// board), the built-wheel cache, or a build from source; or first a
+    /// dependency with no wheel for the target.
+    fn route(&mut self, req: &str, no_binary: &[String], log: &mut String, own_wheel: OwnWheel, deps: &mut Dependencies) -> Result<Route> {
+        let name = project_name(req);
+        let local_sdist = Path::new(req).is_file() && !req.ends_with(".whl");
+        let from_source = local_sdist || no_binary.iter().any(|n| project_name(n) == name || n == ":all:");
+        if !from_source {
+            if let Some(route) = self.index_wheel(req, log, own_wheel, deps)? {
+                return Ok(route);
+            }
+        }
+        // A wheel built before for this arch and python that satisfies
+        // the requirement: no second build.
+        let cached = tempfile::tempdir()?;
+        if let Ok(found) = download(&self.bp, &self.target, &[req.to_string()], &self.cache, cached.path(), true, log) {
+            if let Some(w) = found.iter().find(|w| wheel_project(w) == name) {
+                let kept = self.cache.join(w.file_name().unwrap());
+                own_wheel(req, log)?;
+                writeln!(log, "ROUTE {req}: built from sdist earlier ({})", kept.file_name().unwrap().to_string_lossy())?;
+                warn_if_pure_python(req, &kept, log)?;
+                return Ok(Route::Take(kept.display().to_string()));
+            }
+        }
+        own_wheel(req, log)?;
+        let wheel = self.build_from_source(req, log).map_err(|e| match deps.needed_by.get(&name) {
+            Some(parent) => e.context(format!("{parent} needs {req}, which has no wheel for the target and cannot be built for it")),
+            None => e,
+        })?;
+        Ok(Route::Take(wheel.display().to_string()))
+    }
+
+    /// `req` from the index: its wheel when one runs on the board, `None`
+    /// when there is none (or it needs a newer loader than the board's),
+    /// or first a dependency with no wheel for the target.
+    fn index_wheel(&mut self, req: &str, log: &mut String, own_wheel: OwnWheel, deps: &mut Dependencies) -> Result<Option<Route>> {
+        let name = project_name(req);
+        // pip may succeed without a wheel of the project (a direct sdist
+        // link): only a wheel of it counts.
+        let said = log.len();
+        let probe = tempfile::tempdir()?;
+        let found = download(&self.bp, &self.target, &[req.to_string()], &self.cache, probe.path(), false, log);
+        if found.is_err() {
+            if let Some(dep) = missing_dependency(&log[said..]).filter(|d| project_name(d) != name) {
+                if deps.tried.insert(project_name(&dep)) {
+                    writeln!(log, "ROUTE {req}: needs {dep}, which has no wheel for the target; building it first")?;
+                    deps.needed_by.insert(project_name(&dep), req.to_string());
+                    return Ok(Some(Route::DependencyFirst(dep)));
+                }
+            }
+        }
+        let Some(w) = found.ok().and_then(|ws| ws.into_iter().find(|w| wheel_project(w) == name)) else {
+            return Ok(None);
+        };
+        if let Some(why) = self.target.wheel_needs_newer_loader(&w)? {
+            writeln!(log, "ROUTE {req}: not the wheel: {why}; building from source")?;
+            return Ok(None);
+        }
+        let file = w.file_name().unwrap().to_string_lossy().into_owned();
+        // The built-wheel cache is one of pip's find-links.
+        let built_here = self.cache.join(&file).exists();
+        let route = if built_here { "built from sdist earlier" } else { "wheel" };
+        writeln!(log, "ROUTE {req}: {route} ({file})")?;
+        if built_here {
+            own_wheel(req, log)?;
+            warn_if_pure_python(req, &w, log)?;
+        }
+        Ok(Some(Route::Take(req.to_string())))
     }
 
     /// A wheel of `req` built from its sdist in the crossenv (made on first
