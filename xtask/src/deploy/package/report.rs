@@ -206,107 +206,12 @@ fn spdx_id(kind: &str, name: &str) -> String {
 /// to build it (build time), the toolchain run-time and every Python
 /// distribution, with versions, licenses, sources and sha256.
 pub fn sbom(loaded: &Loaded, graph: &Graph, root: &Path, note: &ImageNote, name: &str, epoch: u64) -> Result<Value> {
-    let top = spdx_id("Package", name);
-    let mut packages = vec![json!({
-        "SPDXID": top,
-        "name": name,
-        "downloadLocation": "NOASSERTION",
-        "filesAnalyzed": false,
-        "primaryPackagePurpose": "OPERATING-SYSTEM",
-    })];
-    let mut relationships = vec![json!({"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": top})];
-    for (i, node) in graph.nodes.iter().enumerate() {
-        let id = spdx_id("Recipe", &node.name);
-        let source = node.sources.first();
-        let mut p = json!({
-            "SPDXID": id,
-            "name": node.name,
-            "versionInfo": node.version,
-            "downloadLocation": source.map(|s| s.url.get_ref().clone()).unwrap_or_else(|| "NOASSERTION".into()),
-            "licenseDeclared": node.license,
-            "licenseConcluded": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "filesAnalyzed": false,
-            "summary": node.summary,
-        });
-        if let Some(sha) = source.and_then(|s| s.sha256.as_ref()) {
-            p["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": sha.get_ref()}]);
-        }
-        packages.push(p);
-        let relation = if graph.runtime.contains(&i) {
-            json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": id})
-        } else if node.is_native() {
-            json!({"spdxElementId": id, "relationshipType": "BUILD_TOOL_OF", "relatedSpdxElement": top})
-        } else {
-            json!({"spdxElementId": id, "relationshipType": "BUILD_DEPENDENCY_OF", "relatedSpdxElement": top})
-        };
-        relationships.push(relation);
-    }
-    // Shared objects of a gcc toolchain (libstdc++, libgcc_s) the board
-    // lacks; zig links its C++ run-time statically, so usually none.
-    if note.owners.values().any(|o| *o == Owner::Toolchain) {
-        let toolchain = spdx_id("Package", "toolchain-runtime");
-        packages.push(json!({
-            "SPDXID": toolchain,
-            "name": "run-time libraries (libgcc, libstdc++)",
-            "versionInfo": "NOASSERTION",
-            "downloadLocation": "NOASSERTION",
-            "licenseDeclared": "GPL-3.0-or-later WITH GCC-exception-3.1",
-            "licenseConcluded": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "filesAnalyzed": false,
-            "comment": if note.runtime_packages.is_empty() {
-                format!("copied from the cross toolchain {}", note.toolchain)
-            } else {
-                format!("from Debian packages (name version sha256): {}", note.runtime_packages.join("; "))
-            },
-        }));
-        relationships.push(json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": toolchain}));
-    }
-    // A gcc toolchain's glibc, carried privately for older boards.
-    if note.owners.values().any(|o| *o == Owner::ToolchainGlibc) {
-        let glibc = spdx_id("Package", "toolchain-glibc");
-        packages.push(json!({
-            "SPDXID": glibc,
-            "name": "glibc (private copy under the prefix)",
-            "versionInfo": note.toolchain_glibc.map(|(a, b)| format!("{a}.{b}")).unwrap_or_else(|| "NOASSERTION".into()),
-            "downloadLocation": "NOASSERTION",
-            "licenseDeclared": "LGPL-2.1-or-later",
-            "licenseConcluded": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "filesAnalyzed": false,
-            "comment": format!("copied from the cross toolchain {}", note.toolchain),
-        }));
-        relationships.push(json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": glibc}));
-    }
-    for d in dists(root)? {
-        let id = spdx_id("PyPI", &d.name);
-        let norm = d.name.to_ascii_lowercase().replace(['-', '.'], "_");
-        let wheel = note.wheels.iter().find(|w| w.file.to_ascii_lowercase().starts_with(&format!("{norm}-{}-", d.version)));
-        let mut p = json!({
-            "SPDXID": id,
-            "name": d.name,
-            "versionInfo": d.version,
-            "downloadLocation": "NOASSERTION",
-            "licenseDeclared": d.license.clone().unwrap_or_else(|| "NOASSERTION".into()),
-            "licenseConcluded": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "filesAnalyzed": false,
-            "externalRefs": [{
-                "referenceCategory": "PACKAGE-MANAGER",
-                "referenceType": "purl",
-                "referenceLocator": format!("pkg:pypi/{}@{}", d.name.to_ascii_lowercase(), d.version),
-            }],
-        });
-        if let Some(w) = wheel {
-            p["packageFileName"] = json!(w.file);
-            p["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": w.sha256}]);
-        }
-        packages.push(p);
-        relationships.push(json!({"spdxElementId": top, "relationshipType": "CONTAINS", "relatedSpdxElement": id}));
-    }
+    let mut doc = Spdx::new(name);
+    doc.recipes(graph);
+    doc.toolchain_copies(note);
+    doc.python_distributions(root, note)?;
     // The namespace must be unique per document: derive it from the content.
-    let content = serde_json::to_vec(&(&packages, &relationships))?;
+    let content = serde_json::to_vec(&(&doc.packages, &doc.relationships))?;
     let digest = crate::sources::fetch::sha256_bytes(&content);
     Ok(json!({
         "spdxVersion": "SPDX-2.3",
@@ -318,9 +223,140 @@ pub fn sbom(loaded: &Loaded, graph: &Graph, root: &Path, note: &ImageNote, name:
             "created": iso8601(epoch),
             "creators": [format!("Tool: crosspython ({})", loaded.path.file_name().unwrap_or_default().to_string_lossy())],
         },
-        "packages": packages,
-        "relationships": relationships,
+        "packages": doc.packages,
+        "relationships": doc.relationships,
     }))
+}
+
+/// An SPDX document's packages and relationships as they are added, the
+/// first package the one the document describes (`top`).
+struct Spdx {
+    top: String,
+    packages: Vec<Value>,
+    relationships: Vec<Value>,
+}
+
+impl Spdx {
+    fn new(name: &str) -> Spdx {
+        let top = spdx_id("Package", name);
+        let packages = vec![json!({
+            "SPDXID": top,
+            "name": name,
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": false,
+            "primaryPackagePurpose": "OPERATING-SYSTEM",
+        })];
+        let relationships = vec![json!({"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": top})];
+        Spdx { top, packages, relationships }
+    }
+
+    /// A package the top package contains.
+    fn contained(&mut self, id: String, package: Value) {
+        self.packages.push(package);
+        self.relationships.push(json!({"spdxElementId": self.top, "relationshipType": "CONTAINS", "relatedSpdxElement": id}));
+    }
+
+    /// Every recipe of the graph: contained when it is in the run-time
+    /// set, else a build tool (native) or build dependency of the package.
+    fn recipes(&mut self, graph: &Graph) {
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let id = spdx_id("Recipe", &node.name);
+            let source = node.sources.first();
+            let mut p = json!({
+                "SPDXID": id,
+                "name": node.name,
+                "versionInfo": node.version,
+                "downloadLocation": source.map(|s| s.url.get_ref().clone()).unwrap_or_else(|| "NOASSERTION".into()),
+                "licenseDeclared": node.license,
+                "licenseConcluded": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+                "filesAnalyzed": false,
+                "summary": node.summary,
+            });
+            if let Some(sha) = source.and_then(|s| s.sha256.as_ref()) {
+                p["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": sha.get_ref()}]);
+            }
+            if graph.runtime.contains(&i) {
+                self.contained(id, p);
+                continue;
+            }
+            let kind = if node.is_native() { "BUILD_TOOL_OF" } else { "BUILD_DEPENDENCY_OF" };
+            self.packages.push(p);
+            self.relationships.push(json!({"spdxElementId": id, "relationshipType": kind, "relatedSpdxElement": self.top}));
+        }
+    }
+
+    /// What the package carries of the toolchain's own: shared objects of
+    /// a gcc toolchain (libstdc++, libgcc_s) the board lacks (zig links
+    /// its C++ run-time statically, so usually none), and a gcc
+    /// toolchain's glibc, carried privately for older boards.
+    fn toolchain_copies(&mut self, note: &ImageNote) {
+        if note.owners.values().any(|o| *o == Owner::Toolchain) {
+            let id = spdx_id("Package", "toolchain-runtime");
+            let p = json!({
+                "SPDXID": id,
+                "name": "run-time libraries (libgcc, libstdc++)",
+                "versionInfo": "NOASSERTION",
+                "downloadLocation": "NOASSERTION",
+                "licenseDeclared": "GPL-3.0-or-later WITH GCC-exception-3.1",
+                "licenseConcluded": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+                "filesAnalyzed": false,
+                "comment": if note.runtime_packages.is_empty() {
+                    format!("copied from the cross toolchain {}", note.toolchain)
+                } else {
+                    format!("from Debian packages (name version sha256): {}", note.runtime_packages.join("; "))
+                },
+            });
+            self.contained(id, p);
+        }
+        if note.owners.values().any(|o| *o == Owner::ToolchainGlibc) {
+            let id = spdx_id("Package", "toolchain-glibc");
+            let p = json!({
+                "SPDXID": id,
+                "name": "glibc (private copy under the prefix)",
+                "versionInfo": note.toolchain_glibc.map(|(a, b)| format!("{a}.{b}")).unwrap_or_else(|| "NOASSERTION".into()),
+                "downloadLocation": "NOASSERTION",
+                "licenseDeclared": "LGPL-2.1-or-later",
+                "licenseConcluded": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+                "filesAnalyzed": false,
+                "comment": format!("copied from the cross toolchain {}", note.toolchain),
+            });
+            self.contained(id, p);
+        }
+    }
+
+    /// Every Python distribution installed under `root`, with its purl,
+    /// and the wheel it came from with that wheel's sha256.
+    fn python_distributions(&mut self, root: &Path, note: &ImageNote) -> Result<()> {
+        for d in dists(root)? {
+            let id = spdx_id("PyPI", &d.name);
+            let norm = d.name.to_ascii_lowercase().replace(['-', '.'], "_");
+            let wheel = note.wheels.iter().find(|w| w.file.to_ascii_lowercase().starts_with(&format!("{norm}-{}-", d.version)));
+            let mut p = json!({
+                "SPDXID": id,
+                "name": d.name,
+                "versionInfo": d.version,
+                "downloadLocation": "NOASSERTION",
+                "licenseDeclared": d.license.clone().unwrap_or_else(|| "NOASSERTION".into()),
+                "licenseConcluded": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+                "filesAnalyzed": false,
+                "externalRefs": [{
+                    "referenceCategory": "PACKAGE-MANAGER",
+                    "referenceType": "purl",
+                    "referenceLocator": format!("pkg:pypi/{}@{}", d.name.to_ascii_lowercase(), d.version),
+                }],
+            });
+            if let Some(w) = wheel {
+                p["packageFileName"] = json!(w.file);
+                p["checksums"] = json!([{"algorithm": "SHA256", "checksumValue": w.sha256}]);
+            }
+            self.contained(id, p);
+        }
+        Ok(())
+    }
 }
 
 /// `SOURCE_DATE_EPOCH` as `YYYY-MM-DDThh:mm:ssZ`, as SPDX wants it.
@@ -383,5 +419,45 @@ mod tests {
         assert_eq!(component(&Owner::Recipe("openssl".into()), "python3", "usr/local/lib/libssl.so.3", "/usr/local"), "C library: openssl");
         assert_eq!(component(&Owner::Wheel("numpy".into()), "python3", "x", "/usr/local"), "site-packages: numpy");
         assert_eq!(component(&Owner::Toolchain, "python3", "usr/local/lib/libstdc++.so.6", "/usr/local"), "toolchain run-time");
+    }
+
+    #[test]
+    fn the_sbom_names_each_recipe_by_its_relation_and_each_python_distribution_by_its_wheel() {
+        let loaded = Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
+        let graph = crate::model::resolve::resolve(&loaded, "armhf").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let dist_info = root.path().join("usr/local/lib/python3.14/site-packages/PyYAML-6.0.4.dist-info");
+        fs::create_dir_all(&dist_info).unwrap();
+        fs::write(dist_info.join("METADATA"), "Metadata-Version: 2.1\nName: PyYAML\nVersion: 6.0.4\nLicense: MIT\n\nbody: License: GPL\n").unwrap();
+        let mut note = ImageNote::default();
+        note.wheels.push(crate::engine::image::WheelNote { file: "pyyaml-6.0.4-cp314-cp314-linux_armv7l.whl".into(), sha256: "ab12".into() });
+        let doc = sbom(&loaded, &graph, root.path(), &note, "crosspython-3.14.7-armhf", 1_735_689_600).unwrap();
+
+        let relation = |id: &str| -> Vec<(String, String, String)> {
+            let rel = doc["relationships"].as_array().unwrap().iter();
+            let text = |v: &Value| v.as_str().unwrap().to_string();
+            rel.filter(|r| r["spdxElementId"] == id || r["relatedSpdxElement"] == id)
+                .map(|r| (text(&r["spdxElementId"]), text(&r["relationshipType"]), text(&r["relatedSpdxElement"])))
+                .collect()
+        };
+        let top = "SPDXRef-Package-crosspython-3.14.7-armhf";
+        assert_eq!(relation(top)[0], ("SPDXRef-DOCUMENT".into(), "DESCRIBES".into(), top.into()));
+        // The interpreter is in the package; its build python builds it.
+        assert_eq!(relation("SPDXRef-Recipe-python3"), [(top.into(), "CONTAINS".into(), "SPDXRef-Recipe-python3".into())]);
+        assert_eq!(relation("SPDXRef-Recipe-python3-native"), [("SPDXRef-Recipe-python3-native".into(), "BUILD_TOOL_OF".into(), top.into())]);
+        let package = |id: &str| doc["packages"].as_array().unwrap().iter().find(|p| p["SPDXID"] == id).unwrap().clone();
+        let python3 = package("SPDXRef-Recipe-python3");
+        assert_eq!(python3["versionInfo"], "3.14.7");
+        assert_eq!(python3["checksums"][0]["algorithm"], "SHA256", "the source's sha256 from the manifest");
+        // A distribution found by its METADATA (the header only), with the wheel it came from.
+        let yaml = package("SPDXRef-PyPI-PyYAML");
+        assert_eq!((yaml["versionInfo"].as_str(), yaml["licenseDeclared"].as_str()), (Some("6.0.4"), Some("MIT")));
+        assert_eq!(yaml["externalRefs"][0]["referenceLocator"], "pkg:pypi/pyyaml@6.0.4");
+        assert_eq!((yaml["packageFileName"].as_str(), yaml["checksums"][0]["checksumValue"].as_str()), (Some("pyyaml-6.0.4-cp314-cp314-linux_armv7l.whl"), Some("ab12")));
+        // No toolchain files in the note: no toolchain package.
+        assert!(doc["packages"].as_array().unwrap().iter().all(|p| !p["SPDXID"].as_str().unwrap().contains("toolchain")));
+        assert_eq!(doc["creationInfo"]["created"], "2025-01-01T00:00:00Z");
+        // The same inputs, the same document (its namespace is its content's).
+        assert_eq!(doc, sbom(&loaded, &graph, root.path(), &note, "crosspython-3.14.7-armhf", 1_735_689_600).unwrap());
     }
 }
