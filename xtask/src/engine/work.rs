@@ -160,7 +160,8 @@ impl Worker {
     /// with the log's path, as BitBake prints them.
     fn failure(&self, label: &str, log_path: &Path, e: anyhow::Error) -> anyhow::Error {
         let tail = tail(log_path, self.tail_lines);
-        let message = format!("{label} failed: {e:#}\n---- last {} lines of {} ----\n{tail}---- log: {}", self.tail_lines, log_path.display(), log_path.display());
+        let message =
+            format!("{label} failed: {e:#}\n---- last {} lines of {} ----\n{tail}---- log: {}", self.tail_lines, log_path.display(), log_path.display());
         // Kept typed: the build names the other versions of the recipe.
         match e.downcast_ref::<crate::sources::fetch::Unfetchable>() {
             Some(u) => u.with_message(message).into(),

@@ -453,7 +453,10 @@ mod tests {
         let yaml = package("SPDXRef-PyPI-PyYAML");
         assert_eq!((yaml["versionInfo"].as_str(), yaml["licenseDeclared"].as_str()), (Some("6.0.4"), Some("MIT")));
         assert_eq!(yaml["externalRefs"][0]["referenceLocator"], "pkg:pypi/pyyaml@6.0.4");
-        assert_eq!((yaml["packageFileName"].as_str(), yaml["checksums"][0]["checksumValue"].as_str()), (Some("pyyaml-6.0.4-cp314-cp314-linux_armv7l.whl"), Some("ab12")));
+        assert_eq!(
+            (yaml["packageFileName"].as_str(), yaml["checksums"][0]["checksumValue"].as_str()),
+            (Some("pyyaml-6.0.4-cp314-cp314-linux_armv7l.whl"), Some("ab12"))
+        );
         // No toolchain files in the note: no toolchain package.
         assert!(doc["packages"].as_array().unwrap().iter().all(|p| !p["SPDXID"].as_str().unwrap().contains("toolchain")));
         assert_eq!(doc["creationInfo"]["created"], "2025-01-01T00:00:00Z");

@@ -1,8 +1,8 @@
 use super::booted::{guest_junit, suite_report, Console, SuiteEnd};
-use crate::deploy::regrtest::{Plan, Selection};
-use crate::deploy::system::Ended;
 use super::record::{checks_record, Memory};
 use super::*;
+use crate::deploy::regrtest::{Plan, Selection};
+use crate::deploy::system::Ended;
 
 #[test]
 fn the_booted_memory_figures_read_side_by_side_with_the_boards_python() {

@@ -273,19 +273,11 @@ pub fn wrappers(
     compiler_rt: Option<&Path>,
     profile_runtime: Option<&Path>,
 ) -> Result<PathBuf> {
-    let target = target(arch, floor)?;
-    let plain = arch.zig_target.clone().unwrap_or_default();
-    let cpu = arch.zig_cpu.as_deref().map(|c| format!(" -mcpu={c}")).unwrap_or_default();
-    let gnu_as = if arch.zig_gnu_as {
-        format!("    *.s|*.S) inputs=1; set -- \"$@\" -fno-integrated-as -B/usr/bin/{}- \"$a\";;\n", arch.binutils_triplet())
-    } else {
-        String::new()
-    };
     let base = zig.parent().and_then(Path::parent).context("zig lives in <dir>/ziglang/zig")?;
+    let target = target(arch, floor)?;
     let bin = base.join("wrappers").join(&target).join(if profile_runtime.is_some() { "bin-profile" } else { "bin" });
     fs::create_dir_all(&bin)?;
     let cache = base.parent().unwrap_or(base).join("zig-cache");
-    let zig = zig.display();
     let boards = match floor {
         Some((a, b)) if arch.libc.is_glibc() => format!("glibc {a}.{b}"),
         _ => "musl".to_string(),
@@ -295,126 +287,52 @@ pub fn wrappers(
         triplet = arch.triplet,
         cache = cache.display()
     );
-    // Arguments are rewritten in one pass (`set -f`: no globbing of split
-    // words): `-Wl,a,b,c` items zig refuses are dropped, GNU ld's short
-    // `-hNAME` (CPython links libpython with it) becomes `-soname,NAME`,
-    // which zig's linker options parser knows, and an object file
-    // named `*.so` (readline compiles its PIC objects so) is passed under a
-    // `.o` name, since zig takes every `*.so` argument for a shared library.
-    // zig cannot link a shared library from shared libraries alone
-    // (CPython's libpython3.so stub): an empty object is added. zig reads
-    // no source from standard input (`echo MIPSEB | $CC -E -`, by which
-    // OpenSSL's MIPS assembler scripts tell the byte order): it is passed
-    // as a file.
-    let drop = if spec.drop_linker_args.is_empty() { "''".to_string() } else { spec.drop_linker_args.join("|") };
-    // clang's driver links its profile runtime into every program and
-    // library built with -fprofile-instr-generate and keeps it with
-    // `-u __llvm_profile_runtime`; zig links none (see `profile_runtime`).
-    // An instrumented build is never LTO (`-fno-lto` last wins over
-    // CPython's `-flto=thin`): clang's front-end instrumentation keys the
-    // profile by function and source, not by what LTO does afterwards, so
-    // the LTO build that uses it gets the same profile, and the throwaway
-    // instrumented build skips ThinLTO's link (2m40s of python3's PGO
-    // build on aarch64). Nor does it carry debug information (`-g0` last
-    // wins over `-g`): nothing debugs the throwaway build, and without it
-    // a compile takes a quarter less (ceval.c: 3.2 s against 2.4 s).
-    //
-    // zig caches every compile by its arguments and the files the
-    // preprocessor reads, not by the profile a compile uses: a rebuild with
-    // a new profile at the same path got the objects of the old one (found
-    // with two profiles of one program). The profile's hash goes into the
-    // arguments, as a macro nothing reads.
+    let zig_path = zig.display().to_string();
+    let gnu_as = match arch.zig_gnu_as {
+        true => format!("    *.s|*.S) inputs=1; set -- \"$@\" -fno-integrated-as -B/usr/bin/{}- \"$a\";;\n", arch.binutils_triplet()),
+        false => String::new(),
+    };
     let (profile_init, profile_arg, profile) = match profile_runtime {
         Some(rt) => (
-            "profile=\n",
+            "profile=\n".to_string(),
             "    -fprofile-instr-generate*|-fprofile-generate*) profile=1; set -- \"$@\" \"$a\";;\n\
-             \x20   -fprofile-instr-use=*|-fprofile-use=*) set -- \"$@\" \"$a\" \"-D__crosspython_profile=$(sha256sum < \"${a#*=}\" | cut -c1-16)\";;\n",
+             \x20   -fprofile-instr-use=*|-fprofile-use=*) set -- \"$@\" \"$a\" \"-D__crosspython_profile=$(sha256sum < \"${a#*=}\" | cut -c1-16)\";;\n"
+                .to_string(),
             format!(
                 "if [ -n \"$profile\" ]; then set -- \"$@\" -fno-lto -g0; fi\n\
                  if [ -n \"$profile\" ] && [ -n \"$inputs\" ] && [ -n \"$link\" ]; then set -- \"$@\" -Wl,-u,__llvm_profile_runtime '{}'; fi\n",
                 rt.display()
             ),
         ),
-        None => ("", "", String::new()),
+        None => Default::default(),
     };
-    let crt = compiler_rt.map(|p| format!("if [ -n \"$inputs\" ] && [ -n \"$link\" ]; then set -- \"$@\" '{}'; fi\n", p.display())).unwrap_or_default();
-    let filter = |driver: &str| {
-        format!(
-            r#"set -f
-tmp=
-n=0
-inputs=
-{profile_init}shared=
-lang=
-link=1
-for a in "$@"; do
-  shift
-  case "$a" in
-    -c|-S|-E|-M|-MM) link=; set -- "$@" "$a";;
-    -Wl,*)
-      out=-Wl; IFS=,
-      for w in ${{a#-Wl,}}; do
-        case "$w" in
-          {drop}) ;;
-          -h*=*) out="$out,$w";;
-          -h?*) out="$out,-soname,${{w#-h}}";;
-          *) out="$out,$w";;
-        esac
-      done
-      unset IFS
-      [ "$out" = -Wl ] || set -- "$@" "$out";;
-    *.so)
-      case "$(od -An -tx1 -j16 -N2 "$a" 2>/dev/null | tr -d ' \n')" in
-        0100|0001)
-          inputs=1
-          [ -n "$tmp" ] || tmp=$(mktemp -d)
-          n=$((n+1))
-          ln -s "$(cd "$(dirname "$a")" && pwd)/$(basename "$a")" "$tmp/$n.o"
-          set -- "$@" "$tmp/$n.o";;
-        *) set -- "$@" "$a";;
-      esac;;
-{gnu_as}    *.c|*.cc|*.cpp|*.cxx|*.s|*.S|*.o|*.a|*.i|*.ii) inputs=1; set -- "$@" "$a";;
-    -shared) shared=1; set -- "$@" "$a";;
-{profile_arg}    -x) lang=1; set -- "$@" "$a";;
-    -)
-      [ -n "$tmp" ] || tmp=$(mktemp -d)
-      if [ -n "$lang" ]; then in="$tmp/stdin"; else in="$tmp/stdin.c"; fi
-      cat > "$in"
-      set -- "$@" "$in";;
-    *) set -- "$@" "$a";;
-  esac
-done
-if [ -n "$shared" ] && [ -z "$inputs" ]; then
-  [ -n "$tmp" ] || tmp=$(mktemp -d)
-  '{zig}' {driver} -target {target}{cpu} -c -x c /dev/null -o "$tmp/empty.o" || exit 1
-  set -- "$@" "$tmp/empty.o"
-fi
-{crt}{profile}"#
-        )
-    };
+    let compiler_rt = compiler_rt.map(|p| format!("if [ -n \"$inputs\" ] && [ -n \"$link\" ]; then set -- \"$@\" '{}'; fi\n", p.display())).unwrap_or_default();
+    let parts = [
+        ("TRIPLET", arch.triplet.clone()),
+        ("BOARDS", boards),
+        ("CACHE", cache.display().to_string()),
+        ("ZIG", zig_path.clone()),
+        ("PLAIN", arch.zig_target.clone().unwrap_or_default()),
+        ("TARGET", target.clone()),
+        ("CPU", arch.zig_cpu.as_deref().map(|c| format!(" -mcpu={c}")).unwrap_or_default()),
+        ("DROP", if spec.drop_linker_args.is_empty() { "''".to_string() } else { spec.drop_linker_args.join("|") }),
+        ("GNU_AS", gnu_as),
+        ("PROFILE_INIT", profile_init),
+        ("PROFILE_ARG", profile_arg),
+        ("COMPILER_RT", compiler_rt),
+        ("PROFILE", profile),
+    ];
     let mut files: Vec<(String, String)> = vec![];
     for (name, driver) in [("gcc", "cc"), ("cc", "cc"), ("g++", "c++"), ("c++", "c++")] {
-        let args = filter(driver);
-        // Queries take the target without the glibc version, which clang's
-        // own parser rejects; -dumpmachine answers with the GNU triplet, as
-        // configure scripts compare it with --host. zig turns on UBSan
-        // traps for unoptimized code: recipes decide about sanitizers. zig
-        // also makes __DATE__ an error (-Werror=date-time); clang takes it
-        // from SOURCE_DATE_EPOCH, which every task sets, so it is
-        // reproducible (CPython's getbuildinfo.c uses it).
-        files.push((
-            name.into(),
-            format!(
-                "{header}case \"$1\" in\n  -dumpmachine) echo {triplet}; exit 0;;\n  --version|-v|-V|-qversion|-dumpversion|-print-*|--print-*) exec '{zig}' {driver} -target {plain} \"$@\";;\nesac\n{args}[ -z \"$tmp\" ] && exec '{zig}' {driver} -target {target}{cpu} -fno-sanitize=all -Wno-error=date-time \"$@\"\n'{zig}' {driver} -target {target}{cpu} -fno-sanitize=all -Wno-error=date-time \"$@\"\nrc=$?\nrm -rf \"$tmp\"\nexit $rc\n",
-                triplet = arch.triplet
-            ),
-        ));
+        let mut parts = parts.to_vec();
+        parts.push(("DRIVER", driver.to_string()));
+        files.push((name.into(), render(CC_WRAPPER, &parts)));
     }
     // llvm-ar too: CPython's configure takes llvm-ar for LTO with clang,
     // and the build machine's older LLVM cannot read zig's bitcode
     // ("Opaque pointers are only supported in -opaque-pointers mode").
     for (name, sub) in [("ar", "ar"), ("ranlib", "ranlib"), ("ld", "ld.lld"), ("llvm-ar", "ar")] {
-        files.push((name.into(), format!("{header}exec '{zig}' {sub} \"$@\"\n")));
+        files.push((name.into(), format!("{header}exec '{zig_path}' {sub} \"$@\"\n")));
     }
     for tool in ["strip", "objcopy", "nm", "readelf", "objdump"] {
         files.push((tool.into(), format!("{header}exec /usr/bin/{}-{tool} \"$@\"\n", arch.binutils_triplet())));
@@ -429,6 +347,32 @@ fi
         }
     }
     Ok(bin)
+}
+
+/// The compiler wrappers' shell script, with its `@NAME@` parts (see its head).
+const CC_WRAPPER: &str = include_str!("zig/cc-wrapper.sh");
+
+/// A wrapper template with its parts filled in: `##` lines are left out;
+/// a line that is only `@NAME@` becomes that part (whole lines, or
+/// nothing); `@NAME@` within a line becomes its value.
+fn render(template: &str, parts: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    for line in template.lines() {
+        if line.starts_with("##") {
+            continue;
+        }
+        if let Some((_, lines)) = parts.iter().find(|(name, _)| line.strip_prefix('@').and_then(|l| l.strip_suffix('@')) == Some(*name)) {
+            out.push_str(lines);
+            continue;
+        }
+        let mut line = line.to_string();
+        for (name, value) in parts {
+            line = line.replace(&format!("@{name}@"), value);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
