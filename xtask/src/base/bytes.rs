@@ -1,5 +1,11 @@
 //! Byte strings: finding and replacing the build machine's paths in files.
 
+use std::fs;
+use std::path::Path;
+
+use anyhow::Result;
+use walkdir::WalkDir;
+
 /// Whether `needle` occurs in `hay` (an empty needle never does).
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && memchr::memmem::find(hay, needle).is_some()
@@ -19,6 +25,64 @@ pub fn replace_all(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&hay[last..]);
     out
+}
+
+/// Whether a file's bytes are binary: a NUL in the first 8000 bytes
+/// (git's rule). Binary files are never edited for paths: a path of
+/// another length inside an ELF file, a `.pyc`'s marshal data or a static
+/// archive would corrupt it.
+pub fn is_binary(bytes: &[u8]) -> bool {
+    bytes[..bytes.len().min(8000)].contains(&0)
+}
+
+/// `text` with each rule (from -> to) applied in order.
+pub fn apply_rules(text: &[u8], rules: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = text.to_vec();
+    for (from, to) in rules {
+        out = replace_all(&out, from, to);
+    }
+    out
+}
+
+/// In every text file below `root` (at most 16 MiB) that holds one of
+/// `needles`, apply `rules` (from -> to) in order; returns how many files
+/// changed. Permissions are kept: the file is rewritten in place.
+///
+/// Binary files (`base::bytes::is_binary`) are never edited.
+pub fn rewrite_text_files(root: &Path, needles: &[Vec<u8>], rules: &[(Vec<u8>, Vec<u8>)]) -> Result<usize> {
+    let mut count = 0;
+    for e in WalkDir::new(root) {
+        let e = e?;
+        if !e.file_type().is_file() || e.metadata()?.len() > 16 << 20 {
+            continue;
+        }
+        let bytes = fs::read(e.path())?;
+        if is_binary(&bytes) || !needles.iter().any(|n| contains(&bytes, n)) {
+            continue;
+        }
+        fs::write(e.path(), apply_rules(&bytes, rules))?;
+        remove_cached_byte_code(e.path())?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// The byte code `__pycache__` holds for a rewritten `.py` file still has
+/// the old text's constants (crossenv compares `_sysconfigdata`'s two forms
+/// and refuses a mismatch); Python compiles the source again when needed.
+fn remove_cached_byte_code(source: &Path) -> Result<()> {
+    let (Some(dir), Some(stem)) = (source.parent(), source.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".py"))) else {
+        return Ok(());
+    };
+    let Ok(entries) = fs::read_dir(dir.join("__pycache__")) else { return Ok(()) };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.strip_prefix(stem).and_then(|rest| rest.strip_prefix('.')).is_some_and(|rest| rest.ends_with(".pyc")) {
+            fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

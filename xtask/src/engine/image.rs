@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
-use crate::base::bytes::{contains, replace_all};
 use crate::base::sysroot::normalize;
 use crate::engine::tasks::{Kind, Plan};
 use crate::machine::elf::{self, ElfInfo};
@@ -361,60 +360,9 @@ pub fn scrub_build_paths_of(plan: &Plan, units: &[usize], tree: &Path, report: &
     rules.push((tree.display().to_string().into_bytes(), Vec::new()));
     rules.push((plan.build_dir.display().to_string().into_bytes(), b"/usr/src/debug/build".to_vec()));
     let needles = [plan.build_dir.display().to_string().into_bytes(), tree.display().to_string().into_bytes()];
-    let count = rewrite_text_files(tree, &needles, &rules)?;
+    let count = crate::base::bytes::rewrite_text_files(tree, &needles, &rules)?;
     writeln!(report, "build paths rewritten in {count} text files")?;
     Ok(())
-}
-
-/// In every text file below `root` (at most 16 MiB) that holds one of
-/// `needles`, apply `rules` (from -> to) in order; returns how many files
-/// changed. Permissions are kept: the file is rewritten in place.
-///
-/// A file with a NUL byte in its first 8000 bytes is binary (git's rule)
-/// and never edited: a path of another length inside an ELF file, a
-/// `.pyc`'s marshal data or a static archive would corrupt it.
-pub fn rewrite_text_files(root: &Path, needles: &[Vec<u8>], rules: &[(Vec<u8>, Vec<u8>)]) -> Result<usize> {
-    let mut count = 0;
-    for e in WalkDir::new(root) {
-        let e = e?;
-        if !e.file_type().is_file() || e.metadata()?.len() > 16 << 20 {
-            continue;
-        }
-        let bytes = fs::read(e.path())?;
-        if is_binary(&bytes) || !needles.iter().any(|n| contains(&bytes, n)) {
-            continue;
-        }
-        let mut out = bytes;
-        for (from, to) in rules {
-            out = replace_all(&out, from, to);
-        }
-        fs::write(e.path(), out)?;
-        remove_cached_byte_code(e.path())?;
-        count += 1;
-    }
-    Ok(count)
-}
-
-/// The byte code `__pycache__` holds for a rewritten `.py` file still has
-/// the old text's constants (crossenv compares `_sysconfigdata`'s two forms
-/// and refuses a mismatch); Python compiles the source again when needed.
-fn remove_cached_byte_code(source: &Path) -> Result<()> {
-    let (Some(dir), Some(stem)) = (source.parent(), source.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".py"))) else {
-        return Ok(());
-    };
-    let Ok(entries) = fs::read_dir(dir.join("__pycache__")) else { return Ok(()) };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.strip_prefix(stem).and_then(|rest| rest.strip_prefix('.')).is_some_and(|rest| rest.ends_with(".pyc")) {
-            fs::remove_file(e.path())?;
-        }
-    }
-    Ok(())
-}
-
-fn is_binary(bytes: &[u8]) -> bool {
-    bytes[..bytes.len().min(8000)].contains(&0)
 }
 
 /// pip, and the distro's Python packages, into the tree.
@@ -588,13 +536,6 @@ mod tests {
         fs::write(site.join("x-1.0.dist-info/RECORD"), "x/__init__.py,sha256=a,1\n../../../bin/x,sha256=b,2\n../../../../../../etc/passwd,,\n").unwrap();
         let files = record_files(&site.join("x-1.0.dist-info/RECORD"), t.path()).unwrap();
         assert_eq!(files, vec![site.join("x/__init__.py"), t.path().join("usr/local/bin/x")]);
-    }
-
-    #[test]
-    fn replace_all_replaces_every_occurrence() {
-        assert_eq!(replace_all(b"-I/b/rs/usr/include -L/b/rs/usr/lib", b"/b/rs", b""), b"-I/usr/include -L/usr/lib");
-        assert!(contains(b"abc/work/x", b"/work"));
-        assert!(!contains(b"abc", b""));
     }
 
     #[test]

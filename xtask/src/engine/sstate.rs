@@ -323,7 +323,7 @@ fn relocate(dir: &Path, from: &[u8], to: &[u8]) -> Result<()> {
             }
         }
     }
-    crate::engine::image::rewrite_text_files(dir, &[from.to_vec()], &[(from.to_vec(), to.to_vec())])?;
+    crate::base::bytes::rewrite_text_files(dir, &[from.to_vec()], &[(from.to_vec(), to.to_vec())])?;
     Ok(())
 }
 

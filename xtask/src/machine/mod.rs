@@ -5,6 +5,7 @@
 //! - `toolchain`: the cross toolchain of an arch (zig by default, or gcc),
 //!   its identity and the newest glibc its output may need;
 //! - `elf`: what an ELF file says about itself;
+//! - `debug_info`: debug information mapped off this machine's directories;
 //! - `board`: board root filesystems, their C library, paths resolved
 //!   inside them as the board would;
 //! - `tree_check`: the one check of a target tree (image, pip, package);
@@ -19,6 +20,7 @@
 
 pub mod board;
 pub mod build_sys;
+pub mod debug_info;
 pub mod elf;
 pub mod host;
 pub mod private_glibc;

@@ -57,7 +57,15 @@ pub fn stage(r: &Request) -> Result<Staged> {
     }
     let mut warnings = vec![];
     match r.profile.strip.unwrap_or(Strip::None) {
-        Strip::None => map_debug_paths(&root, r.build_paths)?,
+        Strip::None => {
+            let n = crate::machine::debug_info::map_build_paths(&root, r.build_paths)?;
+            if n > 0 {
+                eprintln!(
+                    "debug information of {n} file(s) rewritten to name {}, not this machine's build directories",
+                    crate::machine::debug_info::DEBUG_SOURCE_DIR
+                );
+            }
+        }
         mode => strip(&root, &r.note.strip, mode)?,
     }
     if r.prefix != r.from_prefix {
@@ -159,51 +167,6 @@ fn strip(root: &Path, strip: &str, mode: Strip) -> Result<()> {
     if !kept.is_empty() {
         eprintln!("strip would change how {} file(s) load; kept in place with their debug sections emptied: {}", kept.len(), kept.join(", "));
     }
-    Ok(())
-}
-
-/// Where debug information kept in a package says the sources were built:
-/// the directory the compile prefix maps name (`classes::base`).
-const DEBUG_SOURCE_DIR: &str = "/usr/src/debug";
-
-/// Debug information kept in the package names no directory of this
-/// machine: each ELF file that still names one of `build_paths` is
-/// rewritten by `debugedit -b <path> -d /usr/src/debug`, as Yocto's
-/// package.bbclass does. The compile prefix maps leave such names only in
-/// what the compiler's driver builds itself: zig compiles glibc's start
-/// files and `libc_nonshared.a` once into its cache, with the directory of
-/// the first recipe that linked as their `DW_AT_comp_dir`
-/// (ziglang/zig#23821).
-fn map_debug_paths(root: &Path, build_paths: &[PathBuf]) -> Result<()> {
-    let bases: Vec<String> = build_paths.iter().map(|p| p.display().to_string()).collect();
-    let mut files = vec![];
-    for e in WalkDir::new(root) {
-        let e = e?;
-        if !e.file_type().is_file() {
-            continue;
-        }
-        let data = fs::read(e.path())?;
-        let named: Vec<&String> = bases.iter().filter(|b| crate::base::bytes::contains(&data, b.as_bytes())).collect();
-        if data.starts_with(b"\x7fELF") && !named.is_empty() {
-            files.push((e.path().to_path_buf(), named));
-        }
-    }
-    if files.is_empty() {
-        return Ok(());
-    }
-    crate::machine::host::ensure_tool("debugedit", "debugedit", "package: debug information kept with strip = \"none\"")?;
-    for (file, named) in &files {
-        for base in named {
-            // debugedit pads a shorter name and cannot write a longer one.
-            let dest = if base.len() >= DEBUG_SOURCE_DIR.len() { DEBUG_SOURCE_DIR } else { "/" };
-            crate::base::process::checked(Command::new("debugedit").args(["-b", base, "-d", dest]).arg(file))
-                .with_context(|| format!("cannot rewrite the build paths in the debug information of {}", file.display()))?;
-        }
-        // A file whose sections debugedit moved keeps their old bytes in a
-        // gap nothing reads.
-        crate::machine::elf::blank_uncovered_bytes(file)?;
-    }
-    eprintln!("debug information of {} file(s) rewritten to name {DEBUG_SOURCE_DIR}, not this machine's build directories", files.len());
     Ok(())
 }
 
@@ -581,32 +544,6 @@ mod tests {
         strip(t.path(), fake.to_str().unwrap(), Strip::Debug).unwrap();
         let stripped = fs::read_to_string(t.path().join("stripped")).unwrap();
         assert!(stripped.contains("libz.so.1") && !stripped.contains("_imaging"), "{stripped}");
-    }
-
-    #[test]
-    fn debug_information_kept_in_a_package_names_no_build_directory_of_this_machine() {
-        // A library compiled with debug information in a "recipe's build
-        // directory", as zig's cached start files are (ziglang/zig#23821).
-        let build = tempfile::tempdir().unwrap();
-        let recipe = build.path().join("armhf/work/ncurses-6.4/build");
-        fs::create_dir_all(&recipe).unwrap();
-        fs::write(recipe.join("x.c"), "int x(void) { return 1; }\n").unwrap();
-        let root = tempfile::tempdir().unwrap();
-        let lib = root.path().join("usr/local/lib/libx.so");
-        fs::create_dir_all(lib.parent().unwrap()).unwrap();
-        assert!(Command::new("gcc").args(["-g", "-shared", "-fPIC", "-o"]).arg(&lib).arg("x.c").current_dir(&recipe).status().unwrap().success());
-        let text = root.path().join("usr/local/share/note.txt");
-        fs::create_dir_all(text.parent().unwrap()).unwrap();
-        fs::write(&text, format!("built in {}\n", build.path().display())).unwrap();
-        let named = |f: &Path| String::from_utf8_lossy(&fs::read(f).unwrap()).contains(&build.path().display().to_string());
-        assert!(named(&lib), "the compiler recorded its directory");
-        map_debug_paths(root.path(), &[build.path().to_path_buf()]).unwrap();
-        assert!(!named(&lib), "the debug information still names the build directory");
-        let info = Command::new("readelf").arg("--debug-dump=info").arg(&lib).output().unwrap();
-        assert!(String::from_utf8_lossy(&info.stdout).contains("/armhf/work/ncurses-6.4/build"), "the rest of the name is kept");
-        // Only ELF files are rewritten: a text file that names the build is
-        // left for the package check to refuse.
-        assert!(named(&text));
     }
 
     #[test]

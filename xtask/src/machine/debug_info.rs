@@ -1,0 +1,86 @@
+//! Debug information that names no directory of this machine. The
+//! compile prefix maps (`classes::base`) keep this build's directories
+//! out of what the compiler writes; what they miss is mapped afterwards,
+//! as Yocto's package.bbclass does, with Debian's debugedit.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use walkdir::WalkDir;
+
+/// Where debug information kept in a package says the sources were built:
+/// the directory the compile prefix maps name (`classes::base`).
+pub const DEBUG_SOURCE_DIR: &str = "/usr/src/debug";
+
+/// Debug information below `root` names no directory of this machine:
+/// each ELF file that still names one of `build_paths` is
+/// rewritten by `debugedit -b <path> -d /usr/src/debug`, as Yocto's
+/// package.bbclass does. The compile prefix maps leave such names only in
+/// what the compiler's driver builds itself: zig compiles glibc's start
+/// files and `libc_nonshared.a` once into its cache, with the directory of
+/// the first recipe that linked as their `DW_AT_comp_dir`
+/// (ziglang/zig#23821).
+pub fn map_build_paths(root: &Path, build_paths: &[PathBuf]) -> Result<usize> {
+    let bases: Vec<String> = build_paths.iter().map(|p| p.display().to_string()).collect();
+    let mut files = vec![];
+    for e in WalkDir::new(root) {
+        let e = e?;
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let data = fs::read(e.path())?;
+        let named: Vec<&String> = bases.iter().filter(|b| crate::base::bytes::contains(&data, b.as_bytes())).collect();
+        if data.starts_with(b"\x7fELF") && !named.is_empty() {
+            files.push((e.path().to_path_buf(), named));
+        }
+    }
+    if files.is_empty() {
+        return Ok(0);
+    }
+    crate::machine::host::ensure_tool("debugedit", "debugedit", "debug information that names this machine's build directories")?;
+    for (file, named) in &files {
+        for base in named {
+            // debugedit pads a shorter name and cannot write a longer one.
+            let dest = if base.len() >= DEBUG_SOURCE_DIR.len() { DEBUG_SOURCE_DIR } else { "/" };
+            crate::base::process::checked(Command::new("debugedit").args(["-b", base, "-d", dest]).arg(file))
+                .with_context(|| format!("cannot rewrite the build paths in the debug information of {}", file.display()))?;
+        }
+        // A file whose sections debugedit moved keeps their old bytes in a
+        // gap nothing reads.
+        crate::machine::elf::blank_uncovered_bytes(file)?;
+    }
+    Ok(files.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_information_names_no_build_directory_of_this_machine() {
+        // A library compiled with debug information in a "recipe's build
+        // directory", as zig's cached start files are (ziglang/zig#23821).
+        let build = tempfile::tempdir().unwrap();
+        let recipe = build.path().join("armhf/work/ncurses-6.4/build");
+        fs::create_dir_all(&recipe).unwrap();
+        fs::write(recipe.join("x.c"), "int x(void) { return 1; }\n").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let lib = root.path().join("usr/local/lib/libx.so");
+        fs::create_dir_all(lib.parent().unwrap()).unwrap();
+        assert!(Command::new("gcc").args(["-g", "-shared", "-fPIC", "-o"]).arg(&lib).arg("x.c").current_dir(&recipe).status().unwrap().success());
+        let text = root.path().join("usr/local/share/note.txt");
+        fs::create_dir_all(text.parent().unwrap()).unwrap();
+        fs::write(&text, format!("built in {}\n", build.path().display())).unwrap();
+        let named = |f: &Path| String::from_utf8_lossy(&fs::read(f).unwrap()).contains(&build.path().display().to_string());
+        assert!(named(&lib), "the compiler recorded its directory");
+        assert_eq!(map_build_paths(root.path(), &[build.path().to_path_buf()]).unwrap(), 1);
+        assert!(!named(&lib), "the debug information still names the build directory");
+        let info = Command::new("readelf").arg("--debug-dump=info").arg(&lib).output().unwrap();
+        assert!(String::from_utf8_lossy(&info.stdout).contains("/armhf/work/ncurses-6.4/build"), "the rest of the name is kept");
+        // Only ELF files are rewritten: a text file that names the build is
+        // left for the tree's and the package's checks to refuse.
+        assert!(named(&text));
+    }
+}
