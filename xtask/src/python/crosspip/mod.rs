@@ -7,8 +7,9 @@
 //!
 //! `Session` (here) turns requirements into wheels: from the index
 //! (`index`), the built-wheel cache, or an sdist built in a crossenv
-//! (`sdist`); `target` says what fits the board, `venv` is the build side.
+//! (`sdist`), whose wheel names no directory of the build (`built`); `target` says what fits the board, `venv` is the build side.
 
+mod built;
 mod index;
 mod sdist;
 mod target;
@@ -23,6 +24,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use self::built::BuildPaths;
 use self::index::{download, newest_on_index, older_major, warn_if_pure_python};
 pub use self::sdist::MissingLibrary;
 use self::sdist::{add_rust_target, build_wheel, cmake_toolchain_file, missing_dependency, rust_env, rust_extension, rust_std_prebuilt, CrossEnv, MesonSetup};
@@ -96,7 +98,14 @@ pub struct Session<'a> {
     cc: String,
     ar: String,
     crossenv: Option<CrossEnv>,
+    /// What a wheel built here must not keep (`built`).
+    build_paths: BuildPaths,
 }
+
+/// The built-wheel cache's format, part of its directory's name: 2 since
+/// its wheels name no build directory (`built`); the wheels of an older
+/// format are left where they are, unused.
+const BUILT_WHEELS_FORMAT: u32 = 2;
 
 /// Runs before a requirement's wheel is built from source or taken from
 /// the built-wheel cache (see `Session::wheels`).
@@ -173,7 +182,8 @@ impl<'a> Session<'a> {
         tc.meson_cross_file(target.arch, Some(tc.run_root.as_deref().unwrap_or(target.tree)), &meson_cross)?;
         // Built wheels are only good for the compiler and glibc floor that built them.
         let compiler = &crate::sources::fetch::sha256_bytes(tc.identity().as_bytes())[..12];
-        let cache = py.wheel_cache.join(format!("{}-{}-{compiler}", target.name, target.abi_tag()));
+        let cache = py.wheel_cache.join(format!("{}-{}-{compiler}-{BUILT_WHEELS_FORMAT}", target.name, target.abi_tag()));
+        let build_paths = BuildPaths::new(build_dir, tree);
         Ok(Session {
             bp,
             target,
@@ -186,6 +196,7 @@ impl<'a> Session<'a> {
             ar: tc.tool("ar"),
             crossenv: None,
             config_settings: py.config_settings.clone(),
+            build_paths,
         })
     }
 
@@ -326,17 +337,29 @@ impl<'a> Session<'a> {
         let started = std::time::Instant::now();
         let setup = MesonSetup { cross_file: &self.meson_cross, build_config: self.target.build_details() };
         let settings = self.config_settings.get(&name).cloned().unwrap_or_default();
-        let mut built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
+        // Built beside the cache and moved in once it is checked and names
+        // no directory of this build: the cache never holds a wheel that
+        // is not.
+        fs::create_dir_all(&self.cache)?;
+        let staged = tempfile::tempdir_in(&self.cache)?;
+        let mut built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, staged.path(), log);
         // A Rust extension needs rustup's standard library for the
         // target: added on first need, then the build is tried again.
         if built.as_ref().is_err_and(|e| rust_extension(&format!("{e:#}"))) && add_rust_target(&self.target.arch.rust_target, log)? {
-            built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, &self.cache, log);
+            built = build_wheel(self.crossenv.as_ref().unwrap(), req, &self.env, &setup, &settings, staged.path(), log);
         }
         let wheel = built.map_err(|e| self.why_not_built(req, e))?;
         if let Err(why) = self.target.check_wheel_extensions(&wheel) {
-            fs::remove_file(&wheel)?;
             bail!("{req}: the cross build gave a wheel the target cannot import: {why:#}");
         }
+        let rewritten =
+            built::keep_build_paths_out(&wheel, &self.build_paths).with_context(|| format!("{req}: cannot keep the build's paths out of its wheel"))?;
+        if rewritten > 0 {
+            writeln!(log, "{req}: {rewritten} file(s) of its wheel named this build's directories; rewritten as rootfs rewrites the tree")?;
+        }
+        let kept = self.cache.join(wheel.file_name().unwrap());
+        fs::rename(&wheel, &kept)?;
+        let wheel = kept;
         let wheel = self.retag_mislabelled(req, wheel, log)?;
         let file = wheel.file_name().unwrap().to_string_lossy().into_owned();
         writeln!(log, "ROUTE {req}: built from sdist in {:.0}s ({file})", started.elapsed().as_secs_f64())?;
