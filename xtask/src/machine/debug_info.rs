@@ -54,6 +54,39 @@ pub fn map_build_paths(root: &Path, build_paths: &[PathBuf]) -> Result<usize> {
     Ok(files.len())
 }
 
+/// Other build directories of this machine that the ELF files below
+/// `root` name: zig's compile cache serves every build directory and
+/// records, for the objects it makes itself (glibc's start files), the
+/// directory of the first recipe that needed them (ziglang/zig#23821), and
+/// the artifact cache restores what another build directory compiled. A
+/// build directory is known by its layout: `<dir>/<arch>/work/` and
+/// `<dir>/native/work/` hold its recipes' work directories.
+pub fn build_dirs_named(root: &Path, arch: &str) -> Result<Vec<PathBuf>> {
+    let layouts = [format!("/{arch}/work/"), "/native/work/".to_string()];
+    let mut found = std::collections::BTreeSet::new();
+    for e in WalkDir::new(root) {
+        let e = e?;
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let data = fs::read(e.path())?;
+        if !data.starts_with(b"\x7fELF") {
+            continue;
+        }
+        for layout in &layouts {
+            for at in memchr::memmem::find_iter(&data, layout.as_bytes()) {
+                // The path runs back to the string's start.
+                let start = data[..at].iter().rposition(|&b| !(b.is_ascii_graphic() && b != b'"' && b != b'\'')).map_or(0, |p| p + 1);
+                let dir = String::from_utf8_lossy(&data[start..at]).into_owned();
+                if dir.starts_with('/') && !dir.starts_with(DEBUG_SOURCE_DIR) {
+                    found.insert(PathBuf::from(dir));
+                }
+            }
+        }
+    }
+    Ok(found.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +115,21 @@ mod tests {
         // Only ELF files are rewritten: a text file that names the build is
         // left for the tree's and the package's checks to refuse.
         assert!(named(&text));
+    }
+
+    #[test]
+    fn the_build_directories_that_debug_information_names_are_found_by_their_layout() {
+        let t = tempfile::tempdir().unwrap();
+        let lib = t.path().join("usr/local/lib/libx.so");
+        fs::create_dir_all(lib.parent().unwrap()).unwrap();
+        let mut elf = b"\x7fELF\x01\x01".to_vec();
+        elf.extend_from_slice(b"\0/work/other/build/armhf/work/ncurses-6.4/build\0clang");
+        elf.extend_from_slice(b"\0/tmp/ci-7/build/native/work/python3-native-3.14.7\0");
+        elf.extend_from_slice(b"\0/usr/src/debug/armhf/work/numpy\0/home/a/aarch64/work/x\0");
+        fs::write(&lib, elf).unwrap();
+        // A text file is not debug information (the checks refuse those).
+        fs::write(t.path().join("usr/local/lib/notes.txt"), "/srv/b/armhf/work/x\n").unwrap();
+        let found = build_dirs_named(t.path(), "armhf").unwrap();
+        assert_eq!(found, [PathBuf::from("/tmp/ci-7/build"), PathBuf::from("/work/other/build")], "not the debug-source path, not another arch's layout");
     }
 }

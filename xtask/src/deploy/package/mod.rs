@@ -136,7 +136,15 @@ pub fn prepare(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
         (false, Some(_)) => bail!("--app needs a profile that keeps only what the application imports (--profile app)"),
         (false, None) => None,
     };
-    let build_paths = [project.build_dir.clone(), crate::engine::image::sysroots_dir(&project.build_dir), work.clone()];
+    // This build's directories, and those of other builds of this machine
+    // that the tree's debug information names (zig's compile cache and the
+    // artifact cache serve them all).
+    let mut build_paths = vec![project.build_dir.clone(), crate::engine::image::sysroots_dir(&project.build_dir), work.clone()];
+    for other in crate::machine::debug_info::build_dirs_named(&tree, arch)? {
+        if !build_paths.contains(&other) {
+            build_paths.push(other);
+        }
+    }
     let staged = stage::stage(&stage::Request {
         tree: &tree,
         work: &work,
