@@ -7,7 +7,8 @@
 //!
 //! `Session` (here) turns requirements into wheels: from the index
 //! (`index`), the built-wheel cache, or an sdist built in a crossenv
-//! (`sdist`), whose wheel names no directory of the build (`built`); `target` says what fits the board, `venv` is the build side.
+//! (`sdist`), whose wheel names no directory of the build (`built`);
+//! `target` says what fits the board, `venv` is the build side.
 
 mod built;
 mod index;
