@@ -20,16 +20,20 @@ pub struct BuildPaths {
     /// the tree being assembled is the board's root (`-I<tree>/usr/include`
     /// becomes `-I/usr/include`), the build directory the debug-source path.
     pub text: Vec<(Vec<u8>, Vec<u8>)>,
-    /// In ELF files' debug information (`machine::debug_info`).
+    /// In ELF files' debug information (`machine::debug_info`), with the
+    /// other build directories it names (zig's compile cache serves them
+    /// all) found by their layout for `arch`.
     pub debug: Vec<PathBuf>,
+    pub arch: String,
 }
 
 impl BuildPaths {
-    pub fn new(build_dir: &Path, tree: &Path) -> BuildPaths {
+    pub fn new(build_dir: &Path, tree: &Path, arch: &str) -> BuildPaths {
         let bytes = |p: &Path| p.display().to_string().into_bytes();
         BuildPaths {
             text: vec![(bytes(tree), vec![]), (bytes(build_dir), b"/usr/src/debug/build".to_vec())],
             debug: vec![build_dir.to_path_buf(), tree.to_path_buf()],
+            arch: arch.to_string(),
         }
     }
 }
@@ -54,22 +58,25 @@ pub fn keep_build_paths_out(wheel: &Path, paths: &BuildPaths) -> Result<usize> {
             changed.insert(m.name.clone(), i);
         }
     }
-    // ELF members that name a directory go through debugedit on disk.
+    // ELF members go through debugedit on disk.
     let work = tempfile::tempdir()?;
     let mut elf = vec![];
     for (i, m) in members.iter().enumerate() {
-        let names_one = paths.debug.iter().any(|d| contains(&m.bytes, d.display().to_string().as_bytes()));
-        if m.bytes.starts_with(b"\x7fELF") && names_one {
+        if m.bytes.starts_with(b"\x7fELF") {
             let file = work.path().join(i.to_string());
             fs::write(&file, &m.bytes)?;
             elf.push((i, file));
         }
     }
-    if !elf.is_empty() {
-        crate::machine::debug_info::map_build_paths(work.path(), &paths.debug)?;
+    let mut bases = paths.debug.clone();
+    bases.extend(crate::machine::debug_info::build_dirs_named(work.path(), &paths.arch)?);
+    if crate::machine::debug_info::map_build_paths(work.path(), &bases)? > 0 {
         for (i, file) in elf {
-            members[i].bytes = fs::read(&file)?;
-            changed.insert(members[i].name.clone(), i);
+            let bytes = fs::read(&file)?;
+            if bytes != members[i].bytes {
+                members[i].bytes = bytes;
+                changed.insert(members[i].name.clone(), i);
+            }
         }
     }
     if changed.is_empty() {
@@ -141,8 +148,8 @@ mod tests {
     use super::*;
 
     /// A wheel with a config file naming the build's directories, a
-    /// library compiled with debug information in the build directory, and
-    /// a module that names nothing.
+    /// library compiled with debug information in the build directory, one
+    /// in another build's, and a module that names nothing.
     fn built_wheel(t: &Path) -> (PathBuf, BuildPaths) {
         let build = t.join("b/build");
         let tree = t.join("b/sysroots/.armhf.tmp");
@@ -151,13 +158,31 @@ mod tests {
         fs::write(recipe.join("x.c"), "int x(void) { return 1; }\n").unwrap();
         let lib = recipe.join("x.so");
         assert!(std::process::Command::new("gcc").args(["-g", "-shared", "-fPIC", "-o"]).arg(&lib).arg("x.c").current_dir(&recipe).status().unwrap().success());
+        // One compiled in another build directory: zig's compile cache
+        // gives its objects the directory of the build that made them.
+        let other = t.join("other/build/armhf/work/ncurses-6.4/build");
+        fs::create_dir_all(&other).unwrap();
+        fs::write(other.join("y.c"), "int y(void) { return 2; }\n").unwrap();
+        let foreign = other.join("y.so");
+        assert!(std::process::Command::new("gcc")
+            .args(["-g", "-shared", "-fPIC", "-o"])
+            .arg(&foreign)
+            .arg("y.c")
+            .current_dir(&other)
+            .status()
+            .unwrap()
+            .success());
         let config = format!(
             "args = '-I{0}/usr/local/include -ffile-prefix-map={1}=/usr/src/debug'\npython = '{1}/armhf/crossenv/cross/bin/python3.14'\n",
             tree.display(),
             build.display()
         );
-        let files: Vec<(&str, Vec<u8>)> =
-            vec![("pkg/__init__.py", b"X = 1\n".to_vec()), ("pkg/__config__.py", config.into_bytes()), ("pkg/_x.so", fs::read(&lib).unwrap())];
+        let files: Vec<(&str, Vec<u8>)> = vec![
+            ("pkg/__init__.py", b"X = 1\n".to_vec()),
+            ("pkg/__config__.py", config.into_bytes()),
+            ("pkg/_x.so", fs::read(&lib).unwrap()),
+            ("pkg/_y.so", fs::read(&foreign).unwrap()),
+        ];
         let mut record = String::new();
         let wheel = t.join("pkg-1.0-cp314-cp314-linux_armv7l.whl");
         let mut w = zip::ZipWriter::new(fs::File::create(&wheel).unwrap());
@@ -171,14 +196,14 @@ mod tests {
         w.start_file("pkg-1.0.dist-info/RECORD", options).unwrap();
         w.write_all(record.as_bytes()).unwrap();
         w.finish().unwrap();
-        (wheel, BuildPaths::new(&build, &tree))
+        (wheel, BuildPaths::new(&build, &tree, "armhf"))
     }
 
     #[test]
     fn a_built_wheel_names_no_directory_of_the_build_and_its_record_matches() {
         let t = tempfile::tempdir().unwrap();
         let (wheel, paths) = built_wheel(t.path());
-        assert_eq!(keep_build_paths_out(&wheel, &paths).unwrap(), 2, "the config file and the library");
+        assert_eq!(keep_build_paths_out(&wheel, &paths).unwrap(), 3, "the config file and the two libraries");
         let members: BTreeMap<String, Vec<u8>> = read_members(&wheel).unwrap().into_iter().map(|m| (m.name, m.bytes)).collect();
         for (name, bytes) in &members {
             assert!(!contains(bytes, t.path().display().to_string().as_bytes()), "{name} still names the build");

@@ -184,7 +184,7 @@ impl<'a> Session<'a> {
         // Built wheels are only good for the compiler and glibc floor that built them.
         let compiler = &crate::sources::fetch::sha256_bytes(tc.identity().as_bytes())[..12];
         let cache = py.wheel_cache.join(format!("{}-{}-{compiler}-{BUILT_WHEELS_FORMAT}", target.name, target.abi_tag()));
-        let build_paths = BuildPaths::new(build_dir, tree);
+        let build_paths = BuildPaths::new(build_dir, tree, target.name);
         Ok(Session {
             bp,
             target,

@@ -188,6 +188,14 @@ pub fn build_wheel(
         // As an activated crossenv: its build tools (cython, meson, ninja) on PATH.
         let path = format!("{}:{}:{}", ce.dir.join("cross/bin").display(), ce.dir.join("build/bin").display(), std::env::var("PATH").unwrap_or_default());
         cmd.env("PATH", path);
+        // pip builds in a temporary directory, which the compiler records
+        // as the objects' directory: under the build directory, the
+        // compile prefix map (`-ffile-prefix-map=<build dir>=`) maps it
+        // as it maps the recipes' (in /tmp it stayed in the debug
+        // information as `/tmp/pip-wheel-*/`).
+        let tmp = ce.dir.join("tmp");
+        fs::create_dir_all(&tmp)?;
+        cmd.env("TMPDIR", &tmp);
         run(&mut cmd, log)
     };
     let mut before = log.len();
