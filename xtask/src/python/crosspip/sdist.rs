@@ -169,6 +169,11 @@ pub fn build_wheel(
         crate::base::sysroot::remove(&ce.dir.join("pip-cache"))?;
         fs::write(&stamp, BUILD_BACKENDS.join("\n"))?;
     }
+    // pip keeps the wheels it builds in its cache by sdist and tag, blind
+    // to the compiler and flags this build gives it: a wheel built here is
+    // reused only through the built-wheel cache, which knows them. pip's
+    // downloads stay cached.
+    crate::base::sysroot::remove(&ce.dir.join("pip-cache/wheels"))?;
     let built = tempfile::tempdir()?;
     let attempt = |log: &mut String| -> Result<()> {
         let mut cmd = Command::new(ce.cross_python());
