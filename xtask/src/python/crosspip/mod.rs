@@ -155,6 +155,9 @@ impl<'a> Session<'a> {
             tree.display()
         );
         env.push(("CFLAGS".into(), cflags.clone()));
+        // And C++'s (numpy's sorting and linalg): without them its objects
+        // named the tree's headers and pip's build directory as they are.
+        env.push(("CXXFLAGS".into(), cflags.clone()));
         // The cc crate (the C parts of Rust extensions: orjson's yyjson,
         // openssl-sys's probe) gives clang `--target=<its triple>`, which
         // overrides the zig wrapper's own and which zig cannot parse
