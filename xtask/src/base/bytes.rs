@@ -31,17 +31,22 @@ pub fn replace_all(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 /// (git's rule). Binary files are never edited for paths: a path of
 /// another length inside an ELF file, a `.pyc`'s marshal data or a static
 /// archive would corrupt it.
-pub fn is_binary(bytes: &[u8]) -> bool {
+fn is_binary(bytes: &[u8]) -> bool {
     bytes[..bytes.len().min(8000)].contains(&0)
 }
 
-/// `text` with each rule (from -> to) applied in order.
-pub fn apply_rules(text: &[u8], rules: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let mut out = text.to_vec();
+/// A file's bytes with each rule (from -> to) applied in order, when they
+/// are text that holds one of `needles`; `None` for binary files and for
+/// text that holds none.
+pub fn rewritten_text(bytes: &[u8], needles: &[Vec<u8>], rules: &[(Vec<u8>, Vec<u8>)]) -> Option<Vec<u8>> {
+    if is_binary(bytes) || !needles.iter().any(|n| contains(bytes, n)) {
+        return None;
+    }
+    let mut out = bytes.to_vec();
     for (from, to) in rules {
         out = replace_all(&out, from, to);
     }
-    out
+    Some(out)
 }
 
 /// In every text file below `root` (at most 16 MiB) that holds one of
@@ -56,11 +61,8 @@ pub fn rewrite_text_files(root: &Path, needles: &[Vec<u8>], rules: &[(Vec<u8>, V
         if !e.file_type().is_file() || e.metadata()?.len() > 16 << 20 {
             continue;
         }
-        let bytes = fs::read(e.path())?;
-        if is_binary(&bytes) || !needles.iter().any(|n| contains(&bytes, n)) {
-            continue;
-        }
-        fs::write(e.path(), apply_rules(&bytes, rules))?;
+        let Some(text) = rewritten_text(&fs::read(e.path())?, needles, rules) else { continue };
+        fs::write(e.path(), text)?;
         remove_cached_byte_code(e.path())?;
         count += 1;
     }

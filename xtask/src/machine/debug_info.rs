@@ -87,6 +87,18 @@ pub fn build_dirs_named(root: &Path, arch: &str) -> Result<Vec<PathBuf>> {
     Ok(found.into_iter().collect())
 }
 
+/// A shared library compiled by the build machine's gcc with debug
+/// information in `dir` (made if missing), which it records as the
+/// objects' directory, as a recipe's compile does.
+#[cfg(test)]
+pub fn library_compiled_in(dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("x.c"), "int x(void) { return 1; }\n").unwrap();
+    let status = Command::new("gcc").args(["-g", "-shared", "-fPIC", "-o", "libx.so", "x.c"]).current_dir(dir).status().unwrap();
+    assert!(status.success(), "gcc failed in {}", dir.display());
+    dir.join("libx.so")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,13 +108,10 @@ mod tests {
         // A library compiled with debug information in a "recipe's build
         // directory", as zig's cached start files are (ziglang/zig#23821).
         let build = tempfile::tempdir().unwrap();
-        let recipe = build.path().join("armhf/work/ncurses-6.4/build");
-        fs::create_dir_all(&recipe).unwrap();
-        fs::write(recipe.join("x.c"), "int x(void) { return 1; }\n").unwrap();
         let root = tempfile::tempdir().unwrap();
         let lib = root.path().join("usr/local/lib/libx.so");
         fs::create_dir_all(lib.parent().unwrap()).unwrap();
-        assert!(Command::new("gcc").args(["-g", "-shared", "-fPIC", "-o"]).arg(&lib).arg("x.c").current_dir(&recipe).status().unwrap().success());
+        fs::rename(library_compiled_in(&build.path().join("armhf/work/ncurses-6.4/build")), &lib).unwrap();
         let text = root.path().join("usr/local/share/note.txt");
         fs::create_dir_all(text.parent().unwrap()).unwrap();
         fs::write(&text, format!("built in {}\n", build.path().display())).unwrap();

@@ -8,7 +8,6 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use sha2::Digest as _;
 use walkdir::WalkDir;
 
 use crate::engine::image::ImageNote;
@@ -338,7 +337,6 @@ fn byte_compile(python: &Path, root: &Path, stdlib: &Path, profile: &Profile) ->
 /// RECORD a one-module distribution (typing_extensions) provides no module
 /// (`packages_distributions()`), and pip could not uninstall the `.pyc`.
 fn record_sourceless(record: &Path) -> Result<()> {
-    use base64::Engine as _;
     let site = record.parent().and_then(Path::parent).context("a RECORD outside site-packages")?;
     let text = fs::read_to_string(record).with_context(|| format!("cannot read {}", record.display()))?;
     let mut out = String::with_capacity(text.len());
@@ -347,9 +345,8 @@ fn record_sourceless(record: &Path) -> Result<()> {
         let pyc = path.strip_suffix(".py").map(|stem| format!("{stem}.pyc"));
         match pyc.filter(|pyc| !site.join(path).exists() && site.join(pyc).is_file()) {
             Some(pyc) => {
-                let bytes = fs::read(site.join(&pyc))?;
-                let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&bytes));
-                out.push_str(&format!("{pyc},sha256={hash},{}\n", bytes.len()));
+                out.push_str(&crate::python::crosspip::record_line(&pyc, &fs::read(site.join(&pyc))?));
+                out.push('\n');
             }
             None => {
                 out.push_str(line);

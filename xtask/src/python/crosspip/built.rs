@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::base::bytes::{apply_rules, contains, is_binary};
+use crate::base::bytes::rewritten_text;
 
 /// This build's directories, and what each becomes in a built wheel.
 pub struct BuildPaths {
@@ -50,11 +50,11 @@ struct Member {
 /// returns how many changed (0: the file is left as it was).
 pub fn keep_build_paths_out(wheel: &Path, paths: &BuildPaths) -> Result<usize> {
     let mut members = read_members(wheel)?;
-    let needles: Vec<&[u8]> = paths.text.iter().map(|(from, _)| from.as_slice()).collect();
+    let needles: Vec<Vec<u8>> = paths.text.iter().map(|(from, _)| from.clone()).collect();
     let mut changed: BTreeMap<String, usize> = BTreeMap::new();
     for (i, m) in members.iter_mut().enumerate() {
-        if !is_binary(&m.bytes) && needles.iter().any(|n| contains(&m.bytes, n)) {
-            m.bytes = apply_rules(&m.bytes, &paths.text);
+        if let Some(text) = rewritten_text(&m.bytes, &needles, &paths.text) {
+            m.bytes = text;
             changed.insert(m.name.clone(), i);
         }
     }
@@ -122,20 +122,22 @@ fn write_members(wheel: &Path, members: &[Member]) -> Result<()> {
     fs::rename(&tmp, wheel).with_context(|| format!("cannot replace {}", wheel.display()))
 }
 
-/// RECORD (`path,sha256=<urlsafe base64>,size` a line, PEP 376/427) with
-/// the lines of the `changed` members (name -> index) hashed again.
-fn record_with(record: &str, changed: &BTreeMap<String, usize>, members: &[Member]) -> String {
+/// A wheel's RECORD line for a file (PEP 376, PEP 427): its path, the
+/// urlsafe base64 of its sha256 without padding, its size.
+pub fn record_line(path: &str, bytes: &[u8]) -> String {
     use base64::Engine as _;
     use sha2::Digest as _;
+    let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(bytes));
+    format!("{path},sha256={digest},{}", bytes.len())
+}
+
+/// RECORD with the lines of the `changed` members (name -> index) hashed again.
+fn record_with(record: &str, changed: &BTreeMap<String, usize>, members: &[Member]) -> String {
     let mut out = String::with_capacity(record.len());
     for line in record.lines() {
         let path = line.rsplitn(3, ',').nth(2).unwrap_or(line);
         match changed.get(path) {
-            Some(&i) => {
-                let bytes = &members[i].bytes;
-                let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(bytes));
-                out.push_str(&format!("{path},sha256={digest},{}", bytes.len()));
-            }
+            Some(&i) => out.push_str(&record_line(path, &members[i].bytes)),
             None => out.push_str(line),
         }
         out.push('\n');
@@ -146,6 +148,8 @@ fn record_with(record: &str, changed: &BTreeMap<String, usize>, members: &[Membe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::bytes::contains;
+    use crate::machine::debug_info::library_compiled_in;
 
     /// A wheel with a config file naming the build's directories, a
     /// library compiled with debug information in the build directory, one
@@ -153,25 +157,10 @@ mod tests {
     fn built_wheel(t: &Path) -> (PathBuf, BuildPaths) {
         let build = t.join("b/build");
         let tree = t.join("b/sysroots/.armhf.tmp");
-        let recipe = build.join("armhf/work/zstd-1.5.7/build");
-        fs::create_dir_all(&recipe).unwrap();
-        fs::write(recipe.join("x.c"), "int x(void) { return 1; }\n").unwrap();
-        let lib = recipe.join("x.so");
-        assert!(std::process::Command::new("gcc").args(["-g", "-shared", "-fPIC", "-o"]).arg(&lib).arg("x.c").current_dir(&recipe).status().unwrap().success());
+        let lib = library_compiled_in(&build.join("armhf/work/zstd-1.5.7/build"));
         // One compiled in another build directory: zig's compile cache
         // gives its objects the directory of the build that made them.
-        let other = t.join("other/build/armhf/work/ncurses-6.4/build");
-        fs::create_dir_all(&other).unwrap();
-        fs::write(other.join("y.c"), "int y(void) { return 2; }\n").unwrap();
-        let foreign = other.join("y.so");
-        assert!(std::process::Command::new("gcc")
-            .args(["-g", "-shared", "-fPIC", "-o"])
-            .arg(&foreign)
-            .arg("y.c")
-            .current_dir(&other)
-            .status()
-            .unwrap()
-            .success());
+        let foreign = library_compiled_in(&t.join("other/build/armhf/work/ncurses-6.4/build"));
         let config = format!(
             "args = '-I{0}/usr/local/include -ffile-prefix-map={1}=/usr/src/debug'\npython = '{1}/armhf/crossenv/cross/bin/python3.14'\n",
             tree.display(),

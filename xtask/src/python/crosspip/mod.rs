@@ -25,6 +25,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+pub use self::built::record_line;
 use self::built::BuildPaths;
 use self::index::{download, newest_on_index, older_major, warn_if_pure_python};
 pub use self::sdist::MissingLibrary;
