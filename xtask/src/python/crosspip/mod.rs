@@ -105,9 +105,11 @@ pub struct Session<'a> {
 }
 
 /// The built-wheel cache's format, part of its directory's name: 2 since
-/// its wheels name no build directory (`built`); the wheels of an older
-/// format are left where they are, unused.
-const BUILT_WHEELS_FORMAT: u32 = 2;
+/// its wheels name no build directory (`built`), 3 since two builds of one
+/// sdist give the same wheel (`sdist::FIXED_NAMES`, the build's
+/// `SOURCE_DATE_EPOCH`); the wheels of an older format are left where they
+/// are, unused.
+const BUILT_WHEELS_FORMAT: u32 = 3;
 
 /// Runs before a requirement's wheel is built from source or taken from
 /// the built-wheel cache (see `Session::wheels`).

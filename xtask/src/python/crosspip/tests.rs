@@ -206,3 +206,28 @@ fn platform_tags_are_those_pip_computes_on_the_board_up_to_the_toolchain_glibc()
         assert_eq!(t.platform_tags(), ["manylinux_2_19_aarch64", "manylinux_2_18_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64", "linux_aarch64"]);
     });
 }
+
+#[test]
+fn a_source_builds_temporary_directories_get_the_same_names_in_every_build() {
+    // As pip names them (pip-wheel-<8>/<project>_<uuid4 hex>/) and the
+    // backend it starts (meson-python's .mesonpy-<8>), in two builds.
+    let names = |tmp: &Path| {
+        let fixed = tmp.join("fixed-names");
+        fs::create_dir_all(&fixed).unwrap();
+        fs::write(fixed.join("sitecustomize.py"), FIXED_NAMES).unwrap();
+        let script = "import os, subprocess, sys, tempfile, uuid\n\
+                      print(tempfile.mkdtemp(prefix='pip-wheel-'), uuid.uuid4().hex)\n\
+                      sys.stdout.flush()\n\
+                      subprocess.run([sys.executable, '-c', 'import tempfile; print(tempfile.mkdtemp(prefix=\".mesonpy-\"))'], check=True)\n";
+        let out = Command::new("python3").arg("-c").arg(script).env("TMPDIR", tmp).env("PYTHONPATH", &fixed).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().replace(&tmp.display().to_string(), "<tmp>")
+    };
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = names(one.path());
+    assert_eq!(first, names(two.path()), "two builds, one set of names");
+    assert!(first.starts_with("<tmp>/pip-wheel-") && first.contains("\n<tmp>/.mesonpy-"), "{first}");
+    // A name that exists is passed over, as tempfile always did.
+    let again = names(one.path());
+    assert_ne!(again, first, "the second build in one directory takes the next names");
+}
