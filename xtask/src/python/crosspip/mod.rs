@@ -106,7 +106,7 @@ pub struct Session<'a> {
 
 /// The built-wheel cache's format, part of its directory's name: 2 since
 /// its wheels name no build directory (`built`), 3 since two builds of one
-/// sdist give the same wheel (`sdist::FIXED_NAMES`, the build's
+/// sdist give the same wheel (`sdist::fixed_names`, the build's
 /// `SOURCE_DATE_EPOCH`); the wheels of an older format are left where they
 /// are, unused.
 const BUILT_WHEELS_FORMAT: u32 = 3;

@@ -151,9 +151,11 @@ impl MesonSetup<'_> {
     }
 }
 
-/// A `sitecustomize` that gives Python's temporary files and uuid4 a fixed
-/// sequence of names, for the processes of a source build.
-pub(super) const FIXED_NAMES: &str = include_str!("sitecustomize.py");
+/// A directory whose `sitecustomize` gives Python's temporary files and
+/// uuid4 a fixed sequence of names, for the processes of a source build.
+pub(super) fn fixed_names() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/fixed_names")
+}
 
 pub fn build_wheel(
     ce: &CrossEnv,
@@ -179,9 +181,6 @@ pub fn build_wheel(
     // downloads stay cached.
     crate::base::sysroot::remove(&ce.dir.join("pip-cache/wheels"))?;
     let epoch = crate::base::reproducible::source_date_epoch()?.to_string();
-    let fixed_names = ce.dir.join("fixed-names");
-    fs::create_dir_all(&fixed_names)?;
-    fs::write(fixed_names.join("sitecustomize.py"), FIXED_NAMES)?;
     let built = tempfile::tempdir()?;
     let attempt = |log: &mut String| -> Result<()> {
         let mut cmd = Command::new(ce.cross_python());
@@ -207,7 +206,7 @@ pub fn build_wheel(
         // as it maps the recipes' (in /tmp it stayed in the debug
         // information as `/tmp/pip-wheel-*/`). Emptied first: a name that
         // a killed build left there would be passed over, and the build
-        // would take the next (see FIXED_NAMES).
+        // would take the next (see `fixed_names`).
         let tmp = ce.dir.join("tmp");
         crate::base::sysroot::remove(&tmp)?;
         fs::create_dir_all(&tmp)?;
@@ -217,7 +216,7 @@ pub fn build_wheel(
         // build's time, not the clock's (bdist_wheel, meson-python and
         // maturin read it): two builds of one sdist give one wheel.
         let path = std::env::var_os("PYTHONPATH").map(|p| format!(":{}", p.to_string_lossy())).unwrap_or_default();
-        cmd.env("PYTHONPATH", format!("{}{path}", fixed_names.display()));
+        cmd.env("PYTHONPATH", format!("{}{path}", fixed_names().display()));
         cmd.env("SOURCE_DATE_EPOCH", &epoch);
         run(&mut cmd, log)
     };

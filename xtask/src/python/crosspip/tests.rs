@@ -212,14 +212,11 @@ fn a_source_builds_temporary_directories_get_the_same_names_in_every_build() {
     // As pip names them (pip-wheel-<8>/<project>_<uuid4 hex>/) and the
     // backend it starts (meson-python's .mesonpy-<8>), in two builds.
     let names = |tmp: &Path| {
-        let fixed = tmp.join("fixed-names");
-        fs::create_dir_all(&fixed).unwrap();
-        fs::write(fixed.join("sitecustomize.py"), FIXED_NAMES).unwrap();
         let script = "import os, subprocess, sys, tempfile, uuid\n\
                       print(tempfile.mkdtemp(prefix='pip-wheel-'), uuid.uuid4().hex)\n\
                       sys.stdout.flush()\n\
                       subprocess.run([sys.executable, '-c', 'import tempfile; print(tempfile.mkdtemp(prefix=\".mesonpy-\"))'], check=True)\n";
-        let out = Command::new("python3").arg("-c").arg(script).env("TMPDIR", tmp).env("PYTHONPATH", &fixed).output().unwrap();
+        let out = Command::new("python3").arg("-c").arg(script).env("TMPDIR", tmp).env("PYTHONPATH", fixed_names()).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().replace(&tmp.display().to_string(), "<tmp>")
     };

@@ -1,4 +1,4 @@
-# Written by crosspython (python/crosspip/sdist.rs) for its source builds
+# Used by crosspython (xtask/src/python/crosspip/sdist.rs) for its source builds
 # of Python packages, on PYTHONPATH of `pip wheel` and of the build backend
 # it starts. pip unpacks and builds an sdist in directories of random names
 # (`pip-wheel-<8>/numpy_<uuid4 hex>/`, meson-python's `.mesonpy-<8>/`),
