@@ -31,6 +31,9 @@ pub struct ElfInfo {
     pub relr: bool,
     /// What the loader maps: each `PT_LOAD` as (vaddr, memsz, filesz, flags).
     pub loads: Vec<(u64, u64, u64, u32)>,
+    /// An executable loaded at the addresses it names (ET_EXEC), not one
+    /// the loader places (a library or a PIE program, ET_DYN).
+    pub fixed_address: bool,
 }
 
 /// `DT_RELR` (gABI; not in `object`'s constants yet).
@@ -179,6 +182,7 @@ fn parse<E: FileHeader<Endian = Endianness>>(data: &[u8]) -> Result<ElfInfo> {
         machine: header.e_machine(endian),
         bits: if header.is_class_64() { 64 } else { 32 },
         little_endian: endian == Endianness::Little,
+        fixed_address: header.e_type(endian) == elf::ET_EXEC,
         ..Default::default()
     };
     for ph in header.program_headers(endian, data)? {

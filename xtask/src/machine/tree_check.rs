@@ -51,6 +51,7 @@ impl<'a> TreeCheck<'a> {
             if let Err(e) = elf::check_machine(&info, self.want) {
                 problems.push(format!("{rel}: wrong target: {e}"));
             }
+            problems.extend(load_address_problem(&rel, &info, self.want.lowest_load));
             for n in info.needed.iter().filter(|n| !libs.contains_key(*n) && !self.beside.contains_key(*n) && !self.board.has(n)) {
                 problems.push(format!("{rel}: needs {n}, which is neither in the tree nor the board's C library"));
             }
@@ -243,13 +244,28 @@ impl Checked {
     }
 }
 
+/// An executable that loads below `lowest` (see `ElfExpect::lowest_load`).
+/// patchelf makes them: to give a program without a run path one, it puts
+/// the grown headers in a new segment a page below the first, and with
+/// MIPS's 64 KiB page and lld's first segment at 64 KiB that is address 0.
+fn load_address_problem(rel: &str, info: &ElfInfo, lowest: u64) -> Option<String> {
+    let low = info.loads.iter().map(|l| l.0).min()?;
+    (info.fixed_address && low < lowest).then(|| {
+        format!(
+            "{rel}: loads at {low:#x}, below {lowest:#x}, the lowest address a board's kernel lets a program without CAP_SYS_RAWIO map \
+             (vm.mmap_min_addr): exec fails for users other than root, and a program mapped at 0 reads NULL instead of crashing"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::manifest::arch::ElfBits;
     use crate::model::manifest::{ElfMachine, Endian};
 
-    const AARCH64: ElfExpect = ElfExpect { machine: ElfMachine::Aarch64, bits: ElfBits::B64, endian: Endian::Little, exec_stack: false, relro: true };
+    const AARCH64: ElfExpect =
+        ElfExpect { machine: ElfMachine::Aarch64, bits: ElfBits::B64, endian: Endian::Little, exec_stack: false, relro: true, lowest_load: 0x8000 };
 
     #[test]
     fn run_paths_must_be_origin_relative_and_stay_inside() {
@@ -298,5 +314,30 @@ mod tests {
         check.beside = info.needed.iter().map(|n| (n.clone(), PathBuf::from("/tree/lib"))).collect();
         let err = check.run(&root, "the new packages").unwrap_err().to_string();
         assert!(!err.contains("needs"), "{err}");
+    }
+
+    #[test]
+    fn an_executable_below_the_kernels_lowest_mapping_is_refused() {
+        // The build machine's gcc links a fixed-address program at its
+        // default (0x400000) and, told so, at 0, as patchelf left
+        // python3.14 on mipsel.
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("p.c"), "int main(void) { return 0; }\n").unwrap();
+        let link = |name: &str, extra: &[&str]| {
+            let out = t.path().join(name);
+            let ok = std::process::Command::new("gcc").args(["-no-pie", "-o"]).arg(&out).arg(t.path().join("p.c")).args(extra).status().unwrap();
+            assert!(ok.success());
+            elf::inspect(&out).unwrap().unwrap()
+        };
+        let usual = link("usual", &[]);
+        assert!(usual.fixed_address);
+        assert_eq!(load_address_problem("bin/usual", &usual, 0x8000), None);
+        let at_zero = link("at-zero", &["-Wl,-Ttext-segment=0"]);
+        let why = load_address_problem("usr/local/bin/python3.14", &at_zero, 0x8000).expect("refused");
+        assert!(why.starts_with("usr/local/bin/python3.14: loads at 0x0, below 0x8000"), "{why}");
+        // A library loads where the loader puts it: 0 is its base, not an address.
+        let lib = elf::inspect(Path::new(&format!("{}", crate::machine::debug_info::library_compiled_in(&t.path().join("lib")).display()))).unwrap().unwrap();
+        assert!(!lib.fixed_address);
+        assert_eq!(load_address_problem("lib/libx.so", &lib, 0x8000), None);
     }
 }

@@ -201,10 +201,21 @@ pub struct ElfExpect {
     /// The ABI's linker makes PT_GNU_RELRO (false where it cannot).
     #[serde(default = "yes")]
     pub relro: bool,
+    /// The lowest address an executable (ET_EXEC) may load at: below the
+    /// kernel's `vm.mmap_min_addr` exec fails for a user without
+    /// CAP_SYS_RAWIO, and a program mapped at 0 reads NULL instead of
+    /// crashing. Debian's kernels have 4096, 32768 with an LSM that
+    /// enforces it (CONFIG_LSM_MMAP_MIN_ADDR): 32768 by default.
+    #[serde(default = "lowest_load")]
+    pub lowest_load: u64,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn lowest_load() -> u64 {
+    0x8000
 }
 
 /// The C library of the boards the package is built for.
