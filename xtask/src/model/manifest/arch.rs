@@ -205,17 +205,23 @@ pub struct ElfExpect {
     /// kernel's `vm.mmap_min_addr` exec fails for a user without
     /// CAP_SYS_RAWIO, and a program mapped at 0 reads NULL instead of
     /// crashing. Debian's kernels have 4096, 32768 with an LSM that
-    /// enforces it (CONFIG_LSM_MMAP_MIN_ADDR): 32768 by default.
-    #[serde(default = "lowest_load")]
-    pub lowest_load: u64,
+    /// enforces it (CONFIG_LSM_MMAP_MIN_ADDR): `LOWEST_LOAD` unless set
+    /// (unset, it is not written: no signature changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowest_load: Option<u64>,
 }
 
 fn yes() -> bool {
     true
 }
 
-fn lowest_load() -> u64 {
-    0x8000
+/// See `ElfExpect::lowest_load`.
+pub const LOWEST_LOAD: u64 = 0x8000;
+
+impl ElfExpect {
+    pub fn lowest_load(&self) -> u64 {
+        self.lowest_load.unwrap_or(LOWEST_LOAD)
+    }
 }
 
 /// The C library of the boards the package is built for.
