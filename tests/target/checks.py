@@ -560,6 +560,43 @@ def users():
 
 
 @check
+def unprivileged_user():
+    """A board's users are not all root: the kernel lets only a process
+    with CAP_SYS_RAWIO map below vm.mmap_min_addr, so a program linked that
+    low runs for root alone (mipsel's python3 loaded at 0 once). The
+    guests run everything as root, which hid it; this starts python3 as
+    `nobody` (uid and gid 65534, no supplementary groups)."""
+    import subprocess
+
+    if not children_can_start():
+        raise RuntimeError("binfmt_misc is not available: target child processes cannot start")
+    if os.getuid() != 0:
+        return f"already uid {os.getuid()}: the other checks ran unprivileged"
+    code = "import os, ssl, sqlite3; print(os.getuid(), os.getgid(), os.getgroups())"
+    out = subprocess.run([sys.executable, "-I", "-c", code], user=65534, group=65534, extra_groups=[], capture_output=True, text=True)
+    assert out.returncode == 0, f"as uid 65534: exit {out.returncode}, {out.stderr.strip()[-300:]!r}"
+    assert out.stdout.split() == ["65534", "65534", "[]"], out.stdout
+    return f"{sys.executable} ran as uid 65534, gid 65534"
+
+
+@check
+def null_pointer_read_crashes():
+    """Reading address 0 must end the process with SIGSEGV, as it does on
+    every Linux board: a program whose lowest segment is mapped at 0 reads
+    its own headers there instead (mipsel's python3 once;
+    test_faulthandler's test_read_null caught it)."""
+    import signal
+    import subprocess
+
+    if not children_can_start():
+        raise RuntimeError("binfmt_misc is not available: target child processes cannot start")
+    code = "import ctypes, sys; data = ctypes.string_at(0, 4); sys.exit(f'read {data!r} at address 0')"
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert out.returncode == -signal.SIGSEGV, f"exit {out.returncode}: {out.stderr.strip()[-300:]!r}"
+    return "SIGSEGV, as it should"
+
+
+@check
 def memory():
     """Measured as on a board, on a booted kernel only (under qemu-user the
     emulator's own memory counts): this python3 and the board's own python

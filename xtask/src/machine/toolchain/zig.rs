@@ -306,6 +306,10 @@ pub fn wrappers(
         ),
         None => Default::default(),
     };
+    let image_base = arch
+        .zig_image_base
+        .map(|base| format!("if [ -n \"$inputs\" ] && [ -n \"$link\" ] && [ -z \"$shared\" ]; then set -- \"$@\" -Wl,--image-base={base:#x}; fi\n"))
+        .unwrap_or_default();
     let compiler_rt = compiler_rt.map(|p| format!("if [ -n \"$inputs\" ] && [ -n \"$link\" ]; then set -- \"$@\" '{}'; fi\n", p.display())).unwrap_or_default();
     let parts = [
         ("TRIPLET", arch.triplet.clone()),
@@ -320,6 +324,7 @@ pub fn wrappers(
         ("PROFILE_INIT", profile_init),
         ("PROFILE_ARG", profile_arg),
         ("COMPILER_RT", compiler_rt),
+        ("IMAGE_BASE", image_base),
         ("PROFILE", profile),
     ];
     let mut files: Vec<(String, String)> = vec![];
@@ -385,6 +390,10 @@ mod tests {
     }
 
     fn wrappers_around_echo_with(drop: &[&str], profile: Option<&Path>) -> (tempfile::TempDir, PathBuf) {
+        wrappers_around_echo_for("mipsel", drop, profile)
+    }
+
+    fn wrappers_around_echo_for(arch: &str, drop: &[&str], profile: Option<&Path>) -> (tempfile::TempDir, PathBuf) {
         let t = tempfile::tempdir().unwrap();
         let zig = t.path().join("zig-0/ziglang/zig");
         fs::create_dir_all(zig.parent().unwrap()).unwrap();
@@ -396,12 +405,13 @@ mod tests {
         fs::set_permissions(&zig, fs::Permissions::from_mode(0o755)).unwrap();
         let loaded = crate::model::manifest::Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
         let spec = ZigToolchain { pypi: "ziglang==0".into(), wheel_sha256: Default::default(), drop_linker_args: drop.iter().map(|d| d.to_string()).collect() };
-        let bin = wrappers(&zig, &spec, &loaded.manifest.arch["mipsel"], Some((2, 28)), Some(Path::new("/crt/libcompiler_rt_for_boards.a")), profile).unwrap();
+        let bin = wrappers(&zig, &spec, &loaded.manifest.arch[arch], Some((2, 28)), Some(Path::new("/crt/libcompiler_rt_for_boards.a")), profile).unwrap();
         (t, bin)
     }
 
     fn run(bin: &Path, tool: &str, args: &[&str]) -> Vec<String> {
-        let out = Command::new(bin.join(format!("mipsel-linux-gnu-{tool}"))).args(args).output().unwrap();
+        let wrapper = fs::read_dir(bin).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(&format!("-{tool}"))).unwrap();
+        let out = Command::new(wrapper).args(args).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
     }
@@ -472,6 +482,21 @@ mod tests {
         for only in ["-c", "-S", "-E"] {
             assert!(!run(&bin, "gcc", &[only, "x.c"]).iter().any(|a| a.contains("compiler_rt")), "{only}");
         }
+    }
+
+    #[test]
+    fn programs_are_linked_at_the_arch_image_base_and_libraries_are_not() {
+        // mipsel's manifest entry sets it (lld's 64 KiB less one patchelf
+        // page was address 0); armhf's does not, and its wrapper is unchanged.
+        let (_t, bin) = wrappers_around_echo(&[]);
+        let base = "-Wl,--image-base=0x400000";
+        assert!(run(&bin, "gcc", &["x.o", "-o", "x"]).iter().any(|a| a == base));
+        assert!(run(&bin, "g++", &["x.cc", "-o", "x"]).iter().any(|a| a == base), "compiled and linked in one step");
+        assert!(!run(&bin, "gcc", &["-shared", "x.o", "-o", "libx.so"]).iter().any(|a| a == base), "a library's base is the loader's choice");
+        assert!(!run(&bin, "gcc", &["-c", "x.c"]).iter().any(|a| a == base));
+        let (_u, armhf) = wrappers_around_echo_for("armhf", &[], None);
+        assert!(!run(&armhf, "gcc", &["x.o", "-o", "x"]).iter().any(|a| a.contains("image-base")));
+        assert!(!fs::read_to_string(armhf.join("arm-linux-gnueabihf-gcc")).unwrap().contains("image-base"));
     }
 
     #[test]

@@ -52,6 +52,12 @@ pub struct Arch {
     /// clang's integrated assembler, which mis-assembles GNU-as code here.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub zig_gnu_as: bool,
+    /// The address zig's linker (lld) puts a program's first segment at,
+    /// where lld's default for the arch is too low: tools that add a
+    /// segment below the first (patchelf's run paths, one page below) must
+    /// not reach the kernel's `vm.mmap_min_addr` (see `elf.lowest_load`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zig_image_base: Option<u64>,
     /// The oldest glibc that has this arch (the lowest possible floor).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub glibc_min: Option<String>,

@@ -215,8 +215,10 @@ pub fn build_wheel(
         // meson-python's are random), and the wheel's members with the
         // build's time, not the clock's (bdist_wheel, meson-python and
         // maturin read it): two builds of one sdist give one wheel.
-        let path = std::env::var_os("PYTHONPATH").map(|p| format!(":{}", p.to_string_lossy())).unwrap_or_default();
-        cmd.env("PYTHONPATH", format!("{}{path}", fixed_names().display()));
+        // The caller's own PYTHONPATH is not kept: it must not reach a
+        // build, as `engine::work` keeps it from every recipe's task
+        // (crossenv's cross python puts its own paths before this one).
+        cmd.env("PYTHONPATH", fixed_names());
         cmd.env("SOURCE_DATE_EPOCH", &epoch);
         run(&mut cmd, log)
     };

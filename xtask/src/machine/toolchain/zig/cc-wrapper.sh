@@ -82,6 +82,9 @@ if [ -n "$shared" ] && [ -z "$inputs" ]; then
   '@ZIG@' @DRIVER@ -target @TARGET@@CPU@ -c -x c /dev/null -o "$tmp/empty.o" || exit 1
   set -- "$@" "$tmp/empty.o"
 fi
+## Programs (not libraries) at the arch's `zig_image_base`, where lld's
+## default is too low for what patchelf does to them afterwards.
+@IMAGE_BASE@
 ## compiler-rt for the board's C library (see `compiler_rt_for_boards`) on
 ## every link line.
 @COMPILER_RT@
