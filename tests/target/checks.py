@@ -590,7 +590,9 @@ def null_pointer_read_crashes():
 
     if not children_can_start():
         raise RuntimeError("binfmt_misc is not available: target child processes cannot start")
-    code = "import ctypes, sys; data = ctypes.string_at(0, 4); sys.exit(f'read {data!r} at address 0')"
+    # Not ctypes.string_at(0, n): it hands NULL to PyBytes_FromStringAndSize,
+    # which then makes n uninitialized bytes and reads nothing.
+    code = "import ctypes, sys; value = ctypes.c_int.from_address(0).value; sys.exit(f'read {value:#x} at address 0')"
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
     assert out.returncode == -signal.SIGSEGV, f"exit {out.returncode}: {out.stderr.strip()[-300:]!r}"
     return "SIGSEGV, as it should"
