@@ -27,11 +27,41 @@ pub fn replace_all(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `hay` with every path below `dir` cut to its file name
+/// (`<dir>/wrappers/x/bin/mipsel-linux-gnu-gcc -shared` becomes
+/// `mipsel-linux-gnu-gcc -shared`): the build machine's tools as a board
+/// names them, found on its PATH. A path runs to the first byte that
+/// cannot be in one (space, quote, comma, `=`...); `dir` itself must be
+/// followed by `/`, so that `<dir>x` is not taken for it.
+pub fn bare_tool_names(hay: &[u8], dir: &[u8]) -> Vec<u8> {
+    let path_byte = |b: u8| b.is_ascii_alphanumeric() || b"_.-+/".contains(&b);
+    if dir.is_empty() {
+        return hay.to_vec();
+    }
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    while let Some(at) = memchr::memmem::find(&hay[i..], dir).map(|at| i + at) {
+        let after = at + dir.len();
+        if hay.get(after) != Some(&b'/') {
+            out.extend_from_slice(&hay[i..after]);
+            i = after;
+            continue;
+        }
+        let end = hay[after..].iter().position(|&b| !path_byte(b)).map_or(hay.len(), |n| after + n);
+        let name_start = hay[at..end].iter().rposition(|&b| b == b'/').map_or(at, |n| at + n + 1);
+        out.extend_from_slice(&hay[i..at]);
+        out.extend_from_slice(&hay[name_start..end]);
+        i = end;
+    }
+    out.extend_from_slice(&hay[i..]);
+    out
+}
+
 /// Whether a file's bytes are binary: a NUL in the first 8000 bytes
 /// (git's rule). Binary files are never edited for paths: a path of
 /// another length inside an ELF file, a `.pyc`'s marshal data or a static
 /// archive would corrupt it.
-fn is_binary(bytes: &[u8]) -> bool {
+pub fn is_binary(bytes: &[u8]) -> bool {
     bytes[..bytes.len().min(8000)].contains(&0)
 }
 
@@ -90,6 +120,21 @@ fn remove_cached_byte_code(source: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_below_a_directory_are_named_by_their_file_names() {
+        let dir = b"/home/u/.cache/crosspython/toolchains";
+        let cc = b"'CC': '/home/u/.cache/crosspython/toolchains/zig-0.17.1/wrappers/t/bin/mipsel-linux-gnu-gcc', \
+                   'LDSHARED': '/home/u/.cache/crosspython/toolchains/zig-0.17.1/wrappers/t/bin/mipsel-linux-gnu-gcc -shared -L/usr/local/lib'";
+        assert_eq!(
+            bare_tool_names(cc, dir),
+            b"'CC': 'mipsel-linux-gnu-gcc', \
+                   'LDSHARED': 'mipsel-linux-gnu-gcc -shared -L/usr/local/lib'"
+        );
+        assert_eq!(bare_tool_names(b"CXX=/home/u/.cache/crosspython/toolchains/b/x-g++\n", dir), b"CXX=x-g++\n", "to the end of the path");
+        assert_eq!(bare_tool_names(b"/home/u/.cache/crosspython/toolchains-old/x-gcc", dir), b"/home/u/.cache/crosspython/toolchains-old/x-gcc");
+        assert_eq!(bare_tool_names(b"-L/usr/local/lib", dir), b"-L/usr/local/lib", "other paths are kept");
+    }
 
     #[test]
     fn replaces_every_occurrence_and_finds_none_of_nothing() {

@@ -47,7 +47,7 @@ pub(super) struct ColdCompileCache {
 
 impl ColdCompileCache {
     pub(super) fn new(cache_dir: &Path) -> Result<ColdCompileCache> {
-        let cache = cache_dir.join("toolchains").join("zig-cache");
+        let cache = crate::machine::toolchain::toolchains_dir(cache_dir).join("zig-cache");
         let aside = cache.with_file_name("zig-cache.set-aside-by-bench");
         let c = ColdCompileCache { cache, aside };
         c.put_back()?;

@@ -155,6 +155,7 @@ pub fn prepare(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
         pyver: pyver.clone(),
         app: selection.as_ref(),
         build_paths: &build_paths,
+        toolchains: &crate::machine::toolchain::toolchains_dir(&project.cache_dir),
     })
     .with_context(|| format!("cannot stage the {profile_name} profile of {}", tree.display()))?;
     let board = crate::machine::tree_check::BoardLibs::new(&loaded.manifest.libc, loaded.manifest.arch[arch].libc, note.toolchain_glibc);

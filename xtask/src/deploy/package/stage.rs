@@ -26,6 +26,10 @@ pub struct Request<'a> {
     /// Directories of this build machine that debug information kept in
     /// the package (`strip = "none"`) must not name.
     pub build_paths: &'a [PathBuf],
+    /// Where this machine keeps its toolchains: text files that name a
+    /// tool there (`_sysconfigdata`'s `CC`, numpy's build notes) name it
+    /// by its file name on the board.
+    pub toolchains: &'a Path,
 }
 
 pub struct Staged {
@@ -69,6 +73,10 @@ pub fn stage(r: &Request) -> Result<Staged> {
     }
     if r.prefix != r.from_prefix {
         warnings.extend(relocate(&root, r.from_prefix, r.prefix)?);
+    }
+    let n = bare_tool_names(&root, r.toolchains)?;
+    if n > 0 {
+        eprintln!("{n} text file(s) name the build machine's tools by their file names, as a board finds them on its PATH");
     }
     let python = r.note.build_python.as_deref().context("the tree's build note names no build python; rebuild the tree")?;
     let stdlib = root.join(r.prefix.trim_start_matches('/')).join("lib").join(format!("python{}", r.pyver));
@@ -219,6 +227,30 @@ fn relocate(root: &Path, from: &str, to: &str) -> Result<Vec<String>> {
         }
     }
     Ok(warnings)
+}
+
+/// In every text file below `root`, tools below `toolchains` named by
+/// their file names (see `base::bytes::bare_tool_names`): sysconfig's
+/// `CC` becomes `mipsel-linux-gnu-gcc`, as Debian's python3 has it,
+/// rather than a path in the build machine's cache that no board has
+/// (Yocto's python3 recipe strips its tool directories the same way).
+/// Binary files are left as they are. Returns how many files changed.
+fn bare_tool_names(root: &Path, toolchains: &Path) -> Result<usize> {
+    let dir = toolchains.display().to_string().into_bytes();
+    let mut count = 0;
+    for e in WalkDir::new(root) {
+        let e = e?;
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let bytes = fs::read(e.path())?;
+        if !crate::base::bytes::contains(&bytes, &dir) || crate::base::bytes::is_binary(&bytes) {
+            continue;
+        }
+        fs::write(e.path(), crate::base::bytes::bare_tool_names(&bytes, &dir))?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// Every occurrence of the directory `from` as a whole path (not
@@ -607,5 +639,25 @@ mod tests {
         let sc = fs::read_to_string(root.join("opt/python3/lib/python3.13/_sysconfigdata__linux_x.py")).unwrap();
         assert_eq!(sc, "{'prefix': '/opt/python3', 'LIBDIR': '/opt/python3/lib'}");
         assert_eq!(fs::read_to_string(root.join("opt/python3/lib/python3.13/notes.txt")).unwrap(), "see /usr/local/lib\n");
+    }
+
+    #[test]
+    fn the_board_gets_the_build_machines_tools_by_name_and_binaries_untouched() {
+        let t = tempfile::tempdir().unwrap();
+        let (root, tools) = (t.path().join("root"), t.path().join("cache/toolchains"));
+        let cc = format!("{}/zig-0.17.1/wrappers/t/bin/mipsel-linux-gnu-gcc", tools.display());
+        let write = |f: &str, bytes: &[u8]| {
+            fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            fs::write(root.join(f), bytes).unwrap();
+        };
+        write("usr/local/lib/python3.14/_sysconfigdata__linux_x.py", format!("{{'CC': '{cc}', 'LDSHARED': '{cc} -shared'}}").as_bytes());
+        write("usr/local/lib/python3.14/site-packages/numpy/__config__.py", format!("\"commands\": r\"{cc}\",").as_bytes());
+        let elf = [b"\x7fELF\0\0compiler: ".as_slice(), cc.as_bytes(), b"\0"].concat();
+        write("usr/local/lib/libcrypto.so.3", &elf);
+        assert_eq!(bare_tool_names(&root, &tools).unwrap(), 2);
+        let read = |f: &str| fs::read_to_string(root.join(f)).unwrap();
+        assert_eq!(read("usr/local/lib/python3.14/_sysconfigdata__linux_x.py"), "{'CC': 'mipsel-linux-gnu-gcc', 'LDSHARED': 'mipsel-linux-gnu-gcc -shared'}");
+        assert_eq!(read("usr/local/lib/python3.14/site-packages/numpy/__config__.py"), "\"commands\": r\"mipsel-linux-gnu-gcc\",");
+        assert_eq!(fs::read(root.join("usr/local/lib/libcrypto.so.3")).unwrap(), elf, "a path in an ELF file cannot change length");
     }
 }

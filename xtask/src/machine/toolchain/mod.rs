@@ -18,6 +18,12 @@ use xshell::{cmd, Shell};
 
 use crate::model::manifest::{Arch, ToolchainNeed, ZigToolchain};
 
+/// Where toolchains this project fetches live (zig, its wrappers and
+/// compile cache): `<cache root>/toolchains`.
+pub fn toolchains_dir(cache: &Path) -> PathBuf {
+    cache.join("toolchains")
+}
+
 /// What decides the toolchain of an arch.
 #[derive(Clone, Copy)]
 pub struct Choice<'a> {

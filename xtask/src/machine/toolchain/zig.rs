@@ -28,7 +28,7 @@ use crate::model::manifest::{Arch, LibcKind, ZigToolchain};
 pub fn ensure(spec: &ZigToolchain, cache: &Path) -> Result<PathBuf> {
     let version =
         spec.pypi.split_once("==").map(|(_, v)| v).with_context(|| format!("toolchain.zig.pypi `{}` must pin a version (ziglang==X.Y.Z)", spec.pypi))?;
-    let dir = cache.join("toolchains").join(format!("zig-{version}"));
+    let dir = super::toolchains_dir(cache).join(format!("zig-{version}"));
     let zig = dir.join("ziglang/zig");
     if zig.is_file() {
         return Ok(zig);
