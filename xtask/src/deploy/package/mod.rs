@@ -145,6 +145,14 @@ pub fn prepare(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
             build_paths.push(other);
         }
     }
+    // And where its toolchains live: the tree names them (sysconfig's `CC`
+    // serves crossenv), a stripped package must not (stage names tools by
+    // file name). Debug information that a profile keeps names the
+    // compiler's own headers there, as it would name /usr/include.
+    let toolchains = crate::machine::toolchain::toolchains_dir(&project.cache_dir);
+    if profile.strip.is_some_and(|s| s != crate::model::manifest::Strip::None) {
+        build_paths.push(toolchains.clone());
+    }
     let staged = stage::stage(&stage::Request {
         tree: &tree,
         work: &work,
@@ -155,7 +163,7 @@ pub fn prepare(project: &Project, loaded: &Loaded, arch: &str, opts: &Options) -
         pyver: pyver.clone(),
         app: selection.as_ref(),
         build_paths: &build_paths,
-        toolchains: &crate::machine::toolchain::toolchains_dir(&project.cache_dir),
+        toolchains: &toolchains,
     })
     .with_context(|| format!("cannot stage the {profile_name} profile of {}", tree.display()))?;
     let board = crate::machine::tree_check::BoardLibs::new(&loaded.manifest.libc, loaded.manifest.arch[arch].libc, note.toolchain_glibc);
