@@ -47,6 +47,7 @@ pub fn expand(text: &str) -> Result<Option<(String, LineMap)>> {
         }
     }
     copy_recipe_overrides(&mut doc, &inherited);
+    copy_system_entries(&mut doc, &inherited);
     let expanded = doc.to_string();
     let map = LineMap::new(text, &expanded);
     Ok(Some((expanded, map)))
@@ -98,6 +99,22 @@ fn copy_recipe_overrides(doc: &mut DocumentMut, pairs: &[(String, String)]) {
                 let copy = unplaced(t);
                 arch.insert(child, Item::Table(copy));
             }
+        }
+    }
+}
+
+/// The parent's `[system.<parent>]` boots an inheriting arch too, unless it
+/// has its own: the kernel and machine do not depend on the C library
+/// (`mipsel-musl` boots malta as `mipsel` does).
+fn copy_system_entries(doc: &mut DocumentMut, pairs: &[(String, String)]) {
+    let Some(system) = doc.get_mut("system").and_then(Item::as_table_mut) else { return };
+    for (child, parent) in pairs {
+        if system.contains_key(child) {
+            continue;
+        }
+        if let Some(Item::Table(t)) = system.get(parent) {
+            let copy = unplaced(t);
+            system.insert(child, Item::Table(copy));
         }
     }
 }
@@ -286,6 +303,9 @@ libc = "musl"
 triplet = "mipsel-linux-musl"
 config_site = { ac_cv_func_preadv2 = "no" }
 
+[system.mipsel]
+machine = "malta"
+
 [[recipe]]
 name = "openssl"
 [recipe.arch.mipsel]
@@ -302,6 +322,7 @@ env = { CFLAGS = "-DBROKEN_CLANG_ATOMICS" }
         assert_eq!(musl["config_site"]["ac_cv_func_preadv2"].as_str(), Some("no"));
         assert_eq!(v["recipe"][0]["arch"]["mipsel-musl"]["env"]["CFLAGS"].as_str(), Some("-DBROKEN_CLANG_ATOMICS"));
         assert_eq!(v["arch"]["mipsel"].get("libc"), None, "the parent is unchanged");
+        assert_eq!(v["system"]["mipsel-musl"]["machine"].as_str(), Some("malta"), "it boots as its parent does");
     }
 
     #[test]
