@@ -90,15 +90,8 @@ fn inherit_arches(doc: &mut DocumentMut) -> Result<Vec<(String, String)>> {
 fn copy_recipe_overrides(doc: &mut DocumentMut, pairs: &[(String, String)]) {
     let Some(recipes) = doc.get_mut("recipe").and_then(Item::as_array_of_tables_mut) else { return };
     for recipe in recipes.iter_mut() {
-        let Some(arch) = recipe.get_mut("arch").and_then(Item::as_table_mut) else { continue };
-        for (child, parent) in pairs {
-            if arch.contains_key(child) {
-                continue;
-            }
-            if let Some(Item::Table(t)) = arch.get(parent) {
-                let copy = unplaced(t);
-                arch.insert(child, Item::Table(copy));
-            }
+        if let Some(arch) = recipe.get_mut("arch").and_then(Item::as_table_mut) {
+            copy_parents_entries(arch, pairs);
         }
     }
 }
@@ -107,14 +100,21 @@ fn copy_recipe_overrides(doc: &mut DocumentMut, pairs: &[(String, String)]) {
 /// has its own: the kernel and machine do not depend on the C library
 /// (`mipsel-musl` boots malta as `mipsel` does).
 fn copy_system_entries(doc: &mut DocumentMut, pairs: &[(String, String)]) {
-    let Some(system) = doc.get_mut("system").and_then(Item::as_table_mut) else { return };
+    if let Some(system) = doc.get_mut("system").and_then(Item::as_table_mut) {
+        copy_parents_entries(system, pairs);
+    }
+}
+
+/// In a table keyed by arch, give each (child, parent) pair's child a copy
+/// of the parent's entry where it has none of its own.
+fn copy_parents_entries(by_arch: &mut Table, pairs: &[(String, String)]) {
     for (child, parent) in pairs {
-        if system.contains_key(child) {
+        if by_arch.contains_key(child) {
             continue;
         }
-        if let Some(Item::Table(t)) = system.get(parent) {
+        if let Some(Item::Table(t)) = by_arch.get(parent) {
             let copy = unplaced(t);
-            system.insert(child, Item::Table(copy));
+            by_arch.insert(child, Item::Table(copy));
         }
     }
 }
