@@ -33,6 +33,11 @@ def children_can_start():
     return os.environ.get("CROSSPYTHON_CHILDREN") == "1"
 
 
+def need_children(what="target child processes"):
+    if not children_can_start():
+        raise RuntimeError(f"binfmt_misc is not available: {what} cannot start")
+
+
 @check
 def machine():
     import platform
@@ -317,8 +322,7 @@ def every_extension_module_imports():
 def subprocess():
     import subprocess
 
-    if not children_can_start():
-        raise RuntimeError("binfmt_misc is not available: target child processes cannot start")
+    need_children()
     out = subprocess.run([sys.executable, "-c", "import platform; print(platform.machine())"], capture_output=True, text=True, check=True)
     want = os.environ["CROSSPYTHON_MACHINE"]
     assert out.stdout.strip() == want, out
@@ -329,8 +333,7 @@ def subprocess():
 def multiprocessing():
     import multiprocessing
 
-    if not children_can_start():
-        raise RuntimeError("binfmt_misc is not available: spawned interpreters cannot start")
+    need_children("spawned interpreters")
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         squares = pool.starmap(pow, [(2, 2), (3, 2), (4, 2)])
     assert squares == [4, 9, 16], squares
@@ -568,8 +571,7 @@ def unprivileged_user():
     `nobody` (uid and gid 65534, no supplementary groups)."""
     import subprocess
 
-    if not children_can_start():
-        raise RuntimeError("binfmt_misc is not available: target child processes cannot start")
+    need_children()
     if os.getuid() != 0:
         return f"already uid {os.getuid()}: the other checks ran unprivileged"
     code = "import os, ssl, sqlite3; print(os.getuid(), os.getgid(), os.getgroups())"
@@ -588,8 +590,7 @@ def null_pointer_read_crashes():
     import signal
     import subprocess
 
-    if not children_can_start():
-        raise RuntimeError("binfmt_misc is not available: target child processes cannot start")
+    need_children()
     # Not ctypes.string_at(0, n): it hands NULL to PyBytes_FromStringAndSize,
     # which then makes n uninitialized bytes and reads nothing.
     code = "import ctypes, sys; value = ctypes.c_int.from_address(0).value; sys.exit(f'read {value:#x} at address 0')"

@@ -61,7 +61,7 @@ pub fn bare_tool_names(hay: &[u8], dir: &[u8]) -> Vec<u8> {
 /// (git's rule). Binary files are never edited for paths: a path of
 /// another length inside an ELF file, a `.pyc`'s marshal data or a static
 /// archive would corrupt it.
-pub fn is_binary(bytes: &[u8]) -> bool {
+fn is_binary(bytes: &[u8]) -> bool {
     bytes[..bytes.len().min(8000)].contains(&0)
 }
 
@@ -72,11 +72,12 @@ pub fn rewritten_text(bytes: &[u8], needles: &[Vec<u8>], rules: &[(Vec<u8>, Vec<
     if is_binary(bytes) || !needles.iter().any(|n| contains(bytes, n)) {
         return None;
     }
-    let mut out = bytes.to_vec();
-    for (from, to) in rules {
-        out = replace_all(&out, from, to);
-    }
-    Some(out)
+    Some(apply_rules(bytes, rules))
+}
+
+/// `bytes` with each rule (from -> to) applied in order.
+fn apply_rules(bytes: &[u8], rules: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    rules.iter().fold(bytes.to_vec(), |text, (from, to)| replace_all(&text, from, to))
 }
 
 /// In every text file below `root` (at most 16 MiB) that holds one of
@@ -85,14 +86,22 @@ pub fn rewritten_text(bytes: &[u8], needles: &[Vec<u8>], rules: &[(Vec<u8>, Vec<
 ///
 /// Binary files (`base::bytes::is_binary`) are never edited.
 pub fn rewrite_text_files(root: &Path, needles: &[Vec<u8>], rules: &[(Vec<u8>, Vec<u8>)]) -> Result<usize> {
+    edit_text_files(root, needles, &|bytes| apply_rules(bytes, rules))
+}
+
+/// As `rewrite_text_files`, with `edit` making each such file's new text.
+pub fn edit_text_files(root: &Path, needles: &[Vec<u8>], edit: &dyn Fn(&[u8]) -> Vec<u8>) -> Result<usize> {
     let mut count = 0;
     for e in WalkDir::new(root) {
         let e = e?;
         if !e.file_type().is_file() || e.metadata()?.len() > 16 << 20 {
             continue;
         }
-        let Some(text) = rewritten_text(&fs::read(e.path())?, needles, rules) else { continue };
-        fs::write(e.path(), text)?;
+        let bytes = fs::read(e.path())?;
+        if is_binary(&bytes) || !needles.iter().any(|n| contains(&bytes, n)) {
+            continue;
+        }
+        fs::write(e.path(), edit(&bytes))?;
         remove_cached_byte_code(e.path())?;
         count += 1;
     }

@@ -237,20 +237,7 @@ fn relocate(root: &Path, from: &str, to: &str) -> Result<Vec<String>> {
 /// Binary files are left as they are. Returns how many files changed.
 fn bare_tool_names(root: &Path, toolchains: &Path) -> Result<usize> {
     let dir = toolchains.display().to_string().into_bytes();
-    let mut count = 0;
-    for e in WalkDir::new(root) {
-        let e = e?;
-        if !e.file_type().is_file() {
-            continue;
-        }
-        let bytes = fs::read(e.path())?;
-        if !crate::base::bytes::contains(&bytes, &dir) || crate::base::bytes::is_binary(&bytes) {
-            continue;
-        }
-        fs::write(e.path(), crate::base::bytes::bare_tool_names(&bytes, &dir))?;
-        count += 1;
-    }
-    Ok(count)
+    crate::base::bytes::edit_text_files(root, std::slice::from_ref(&dir), &|bytes| crate::base::bytes::bare_tool_names(bytes, &dir))
 }
 
 /// Every occurrence of the directory `from` as a whole path (not

@@ -410,8 +410,9 @@ mod tests {
     }
 
     fn run(bin: &Path, tool: &str, args: &[&str]) -> Vec<String> {
-        let wrapper = fs::read_dir(bin).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(&format!("-{tool}"))).unwrap();
-        let out = Command::new(wrapper).args(args).output().unwrap();
+        // The arch's triplet, read off its gcc wrapper (`<triplet>-gcc`).
+        let gcc = fs::read_dir(bin).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).find(|n| n.ends_with("-gcc")).unwrap();
+        let out = Command::new(bin.join(format!("{}{tool}", gcc.strip_suffix("gcc").unwrap()))).args(args).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
     }
