@@ -24,6 +24,17 @@ cargo xtask package --arch "$arch"
 # The profile that keeps debug information names no directory of this
 # machine in it (the package check refuses one).
 cargo xtask package --arch "$arch" --profile full
+# That profile is the one with headers: on a booted board with Debian's gcc,
+# sysconfig's compiler and flags build a C extension, as pip's source
+# builds do there.
+if [ "$arch" = aarch64 ]; then
+  cargo xtask qemu-test --arch "$arch" --system --package deploy/"$arch"/crosspython-*-"$arch"-full.tar.zst --board debian11-arm64-devel
+  python3 - deploy/"$arch"/crosspython-*-"$arch"-full.qemu-test-system-checks.json <<'EOF'
+import json, sys
+check = next(c for c in json.load(open(sys.argv[1])) if c["name"] == "c_extension_builds_on_the_board")
+assert check["ok"] and check["detail"].endswith("which imports"), f"no C extension was built on the board with gcc: {check['detail']}"
+EOF
+fi
 # The smallest profile, relocated, still works.
 cargo xtask package --arch "$arch" --profile minimal --prefix /opt/python3
 cargo xtask qemu-test --arch "$arch" --package deploy/"$arch"/crosspython-*-"$arch"-minimal-opt-python3.tar.zst

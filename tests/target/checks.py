@@ -505,6 +505,63 @@ def requests():
     return f"requests {requests.__version__}: GET from a local server"
 
 
+@check
+def c_extension_builds_on_the_board():
+    """`pip install` of an sdist on a board with a compiler: sysconfig's
+    CC, CFLAGS, CCSHARED and LDSHARED (what setuptools' customize_compiler
+    takes) compile and link a C extension with the board's own compiler,
+    and it imports. The package names the build machine's tools by their
+    file names (`aarch64-linux-gnu-gcc`), as Debian's gcc installs them."""
+    import importlib.util
+    import shlex
+    import shutil
+    import subprocess
+    import sysconfig
+    import tempfile
+
+    # Under qemu-user a program of the board root cannot start: qemu looks
+    # paths up in its -L root, but the kernel execs by the build machine's
+    # paths (and gcc execs cc1, as and ld by theirs).
+    if os.environ.get("CROSSPYTHON_BOOTED") != "1":
+        return "not run: a board's compiler runs on a booted kernel only (qemu-test --system)"
+    include = sysconfig.get_path("include")
+    if not os.path.exists(os.path.join(include, "Python.h")):
+        return f"not run: {include}/Python.h is not in this package (the full profile has the headers)"
+    cc = shlex.split(sysconfig.get_config_var("CC"))
+    boards = [p for p in (shutil.which(n) for n in ("cc", "gcc")) if p]
+    if not boards:
+        return "not run: the board has no C compiler (a board with one: `qemu-test --system --board <a board with gcc>`)"
+    found = shutil.which(cc[0])
+    assert found, f"sysconfig's CC is {cc[0]}, which this board does not have (its compiler is {boards[0]}): pip cannot build an sdist here"
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "board_ext.c")
+        with open(src, "w") as f:
+            f.write(
+                "#include <Python.h>\n"
+                "static PyObject *add(PyObject *self, PyObject *args) {\n"
+                "    long a, b;\n"
+                '    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;\n'
+                "    return PyLong_FromLong(a + b);\n"
+                "}\n"
+                'static PyMethodDef methods[] = {{"add", add, METH_VARARGS, NULL}, {NULL}};\n'
+                'static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "board_ext", NULL, -1, methods};\n'
+                "PyMODINIT_FUNC PyInit_board_ext(void) { return PyModule_Create(&module); }\n"
+            )
+        obj = os.path.join(tmp, "board_ext.o")
+        ext = os.path.join(tmp, "board_ext" + sysconfig.get_config_var("EXT_SUFFIX"))
+        var = lambda name: shlex.split(sysconfig.get_config_var(name) or "")  # noqa: E731
+        compile_ = cc + var("CFLAGS") + var("CCSHARED") + ["-I", include, "-c", src, "-o", obj]
+        link = var("LDSHARED") + [obj, "-o", ext]
+        for step in (compile_, link):
+            out = subprocess.run(step, capture_output=True, text=True)
+            assert out.returncode == 0, f"{shlex.join(step)}: exit {out.returncode}, {out.stderr.strip()[-400:]!r}"
+        spec = importlib.util.spec_from_file_location("board_ext", ext)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert module.add(2, 3) == 5
+    return f"{cc[0]} ({os.path.realpath(found)}) built board_ext{sysconfig.get_config_var('EXT_SUFFIX')}, which imports"
+
+
 def measure(pythons, n=5):
     """Per interpreter: peak RSS (KiB) of `python -c pass` and of `import
     numpy` where it imports, and the median startup time (ms) of `-c pass`
