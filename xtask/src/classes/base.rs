@@ -140,6 +140,19 @@ impl Ctx<'_> {
         v
     }
 
+    /// What a recipe's shell script (`do_configure`, ...) sees besides the
+    /// build environment: the recipe variables, and the recipe's
+    /// `configure` list, expanded and joined by spaces, as `EXTRA_OECONF`
+    /// (BitBake's name, and like it for an unquoted `$EXTRA_OECONF`): a
+    /// build system without a configure step of the class's own (OpenSSL's
+    /// `Configure`) takes its options from the manifest's list, so that
+    /// versions and arches add to it rather than copy the script.
+    pub fn script_vars(&self) -> Result<BTreeMap<String, String>> {
+        let mut v = self.vars();
+        v.insert("EXTRA_OECONF".into(), self.configure_args()?.join(" "));
+        Ok(v)
+    }
+
     /// The build environment: cross tools, flags that see only the
     /// recipe's own sysroot, and pkg-config that never sees the host's.
     /// The recipe variables (`S`, `D`, `prefix`, ...) are not in it: make

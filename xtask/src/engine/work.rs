@@ -209,7 +209,13 @@ impl Worker {
     fn steps(&self, ctx: &Ctx, phase: Phase, steps: Vec<Step>, log: &mut File, jobserver: &jobserver::Client) -> Result<()> {
         let task = phase.task_name();
         let env = ctx.env()?;
-        write_run_file(&ctx.dirs.temp.join(format!("run.{task}")), &env, &steps)?;
+        // Scripts from the manifest see the recipe variables too; the
+        // class's commands do not (make would take `S` or `D` as defaults
+        // for its own variables).
+        let script_vars = ctx.script_vars()?;
+        let mut script_env = env.clone();
+        script_env.extend(script_vars.clone());
+        write_run_file(&ctx.dirs.temp.join(format!("run.{task}")), &env, &script_vars, &steps)?;
         for step in steps {
             match step {
                 Step::CopySource => {
@@ -224,10 +230,7 @@ impl Worker {
                 Step::Shell { script, cwd } => {
                     let mut cmd = Command::new("sh");
                     cmd.arg("-ec").arg(&script);
-                    // Scripts from the manifest see the recipe variables too.
-                    let mut env = env.clone();
-                    env.extend(ctx.vars());
-                    run_logged(cmd, &cwd, &env, log, jobserver, &script)?;
+                    run_logged(cmd, &cwd, &script_env, log, jobserver, &script)?;
                 }
                 Step::Builtin(Builtin::CheckCpythonModules) => {
                     writeln!(log, "+ check CPython's optional modules ({}/Makefile)", ctx.dirs.build.display())?;
@@ -353,18 +356,23 @@ fn run_logged(mut cmd: Command, cwd: &Path, env: &BTreeMap<String, String>, log:
     Ok(())
 }
 
-fn write_run_file(path: &Path, env: &BTreeMap<String, String>, steps: &[Step]) -> Result<()> {
+fn write_run_file(path: &Path, env: &BTreeMap<String, String>, script_vars: &BTreeMap<String, String>, steps: &[Step]) -> Result<()> {
+    let exports =
+        |vars: &BTreeMap<String, String>| vars.iter().map(|(k, v)| format!("export {k}={}\n", crate::base::process::shell_quote(v))).collect::<String>();
     let mut s = String::from("#!/bin/sh -e\n# The environment and commands of this task; run it again by hand to debug.\n");
-    for (k, v) in env {
-        s.push_str(&format!("export {k}={}\n", crate::base::process::shell_quote(v)));
-    }
+    s.push_str(&exports(env));
     for step in steps {
         match step {
             Step::Run { argv, cwd } => {
                 s.push_str(&format!("cd {}\n{}\n", crate::base::process::shell_quote(&cwd.display().to_string()), crate::base::process::shell_words(argv)))
             }
-            Step::Shell { script, cwd } => s.push_str(&format!("cd {}\n{script}\n", crate::base::process::shell_quote(&cwd.display().to_string()))),
-            Step::CopySource => s.push_str("cp -a \"$S/.\" \"$B/\"\n"),
+            Step::Shell { script, cwd } => {
+                s.push_str(&format!("cd {}\n(\n{}{script}\n)\n", crate::base::process::shell_quote(&cwd.display().to_string()), exports(script_vars)))
+            }
+            Step::CopySource => {
+                let dir = |k: &str| crate::base::process::shell_quote(&format!("{}/", script_vars.get(k).map_or("", String::as_str)));
+                s.push_str(&format!("cp -a {}. {}\n", dir("S"), dir("B")))
+            }
             Step::Builtin(b) => s.push_str(&format!("# then crosspython itself: {b:?}\n")),
         }
     }

@@ -184,49 +184,22 @@ pub(super) fn manifest_with_openssl_change(project: &Project) -> Result<PathBuf>
     Ok(path)
 }
 
-/// The manifest text with one more Configure option for every openssl
-/// recipe and its arch overrides (IDEA off: nothing in Python uses it), at
-/// the end of the Configure command of a `do_configure` script or in the
-/// `configure` list.
+/// The manifest text, its includes expanded, with one more Configure
+/// option (IDEA off: nothing in Python uses it) at the end of every openssl
+/// recipe's `configure` list, which its `do_configure` hands to OpenSSL's
+/// Configure as `$EXTRA_OECONF`.
 pub(super) fn openssl_changed(text: &str) -> Result<String> {
-    let mut doc: toml::Table = toml::from_str(text)?;
+    let expanded = crate::model::expand_includes(text)?.map(|(t, _)| t);
+    let mut doc: toml::Table = toml::from_str(expanded.as_deref().unwrap_or(text))?;
     let recipes = doc.get_mut("recipe").and_then(|r| r.as_array_mut()).context("no [[recipe]]")?;
     let mut changed = 0;
     for r in recipes.iter_mut().filter(|r| r.get("name").and_then(|n| n.as_str()) == Some("openssl")) {
-        let r = r.as_table_mut().unwrap();
-        let overrides = r
-            .get_mut("arch")
-            .and_then(|a| a.as_table_mut())
-            .map(|a| a.iter_mut().filter_map(|(_, o)| o.as_table_mut()).collect::<Vec<_>>())
-            .unwrap_or_default();
-        for o in overrides {
-            if let Some(script) = o.get("do_configure").and_then(|d| d.as_str()) {
-                let script = with_configure_option(script, "no-idea")?;
-                o.insert("do_configure".into(), script.into());
-            }
-        }
-        if let Some(script) = r.get("do_configure").and_then(|d| d.as_str()) {
-            let script = with_configure_option(script, "no-idea")?;
-            r.insert("do_configure".into(), script.into());
-        } else {
-            let configure = r.entry("configure").or_insert_with(|| toml::Value::Array(vec![]));
-            configure.as_array_mut().context("openssl's configure is not a list")?.push("no-idea".into());
-        }
+        let configure = r.as_table_mut().unwrap().entry("configure").or_insert_with(|| toml::Value::Array(vec![]));
+        configure.as_array_mut().context("openssl's configure is not a list")?.push("no-idea".into());
         changed += 1;
     }
     if changed == 0 {
         bail!("the manifest has no openssl recipe to change");
     }
     Ok(toml::to_string(&doc)?)
-}
-
-/// `script` with `option` after the last argument of its `Configure`
-/// command, which may go on over lines ending in `\`; what follows the
-/// command (a `make` of a generated header) is left as it is.
-pub(super) fn with_configure_option(script: &str, option: &str) -> Result<String> {
-    let mut lines: Vec<String> = script.lines().map(str::to_string).collect();
-    let start = lines.iter().position(|l| l.contains("/Configure")).context("a do_configure without a Configure command")?;
-    let end = (start..lines.len()).find(|&i| !lines[i].trim_end().ends_with('\\')).context("a Configure command continued past the script's end")?;
-    lines[end] = format!("{} {option}", lines[end].trim_end());
-    Ok(lines.join("\n") + "\n")
 }

@@ -500,3 +500,27 @@ fn a_compile_that_did_not_finish_is_redone_from_configure() {
     let third = f.build("b", &recipes).unwrap();
     assert_eq!(third.tasks_run, 0, "a finished compile left configure's stamp: {:?}", third.task_secs.keys());
 }
+
+/// A build system with a configure script of its own (OpenSSL's
+/// `Configure`) gets the recipe's `configure` list, arch additions
+/// included, as `$EXTRA_OECONF`; the task's run file, run again by hand,
+/// does what the task did.
+#[test]
+fn a_script_gets_the_configure_list_and_its_run_file_repeats_it() {
+    let f = Fixture::new();
+    let recipes = f.recipe(
+        "app",
+        "configure = [\"shared\", \"--prefix=${prefix}\"]\n\
+         do_configure = 'for a in $EXTRA_OECONF; do echo \"$a\"; done > \"$WORKDIR/args\"'\n\
+         do_compile = 'true'\n\
+         do_install = 'install -D -m 0644 \"$WORKDIR/args\" \"$D$prefix/share/args\"'",
+    );
+    f.build("b", &recipes).unwrap();
+    let work = f.project("b").build_dir.join("host/work/app-1.0");
+    let args = fs::read_to_string(work.join("args")).unwrap();
+    assert_eq!(args, "shared\n--prefix=/usr/local\n", "each option of the list, its variables expanded");
+    fs::remove_file(work.join("args")).unwrap();
+    let run = std::process::Command::new("sh").arg(work.join("temp/run.do_configure")).status().unwrap();
+    assert!(run.success());
+    assert_eq!(fs::read_to_string(work.join("args")).unwrap(), args, "the run file exports what the script saw");
+}
