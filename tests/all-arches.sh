@@ -42,6 +42,14 @@ for arch in $(sed -n 's/^\[system\.\(.*\)\]$/\1/p' recipes-manifest.toml); do
     cargo xtask qemu-test --arch "$arch" --system
   fi
 done
+# Each board with its own gcc (`[board.<name>-devel]`) builds a C extension
+# from the full package, booted.
+for board in $(sed -n 's/^\[board\.\(.*-devel\)\]$/\1/p' recipes-manifest.toml); do
+  arch=$(sed -n "/^\[board\.$board\]/,/^\[/s/^arch = \"\(.*\)\"/\1/p" recipes-manifest.toml)
+  if [ "$arches" = all ] || [[ ",$arches," == *",$arch,"* ]]; then
+    tests/board-compiler.sh "$arch" "$board"
+  fi
+done
 # CPython's whole test suite, on a booted kernel and under qemu-user: hours
 # per arch (deploy/<arch>/cpython-suite-system.txt, cpython-suite.txt).
 # Every failure must be fixed or be a distro.cpython_test_limits entry.
