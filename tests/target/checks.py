@@ -144,8 +144,13 @@ def build_details():
     assert not os.path.isabs(headers), f"c_api.headers is absolute: {headers}"
     # As the board names itself (uname), not as configure named the host.
     assert d["platform"] == sysconfig.get_platform(), f"platform {d['platform']} but this board says {sysconfig.get_platform()}"
-    # A static interpreter's file (3.14.7) has no abi.extension_suffix.
-    suffix = d["abi"].get("extension_suffix", d["suffixes"]["extensions"][0])
+    # This interpreter loads extension modules, so the keys that say how to
+    # build one must be there (meson's python module reads both): CPython
+    # 3.14.7 leaves them out when libpython is static (the static-interpreter
+    # option's patch).
+    suffix = d["abi"].get("extension_suffix")
+    assert suffix == sysconfig.get_config_var("EXT_SUFFIX"), f"abi.extension_suffix {suffix!r} but EXT_SUFFIX {sysconfig.get_config_var('EXT_SUFFIX')!r}"
+    assert "link_extensions" in d["libpython"], f"no libpython.link_extensions: {d['libpython']}"
     return f"{d['platform']}, {suffix}, base_prefix {d['base_prefix']}"
 
 
