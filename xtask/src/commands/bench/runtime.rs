@@ -81,6 +81,14 @@ pub(super) fn interpreters(project: &Project, loaded: &Loaded, o: &Options, debi
             eprintln!("note: no {name} build to run ({} is missing); `bench --only options` builds it", python.display());
         }
     }
+    if builds.is_empty() {
+        bail!(
+            "bench --arch {}: none of our interpreters to run against Debian's: no build of {} exists ({}); `bench --only options` builds them",
+            o.arch,
+            o.variants.join(", "),
+            o.variants.iter().map(|v| variant_build_dir(o, v).display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
     let parent = debian.root.parent().context("Debian's root has no parent directory")?;
     let stage =
         tempfile::Builder::new().prefix("boards-").tempdir_in(parent).with_context(|| format!("cannot make a staging directory in {}", parent.display()))?;
