@@ -241,7 +241,20 @@ impl Console {
         let mut c = Console::default();
         let mut lines = text.lines().map(|l| l.trim_end_matches('\r')).peekable();
         while let Some(line) = lines.next() {
-            if let Some(json) = line.strip_prefix("CHECK ") {
+            // The one kernel line read: with a root bigger than the guest's
+            // memory the kernel unpacks what fits and boots on, and the
+            // checks then fail on files that are missing.
+            if let Some(at) = line.find("Initramfs unpacking failed") {
+                c.results.push(CheckResult {
+                    name: "initramfs".into(),
+                    ok: false,
+                    detail: format!(
+                        "the kernel could not unpack the whole root (`{}`): the board root and the tree do not fit in the guest's memory; \
+                         give the arch's [system] more `memory_mib`, or `root = \"disk\"`",
+                        &line[at..]
+                    ),
+                });
+            } else if let Some(json) = line.strip_prefix("CHECK ") {
                 c.results.push(serde_json::from_str(json).with_context(|| format!("bad check line: {line}"))?);
             } else if let Some(code) = line.strip_prefix("CHECKS-EXIT ") {
                 if code != "0" {

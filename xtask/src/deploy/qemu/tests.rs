@@ -83,6 +83,12 @@ fn the_guests_console_gives_the_checks_the_boards_programs_and_the_suites_progre
     assert_eq!(Console::read("Kernel panic - not syncing\n").unwrap().booted, None);
     let err = Console::read("CHECK {not json\n").unwrap_err().to_string();
     assert_eq!(err, "bad check line: CHECK {not json");
+    // A root too big for the guest's memory is unpacked in part: said first,
+    // not only as the missing modules it leads to.
+    let short = Console::read("[   16.094914] Initramfs unpacking failed: write error\r\nBOOTED 6.12 riscv64 17.74\r\nCHECKS-EXIT 1\r\n").unwrap();
+    let results: Vec<(&str, bool)> = short.results.iter().map(|r| (r.name.as_str(), r.ok)).collect();
+    assert_eq!(results, [("initramfs", false), ("checks-finished", false)]);
+    assert!(short.results[0].detail.contains("`Initramfs unpacking failed: write error`") && short.results[0].detail.contains("memory_mib"));
 }
 
 #[test]
