@@ -69,10 +69,12 @@ fn is_binary(bytes: &[u8]) -> bool {
 /// are text that holds one of `needles`; `None` for binary files and for
 /// text that holds none.
 pub fn rewritten_text(bytes: &[u8], needles: &[Vec<u8>], rules: &[(Vec<u8>, Vec<u8>)]) -> Option<Vec<u8>> {
-    if is_binary(bytes) || !needles.iter().any(|n| contains(bytes, n)) {
-        return None;
-    }
-    Some(apply_rules(bytes, rules))
+    is_text_with(bytes, needles).then(|| apply_rules(bytes, rules))
+}
+
+/// Whether `bytes` are text that holds one of `needles`: what may be edited.
+fn is_text_with(bytes: &[u8], needles: &[Vec<u8>]) -> bool {
+    !is_binary(bytes) && needles.iter().any(|n| contains(bytes, n))
 }
 
 /// `bytes` with each rule (from -> to) applied in order.
@@ -98,7 +100,7 @@ pub fn edit_text_files(root: &Path, needles: &[Vec<u8>], edit: &dyn Fn(&[u8]) ->
             continue;
         }
         let bytes = fs::read(e.path())?;
-        if is_binary(&bytes) || !needles.iter().any(|n| contains(&bytes, n)) {
+        if !is_text_with(&bytes, needles) {
             continue;
         }
         fs::write(e.path(), edit(&bytes))?;

@@ -17,8 +17,8 @@ pub mod build;
 pub mod manifest;
 mod recipe_include;
 pub mod resolve;
+mod version;
 
 /// The manifest's text with its `require` includes copied into the
 /// recipes, as the manifest is read (None: it uses none).
 pub use self::recipe_include::expand as expand_includes;
-mod version;
