@@ -68,7 +68,7 @@ pub fn kernel(fetcher: &Fetcher, cache: &Path, boot: &SystemBoot, arch: &Arch) -
         let mut names = String::new();
         for (name, path) in &wanted {
             let file = format!("{name}.ko");
-            fs::copy(path, mdir.join(&file))?;
+            fs::write(mdir.join(&file), module_bytes(path)?)?;
             names.push_str(&file);
             names.push('\n');
             modules.push(mdir.join(file));
@@ -83,14 +83,18 @@ pub fn kernel(fetcher: &Fetcher, cache: &Path, boot: &SystemBoot, arch: &Arch) -
 /// The modules `wanted` of an unpacked kernel package and every module
 /// they depend on (`depends=` of each one's `.modinfo`: the package has no
 /// `modules.dep`, which depmod makes on install), dependencies first.
+/// Debian 13's modules are xz-compressed (`ext4.ko.xz`), Debian 12's not.
 fn module_closure(root: &Path, wanted: &[String]) -> Result<Vec<(String, PathBuf)>> {
     let norm = |n: &str| n.replace('-', "_");
     let mut all = std::collections::BTreeMap::new();
-    for e in walkdir::WalkDir::new(root.join("lib/modules")) {
-        let e = e?;
-        let name = e.file_name().to_string_lossy();
-        if let Some(stem) = name.strip_suffix(".ko") {
-            all.insert(norm(stem), e.path().to_path_buf());
+    // Debian 13 keeps them under /usr/lib (merged /usr), Debian 12 under /lib.
+    for base in ["lib/modules", "usr/lib/modules"].map(|b| root.join(b)).into_iter().filter(|b| b.is_dir()) {
+        for e in walkdir::WalkDir::new(base) {
+            let e = e?;
+            let name = e.file_name().to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".ko").or_else(|| name.strip_suffix(".ko.xz")) {
+                all.insert(norm(stem), e.path().to_path_buf());
+            }
         }
     }
     let mut out: Vec<(String, PathBuf)> = vec![];
@@ -116,10 +120,22 @@ fn module_closure(root: &Path, wanted: &[String]) -> Result<Vec<(String, PathBuf
     Ok(out)
 }
 
+/// A module file's ELF object: busybox's `insmod` in the first stage takes
+/// no compressed module.
+fn module_bytes(ko: &Path) -> Result<Vec<u8>> {
+    let data = fs::read(ko).with_context(|| format!("cannot read {}", ko.display()))?;
+    if ko.extension().is_some_and(|e| e == "xz") {
+        let mut out = vec![];
+        std::io::Read::read_to_end(&mut xz2::read::XzDecoder::new(data.as_slice()), &mut out).with_context(|| format!("{} is no xz file", ko.display()))?;
+        return Ok(out);
+    }
+    Ok(data)
+}
+
 /// The `depends=` list of a kernel module's `.modinfo` section.
 fn module_depends(ko: &Path) -> Result<Vec<String>> {
     use object::{Object as _, ObjectSection as _};
-    let data = fs::read(ko).with_context(|| format!("cannot read {}", ko.display()))?;
+    let data = module_bytes(ko)?;
     let file = object::File::parse(data.as_slice()).with_context(|| format!("{} is no ELF file", ko.display()))?;
     let info = file.section_by_name(".modinfo").with_context(|| format!("{} has no .modinfo", ko.display()))?.data()?;
     Ok(info
@@ -562,6 +578,29 @@ mod tests {
         assert_eq!(order, ["virtio", "9pnet", "9pnet_virtio", "fscache", "netfs", "9p"]);
         let err = module_closure(t.path(), &["virtio_pci".into()]).unwrap_err().to_string();
         assert_eq!(err, "no module virtio_pci.ko under lib/modules");
+    }
+
+    #[test]
+    fn xz_compressed_modules_of_a_merged_usr_kernel_are_found_and_unpacked() {
+        // Debian 13's kernels: /usr/lib/modules, every module `.ko.xz`.
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("usr/lib/modules/6.12.0-riscv64/kernel");
+        fs::create_dir_all(&dir).unwrap();
+        module(&dir, "jbd2.ko", "");
+        let ext4 = dir.join("ext4.ko");
+        module(&dir, "ext4.ko", "jbd2");
+        let plain = fs::read(&ext4).unwrap();
+        let mut xz = xz2::write::XzEncoder::new(vec![], 6);
+        std::io::Write::write_all(&mut xz, &plain).unwrap();
+        fs::write(dir.join("ext4.ko.xz"), xz.finish().unwrap()).unwrap();
+        fs::remove_file(&ext4).unwrap();
+        let found = module_closure(t.path(), &["ext4".into()]).unwrap();
+        let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["jbd2", "ext4"], "the compressed module's .modinfo was read");
+        assert_eq!(module_bytes(&found[1].1).unwrap(), plain, "busybox's insmod gets the ELF object, not xz");
+        fs::write(dir.join("broken.ko.xz"), b"not xz").unwrap();
+        let err = format!("{:#}", module_closure(t.path(), &["broken".into()]).unwrap_err());
+        assert!(err.contains("broken.ko.xz is no xz file"), "{err}");
     }
 
     #[test]
