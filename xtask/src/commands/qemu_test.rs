@@ -35,6 +35,9 @@ pub struct Args {
     /// Boot a Debian kernel of the arch under qemu-system (`[system.<arch>]`) with the board root and the tree as its initramfs, and run the checks there instead of under qemu-user.
     #[arg(long)]
     pub system: bool,
+    /// The booted guest's memory in MiB, as your board's RAM (default: the arch's `memory_mib`, or `suite_memory_mib` for the whole suite).
+    #[arg(long, requires = "system", value_parser = clap::value_parser!(u32).range(1..))]
+    pub memory_mib: Option<u32>,
     /// Run this application (a .py file) instead of the checks; it must exit 0. Its arguments follow `--`.
     #[arg(long, conflicts_with_all = ["system", "cpython_tests"])]
     pub app: Option<PathBuf>,
@@ -44,7 +47,7 @@ pub struct Args {
 }
 
 pub fn run(project: &Project, args: Args) -> Result<()> {
-    let Args { arch, package, board, cpython_tests, minutes, resume_from, wait, system, app, app_args } = args;
+    let Args { arch, package, board, cpython_tests, minutes, resume_from, wait, system, memory_mib, app, app_args } = args;
     let loaded = project.load()?;
     if system {
         // Ctrl-C stops the booted guest as its time limit would:
@@ -65,7 +68,7 @@ pub fn run(project: &Project, args: Args) -> Result<()> {
         let app = app.clone().map(|file| package::App { file, args: app_args.clone() });
         let run = match &app {
             Some(app) => qemu::Run::App(app),
-            None => qemu::Run::Checks { cpython: cpython_tests, system, minutes, resume: resume_from.as_deref() },
+            None => qemu::Run::Checks { cpython: cpython_tests, system, memory_mib, minutes, resume: resume_from.as_deref() },
         };
         qemu::test(project, &loaded, &a, &target, package.as_deref(), run, lock)?;
     }

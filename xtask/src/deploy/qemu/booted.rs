@@ -26,6 +26,8 @@ pub(super) struct GuestRun<'a> {
     pub(super) programs: &'a [Vec<String>],
     pub(super) regrtest: Option<(&'a Plan<'a>, &'a str)>,
     pub(super) minutes: Option<u64>,
+    /// The guest's memory instead of the arch's (`--memory-mib`).
+    pub(super) memory_mib: Option<u32>,
 }
 
 impl GuestRun<'_> {
@@ -57,7 +59,7 @@ pub(super) fn checks(project: &Project, loaded: &Loaded, arch_name: &str, board:
     let busybox = system::busybox(&fetcher, &project.cache_dir, boot, arch)?;
     stage_guest_files(tree, &busybox, run)?;
     let tests = run.test_seconds(boot);
-    let guest = boot.guest(run.whole_suite());
+    let guest = boot.guest_with(run.whole_suite(), run.memory_mib, arch_name)?;
     let guest_regrtest = run.regrtest.map(|(plan, _)| GuestRegrtest {
         list_suite: plan.lists_suite(),
         args: plan.args(""),

@@ -41,7 +41,8 @@ pub enum Run<'a> {
     /// qemu-user, or on a booted kernel with `system`.
     /// `resume`: an earlier report of the whole suite on the same tree to go
     /// on from (one another machine wrote, say), instead of `deploy/<arch>/`'s.
-    Checks { cpython: Option<crate::deploy::regrtest::Selection>, system: bool, minutes: Option<u64>, resume: Option<&'a Path> },
+    /// `memory_mib`: a booted guest's memory, the board's RAM.
+    Checks { cpython: Option<crate::deploy::regrtest::Selection>, system: bool, memory_mib: Option<u32>, minutes: Option<u64>, resume: Option<&'a Path> },
     /// One application, which must exit 0 (the `app` profile's proof).
     App(&'a crate::deploy::package::App),
 }
@@ -58,11 +59,25 @@ pub fn run_lock(project: &Project, arch_name: &str, system: bool, wait: bool) ->
 /// the board root, so that hours of tests do not hold up builds; the
 /// reports are written under it again.
 pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, run: Run, lock: BuildLock) -> Result<()> {
-    let (cpython, system, minutes, resume, app) = match run {
-        Run::Checks { cpython, system, minutes, resume } => (cpython, system, minutes, resume, None),
-        Run::App(app) => (None, false, None, None, Some(app)),
+    let (cpython, system, memory_mib, minutes, resume, app) = match run {
+        Run::Checks { cpython, system, memory_mib, minutes, resume } => (cpython, system, memory_mib, minutes, resume, None),
+        Run::App(app) => (None, false, None, None, None, Some(app)),
     };
     let arch = &loaded.manifest.arch[arch_name];
+    // A guest that cannot boot is refused before the board root is made.
+    let boot = if system {
+        let boot = loaded.manifest.system.get(arch_name).with_context(|| {
+            format!(
+                "{} has no [system.{arch_name}]: no kernel is known for it (the arches that boot: {})",
+                loaded.path.display(),
+                loaded.manifest.system.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        boot.guest_with(false, memory_mib, arch_name)?;
+        Some(boot)
+    } else {
+        None
+    };
     let board = install::onto_board(project, loaded, arch_name, target, package)?;
     drop(lock);
     let fixtures = Fixtures::new(loaded)?;
@@ -74,18 +89,11 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         None => crate::engine::image::ImageNote::read(&board.source).map(|n| n.rootfs_sig).unwrap_or_default(),
     };
     let programs = programs_that_must_still_run(loaded, arch_name, target);
-    if system {
-        let boot = loaded.manifest.system.get(arch_name).with_context(|| {
-            format!(
-                "{} has no [system.{arch_name}]: no kernel is known for it (the arches that boot: {})",
-                loaded.path.display(),
-                loaded.manifest.system.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        })?;
+    if let Some(boot) = boot {
         let plan =
             cpython.map(|selection| regrtest_plan(project, loaded, arch_name, selection, &board.python, true, boot.cpus, &tested, resume)).transpose()?;
         let regrtest = plan.as_ref().map(|p| (p, tested.as_str()));
-        let run = booted::GuestRun { script: &script, fixtures: fixtures.dir(), programs: &programs, regrtest, minutes };
+        let run = booted::GuestRun { script: &script, fixtures: fixtures.dir(), programs: &programs, regrtest, minutes, memory_mib };
         let (mut results, report) = booted::checks(project, loaded, arch_name, &board, &run)?;
         results.extend(board.checks.iter().cloned());
         let checks = record::finish(project, arch_name, &record::checks_record(package, true), &results, true);

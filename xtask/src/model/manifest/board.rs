@@ -34,6 +34,9 @@ pub struct SystemBoot {
     /// The serial console the kernel writes to (`ttyAMA0`).
     pub console: String,
     pub memory_mib: u32,
+    /// The most memory the machine's kernel maps (malta's 32-bit kernel:
+    /// 256 MiB, no highmem): `qemu-test --memory-mib` above it is refused.
+    pub max_memory_mib: Option<u32>,
     /// Processors of the guest.
     #[serde(default = "two")]
     pub cpus: u32,
@@ -85,6 +88,22 @@ pub struct GuestMachine {
 }
 
 impl SystemBoot {
+    /// The machine of one boot, with `memory_mib` (`qemu-test
+    /// --memory-mib`: the RAM of the user's board) over the arch's.
+    pub fn guest_with(&self, whole_suite: bool, memory_mib: Option<u32>, arch_name: &str) -> anyhow::Result<GuestMachine> {
+        let mut guest = self.guest(whole_suite);
+        if let Some(mib) = memory_mib {
+            if let Some(max) = self.max_memory_mib.filter(|max| mib > *max) {
+                anyhow::bail!(
+                    "qemu-test --arch {arch_name} --system --memory-mib {mib}: the kernel of [system.{arch_name}] maps at most {max} MiB on `{}`; a guest of {mib} MiB would still see {max}",
+                    self.machine
+                );
+            }
+            guest.memory_mib = mib;
+        }
+        Ok(guest)
+    }
+
     pub fn guest(&self, whole_suite: bool) -> GuestMachine {
         if whole_suite {
             GuestMachine {
