@@ -32,7 +32,7 @@ pub struct Args {
     /// Wait for another command holding the build directory (the tree and `deploy/<arch>` are its).
     #[arg(long)]
     pub wait: bool,
-    /// Boot a Debian kernel of the arch under qemu-system (`[system.<arch>]`) with the board root and the tree as its initramfs, and run the checks there instead of under qemu-user.
+    /// Boot a Debian kernel of the arch under qemu-system (`[system.<arch>]`) with the board root and the tree as its root (on a disk, or as its initramfs, as `[system.<arch>]` says), and run the checks there instead of under qemu-user.
     #[arg(long)]
     pub system: bool,
     /// The booted guest's memory in MiB, as your board's RAM (default: the arch's `memory_mib`, or `suite_memory_mib` for the whole suite).

@@ -9,7 +9,8 @@
 //! - `regrtest`: CPython's own test suite on the target (the manifest's
 //!   modules or all of it), under qemu-user or booted, for `qemu-test`;
 //! - `system`: `qemu-test --system`: a Debian kernel booted under
-//!   qemu-system with the board root and the package as its initramfs.
+//!   qemu-system with the board root and the package as its root (an
+//!   ext4 disk, or the initramfs).
 
 pub mod package;
 pub mod qemu;
