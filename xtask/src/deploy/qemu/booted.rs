@@ -26,8 +26,9 @@ pub(super) struct GuestRun<'a> {
     pub(super) programs: &'a [Vec<String>],
     pub(super) regrtest: Option<(&'a Plan<'a>, &'a str)>,
     pub(super) minutes: Option<u64>,
-    /// The guest's memory instead of the arch's (`--memory-mib`).
-    pub(super) memory_mib: Option<u32>,
+    /// The machine booted (the whole suite's, or the checks'; the board's
+    /// memory with `--memory-mib`).
+    pub(super) guest: GuestMachine,
 }
 
 impl GuestRun<'_> {
@@ -40,10 +41,6 @@ impl GuestRun<'_> {
             (Some((p, _)), None) if p.selection == Selection::All => boot.suite_minutes * 60,
             (Some(_), None) => 1800,
         }
-    }
-
-    fn whole_suite(&self) -> bool {
-        self.regrtest.is_some_and(|(p, _)| p.selection == Selection::All)
     }
 }
 
@@ -59,7 +56,7 @@ pub(super) fn checks(project: &Project, loaded: &Loaded, arch_name: &str, board:
     let busybox = system::busybox(&fetcher, &project.cache_dir, boot, arch)?;
     stage_guest_files(tree, &busybox, run)?;
     let tests = run.test_seconds(boot);
-    let guest = boot.guest_with(run.whole_suite(), run.memory_mib, arch_name)?;
+    let guest = &run.guest;
     let guest_regrtest = run.regrtest.map(|(plan, _)| GuestRegrtest {
         list_suite: plan.lists_suite(),
         args: plan.args(""),
@@ -70,7 +67,7 @@ pub(super) fn checks(project: &Project, loaded: &Loaded, arch_name: &str, board:
     fs::write(&init, system::init_script(&guest_env(loaded, arch)?, run.programs, guest_regrtest.as_ref()))?;
     fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let initrd = work.join("initrd.gz");
-    let how = make_initrd(boot, &guest, &kernel, &busybox, tree, &initrd)?;
+    let how = make_initrd(boot, guest, &kernel, &busybox, tree, &initrd)?;
     let cpu = guest.cpu.as_deref().map_or(String::new(), |c| format!(" -cpu {c}"));
     eprintln!("booting {} under {} (-M {}{cpu}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
     let started = Instant::now();
@@ -81,7 +78,7 @@ pub(super) fn checks(project: &Project, loaded: &Loaded, arch_name: &str, board:
     // Kept like a task's log: hours of a test suite are read afterwards.
     let log = project.build_dir.join(arch_name).join("qemu-system").join("log.console");
     eprintln!("console: {}", log.display());
-    let console = system::run(boot, &guest, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
+    let console = system::run(boot, guest, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
     match (console.ended, run.regrtest) {
         (Ended::Interrupted, None) => bail!("interrupted before the guest finished its checks (console: {})", console.path.display()),
         (Ended::TimeLimit, None) => bail!("the guest did not power off within {limit} s (console: {})", console.path.display()),

@@ -73,8 +73,8 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
                 loaded.manifest.system.keys().cloned().collect::<Vec<_>>().join(", ")
             )
         })?;
-        boot.guest_with(false, memory_mib, arch_name)?;
-        Some(boot)
+        let whole_suite = cpython == Some(crate::deploy::regrtest::Selection::All);
+        Some((boot, boot.guest_with(whole_suite, memory_mib, arch_name)?))
     } else {
         None
     };
@@ -89,11 +89,11 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
         None => crate::engine::image::ImageNote::read(&board.source).map(|n| n.rootfs_sig).unwrap_or_default(),
     };
     let programs = programs_that_must_still_run(loaded, arch_name, target);
-    if let Some(boot) = boot {
+    if let Some((boot, guest)) = boot {
         let plan =
             cpython.map(|selection| regrtest_plan(project, loaded, arch_name, selection, &board.python, true, boot.cpus, &tested, resume)).transpose()?;
         let regrtest = plan.as_ref().map(|p| (p, tested.as_str()));
-        let run = booted::GuestRun { script: &script, fixtures: fixtures.dir(), programs: &programs, regrtest, minutes, memory_mib };
+        let run = booted::GuestRun { script: &script, fixtures: fixtures.dir(), programs: &programs, regrtest, minutes, guest };
         let (mut results, report) = booted::checks(project, loaded, arch_name, &board, &run)?;
         results.extend(board.checks.iter().cloned());
         let checks = record::finish(project, arch_name, &record::checks_record(package, true), &results, true);
