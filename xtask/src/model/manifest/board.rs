@@ -34,9 +34,9 @@ pub struct SystemBoot {
     /// The serial console the kernel writes to (`ttyAMA0`).
     pub console: String,
     pub memory_mib: u32,
-    /// The most memory the machine's kernel maps (malta's 32-bit kernel:
-    /// 256 MiB, no highmem): `qemu-test --memory-mib` above it is refused.
-    pub max_memory_mib: Option<u32>,
+    /// The most memory this machine and kernel can use: `qemu-test
+    /// --memory-mib` above it is refused before anything is staged.
+    pub max_memory: Option<MemoryCeiling>,
     /// Processors of the guest.
     #[serde(default = "two")]
     pub cpus: u32,
@@ -77,6 +77,14 @@ pub struct SystemBoot {
     pub suite_swap_mib: Option<u32>,
 }
 
+/// Where a guest's memory stops, and why (the error says it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryCeiling {
+    pub mib: u32,
+    pub why: String,
+}
+
 /// The machine one boot gets: the checks' (`cpu`, `memory_mib`) or, for
 /// CPython's whole suite, the `suite_*` values where the arch sets them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,10 +101,12 @@ impl SystemBoot {
     pub fn guest_with(&self, whole_suite: bool, memory_mib: Option<u32>, arch_name: &str) -> anyhow::Result<GuestMachine> {
         let mut guest = self.guest(whole_suite);
         if let Some(mib) = memory_mib {
-            if let Some(max) = self.max_memory_mib.filter(|max| mib > *max) {
+            if let Some(max) = self.max_memory.as_ref().filter(|max| mib > max.mib) {
                 anyhow::bail!(
-                    "qemu-test --arch {arch_name} --system --memory-mib {mib}: the kernel of [system.{arch_name}] maps at most {max} MiB on `{}`; a guest of {mib} MiB would still see {max}",
-                    self.machine
+                    "qemu-test --arch {arch_name} --system --memory-mib {mib}: [system.{arch_name}] boots at most {} MiB on `{}`: {}",
+                    max.mib,
+                    self.machine,
+                    max.why
                 );
             }
             guest.memory_mib = mib;

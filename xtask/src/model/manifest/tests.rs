@@ -36,7 +36,8 @@ fn the_whole_suite_boots_the_suite_machine_and_the_checks_the_arch_one() {
 #[test]
 fn a_boards_memory_replaces_the_arch_one_up_to_what_the_kernel_maps() {
     let boot: SystemBoot = toml::from_str(
-        "qemu = \"q\"\nqemu_package = \"p\"\nmachine = \"malta\"\nconsole = \"ttyS0\"\nmemory_mib = 256\nmax_memory_mib = 256\n\
+        "qemu = \"q\"\nqemu_package = \"p\"\nmachine = \"malta\"\nconsole = \"ttyS0\"\nmemory_mib = 256\n\
+         max_memory = { mib = 256, why = \"its 32-bit kernel maps no more\" }\n\
          kernel_suite = \"s\"\nkernel_package = \"k\"\nbusybox_suite = \"s\"\nsuite_memory_mib = 256\nsuite_swap_mib = 1024\n",
     )
     .unwrap();
@@ -44,8 +45,8 @@ fn a_boards_memory_replaces_the_arch_one_up_to_what_the_kernel_maps() {
     let small = boot.guest_with(true, Some(128), "mipsel").unwrap();
     assert_eq!((small.memory_mib, small.swap_mib), (128, Some(1024)), "only the memory is the board's");
     let err = boot.guest_with(false, Some(512), "mipsel").unwrap_err().to_string();
-    assert_eq!(err, "qemu-test --arch mipsel --system --memory-mib 512: the kernel of [system.mipsel] maps at most 256 MiB on `malta`; a guest of 512 MiB would still see 256");
-    let unbounded = SystemBoot { max_memory_mib: None, ..boot };
+    assert_eq!(err, "qemu-test --arch mipsel --system --memory-mib 512: [system.mipsel] boots at most 256 MiB on `malta`: its 32-bit kernel maps no more");
+    let unbounded = SystemBoot { max_memory: None, ..boot };
     assert_eq!(unbounded.guest_with(false, Some(4096), "aarch64").unwrap().memory_mib, 4096);
 }
 
