@@ -38,8 +38,8 @@ pub struct Args {
     /// The booted guest's memory in MiB, as your board's RAM (default: the arch's `memory_mib`, or `suite_memory_mib` for the whole suite).
     #[arg(long, requires = "system", value_parser = clap::value_parser!(u32).range(1..))]
     pub memory_mib: Option<u32>,
-    /// Run this application (a .py file) instead of the checks; it must exit 0. Its arguments follow `--`.
-    #[arg(long, conflicts_with_all = ["system", "cpython_tests"])]
+    /// Run this application (a .py file) instead of the checks, under qemu-user or, with --system, on a booted kernel (its time and peak RSS reported); it must exit 0. Its arguments follow `--`.
+    #[arg(long, conflicts_with = "cpython_tests")]
     pub app: Option<PathBuf>,
     /// Arguments of --app.
     #[arg(last = true, requires = "app")]
@@ -55,7 +55,7 @@ pub fn run(project: &Project, args: Args) -> Result<()> {
         ctrlc::set_handler(process::interrupt).context("cannot install the interrupt handler")?;
     }
     for a in project.arches(&loaded, &arch)? {
-        let _runs = qemu::run_lock(project, &a, system && app.is_none(), wait)?;
+        let _runs = qemu::run_lock(project, &a, system, wait)?;
         // The tree it reads is swapped by builds: held until the tree
         // is copied over the board root (qemu-test lets it go then, and
         // takes it again to write deploy/<arch>/).
@@ -67,7 +67,7 @@ pub fn run(project: &Project, args: Args) -> Result<()> {
         project.resolve_board(&loaded, &a, &mut target)?;
         let app = app.clone().map(|file| package::App { file, args: app_args.clone() });
         let run = match &app {
-            Some(app) => qemu::Run::App(app),
+            Some(app) => qemu::Run::App { app, system, memory_mib },
             None => qemu::Run::Checks { cpython: cpython_tests, system, memory_mib, minutes, resume: resume_from.as_deref() },
         };
         qemu::test(project, &loaded, &a, &target, package.as_deref(), run, lock)?;

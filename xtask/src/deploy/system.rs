@@ -276,17 +276,7 @@ const GUEST_JUNIT: &str = "/tmp/junit.xml";
 /// board program (as `PROGRAM <exit status> <argv>`), power off.
 pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: Option<&GuestRegrtest>) -> String {
     let bb = format!("/{GUEST_DIR}/busybox");
-    let mut s = format!(
-        "#!{bb} sh\n{bb} mkdir -p /proc /sys /dev /tmp\n{bb} mount -t proc proc /proc\n{bb} mount -t sysfs sys /sys\n\
-         {bb} mount -t devtmpfs dev /dev\n{bb} ln -s /proc/self/fd /dev/fd\n{bb} ln -s fd/0 /dev/stdin\n{bb} ln -s fd/1 /dev/stdout\n{bb} ln -s fd/2 /dev/stderr\n{bb} mkdir -p /dev/shm /dev/pts\n{bb} mount -t tmpfs shm /dev/shm\n{bb} mount -t devpts pts /dev/pts\n\
-         {bb} mount -t tmpfs tmp /tmp\n{bb} ip link set lo up\n\
-         [ -e /etc/hosts ] || printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost ip6-loopback\\n' > /etc/hosts\n\
-         [ -e /etc/nsswitch.conf ] || printf 'hosts: files dns\\nservices: files\\nprotocols: files\\npasswd: files\\ngroup: files\\n' > /etc/nsswitch.conf\n\
-         [ -e /etc/passwd ] || printf 'root:x:0:0:root:/root:/bin/sh\\n' > /etc/passwd\n[ -e /etc/group ] || printf 'root:x:0:\\n' > /etc/group\necho \"BOOTED $({bb} uname -r) $({bb} uname -m) $({bb} cut -d' ' -f1 /proc/uptime)\"\n"
-    );
-    for (k, v) in env {
-        s.push_str(&format!("export {k}='{v}'\n"));
-    }
+    let mut s = init_start(env);
     s.push_str(&format!("/usr/local/bin/python3 -I -B /{GUEST_DIR}/checks.py\necho \"CHECKS-EXIT $?\"\n"));
     if let Some(r) = regrtest {
         // The checks write no byte code; the tests' own children must
@@ -325,11 +315,56 @@ pub fn init_script(env: &[(&str, String)], programs: &[Vec<String>], regrtest: O
         let quoted = crate::base::process::shell_words(argv);
         s.push_str(&format!("{quoted} > /tmp/out 2>&1; echo \"PROGRAM $? {}\"; {bb} head -n 1 /tmp/out\n", argv.join(" ").replace('"', "")));
     }
+    s.push_str(&power_off());
+    s
+}
+
+/// An application's `/init`: the board's start as for the checks, then
+/// `app` alone (its file in the guest, with `args`) from `/tmp`, timed by
+/// busybox's `time -v` for its elapsed time and peak RSS (the largest of
+/// the app and the children it waited for). Read back as `APP-EXIT`,
+/// `APP | <line>` for each line it printed, `APP-ELAPSED`, and
+/// `APP-MAXRSS` with `APP-PAGE-SIZE` (see `Console::app_peak_rss_kib`);
+/// then power off.
+pub fn app_init_script(env: &[(&str, String)], app: &str, args: &[String]) -> String {
+    let bb = format!("/{GUEST_DIR}/busybox");
+    let mut s = init_start(env);
+    let mut argv = vec!["/usr/local/bin/python3".to_string(), "-B".into(), app.to_string()];
+    argv.extend(args.iter().cloned());
+    let argv = crate::base::process::shell_words(&argv);
+    s.push_str(&format!(
+        "cd /tmp\n{bb} time -v -o /tmp/app.time {argv} > /tmp/app.out 2>&1 < /dev/null\necho \"APP-EXIT $?\"\n\
+         {bb} sed 's/^/APP | /' /tmp/app.out\n\
+         {bb} sed -n 's/.*Maximum resident set size (kbytes): /APP-MAXRSS /p; s/.*Page size (bytes): /APP-PAGE-SIZE /p; s/.*Elapsed (wall clock) time (h:mm:ss or m:ss): /APP-ELAPSED /p' /tmp/app.time\ncd /\n"
+    ));
+    s.push_str(&power_off());
+    s
+}
+
+/// What a board's init and image give every guest (see [`init_script`]),
+/// then `BOOTED <release> <machine> <uptime>` and the environment `env`.
+fn init_start(env: &[(&str, String)]) -> String {
+    let bb = format!("/{GUEST_DIR}/busybox");
+    let mut s = format!(
+        "#!{bb} sh\n{bb} mkdir -p /proc /sys /dev /tmp\n{bb} mount -t proc proc /proc\n{bb} mount -t sysfs sys /sys\n\
+         {bb} mount -t devtmpfs dev /dev\n{bb} ln -s /proc/self/fd /dev/fd\n{bb} ln -s fd/0 /dev/stdin\n{bb} ln -s fd/1 /dev/stdout\n{bb} ln -s fd/2 /dev/stderr\n{bb} mkdir -p /dev/shm /dev/pts\n{bb} mount -t tmpfs shm /dev/shm\n{bb} mount -t devpts pts /dev/pts\n\
+         {bb} mount -t tmpfs tmp /tmp\n{bb} ip link set lo up\n\
+         [ -e /etc/hosts ] || printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost ip6-loopback\\n' > /etc/hosts\n\
+         [ -e /etc/nsswitch.conf ] || printf 'hosts: files dns\\nservices: files\\nprotocols: files\\npasswd: files\\ngroup: files\\n' > /etc/nsswitch.conf\n\
+         [ -e /etc/passwd ] || printf 'root:x:0:0:root:/root:/bin/sh\\n' > /etc/passwd\n[ -e /etc/group ] || printf 'root:x:0:\\n' > /etc/group\necho \"BOOTED $({bb} uname -r) $({bb} uname -m) $({bb} cut -d' ' -f1 /proc/uptime)\"\n"
+    );
+    for (k, v) in env {
+        s.push_str(&format!("export {k}='{v}'\n"));
+    }
+    s
+}
+
+/// The guest's last lines: nothing it wrote is kept.
+fn power_off() -> String {
     // -n: no sync first. Nothing the guest wrote is kept, and on mipsel's
     // 9p root (cache=loose) the sync once hung the guest after its last
     // program ("task busybox blocked for more than 120 seconds").
-    s.push_str(&format!("echo {POWERING_OFF}\n{bb} poweroff -f -n\n"));
-    s
+    format!("echo {POWERING_OFF}\n/{GUEST_DIR}/busybox poweroff -f -n\n")
 }
 
 /// The guest's root disk, and its swap disk: the first virtio disk, or
@@ -652,6 +687,20 @@ mod tests {
         assert!(s.contains("/bin/ls /lib > /tmp/out 2>&1; echo \"PROGRAM $? /bin/ls /lib\""), "{s}");
         assert_eq!(lines[lines.len() - 2..], ["echo POWERING-OFF", "/.crosspython/busybox poweroff -f -n"]);
         assert!(!s.contains("oom_kill_allocating_task"), "the checks measure memory on the kernel's defaults:\n{s}");
+    }
+
+    #[test]
+    fn an_apps_init_runs_the_app_alone_timed_and_powers_off() {
+        let s = app_init_script(&[("HOME", "/tmp".into())], "/.crosspython/app/svc.py", &["--self-test".into(), "it's".into()]);
+        let bb = "/.crosspython/busybox";
+        assert!(!s.contains("checks.py") && !s.contains("-m test"), "the app alone:\n{s}");
+        assert!(s.contains("[ -e /etc/hosts ] ||") && s.contains("export HOME='/tmp'"), "the board's start as for the checks:\n{s}");
+        let run = s
+            .find(&format!("{bb} time -v -o /tmp/app.time /usr/local/bin/python3 -B /.crosspython/app/svc.py --self-test 'it'\\''s' > /tmp/app.out 2>&1 < /dev/null\necho \"APP-EXIT $?\""))
+            .expect(&s);
+        let printed = s.find(&format!("{bb} sed 's/^/APP | /' /tmp/app.out")).unwrap();
+        let figures = s.find("APP-PAGE-SIZE").unwrap();
+        assert!(run < printed && printed < figures && figures < s.find("POWERING-OFF").unwrap(), "{s}");
     }
 
     #[test]

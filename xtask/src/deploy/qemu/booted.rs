@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use super::fixtures::PACKAGE_CHECKS;
 use super::install::OnBoard;
 use super::record::CheckResult;
+use crate::deploy::package::App;
 use crate::deploy::regrtest::{Plan, Report, Selection};
 use crate::deploy::system::{self, Ended, GuestRegrtest, Kernel};
 use crate::engine::project::Project;
@@ -47,44 +48,28 @@ impl GuestRun<'_> {
 /// The checks and the board's programs on a booted kernel of the arch:
 /// the board root with the package (`board.tree`) as the guest's root.
 pub(super) fn checks(project: &Project, loaded: &Loaded, arch_name: &str, board: &OnBoard, run: &GuestRun) -> Result<(Vec<CheckResult>, Option<Report>)> {
-    let (tree, work) = (board.tree.as_path(), board.work.path());
     let arch = &loaded.manifest.arch[arch_name];
     let boot = &loaded.manifest.system[arch_name];
-    crate::machine::host::ensure_tool(&boot.qemu, &boot.qemu_package, &format!("qemu-test --arch {arch_name} --system"))?;
-    let fetcher = crate::sources::fetch::Fetcher::new(project.dl_dir.clone());
-    let kernel = system::kernel(&fetcher, &project.cache_dir, boot, arch)?;
-    let busybox = system::busybox(&fetcher, &project.cache_dir, boot, arch)?;
-    stage_guest_files(tree, &busybox, run)?;
     let tests = run.test_seconds(boot);
-    let guest = &run.guest;
     let guest_regrtest = run.regrtest.map(|(plan, _)| GuestRegrtest {
         list_suite: plan.lists_suite(),
         args: plan.args(""),
         seconds: Some(tests),
-        swap: guest.swap_mib.map(|_| system::swap_device(boot.root)),
+        swap: run.guest.swap_mib.map(|_| system::swap_device(boot.root)),
     });
-    let init = tree.join("init");
-    fs::write(&init, system::init_script(&guest_env(loaded, arch)?, run.programs, guest_regrtest.as_ref()))?;
-    fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    let initrd = work.join("initrd.gz");
-    let how = make_initrd(boot, guest, &kernel, &busybox, tree, &initrd)?;
-    let cpu = guest.cpu.as_deref().map_or(String::new(), |c| format!(" -cpu {c}"));
-    eprintln!("booting {} under {} (-M {}{cpu}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
-    let started = Instant::now();
+    let init = system::init_script(&guest_env(loaded, arch)?, run.programs, guest_regrtest.as_ref());
+    let mut files = vec![("checks.py".to_string(), run.script.to_path_buf())];
+    files.extend(["cert.pem", "key.pem", PACKAGE_CHECKS].map(|f| (f.to_string(), run.fixtures.join(f))));
     // The guest stops the tests at `tests` itself (and their re-run after);
     // the host's limit, half an hour more for boot, checks and the XML, is
     // for a guest that hangs.
     let limit = 1800 + if tests > 0 { system::regrtest_stop_seconds(tests) } else { 0 };
-    // Kept like a task's log: hours of a test suite are read afterwards.
-    let log = project.build_dir.join(arch_name).join("qemu-system").join("log.console");
-    eprintln!("console: {}", log.display());
-    let console = system::run(boot, guest, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
+    let (console, powered_off) = boot_guest(project, loaded, arch_name, board, &run.guest, &files, &init, limit)?;
     match (console.ended, run.regrtest) {
         (Ended::Interrupted, None) => bail!("interrupted before the guest finished its checks (console: {})", console.path.display()),
         (Ended::TimeLimit, None) => bail!("the guest did not power off within {limit} s (console: {})", console.path.display()),
         _ => {}
     }
-    let powered_off = started.elapsed().as_secs();
     let read = Console::read(&console.text)?;
     let Some(booted) = &read.booted else {
         bail!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(&console.text, 30));
@@ -103,18 +88,101 @@ pub(super) fn checks(project: &Project, loaded: &Loaded, arch_name: &str, board:
     Ok((results, report))
 }
 
-/// The guest's own directory (busybox, the check script, its fixtures),
-/// which must not replace anything of the board's.
-fn stage_guest_files(tree: &Path, busybox: &Path, run: &GuestRun) -> Result<()> {
+/// An application on a booted kernel (`qemu-test --system --app`), alone
+/// on the board root with the package: it must exit 0 within half an
+/// hour; its time and peak RSS are what a board would see.
+pub(super) fn app(project: &Project, loaded: &Loaded, arch_name: &str, board: &OnBoard, app: &App, guest: &GuestMachine) -> Result<()> {
+    let boot = &loaded.manifest.system[arch_name];
+    let name = app.file.file_name().context("--app names no file")?.to_string_lossy().into_owned();
+    let in_guest = format!("app/{name}");
+    let env = [("PATH", "/usr/local/bin:/usr/bin:/bin".to_string()), ("HOME", "/tmp".into()), ("LC_ALL", "C.UTF-8".into())];
+    let init = system::app_init_script(&env, &format!("/{}/{in_guest}", system::GUEST_DIR), &app.args);
+    let limit = 1800;
+    let (console, powered_off) = boot_guest(project, loaded, arch_name, board, guest, &[(in_guest, app.file.clone())], &init, limit)?;
+    let read = Console::read(&console.text)?;
+    let log = console.path.display();
+    let Some(booted) = &read.booted else {
+        bail!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(&console.text, 30));
+    };
+    let Some(code) = &read.app_exit else {
+        let why = match console.ended {
+            Ended::Interrupted => "interrupted".to_string(),
+            Ended::TimeLimit => format!("it did not end within {limit} s"),
+            Ended::PoweredOff => "the guest powered off first".to_string(),
+        };
+        bail!("{} did not finish on the booted {arch_name} guest: {why} (console: {log})", app.file.display());
+    };
+    if code != "0" {
+        bail!(
+            "{} failed on the booted {arch_name} guest (exit {code}): a module it needs was left out of the package, or it failed; its output:\n{}\n(console: {log})",
+            app.file.display(),
+            read.app_output.join("\n")
+        );
+    }
+    let (kernel, _) = booted.rsplit_once(' ').unwrap_or((booted, ""));
+    let peak = read.app_peak_rss_kib().map_or("?".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    println!(
+        "{arch_name}: {} ran on a booted kernel (Linux {kernel}, {} -M {}, {} MiB) in {}; peak RSS {peak}; powered off after {powered_off} s",
+        app.file.display(),
+        boot.qemu,
+        boot.machine,
+        guest.memory_mib,
+        read.app_elapsed.as_deref().unwrap_or("?"),
+    );
+    Ok(())
+}
+
+/// Boot the arch's kernel with the board root and the package
+/// (`board.tree`) as its root, `files` (name, source) in the guest's own
+/// directory and `init` as `/init`; stopped after `limit` seconds. The
+/// console, and the seconds to power-off.
+#[allow(clippy::too_many_arguments)]
+fn boot_guest(
+    project: &Project,
+    loaded: &Loaded,
+    arch_name: &str,
+    board: &OnBoard,
+    guest: &GuestMachine,
+    files: &[(String, std::path::PathBuf)],
+    init: &str,
+    limit: u64,
+) -> Result<(system::Console, u64)> {
+    let (tree, work) = (board.tree.as_path(), board.work.path());
+    let arch = &loaded.manifest.arch[arch_name];
+    let boot = &loaded.manifest.system[arch_name];
+    crate::machine::host::ensure_tool(&boot.qemu, &boot.qemu_package, &format!("qemu-test --arch {arch_name} --system"))?;
+    let fetcher = crate::sources::fetch::Fetcher::new(project.dl_dir.clone());
+    let kernel = system::kernel(&fetcher, &project.cache_dir, boot, arch)?;
+    let busybox = system::busybox(&fetcher, &project.cache_dir, boot, arch)?;
+    stage_guest_files(tree, &busybox, files)?;
+    let init_file = tree.join("init");
+    fs::write(&init_file, init)?;
+    fs::set_permissions(&init_file, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let initrd = work.join("initrd.gz");
+    let how = make_initrd(boot, guest, &kernel, &busybox, tree, &initrd)?;
+    let cpu = guest.cpu.as_deref().map_or(String::new(), |c| format!(" -cpu {c}"));
+    eprintln!("booting {} under {} (-M {}{cpu}) with the board root and the package {how} ...", kernel.vmlinuz.display(), boot.qemu, boot.machine);
+    let started = Instant::now();
+    // Kept like a task's log: hours of a test suite are read afterwards.
+    let log = project.build_dir.join(arch_name).join("qemu-system").join("log.console");
+    eprintln!("console: {}", log.display());
+    let console = system::run(boot, guest, &kernel.vmlinuz, &initrd, Some(tree), std::time::Duration::from_secs(limit), &log)?;
+    Ok((console, started.elapsed().as_secs()))
+}
+
+/// The guest's own directory (busybox, and `files`: the check script and
+/// its fixtures, or an app), which must not replace anything of the board's.
+fn stage_guest_files(tree: &Path, busybox: &Path, files: &[(String, std::path::PathBuf)]) -> Result<()> {
     let guest = tree.join(system::GUEST_DIR);
     if guest.exists() || tree.join("init").exists() {
         bail!("the board root already has /{} or /init; the guest's own files would replace them", system::GUEST_DIR);
     }
     fs::create_dir_all(&guest)?;
     fs::copy(busybox, guest.join("busybox"))?;
-    fs::copy(run.script, guest.join("checks.py"))?;
-    for f in ["cert.pem", "key.pem", PACKAGE_CHECKS] {
-        fs::copy(run.fixtures.join(f), guest.join(f))?;
+    for (name, source) in files {
+        let to = guest.join(name);
+        fs::create_dir_all(to.parent().unwrap_or(&guest))?;
+        fs::copy(source, &to).with_context(|| format!("cannot copy {} into the guest", source.display()))?;
     }
     Ok(())
 }
@@ -233,6 +301,13 @@ pub(super) struct Console {
     /// regrtest's JUnit XML, gzipped and base64-encoded.
     pub(super) junit: String,
     pub(super) regrtest_exit: Option<String>,
+    /// An app's exit status (`qemu-test --system --app`), what it printed,
+    /// its peak RSS and elapsed time as busybox's `time -v` says them.
+    pub(super) app_exit: Option<String>,
+    pub(super) app_output: Vec<String>,
+    pub(super) app_max_rss: Option<u64>,
+    pub(super) app_page_size: Option<u64>,
+    pub(super) app_elapsed: Option<String>,
 }
 
 impl Console {
@@ -278,9 +353,29 @@ impl Console {
                 c.junit.push_str(chunk.trim());
             } else if let Some(code) = line.strip_prefix("REGRTEST-EXIT ") {
                 c.regrtest_exit = Some(code.trim().to_string());
+            } else if let Some(code) = line.strip_prefix("APP-EXIT ") {
+                c.app_exit = Some(code.trim().to_string());
+            } else if let Some(printed) = line.strip_prefix("APP | ") {
+                c.app_output.push(printed.to_string());
+            } else if let Some(rss) = line.strip_prefix("APP-MAXRSS ") {
+                c.app_max_rss = rss.trim().parse().ok();
+            } else if let Some(bytes) = line.strip_prefix("APP-PAGE-SIZE ") {
+                c.app_page_size = bytes.trim().parse().ok();
+            } else if let Some(elapsed) = line.strip_prefix("APP-ELAPSED ") {
+                c.app_elapsed = Some(elapsed.trim().to_string());
             }
         }
         Ok(c)
+    }
+
+    /// The app's peak RSS in KiB. busybox's `time -v` takes `ru_maxrss`
+    /// for pages and multiplies by the page size over 1024
+    /// (miscutils/time.c, `ptok(pagesize, ru_maxrss)`), but Linux gives it
+    /// in KiB already (getrusage(2)): 4 times too much on 4 KiB pages, the
+    /// bug GNU time 1.7 had and 1.8 fixed. Undone with the page size it
+    /// printed.
+    pub(super) fn app_peak_rss_kib(&self) -> Option<u64> {
+        Some(self.app_max_rss? * 1024 / self.app_page_size.filter(|&p| p >= 1024)?)
     }
 }
 

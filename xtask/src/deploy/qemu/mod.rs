@@ -43,8 +43,9 @@ pub enum Run<'a> {
     /// on from (one another machine wrote, say), instead of `deploy/<arch>/`'s.
     /// `memory_mib`: a booted guest's memory, the board's RAM.
     Checks { cpython: Option<crate::deploy::regrtest::Selection>, system: bool, memory_mib: Option<u32>, minutes: Option<u64>, resume: Option<&'a Path> },
-    /// One application, which must exit 0 (the `app` profile's proof).
-    App(&'a crate::deploy::package::App),
+    /// One application, which must exit 0 (the `app` profile's proof),
+    /// under qemu-user or, with `system`, on a booted kernel.
+    App { app: &'a crate::deploy::package::App, system: bool, memory_mib: Option<u32> },
 }
 
 /// The lock of the runs of one arch and kind (qemu-user, booted), held
@@ -61,7 +62,7 @@ pub fn run_lock(project: &Project, arch_name: &str, system: bool, wait: bool) ->
 pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target, package: Option<&Path>, run: Run, lock: BuildLock) -> Result<()> {
     let (cpython, system, memory_mib, minutes, resume, app) = match run {
         Run::Checks { cpython, system, memory_mib, minutes, resume } => (cpython, system, memory_mib, minutes, resume, None),
-        Run::App(app) => (None, false, None, None, None, Some(app)),
+        Run::App { app, system, memory_mib } => (None, system, memory_mib, None, None, Some(app)),
     };
     let arch = &loaded.manifest.arch[arch_name];
     // A guest that cannot boot is refused before the board root is made.
@@ -80,6 +81,9 @@ pub fn test(project: &Project, loaded: &Loaded, arch_name: &str, target: &Target
     };
     let board = install::onto_board(project, loaded, arch_name, target, package)?;
     drop(lock);
+    if let (Some(app), Some((_, guest))) = (app, &boot) {
+        return booted::app(project, loaded, arch_name, &board, app, guest);
+    }
     let fixtures = Fixtures::new(loaded)?;
     let script = project.root.join("tests/target/checks.py");
     // What is tested: a later run of the whole suite on the same tree goes

@@ -92,6 +92,24 @@ fn the_guests_console_gives_the_checks_the_boards_programs_and_the_suites_progre
 }
 
 #[test]
+fn a_booted_apps_exit_output_time_and_peak_rss_come_back_from_the_console() {
+    // As mipsel's malta printed them (session 29), a kernel line among them.
+    let text = "BOOTED 6.1.0-50-4kc-malta mips 4.68\r\nAPP-EXIT 0\r\nAPP | RLIM_INFINITY -1\r\n[   9.1] random: crng init done\r\nAPP | \r\n\
+                APP-ELAPSED 0m 3.70s\r\nAPP-MAXRSS 33872\r\nAPP-PAGE-SIZE 4096\r\nPOWERING-OFF\r\n";
+    let c = Console::read(text).unwrap();
+    assert_eq!((c.app_exit.as_deref(), c.app_elapsed.as_deref()), (Some("0"), Some("0m 3.70s")));
+    assert_eq!(c.app_output, ["RLIM_INFINITY -1", ""], "its lines, an empty one kept, the kernel's not");
+    // busybox's `time -v` counts Linux's KiB as pages: 4 times too much on
+    // 4 KiB pages, the figure /proc/self/status's VmHWM gives is a quarter.
+    assert_eq!(c.app_peak_rss_kib(), Some(8468));
+    let sixteen_k = Console::read("APP-MAXRSS 33872\nAPP-PAGE-SIZE 16384\n").unwrap();
+    assert_eq!(sixteen_k.app_peak_rss_kib(), Some(2117));
+    // No page size (busybox printed none): no figure, not a wrong one.
+    assert_eq!(Console::read("APP-MAXRSS 33872\n").unwrap().app_peak_rss_kib(), None);
+    assert!(Console::read("BOOTED 6.1 mips 4.6\nPOWERING-OFF\n").unwrap().app_exit.is_none(), "an app that never ended has no exit status");
+}
+
+#[test]
 fn a_booted_suite_that_ends_early_reports_what_finished_and_fails_its_finished_check() {
     let loaded = Loaded::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes-manifest.toml")).unwrap();
     let plan = Plan::new(&loaded, "armhf", Selection::All, true, None, 2);
