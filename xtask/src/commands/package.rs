@@ -54,7 +54,8 @@ pub fn run(project: &Project, args: Args) -> Result<()> {
         // the package alone, on the board root.
         if let (Some(app), Some(archive)) = (&opts.app, out.archive()) {
             let target = project.last_target(&a);
-            qemu::test(project, &loaded, &a, &target, Some(&project.deploy_dir(&a).join(archive)), qemu::Run::App { app, system: false, memory_mib: None }, lock)?;
+            let run = qemu::Run::App { app, system: false, memory_mib: None };
+            qemu::test(project, &loaded, &a, &target, Some(&project.deploy_dir(&a).join(archive)), run, lock)?;
         }
     }
     Ok(())
