@@ -40,6 +40,12 @@ cargo xtask package --arch "$arch" --app tests/apps/http_service.py -- --self-te
 if tar -tzf deploy/"$arch"/crosspython-*-"$arch"-app.tar.gz | grep -q '/site-packages/numpy/'; then
   echo "the app profile kept numpy, which the application does not import" >&2; exit 1
 fi
+# The same application package alone on a booted kernel with a small board's memory.
+if grep -q "^\[system\.$arch\]" recipes-manifest.toml; then
+  out=$(cargo xtask qemu-test --arch "$arch" --system --memory-mib 256 --package deploy/"$arch"/crosspython-*-"$arch"-app.tar.zst \
+    --app tests/apps/http_service.py -- --self-test)
+  grep -q "ran on a booted kernel .* 256 MiB) in .*; peak RSS [0-9.]* MiB" <<<"$out" || { echo "no booted app run in: $out" >&2; exit 1; }
+fi
 
 # Nothing of glibc in the package: the board's own C library is used.
 if tar -tzf "$archive" | grep -E '(^|/)(libc\.so\.6|libm\.so\.6|ld-linux[^/]*|ld\.so\.1)$'; then
