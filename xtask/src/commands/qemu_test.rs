@@ -48,6 +48,9 @@ pub struct Args {
 
 pub fn run(project: &Project, args: Args) -> Result<()> {
     let Args { arch, package, board, cpython_tests, minutes, resume_from, wait, system, memory_mib, app, app_args } = args;
+    if let Some(file) = app.as_ref().filter(|f| !f.is_file()) {
+        anyhow::bail!("qemu-test --app {}: no such file (the application to run on the target)", file.display());
+    }
     let loaded = project.load()?;
     if system {
         // Ctrl-C stops the booted guest as its time limit would:
