@@ -71,9 +71,7 @@ pub(super) fn checks(project: &Project, loaded: &Loaded, arch_name: &str, board:
         _ => {}
     }
     let read = Console::read(&console.text)?;
-    let Some(booted) = &read.booted else {
-        bail!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(&console.text, 30));
-    };
+    let booted = read.reached_init(&console.text)?;
     let mut results = vec![booted_result(boot, booted, powered_off)];
     results.extend(read.results.iter().cloned());
     let report = match run.regrtest {
@@ -101,9 +99,7 @@ pub(super) fn app(project: &Project, loaded: &Loaded, arch_name: &str, board: &O
     let (console, powered_off) = boot_guest(project, loaded, arch_name, board, guest, &[(in_guest, app.file.clone())], &init, limit)?;
     let read = Console::read(&console.text)?;
     let log = console.path.display();
-    let Some(booted) = &read.booted else {
-        bail!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(&console.text, 30));
-    };
+    let booted = read.reached_init(&console.text)?;
     let Some(code) = &read.app_exit else {
         let why = match console.ended {
             Ended::Interrupted => "interrupted".to_string(),
@@ -366,6 +362,12 @@ impl Console {
             }
         }
         Ok(c)
+    }
+
+    /// `/init`'s `BOOTED` line; a guest that never printed it is an error
+    /// with the console's last lines (`text`), where the kernel said why.
+    pub(super) fn reached_init(&self, text: &str) -> Result<&str> {
+        self.booted.as_deref().with_context(|| format!("the guest never reached /init; console:\n{}", crate::base::process::last_lines(text, 30)))
     }
 
     /// The app's peak RSS in KiB. busybox's `time -v` takes `ru_maxrss`

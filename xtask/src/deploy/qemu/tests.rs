@@ -80,7 +80,9 @@ fn the_guests_console_gives_the_checks_the_boards_programs_and_the_suites_progre
     assert_eq!((c.junit.as_str(), c.regrtest_exit.as_deref()), ("H4sIAAAAAAAA==", Some("130")));
     // A guest that never reached /init has no BOOTED line; a broken CHECK
     // line is an error that quotes it.
-    assert_eq!(Console::read("Kernel panic - not syncing\n").unwrap().booted, None);
+    let panicked = Console::read("Kernel panic - not syncing\n").unwrap();
+    let err = panicked.reached_init("Kernel panic - not syncing\n").unwrap_err().to_string();
+    assert_eq!(err, "the guest never reached /init; console:\nKernel panic - not syncing", "the kernel's last words are shown");
     let err = Console::read("CHECK {not json\n").unwrap_err().to_string();
     assert_eq!(err, "bad check line: CHECK {not json");
     // A root too big for the guest's memory is unpacked in part: said first,
